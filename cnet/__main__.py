@@ -1,0 +1,3 @@
+from cnet.cli.main import main
+
+main()

@@ -1,0 +1,67 @@
+"""Shared CLI plumbing: the per-command context, output helpers, and error-to-exit mapping."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from ..services.context import Context
+
+_ctx: Context | None = None
+
+
+def set_context(ctx: Context) -> None:
+    global _ctx
+    _ctx = ctx
+
+
+def context() -> Context:
+    assert _ctx is not None
+    return _ctx
+
+
+def mutating() -> Context:
+    """Context for a command that changes state: root check, then crash recovery first."""
+    ctx = context()
+    ctx.require_root()
+    if not ctx.dry_run:
+        recover(ctx)
+    return ctx
+
+
+def reading() -> Context:
+    """Context for a read-only command; recovers only when it can (root), else just reads."""
+    ctx = context()
+    import os
+
+    if not ctx.dry_run and os.geteuid() == 0:
+        recover(ctx)
+    return ctx
+
+
+def recover(ctx: Context) -> None:
+    from ..services import recovery
+
+    for line in recovery.recover_all(ctx):
+        print(line, file=sys.stderr)
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def print_table(rows: list[dict], headers: list[str]) -> None:
+    from tabulate import tabulate
+
+    print(tabulate([[r.get(h, "") for h in headers] for r in rows], headers=[h.upper() for h in headers]))
+
+
+def print_plan(plan, title: str) -> None:
+    sys.stdout.write(plan.as_shell_script(title))
+
+
+def fail(message: str, code: int = 1) -> None:
+    print(f"cnet: error: {message}", file=sys.stderr)
+    raise typer.Exit(code)

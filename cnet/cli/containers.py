@@ -1,0 +1,240 @@
+"""Container commands: run, ps, inspect, exec, logs, stop, rm."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from . import common
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", context_settings={"allow_interspersed_args": False})(run)
+    app.command("ps")(ps)
+    app.command("inspect")(inspect)
+    app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)
+    app.command("logs")(logs)
+    app.command("stop")(stop)
+    app.command("rm")(rm)
+    app.command("_reap", hidden=True)(reap)
+
+
+def run(
+    command: Annotated[Optional[list[str]], typer.Argument(help="Command and arguments (default: /bin/sh).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Container name (default: its 12-hex id).")] = None,
+    net: Annotated[Optional[list[str]], typer.Option("--net", help="Network to attach (repeatable; the first one gets the default route).")] = None,
+    publish: Annotated[Optional[list[str]], typer.Option("-p", "--publish", help="[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeatable).")] = None,
+    ip: Annotated[Optional[str], typer.Option("--ip", help="Static address on the first network.")] = None,
+    hostname: Annotated[Optional[str], typer.Option("--hostname", help="Hostname (default: the name).")] = None,
+    env: Annotated[Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")] = None,
+    detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background; output goes to `cnet logs`.")] = False,
+    remove: Annotated[bool, typer.Option("--rm", help="Remove the container's record when it exits.")] = False,
+    stop_timeout: Annotated[float, typer.Option("--stop-timeout", help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")] = 3.0,
+) -> None:
+    """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings."""
+    from ..services import containers
+
+    ctx = common.context()
+    req = containers.parse_run_request(
+        name=name, networks=net or [], ports=publish or [], ip=ip, hostname=hostname, env=env or [], command=command or []
+    )
+    ctx = common.mutating()
+    out = containers.run_container(ctx, req, detached=detach, remove=remove)
+    if ctx.dry_run:
+        common.print_plan(out.plan, f"cnet run {out.result['name']}")
+        return
+    row = out.result
+    proc = containers.start_process(ctx, row, foreground=not detach)
+    if detach:
+        print(row["id"])
+        return
+    _foreground(ctx, containers, row, proc, stop_timeout, remove)
+
+
+def _info_lines(row: dict) -> list[str]:
+    from ..kernel.netns import enter_hint
+
+    lines = [f"container {row['name']} (id {row['id']}) pid {row.get('pid')}"]
+    for ep in row["endpoints"]:
+        lines.append(f"  {ep['interface']} {ep['ip']}/{ep['prefix_len']} on network {ep['network']}")
+    for p in row["ports"]:
+        lines.append(f"  port {p['host_ip']}:{p['host_port']} -> {p['container_ip']}:{p['container_port']}/{p['protocol']}")
+    if row.get("pid"):
+        lines.append(f"  enter it with: {enter_hint(row['pid'])}")
+    return lines
+
+
+def _foreground(ctx, containers, row, proc, stop_timeout: float, remove: bool) -> None:
+    import signal
+
+    def as_interrupt(_sig, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, as_interrupt)
+    signal.signal(signal.SIGHUP, as_interrupt)
+    for line in _info_lines(row):
+        print(line, file=sys.stderr, flush=True)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        print(f"cnet: stopping {row['name']}...", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        containers.stop_container(ctx, row["id"], timeout=stop_timeout)
+        proc.wait()
+    with ctx.store.read() as conn:
+        got = conn.exec_driver_sql("SELECT exit_code FROM containers WHERE id = ?", (row["id"],)).first()
+    code = got[0] if got and got[0] is not None else (proc.returncode or 0)
+    if remove:
+        containers.remove_record(ctx, row["id"])
+    raise typer.Exit(code if 0 <= code <= 255 else 1)
+
+
+def ps(
+    all_: Annotated[bool, typer.Option("-a", "--all", help="Show exited containers too.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List running containers (-a: all)."""
+    from ..services import containers
+
+    ctx = common.reading()
+    with ctx.store.read() as conn:
+        rows = containers.list_containers(conn, all_)
+    if json_:
+        common.print_json(rows)
+        return
+    common.print_table(rows, ["name", "id", "state", "pid", "ips", "ports", "command"])
+
+
+def inspect(refs: Annotated[list[str], typer.Argument(help="Container (or network) names or ids.")]) -> None:
+    """Show containers (or networks) as JSON, with the nsenter command to enter a container."""
+    from ..errors import NotFound
+    from ..services import containers, networks
+
+    ctx = common.reading()
+    out = []
+    with ctx.store.read() as conn:
+        for ref in refs:
+            try:
+                out.append(containers.describe(conn, containers.get_container(conn, ref)))
+            except NotFound:
+                try:
+                    out.append(networks.inspect_network(conn, ref))
+                except NotFound:
+                    raise NotFound(f"no container or network named {ref!r}") from None
+    common.print_json(out[0] if len(out) == 1 else out)
+
+
+def exec_(
+    container: Annotated[str, typer.Argument(help="Container name or id.")],
+    command: Annotated[list[str], typer.Argument(help="Command and arguments.")],
+) -> None:
+    """Run a command inside all of a running container's namespaces; exits with its exit code."""
+    from .. import procs
+    from ..errors import Conflict
+    from ..kernel.netns import enter_argv
+    from ..services import containers
+
+    ctx = common.reading()
+    with ctx.store.read() as conn:
+        row = containers.get_container(conn, container)
+    if row["state"] != "running" or not procs.alive(row["pid"], row["pid_start_time"]):
+        raise Conflict(f"container {row['name']} is not running")
+    argv = enter_argv(row["pid"], command)
+    if ctx.dry_run:
+        import shlex
+
+        print(shlex.join(argv))
+        return
+    ctx.require_root()
+    proc = ctx.runner.spawn(argv, env=containers.container_env(row), new_session=False)
+    raise typer.Exit(proc.wait())
+
+
+def logs(
+    container: Annotated[str, typer.Argument(help="Container name or id.")],
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new output until the container exits.")] = False,
+) -> None:
+    """Print the output of a detached container."""
+    import time
+
+    from ..errors import CnetError
+    from ..services import containers
+
+    ctx = common.reading()
+    with ctx.store.read() as conn:
+        row = containers.get_container(conn, container)
+    if not row["log_path"]:
+        raise CnetError(f"container {row['name']} runs in the foreground: its output went to its terminal")
+    try:
+        f = open(row["log_path"], "rb")
+    except FileNotFoundError:
+        return
+    out = sys.stdout.buffer
+    with f:
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                out.write(chunk)
+                out.flush()
+                continue
+            if not follow:
+                return
+            with ctx.store.read() as conn:
+                state = conn.exec_driver_sql("SELECT state FROM containers WHERE id = ?", (row["id"],)).scalar()
+            if state != "running":
+                rest = f.read()
+                out.write(rest)
+                out.flush()
+                return
+            time.sleep(0.2)
+
+
+def stop(
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
+    time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
+) -> None:
+    """Stop containers: SIGTERM, wait, then SIGKILL (PID 1 ignores SIGTERM without a handler)."""
+    from ..services import containers
+
+    ctx = common.mutating()
+    _each(containers_, lambda ref: containers.stop_container(ctx, ref, timeout=time_))
+
+
+def rm(
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
+    force: Annotated[bool, typer.Option("-f", "--force", help="Kill a running container first.")] = False,
+) -> None:
+    """Remove containers' records (-f: kill and release running ones first)."""
+    from ..services import containers
+
+    ctx = common.mutating()
+    _each(containers_, lambda ref: containers.remove_container(ctx, ref, force=force))
+
+
+def _each(refs: list[str], action) -> None:
+    from ..errors import CnetError
+
+    failed = False
+    for ref in refs:
+        try:
+            row = action(ref)
+            print(row["name"])
+        except CnetError as exc:
+            print(f"cnet: error: {exc}", file=sys.stderr)
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+def reap(
+    container_id: Annotated[str, typer.Argument()],
+    exit_code: Annotated[int, typer.Argument()],
+) -> None:
+    """Internal: called by a container's watcher when its PID 1 exits."""
+    from ..services import containers
+
+    ctx = common.context()
+    containers.reap(ctx, container_id, exit_code)

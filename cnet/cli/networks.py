@@ -1,0 +1,119 @@
+"""`cnet net ...` commands."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from . import common
+
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Network name: 1-64 characters [a-zA-Z0-9_.-].")],
+    subnet: Annotated[Optional[str], typer.Option(help="IPv4 subnet in CIDR form; default: a free /24 from 10.91.0.0/16-10.99.0.0/16.")] = None,
+    gateway: Annotated[Optional[str], typer.Option(help="Gateway address (default: first usable address).")] = None,
+    ip_range: Annotated[Optional[str], typer.Option("--ip-range", help="Allocate container addresses only from this sub-range (CIDR).")] = None,
+    mtu: Annotated[int, typer.Option(help="MTU of the bridge and its veths.")] = 1500,
+    internal: Annotated[bool, typer.Option("--internal", help="No route out and no NAT: traffic stays on the bridge.")] = False,
+    driver: Annotated[str, typer.Option(help="Network driver (only 'bridge').")] = "bridge",
+) -> None:
+    """Create a bridge network (bridge, gateway address, NAT and isolation rules)."""
+    from ..services import networks
+
+    ctx = common.mutating()
+    out = networks.create_network(
+        ctx, name=name, subnet=subnet, gateway=gateway, ip_range=ip_range, mtu=mtu, internal=internal, driver=driver
+    )
+    if ctx.dry_run:
+        n = out.result
+        common.print_plan(out.plan, f"cnet net create {name}: subnet {n['subnet']}, gateway {n['gateway']}, bridge {n['bridge']}")
+        return
+    print(out.result["id"])
+
+
+@app.command("ls")
+def ls(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List networks."""
+    from ..services import networks
+
+    ctx = common.reading()
+    with ctx.store.read() as conn:
+        rows = networks.list_networks(conn)
+        if json_:
+            common.print_json([networks.inspect_network_row(conn, r) for r in rows])
+            return
+    for r in rows:
+        r["internal"] = "yes" if r["internal"] else ""
+    common.print_table(rows, ["name", "id", "driver", "subnet", "gateway", "bridge", "internal", "containers"])
+
+
+@app.command("inspect")
+def inspect(names: Annotated[list[str], typer.Argument(help="Network names or ids.")]) -> None:
+    """Show networks as JSON."""
+    from ..services import networks
+
+    ctx = common.reading()
+    with ctx.store.read() as conn:
+        data = [networks.inspect_network(conn, n) for n in names]
+    common.print_json(data[0] if len(data) == 1 else data)
+
+
+@app.command("rm")
+def rm(names: Annotated[list[str], typer.Argument(help="Network names or ids.")]) -> None:
+    """Remove networks (refused while containers are attached). The last one removes cnet's base chains."""
+    from ..services import networks
+
+    ctx = common.mutating()
+    failed = False
+    for n in names:
+        try:
+            out = networks.remove_network(ctx, n)
+        except Exception as exc:
+            from ..errors import CnetError
+
+            if not isinstance(exc, CnetError):
+                raise
+            print(f"cnet: error: {exc}", file=__import__("sys").stderr)
+            failed = True
+            continue
+        if ctx.dry_run:
+            common.print_plan(out.plan, f"cnet net rm {n}")
+        else:
+            print(out.result["name"])
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("connect")
+def connect(
+    network: Annotated[str, typer.Argument(help="Network name.")],
+    container: Annotated[str, typer.Argument(help="Container name or id.")],
+    ip: Annotated[Optional[str], typer.Option(help="Static address on that network.")] = None,
+) -> None:
+    """Attach a running container to one more network (next ethN)."""
+    from ..services import containers
+
+    ctx = common.mutating()
+    out = containers.connect(ctx, network, container, ip)
+    if ctx.dry_run:
+        common.print_plan(out.plan, f"cnet net connect {network} {container}")
+    else:
+        print(f"{out.result['interface']} {out.result['ip']}")
+
+
+@app.command("disconnect")
+def disconnect(
+    network: Annotated[str, typer.Argument(help="Network name.")],
+    container: Annotated[str, typer.Argument(help="Container name or id.")],
+) -> None:
+    """Detach a container from a network (its mappings on that network go too)."""
+    from ..services import containers
+
+    ctx = common.mutating()
+    out = containers.disconnect(ctx, network, container)
+    if ctx.dry_run:
+        common.print_plan(out.plan, f"cnet net disconnect {network} {container}")

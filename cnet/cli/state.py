@@ -1,0 +1,92 @@
+"""State commands: sql, journal, db."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from . import common
+
+db_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sql")(sql)
+    app.command("journal")(journal)
+    app.add_typer(db_app, name="db", help="Database schema: upgrade, check for drift.")
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="One SQL statement (read-only), e.g. \"SELECT * FROM v_containers\".")],
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+) -> None:
+    """Run one read-only SQL query on the state database. Views: v_containers, v_endpoints,
+    v_ip_allocations, v_port_mappings, v_operation_commands."""
+    from ..services import query as query_service
+
+    ctx = common.context()
+    headers, rows = query_service.run_readonly(ctx.state_dir, query_text=query)
+    if json_:
+        common.print_json([dict(zip(headers, r)) for r in rows])
+        return
+    from tabulate import tabulate
+
+    print(tabulate(rows, headers=headers))
+
+
+def journal(
+    operation: Annotated[Optional[int], typer.Argument(help="Operation id: show its commands and undos.")] = None,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="How many recent operations to list.")] = 20,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List recent operations, or show the commands one operation ran and their undos."""
+    from ..services import journal_view
+
+    ctx = common.reading()
+    with ctx.store.read() as conn:
+        if operation is None:
+            rows = journal_view.recent(conn, limit)
+            if json_:
+                common.print_json(rows)
+            else:
+                common.print_table(rows, ["id", "kind", "target", "status", "steps", "started", "ms", "error"])
+            return
+        detail = journal_view.detail(conn, operation)
+    if json_:
+        common.print_json(detail)
+        return
+    print(journal_view.render(detail))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the state database to the newest schema."""
+    from ..db import migrate
+
+    ctx = common.context()
+    ctx.require_root()
+    from ..db import session
+
+    session.ensure_state_dir(ctx.state_dir)
+    store = session.Store(session.make_engine(ctx.state_dir))
+    try:
+        migrate.upgrade(store.conn)
+        print(migrate.current_revision(store.conn))
+    finally:
+        store.close()
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Report drift between cnet's models and the migrated database (exit 1 if any)."""
+    from ..db import migrate
+
+    ctx = common.context()
+    diffs = migrate.check(ctx.store.conn)
+    if diffs:
+        for d in diffs:
+            print(d)
+        raise typer.Exit(1)
+    print(f"schema matches the models (revision {migrate.current_revision(ctx.store.conn)})")

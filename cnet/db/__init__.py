@@ -1,0 +1,1 @@
+"""SQLite state: schema (SQLAlchemy Core), connections, migrations."""

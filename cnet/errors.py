@@ -1,0 +1,50 @@
+"""The error tree. The CLI turns every CnetError into one line on stderr and exit code 1."""
+
+from __future__ import annotations
+
+
+class CnetError(Exception):
+    """Base of every error a user can cause or see; never shown with a traceback."""
+
+
+class ValidationError(CnetError):
+    """Bad input, found before anything was changed."""
+
+
+class NotFound(CnetError):
+    """A named network, container or operation does not exist."""
+
+
+class Conflict(CnetError):
+    """The request clashes with existing state (name taken, overlap, port in use...)."""
+
+
+class AllocationError(CnetError):
+    """IPAM could not hand out an address (subnet or range exhausted)."""
+
+
+class PermissionDenied(CnetError):
+    """A mutating command was run without root."""
+
+
+class CommandFailed(CnetError):
+    """A generated kernel command exited non-zero."""
+
+    def __init__(self, argv: tuple[str, ...], code: int, stderr: str):
+        self.argv = tuple(argv)
+        self.code = code
+        self.stderr = stderr.strip()
+        import shlex
+
+        detail = self.stderr.splitlines()[-1] if self.stderr else "no error output"
+        super().__init__(f"command failed (exit {code}): {shlex.join(self.argv)}: {detail}")
+
+
+class RollbackIncomplete(CnetError):
+    """A failure happened and some undo commands failed too; every error is listed."""
+
+    def __init__(self, cause: BaseException, errors: list[str]):
+        self.cause = cause
+        self.errors = list(errors)
+        joined = "; ".join(errors)
+        super().__init__(f"{cause} (rollback incomplete: {joined})")

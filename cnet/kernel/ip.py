@@ -1,0 +1,147 @@
+"""Builders for iproute2 commands: bridges, veth pairs, network namespaces, addresses, routes.
+
+Each phase of wiring is one `ip -batch -` process (host side) or `ip -n NS -batch -` (inside the
+container's namespace): one process spawn per phase instead of one per change.
+"""
+
+from __future__ import annotations
+
+from ..commands import Command, Step, cmd
+
+
+def batch(lines: list[str], netns: str | None = None, force: bool = False) -> Command:
+    argv = ["ip"]
+    if netns:
+        argv += ["-n", netns]
+    if force:
+        # -force: keep going after an error (used by best-effort teardown only).
+        argv.append("-force")
+    argv += ["-batch", "-"]
+    return Command(tuple(argv), "\n".join(lines) + "\n")
+
+
+def bridge_create(bridge: str, gateway: str, prefix_len: int, mtu: int) -> Step:
+    return Step(
+        summary=f"create bridge {bridge} with gateway {gateway}/{prefix_len}",
+        do=batch(
+            [
+                f"link add name {bridge} mtu {mtu} type bridge",
+                f"addr add {gateway}/{prefix_len} dev {bridge}",
+                f"link set {bridge} up",
+            ]
+        ),
+        undo=(link_del(bridge),),
+    )
+
+
+def link_del(name: str) -> Command:
+    return cmd("ip", "link", "del", name)
+
+
+def bridge_delete(bridge: str) -> Step:
+    return Step(summary=f"delete bridge {bridge}", do=link_del(bridge))
+
+
+def netns_add(netns: str) -> Step:
+    return Step(
+        summary=f"create network namespace {netns}",
+        do=cmd("ip", "netns", "add", netns),
+        undo=(netns_del(netns),),
+    )
+
+
+def netns_del(netns: str) -> Command:
+    return cmd("ip", "netns", "del", netns)
+
+
+def mac_for_ip(ip: str) -> str:
+    """A MAC derived from the IPv4 address (as Docker does): a reused address keeps its MAC, so
+    stale ARP entries of neighbours still point at the right place."""
+    octets = [int(o) for o in ip.split(".")]
+    return "02:42:" + ":".join(f"{o:02x}" for o in octets)
+
+
+def endpoint_host_side(
+    *,
+    netns: str,
+    host_veth: str,
+    interface: str,
+    bridge: str,
+    mtu: int,
+    mac: str,
+    create_netns: bool,
+) -> Step:
+    """One `ip -batch -`: (netns,) veth pair with its peer born inside the netns, host end on the
+    bridge with hairpin on (so a container can reach itself through a published port)."""
+    lines = []
+    if create_netns:
+        lines.append(f"netns add {netns}")
+    lines += [
+        f"link add name {host_veth} mtu {mtu} type veth peer name {interface} mtu {mtu} address {mac} netns {netns}",
+        f"link set {host_veth} master {bridge}",
+        f"link set dev {host_veth} type bridge_slave hairpin on",
+        f"link set {host_veth} up",
+    ]
+    undo = [link_del(host_veth)]
+    if create_netns:
+        undo.append(netns_del(netns))
+    return Step(
+        summary=f"create veth {host_veth} on {bridge}, peer {interface} in {netns}",
+        do=batch(lines),
+        undo=tuple(undo),
+    )
+
+
+def endpoint_container_side(
+    *,
+    netns: str,
+    interface: str,
+    ip: str,
+    prefix_len: int,
+    gateway: str | None,
+    loopback: bool,
+) -> Step:
+    lines = []
+    if loopback:
+        lines.append("link set lo up")
+    lines += [
+        f"addr add {ip}/{prefix_len} dev {interface}",
+        f"link set {interface} up",
+    ]
+    if gateway:
+        lines.append(f"route add default via {gateway} dev {interface}")
+    # No undo: everything here lives inside the veth/netns that the previous step's undo removes.
+    return Step(summary=f"configure {interface} {ip}/{prefix_len} in {netns}", do=batch(lines, netns=netns))
+
+
+def loopback_only(netns: str) -> Step:
+    return Step(
+        summary=f"create network namespace {netns} with only lo",
+        do=batch([f"netns add {netns}", f"link set dev lo up"]),
+        undo=(netns_del(netns),),
+    )
+
+
+def loopback_up_in(netns: str) -> Command:
+    return cmd("ip", "-n", netns, "link", "set", "lo", "up")
+
+
+def sysctl_set(key: str, value: str) -> Command:
+    return cmd("sysctl", "-q", "-w", f"{key}={value}")
+
+
+def route_localnet(bridge: str) -> Step:
+    # Lets DNAT'ed packets from 127.0.0.1 leave through the bridge (127.0.0.1 port mappings);
+    # the raw-table guard in iptables.py keeps it from exposing the host's loopback services.
+    return Step(
+        summary=f"allow 127.0.0.1 port mappings through {bridge} (route_localnet)",
+        do=sysctl_set(f"net.ipv4.conf.{bridge}.route_localnet", "1"),
+    )
+
+
+def ip_forward(enable: bool, previous: str) -> Step:
+    return Step(
+        summary="enable IPv4 forwarding" if enable else f"restore IPv4 forwarding to {previous}",
+        do=sysctl_set("net.ipv4.ip_forward", "1" if enable else previous),
+        undo=(sysctl_set("net.ipv4.ip_forward", previous),) if enable else (),
+    )

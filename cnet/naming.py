@@ -1,0 +1,59 @@
+"""Deterministic kernel names.
+
+Every kernel object cnet creates starts with "cnet" (links, netns) or "CNET-" (chains), so that
+`ip link | grep cnet` and `iptables-save | grep -i cnet` show all of them. Interface names are at
+most 15 bytes (IFNAMSIZ - 1) and derived from ids or hashes, never from user-typed names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+# Frozen: existing installations carry these chains. Never rename.
+CHAIN_FORWARD = "CNET-FORWARD"
+CHAIN_ISOLATION_1 = "CNET-ISOLATION-1"
+CHAIN_ISOLATION_2 = "CNET-ISOLATION-2"
+CHAIN_POSTROUTING = "CNET-POSTROUTING"
+CHAIN_DNAT = "CNET-DNAT"
+CHAIN_RAW_PREROUTING = "CNET-PREROUTING"
+
+IFNAME_MAX = 15
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+ID_RE = re.compile(r"^[0-9a-f]{12}$")
+
+
+def new_id() -> str:
+    """A 12-hex-digit id, like Docker's short ids."""
+    return secrets.token_hex(6)
+
+
+def bridge_name(network_id: str) -> str:
+    return ("cnet-" + network_id)[:IFNAME_MAX]
+
+
+def host_veth_name(container_id: str, network_id: str) -> str:
+    # One veth per (container, network): a hash keeps both in 15 bytes without collisions
+    # between a container's several endpoints.
+    digest = hashlib.sha256(f"{container_id}/{network_id}".encode()).hexdigest()
+    return ("cnetv" + digest)[:IFNAME_MAX]
+
+
+def netns_name(container_id: str) -> str:
+    return "cnet-" + container_id
+
+
+def netns_path(container_id: str) -> str:
+    return "/run/netns/" + netns_name(container_id)
+
+
+def network_comment(network_name: str) -> str:
+    return f"cnet:net:{network_name}"
+
+
+def container_comment(container_id: str) -> str:
+    return f"cnet:ctr:{container_id}"
+
+
+BASE_COMMENT = "cnet:base"

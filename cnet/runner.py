@@ -1,0 +1,108 @@
+"""The only module that runs commands (through the `sh` package) or spawns processes.
+
+ShellRunner.run() executes one Command (argv + optional stdin) and raises CommandFailed carrying
+the argv, exit code and stderr. With an echo callback (-v/--verbose) every command is shown
+before it runs, exactly as --dry-run would print it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .commands import Command
+from .errors import CommandFailed
+
+_sh = None
+
+
+def _sh_module():
+    global _sh
+    if _sh is None:
+        import sh  # ~70 ms: only commands that run something pay for it
+
+        _sh = sh
+    return _sh
+
+
+@dataclass
+class Result:
+    stdout: str
+    duration_ms: float
+
+
+class ShellRunner:
+    def __init__(self, echo: Callable[[str], None] | None = None):
+        self.echo = echo
+
+    def run(self, command: Command) -> Result:
+        sh = _sh_module()
+        if self.echo:
+            self.echo(command.render())
+        started = time.perf_counter()
+        try:
+            program = sh.Command(command.argv[0])
+        except sh.CommandNotFound:
+            raise CommandFailed(command.argv, 127, f"{command.argv[0]}: command not found") from None
+        kwargs = {"_tty_out": False, "_tty_in": False, "_env": _command_env()}
+        if command.stdin is not None:
+            kwargs["_in"] = command.stdin
+        try:
+            out = program(*command.argv[1:], **kwargs)
+        except sh.ErrorReturnCode as exc:
+            stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else str(exc.stderr)
+            if not stderr.strip():
+                stdout = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else str(exc.stdout)
+                stderr = stdout
+            raise CommandFailed(command.argv, exc.exit_code, stderr) from None
+        except sh.SignalException as exc:  # killed by a signal
+            raise CommandFailed(command.argv, -1, str(exc)) from None
+        return Result(str(out), (time.perf_counter() - started) * 1000)
+
+    def try_run(self, command: Command) -> tuple[bool, str]:
+        """Best effort: (ok, error text). Used by teardown, which never stops at an error."""
+        try:
+            self.run(command)
+            return True, ""
+        except CommandFailed as exc:
+            return False, str(exc)
+
+    def read(self, command: Command) -> str:
+        """Run a read-only command (e.g. `ip -j route`) and return its stdout."""
+        return self.run(command).stdout
+
+    # Process spawning for containers: these must outlive cnet, so they are plain children
+    # started in their own session, not `sh` background jobs tied to this process.
+    def spawn(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        stdin=None,
+        stdout=None,
+        stderr=None,
+        new_session: bool = True,
+    ) -> subprocess.Popen:
+        if self.echo:
+            import shlex
+
+            self.echo(shlex.join(argv))
+        return subprocess.Popen(
+            argv,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=new_session,
+            close_fds=True,
+        )
+
+
+def _command_env() -> dict[str, str]:
+    # A fixed locale keeps error messages parseable; PATH is inherited (tests put fakes first).
+    env = dict(os.environ)
+    env["LC_ALL"] = "C"
+    return env

@@ -1,0 +1,1 @@
+"""Use cases: each validates, plans, journals and applies one user request."""

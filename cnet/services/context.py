@@ -1,0 +1,117 @@
+"""Per-command context: state dir, modes, and lazily opened store/runner/journal."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import CnetError, PermissionDenied
+
+DEFAULT_STATE_DIR = "/var/lib/cnet"
+
+
+def state_dir_from_env(option: str | None) -> Path:
+    return Path(option or os.environ.get("CNET_STATE_DIR") or DEFAULT_STATE_DIR)
+
+
+@dataclass
+class Context:
+    state_dir: Path
+    dry_run: bool = False
+    verbose: bool = False
+    say: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
+    _store: object = None
+    _runner: object = None
+    _journal: object = None
+
+    # --- lazily built pieces (each import paid only by commands that need it) -----------------
+    @property
+    def runner(self):
+        if self._runner is None:
+            from ..runner import ShellRunner
+
+            echo = (lambda line: print(f"+ {line}", file=sys.stderr, flush=True)) if self.verbose else None
+            self._runner = ShellRunner(echo=echo)
+        return self._runner
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    @property
+    def journal(self):
+        if self._journal is None:
+            from ..journal import Journal
+
+            self._journal = Journal(self.store, self.runner, self.say)
+        return self._journal
+
+    def _open_store(self):
+        from ..db import migrate, session
+
+        if self.dry_run:
+            return _snapshot_store(self.state_dir)
+        try:
+            session.ensure_state_dir(self.state_dir)
+        except PermissionError:
+            raise PermissionDenied(f"cannot write the state dir {self.state_dir}: run as root (or use --dry-run)") from None
+        store = session.Store(session.make_engine(self.state_dir))
+        migrate.ensure_current(store.conn)
+        return store
+
+    def require_root(self) -> None:
+        if self.dry_run:
+            return
+        if os.geteuid() != 0:
+            raise PermissionDenied("this command changes the kernel's network state and must run as root (try --dry-run)")
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    @contextmanager
+    def network_lock(self):
+        """Serializes network create/remove (first/last network installs/removes base chains)."""
+        if self.dry_run:
+            yield
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.state_dir / "network.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _snapshot_store(state_dir: Path):
+    """--dry-run plans against an in-memory copy of the state: the very same code path as a real
+    run (same validation, same allocation), and nothing it does can reach the real database."""
+    import sqlite3
+
+    import sqlalchemy as sa
+    from sqlalchemy.pool import StaticPool
+
+    from ..db import migrate, session
+
+    mem = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    path = session.db_path(state_dir)
+    if path.exists():
+        try:
+            src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            src.backup(mem)
+            src.close()
+        except sqlite3.Error as exc:
+            raise CnetError(f"cannot read the state database {path}: {exc}") from None
+    mem.execute("PRAGMA foreign_keys = ON")
+    engine = sa.create_engine("sqlite://", creator=lambda: mem, poolclass=StaticPool)
+    store = session.Store(engine)
+    migrate.ensure_current(store.conn)
+    return store

@@ -1,0 +1,38 @@
+"""`cnet sql`: one statement on a read-only connection, so a query can never change state."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from ..db.session import db_path
+from ..errors import CnetError, ValidationError
+
+
+def run_readonly(state_dir: Path, *, query_text: str) -> tuple[list[str], list[tuple]]:
+    path = db_path(state_dir)
+    if not path.exists():
+        raise CnetError(f"no cnet database at {path} (nothing has been created yet)")
+    if not query_text.strip():
+        raise ValidationError("empty SQL statement")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        try:
+            cur = conn.execute(query_text)
+            rows = cur.fetchall()
+        except (sqlite3.ProgrammingError, sqlite3.Warning) as exc:
+            if "one statement" in str(exc):
+                raise ValidationError("cnet sql runs exactly one statement; remove the text after ';'") from None
+            raise ValidationError(f"SQL error: {exc}") from None
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "readonly" in text or "read-only" in text or "query_only" in text:
+                raise ValidationError("cnet sql is read-only: the statement tries to write") from None
+            raise ValidationError(f"SQL error: {text}") from None
+        except sqlite3.DatabaseError as exc:
+            raise ValidationError(f"SQL error: {exc}") from None
+        headers = [d[0] for d in cur.description] if cur.description else []
+        return headers, rows
+    finally:
+        conn.close()

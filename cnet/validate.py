@@ -1,0 +1,152 @@
+"""Input validation: every user-typed value is checked here before any state or kernel change.
+
+Each function returns a parsed value or raises ValidationError with one clear sentence.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from .errors import ValidationError
+from .naming import NAME_RE
+
+MAX_NAME = 64
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def name(value: str, what: str = "name") -> str:
+    if value is None or value == "":
+        raise ValidationError(f"invalid {what}: it is empty")
+    if not NAME_RE.match(value) or not value.isascii():
+        shown = value if len(value) <= 70 else value[:67] + "..."
+        if len(value) > MAX_NAME and NAME_RE.match(value[:MAX_NAME] or "x"):
+            raise ValidationError(f"invalid {what} {shown!r}: at most {MAX_NAME} characters")
+        raise ValidationError(
+            f"invalid {what} {shown!r}: use 1-{MAX_NAME} characters [a-zA-Z0-9_.-], starting with a letter or digit"
+        )
+    return value
+
+
+def ipv4_address(value: str, what: str = "address") -> ipaddress.IPv4Address:
+    try:
+        addr = ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValidationError(f"invalid {what} {value!r}: not an IPv4 address") from None
+    if addr.version != 4:
+        raise ValidationError(f"invalid {what} {value!r}: IPv6 is not supported yet")
+    return addr
+
+
+def subnet(value: str, what: str = "subnet") -> ipaddress.IPv4Network:
+    text = value.strip()
+    if "/" not in text:
+        raise ValidationError(f"invalid {what} {value!r}: expected CIDR notation such as 10.1.0.0/24")
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValidationError(f"invalid {what} {value!r}: not an IPv4 CIDR such as 10.1.0.0/24") from None
+    if net.version != 4:
+        raise ValidationError(f"invalid {what} {value!r}: IPv6 is not supported yet")
+    # Reject forms ipaddress accepts but people mistype ("10.0.0/24", "010.0.0.0/24").
+    addr_part = text.split("/", 1)[0]
+    if len(addr_part.split(".")) != 4:
+        raise ValidationError(f"invalid {what} {value!r}: the address needs four octets, e.g. 10.0.0.0/24")
+    host = ipaddress.ip_interface(text)
+    if host.ip != net.network_address:
+        raise ValidationError(f"invalid {what} {value!r}: host bits are set; did you mean {net}?")
+    return net
+
+
+def network_subnet(value: str) -> ipaddress.IPv4Network:
+    net = subnet(value)
+    if net.prefixlen > 30:
+        raise ValidationError(
+            f"invalid subnet {value!r}: a /{net.prefixlen} has no room for a gateway and a container (use /30 or larger)"
+        )
+    return net
+
+
+def mtu(value: int) -> int:
+    if not 576 <= value <= 65535:
+        raise ValidationError(f"invalid MTU {value}: must be between 576 and 65535")
+    return value
+
+
+def port(value: str, what: str) -> int:
+    if not value.isdigit():
+        raise ValidationError(f"invalid {what} {value!r}: not a number")
+    n = int(value)
+    if not 1 <= n <= 65535:
+        raise ValidationError(f"invalid {what} {value!r}: must be between 1 and 65535")
+    return n
+
+
+def _port_range(text: str, what: str, spec: str) -> tuple[int, int]:
+    if "-" in text:
+        lo_s, hi_s = text.split("-", 1)
+        lo, hi = port(lo_s, what), port(hi_s, what)
+        if hi < lo:
+            raise ValidationError(f"invalid port mapping {spec!r}: {what} range {text} ends before it starts")
+        return lo, hi
+    n = port(text, what)
+    return n, n
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    host_ip: str  # "0.0.0.0" = every address
+    host_port: int
+    container_port: int
+    protocol: str
+
+    def render(self) -> str:
+        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.protocol}"
+
+
+def port_mapping(spec: str) -> list[PortSpec]:
+    """Parse `[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp]` into one entry per port."""
+    text = spec.strip()
+    protocol = "tcp"
+    if "/" in text:
+        text, protocol = text.rsplit("/", 1)
+        protocol = protocol.lower()
+        if protocol not in ("tcp", "udp"):
+            raise ValidationError(f"invalid port mapping {spec!r}: protocol {protocol!r} is not supported (tcp or udp)")
+    parts = text.split(":")
+    if len(parts) == 2:
+        host_ip, host_part, ctr_part = "0.0.0.0", parts[0], parts[1]
+    elif len(parts) == 3:
+        host_ip = str(ipv4_address(parts[0], "host IP in port mapping")) if parts[0] else "0.0.0.0"
+        host_part, ctr_part = parts[1], parts[2]
+    else:
+        raise ValidationError(
+            f"invalid port mapping {spec!r}: expected [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], e.g. 8085:80"
+        )
+    if len(parts) == 3 and parts[0].count(".") != 3 and parts[0]:
+        raise ValidationError(f"invalid port mapping {spec!r}: {parts[0]!r} is not an IPv4 address")
+    h_lo, h_hi = _port_range(host_part, "host port", spec)
+    c_lo, c_hi = _port_range(ctr_part, "container port", spec)
+    if (h_hi - h_lo) != (c_hi - c_lo):
+        raise ValidationError(
+            f"invalid port mapping {spec!r}: host range has {h_hi - h_lo + 1} ports, container range {c_hi - c_lo + 1}"
+        )
+    return [PortSpec(host_ip, h, c, protocol) for h, c in zip(range(h_lo, h_hi + 1), range(c_lo, c_hi + 1))]
+
+
+def env_pair(value: str) -> tuple[str, str]:
+    if "=" not in value:
+        raise ValidationError(f"invalid environment variable {value!r}: expected KEY=VALUE")
+    key, val = value.split("=", 1)
+    if not ENV_KEY_RE.match(key):
+        raise ValidationError(f"invalid environment variable name {key!r}")
+    if "\0" in val:
+        raise ValidationError(f"invalid value for {key}: contains a NUL byte")
+    return key, val
+
+
+def hostname(value: str) -> str:
+    if not re.match(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$", value or ""):
+        raise ValidationError(f"invalid hostname {value!r}: 1-63 characters [a-zA-Z0-9.-], starting with a letter or digit")
+    return value

@@ -1,0 +1,1 @@
+"""Alembic migrations for the cnet state database (shipped in the wheel as cnet.migrations)."""
