@@ -1,0 +1,176 @@
+"""A throwaway host for one integration test.
+
+`unshare --net --mount --pid --fork --mount-proc --propagation private sleep infinity` makes new
+network, mount and PID namespaces; a tmpfs goes over /run/netns inside. Commands run in it with
+`nsenter -t PID -n -m -p`. Killing the sleeper (PID 1 of the sandbox's PID namespace) kills every
+process in it, and the network namespace with all its links, rules and netns pins goes with it:
+nothing a test does can reach the real host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Sandbox:
+    def __init__(self, state_dir: Path | None = None):
+        self._tmp = None
+        if state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="cnet-test-")
+            state_dir = Path(self._tmp.name) / "state"
+        self.state_dir = Path(state_dir)
+        self.proc = subprocess.Popen(
+            ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
+             "sleep", "infinity"],
+            start_new_session=True,
+        )
+        self.pid = self._find_init()
+        self.sh("mkdir -p /run/netns && mount -t tmpfs -o mode=0755 cnet-test-netns /run/netns && ip link set lo up")
+
+    def _find_init(self) -> int:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            except OSError:
+                kids = []
+            if kids:
+                return int(kids[0])
+            time.sleep(0.005)
+        raise RuntimeError("sandbox did not start")
+
+    # --- running things inside ------------------------------------------------------------------
+    def enter(self) -> list[str]:
+        return ["nsenter", "-t", str(self.pid), "-n", "-m", "-p"]
+
+    def env(self, extra: dict | None = None) -> dict:
+        env = dict(os.environ)
+        env["CNET_STATE_DIR"] = str(self.state_dir)
+        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        env.pop("CNET_DEBUG", None)
+        if extra:
+            env.update(extra)
+        return env
+
+    def run(self, argv: list[str], *, check: bool = False, timeout: float = 60, env: dict | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess:
+        res = subprocess.run(self.enter() + list(argv), capture_output=True, text=True, timeout=timeout,
+                             env=self.env(env), input=input)
+        if check and res.returncode != 0:
+            raise AssertionError(f"{argv} failed ({res.returncode}):\nstdout: {res.stdout}\nstderr: {res.stderr}")
+        return res
+
+    def sh(self, script: str, **kw) -> subprocess.CompletedProcess:
+        kw.setdefault("check", True)
+        return self.run(["sh", "-c", script], **kw)
+
+    def cnet_argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "cnet", *args]
+
+    def cnet(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        return self.run(self.cnet_argv(*args), check=check, **kw)
+
+    def popen(self, argv: list[str], env: dict | None = None, **kw) -> subprocess.Popen:
+        return subprocess.Popen(self.enter() + list(argv), env=self.env(env), **kw)
+
+    # --- observing ------------------------------------------------------------------------------
+    def links(self) -> list[dict]:
+        return json.loads(self.run(["ip", "-j", "link"], check=True).stdout)
+
+    def link_names(self) -> list[str]:
+        return sorted(l["ifname"] for l in self.links())
+
+    def addrs(self, dev: str) -> list[str]:
+        data = json.loads(self.run(["ip", "-j", "addr", "show", "dev", dev], check=True).stdout)
+        return [f"{a['local']}/{a['prefixlen']}" for d in data for a in d.get("addr_info", []) if a["family"] == "inet"]
+
+    def netns(self) -> list[str]:
+        return sorted(self.run(["ip", "netns", "list"], check=True).stdout.split())
+
+    def iptables_save(self) -> str:
+        return self.run(["iptables-save"], check=True).stdout
+
+    def rules(self) -> list[str]:
+        """iptables-save without comments, counters and empty tables (nft creates the tables on
+        first use and keeps them; an empty table is the same host state as none)."""
+        out, table, buf = [], None, []
+        for line in self.iptables_save().splitlines():
+            if line.startswith("#"):
+                continue
+            if line.startswith("*"):
+                table, buf = line, []
+                continue
+            if line == "COMMIT":
+                meaningful = [l for l in buf if l.startswith("-A") or _meaningful_chain(l)]
+                if meaningful:
+                    out.append(table)
+                    out += buf
+                continue
+            buf.append(line.rsplit(" [", 1)[0] if line.startswith(":") else line)
+        return out
+
+    def sysctl(self, key: str) -> str:
+        return self.run(["sysctl", "-n", key], check=True).stdout.strip()
+
+    def db_rows(self) -> dict[str, list]:
+        path = self.state_dir / "cnet.db"
+        if not path.exists():
+            return {}
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = [r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+                "AND name NOT IN ('alembic_version', 'operations', 'operation_steps') ORDER BY name")]
+            rows = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+            return {t: r for t, r in rows.items() if r}  # no database = empty tables
+        finally:
+            conn.close()
+
+    def snapshot(self) -> dict:
+        """Links, rules, netns, forwarding and state rows: what 'left nothing behind' compares."""
+        return {
+            "links": self.link_names(),
+            "rules": self.rules(),
+            "netns": self.netns(),
+            "ip_forward": self.sysctl("net.ipv4.ip_forward"),
+            "db": self.db_rows(),
+        }
+
+    def wait_for(self, predicate, timeout: float = 5.0, interval: float = 0.05):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                return value
+            time.sleep(interval)
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+BUILTINS = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
+
+
+def _meaningful_chain(line: str) -> bool:
+    if not line.startswith(":"):
+        return False
+    name, policy = line[1:].split()[:2]
+    return name not in BUILTINS or policy != "ACCEPT"
