@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Optional
 
-import click
 import typer
 
 from . import common
@@ -62,22 +61,48 @@ register_containers(app)
 register_state(app)
 
 
+def _click_exceptions():
+    """(Exit, Abort, UsageError) classes: typer >= 0.20 vendors click as typer._click, older
+    releases use click itself; accept both so an upgrade of typer cannot turn usage errors into
+    tracebacks."""
+    exits, aborts, usage = [typer.Exit], [typer.Abort], []
+    try:
+        from typer._click import exceptions as vendored
+
+        usage.append(vendored.UsageError)
+    except ImportError:
+        pass
+    try:
+        import click.exceptions as real
+
+        exits.append(real.Exit)
+        aborts.append(real.Abort)
+        usage.append(real.UsageError)
+    except ImportError:
+        pass
+    return tuple(exits), tuple(aborts), tuple(usage)
+
+
 def main() -> None:
     import os
 
     os.umask(0o077)  # state, logs and journal are private to root
     from ..errors import CnetError
 
+    exit_types, abort_types, usage_types = _click_exceptions()
     code = 0
     try:
         rv = app(prog_name="cnet", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as exc:
+    except exit_types as exc:
         code = exc.exit_code
-    except click.UsageError as exc:
-        print(f"cnet: error: {exc.format_message()}", file=sys.stderr)
-        code = 2
-    except click.Abort:
+    except usage_types as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # help was printed; like `git` with no args
+            code = 2
+        else:
+            print(f"cnet: error: {exc.format_message()}", file=sys.stderr)
+            code = 2
+    except abort_types:
         code = 130
     except KeyboardInterrupt:
         code = 130

@@ -211,7 +211,7 @@ def run_container(ctx: Context, req: dict, *, detached: bool, remove: bool = Fal
             raise ValidationError(f"network {nets[0]['name']} is internal: it cannot publish ports")
         if req["ip"]:
             ipam.check_static(nets[0], req["ip"])
-        _check_ports(conn, req["ports"], check_host=not ctx.dry_run)
+        _check_ports(conn, req["ports"])
         hostname = req["hostname"] or (name if _valid_hostname(name) else cid)
         netns = naming.netns_name(cid)
         log_path = str(container_dir(ctx, cid) / "log") if detached else None
@@ -397,6 +397,12 @@ def reap_dead(ctx: Context) -> list[str]:
     """Containers marked running whose processes are gone, and nobody is releasing them
     (watcher killed, host rebooted): release them now."""
     lines = []
+    # An `rm -f` killed between releasing the network and deleting the record leaves a row in
+    # 'removing' that no operation owns: finish the removal.
+    orphan = "state = 'removing' AND id NOT IN (SELECT target FROM operations WHERE status = 'running')"
+    if ctx.store.conn.exec_driver_sql(f"SELECT 1 FROM containers WHERE {orphan} LIMIT 1").first():
+        with ctx.store.write() as conn:
+            conn.exec_driver_sql(f"DELETE FROM containers WHERE {orphan}")
     rows = ctx.store.conn.exec_driver_sql(
         "SELECT id, name, pid, pid_start_time, watcher_pid, watcher_start_time, boot_id, started_at FROM containers WHERE state = 'running'"
     ).fetchall()

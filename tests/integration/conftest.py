@@ -1,0 +1,153 @@
+"""Shared helpers for the container and port-mapping integration tests.
+
+- `tools`: a tiny TCP+UDP echo server (run inside containers) and a probe client, as files the
+  sandbox and its containers can execute (they share the filesystem, not the network).
+- `add_client`: an "external host": one more netns joined to the sandbox host by a veth with its
+  own subnet, routed to the host's address (as the design guide's external client).
+- `probe`: one process per network namespace tries several tcp/udp targets with a short timeout
+  and returns the replies (None for "no answer").
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Replies "<hostname> <peer-ip> <data>" on TCP and UDP at the same port, forever. No getfqdn()
+# (http.server's bind does one and stalls for seconds without DNS).
+SERVER = textwrap.dedent(
+    """
+    import selectors, socket, sys
+    port = int(sys.argv[1])
+    name = socket.gethostname().encode()
+    t = socket.socket()
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("0.0.0.0", port))
+    t.listen(64)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("0.0.0.0", port))
+    sel = selectors.DefaultSelector()
+    sel.register(t, selectors.EVENT_READ)
+    sel.register(u, selectors.EVENT_READ)
+    print("serving", port, flush=True)
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is t:
+                c, peer = t.accept()
+                c.settimeout(2)
+                try:
+                    c.sendall(name + b" " + peer[0].encode() + b" " + c.recv(1024))
+                except OSError:
+                    pass
+                c.close()
+            else:
+                data, peer = u.recvfrom(2048)
+                u.sendto(name + b" " + peer[0].encode() + b" " + data, peer)
+    """
+)
+
+# argv: TIMEOUT PROTO:IP:PORT...  -> JSON list, one reply string (or null) per target.
+PROBE = textwrap.dedent(
+    """
+    import json, socket, sys
+    timeout = float(sys.argv[1])
+    out = []
+    for target in sys.argv[2:]:
+        proto, ip, port = target.split(":")
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        s = socket.socket(socket.AF_INET, kind)
+        s.settimeout(timeout)
+        try:
+            s.connect((ip, int(port)))
+            s.send(b"ping")
+            out.append(s.recv(2048).decode())
+        except OSError:
+            out.append(None)
+        finally:
+            s.close()
+    print(json.dumps(out))
+    """
+)
+
+
+@dataclass
+class Tools:
+    server: Path
+    probe: Path
+
+
+@pytest.fixture
+def tools(tmp_path) -> Tools:
+    d = tmp_path / "tools"
+    d.mkdir()
+    (d / "server.py").write_text(SERVER)
+    (d / "probe.py").write_text(PROBE)
+    return Tools(server=d / "server.py", probe=d / "probe.py")
+
+
+def inspect(sb, ref: str) -> dict:
+    return json.loads(sb.cnet("inspect", ref).stdout)
+
+
+def in_netns(netns: str | None, argv: list[str]) -> list[str]:
+    return list(argv) if netns is None else ["nsenter", f"--net=/run/netns/{netns}", *argv]
+
+
+def probe(sb, tools: Tools, targets: list[str], *, netns: str | None = None, timeout: float = 2.0) -> list:
+    """Replies from `targets` ("tcp:IP:PORT") seen from `netns` (None: the sandbox host)."""
+    res = sb.run(in_netns(netns, ["python3", str(tools.probe), str(timeout), *targets]), check=True,
+                 timeout=30 + timeout * len(targets))
+    return json.loads(res.stdout)
+
+
+def answers(sb, tools: Tools, targets: list[str], *, netns: str | None = None) -> dict[str, str | None]:
+    """{target: hostname of the container that answered, or None}."""
+    return {t: (r.split()[0] if r else None) for t, r in zip(targets, probe(sb, tools, targets, netns=netns))}
+
+
+def run_server(sb, tools: Tools, name: str, *args: str, port: int = 80) -> dict:
+    """A detached container `name` running the echo server; returns its inspect JSON once it answers
+    (from inside its own netns, so no mapping is needed for the readiness check)."""
+    sb.cnet("run", "-d", "--name", name, *args, "--", "python3", str(tools.server), str(port))
+    info = inspect(sb, name)
+    ok = sb.wait_for(
+        lambda: probe(sb, tools, [f"tcp:127.0.0.1:{port}"], netns=info["netns"], timeout=0.5)[0], timeout=15, interval=0.1
+    )
+    assert ok, f"server in {name} did not come up: {sb.cnet('logs', name).stdout}"
+    return info
+
+
+@dataclass
+class Client:
+    netns: str
+    host_veth: str
+    host_ip: str
+    ip: str
+
+
+def add_client(sb, netns: str = "ext", host_ip: str = "192.0.2.1", ip: str = "192.0.2.2", prefix: int = 24) -> Client:
+    """Another host: a netns on a veth with its own subnet, default route via the sandbox host.
+    Its lo stays down, so even 127.0.0.0/8 can be routed to the host (the moby#45610 attack)."""
+    veth = f"{netns}-h"
+    sb.sh(
+        f"ip netns add {netns} && ip link add {veth} type veth peer name eth0 netns {netns} && "
+        f"ip addr add {host_ip}/{prefix} dev {veth} && ip link set {veth} up && "
+        f"ip -n {netns} addr add {ip}/{prefix} dev eth0 && ip -n {netns} link set eth0 up && "
+        f"ip -n {netns} route add default via {host_ip}"
+    )
+    return Client(netns, veth, host_ip, ip)
+
+
+def del_client(sb, c: Client) -> None:
+    sb.sh(f"ip link del {c.host_veth} && ip netns del {c.netns}")
+
+
+def no_cnet_leftovers(sb) -> None:
+    """No cnet link, netns or rule (used between steps, before the full baseline check)."""
+    assert not [l for l in sb.link_names() if l.startswith("cnet")]
+    assert not [n for n in sb.netns() if n.startswith("cnet")]
+    assert "cnet:ctr:" not in sb.iptables_save()
