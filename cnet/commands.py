@@ -26,14 +26,15 @@ class Command:
         if self.stdin is not None and any(line == HEREDOC_END for line in self.stdin.splitlines()):
             raise ValueError("stdin may not contain the heredoc terminator")
 
-    def render(self) -> str:
+    def render(self, suffix: str = "") -> str:
         """The command as a line a person can paste into a root shell (quoted, no expansion)."""
         line = shlex.join(self.argv)
         if self.stdin is None:
-            return line
+            return line + suffix
         # A quoted heredoc delimiter turns off every expansion inside the body.
         body = self.stdin if self.stdin.endswith("\n") else self.stdin + "\n"
-        return f"{line} <<'{HEREDOC_END}'\n{body}{HEREDOC_END}"
+        # The suffix belongs after the redirection: in `cmd || true <<EOF` the body would go to true.
+        return f"{line} <<'{HEREDOC_END}'{suffix}\n{body}{HEREDOC_END}"
 
     def to_json(self) -> dict:
         return {"argv": list(self.argv), "stdin": self.stdin}
@@ -73,6 +74,8 @@ class Plan:
     """An ordered list of steps; the same value is printed by --dry-run and applied for real."""
 
     steps: list[Step] = field(default_factory=list)
+    # Teardown plans are best effort (an object already gone is fine): the script says `|| true`.
+    best_effort: bool = False
 
     def add(self, step: Step | None) -> None:
         if step is not None:
@@ -94,5 +97,5 @@ class Plan:
             lines.append(f"# {title}")
         for step in self.steps:
             lines.append(f"# step: {step.summary}")
-            lines.append(step.do.render())
+            lines.append(step.do.render(" || true" if self.best_effort else ""))
         return "\n".join(lines) + "\n"

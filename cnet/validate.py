@@ -19,9 +19,10 @@ ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def name(value: str, what: str = "name") -> str:
     if value is None or value == "":
         raise ValidationError(f"invalid {what}: it is empty")
-    if not NAME_RE.match(value) or not value.isascii():
+    # fullmatch: `$` alone would accept a trailing newline ("net\n").
+    if not NAME_RE.fullmatch(value) or not value.isascii():
         shown = value if len(value) <= 70 else value[:67] + "..."
-        if len(value) > MAX_NAME and NAME_RE.match(value[:MAX_NAME] or "x"):
+        if len(value) > MAX_NAME and NAME_RE.fullmatch(value[:MAX_NAME] or "x"):
             raise ValidationError(f"invalid {what} {shown!r}: at most {MAX_NAME} characters")
         raise ValidationError(
             f"invalid {what} {shown!r}: use 1-{MAX_NAME} characters [a-zA-Z0-9_.-], starting with a letter or digit"
@@ -139,7 +140,7 @@ def env_pair(value: str) -> tuple[str, str]:
     if "=" not in value:
         raise ValidationError(f"invalid environment variable {value!r}: expected KEY=VALUE")
     key, val = value.split("=", 1)
-    if not ENV_KEY_RE.match(key):
+    if not ENV_KEY_RE.fullmatch(key):
         raise ValidationError(f"invalid environment variable name {key!r}")
     if "\0" in val:
         raise ValidationError(f"invalid value for {key}: contains a NUL byte")
@@ -147,6 +148,6 @@ def env_pair(value: str) -> tuple[str, str]:
 
 
 def hostname(value: str) -> str:
-    if not re.match(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$", value or ""):
+    if not re.fullmatch(r"[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})", value or ""):
         raise ValidationError(f"invalid hostname {value!r}: 1-63 characters [a-zA-Z0-9.-], starting with a letter or digit")
     return value

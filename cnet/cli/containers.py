@@ -200,7 +200,7 @@ def stop(
     from ..services import containers
 
     ctx = common.mutating()
-    _each(containers_, lambda ref: containers.stop_container(ctx, ref, timeout=time_))
+    _each(containers_, lambda ref: containers.stop_container(ctx, ref, timeout=time_), ctx.dry_run, "stop")
 
 
 def rm(
@@ -211,17 +211,20 @@ def rm(
     from ..services import containers
 
     ctx = common.mutating()
-    _each(containers_, lambda ref: containers.remove_container(ctx, ref, force=force))
+    _each(containers_, lambda ref: containers.remove_container(ctx, ref, force=force), ctx.dry_run, "rm")
 
 
-def _each(refs: list[str], action) -> None:
+def _each(refs: list[str], action, dry_run: bool, verb: str) -> None:
     from ..errors import CnetError
 
     failed = False
     for ref in refs:
         try:
             row = action(ref)
-            print(row["name"])
+            if dry_run:
+                common.print_plan(row["plan"], f"cnet {verb} {row['name']}")
+            else:
+                print(row["name"])
         except CnetError as exc:
             print(f"cnet: error: {exc}", file=sys.stderr)
             failed = True

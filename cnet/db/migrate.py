@@ -46,12 +46,29 @@ def upgrade(conn: sa.Connection, revision: str = "head") -> None:
     command.upgrade(alembic_config(conn), revision)
 
 
-def ensure_current(conn: sa.Connection) -> bool:
-    """Upgrade to head if needed. Returns True when a migration ran."""
+def ensure_current(conn: sa.Connection, lock_path: Path | None = None) -> bool:
+    """Upgrade to head if needed. Returns True when a migration ran.
+
+    With lock_path, the upgrade runs under an exclusive file lock and re-checks the revision:
+    several first-ever cnet commands started at once would otherwise all run the migration
+    ("table ... already exists")."""
     if current_revision(conn) == HEAD_REVISION:
         return False
-    upgrade(conn)
-    return True
+    if lock_path is None:
+        upgrade(conn)
+        return True
+    import fcntl
+    import os
+
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if current_revision(conn) == HEAD_REVISION:
+            return False
+        upgrade(conn)
+        return True
+    finally:
+        os.close(fd)
 
 
 def check(conn: sa.Connection) -> list[str]:

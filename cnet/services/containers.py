@@ -373,7 +373,7 @@ def claim_and_release(ctx: Context, container_id: str, exit_code: int | None, *,
         if cur.rowcount != 1:
             return False
         row = row_to_dict(conn.exec_driver_sql("SELECT * FROM containers WHERE id = ?", (container_id,)).first())
-        plan = Plan(release_steps(conn, row))
+        plan = Plan(release_steps(conn, row), best_effort=True)
         op = ctx.journal.begin(conn, "release", container_id, "destroy", plan)
     ctx.journal.execute(op)
     return True
@@ -448,8 +448,9 @@ def stop_container(ctx: Context, ref: str, timeout: float = 10.0) -> dict:
     ctx.require_root()
     with ctx.store.read() as conn:
         row = get_container(conn, ref)
-    if ctx.dry_run:
-        return row
+        if ctx.dry_run:
+            row["plan"] = teardown_plan(conn, row, timeout=timeout)
+            return row
     if row["state"] == "running" and row["pid"] and procs.alive(row["pid"], row["pid_start_time"]):
         # PID 1 of a pid namespace ignores SIGTERM unless it installed a handler: escalate.
         _signal(row["pid"], signal.SIGTERM)
@@ -457,8 +458,26 @@ def stop_container(ctx: Context, ref: str, timeout: float = 10.0) -> dict:
             _signal(row["pid"], signal.SIGKILL)
             _wait_dead(row["pid"], row["pid_start_time"], 5.0)
     if row["state"] == "running":
+        # The watcher knows the real exit code and releases the network itself within moments;
+        # wait for it, and release here only if it is gone (killed, or the host rebooted).
+        if row["watcher_pid"] and procs.alive(row["watcher_pid"], row["watcher_start_time"]):
+            _wait_dead(row["watcher_pid"], row["watcher_start_time"], 5.0)
         claim_and_release(ctx, row["id"], None)
     return row
+
+
+def teardown_plan(conn: sa.Connection, row: dict, timeout: float | None) -> Plan:
+    """What stop (timeout given) or rm -f (timeout None) would do, for --dry-run. cnet signals
+    with os.kill() and polls /proc; the script shows the equivalent commands."""
+    plan = Plan(best_effort=True)
+    if row["state"] == "running" and row["pid"]:
+        pid = str(row["pid"])
+        if timeout is not None:
+            plan.add(Step(summary="ask PID 1 to stop", do=cmd("kill", "-s", "TERM", pid)))
+            plan.add(Step(summary=f"give it {timeout:g} s (PID 1 ignores SIGTERM without a handler)", do=cmd("sleep", f"{timeout:g}")))
+        plan.add(Step(summary="kill PID 1 (the kernel then kills the whole PID namespace)", do=cmd("kill", "-s", "KILL", pid)))
+        plan.extend(release_steps(conn, row))
+    return plan
 
 
 def kill_now(row: dict) -> None:
@@ -474,6 +493,8 @@ def remove_container(ctx: Context, ref: str, force: bool = False) -> dict:
     if row["state"] in ("running", "creating") and not force:
         raise Conflict(f"container {row['name']} is {row['state']}: stop it first or use rm -f")
     if ctx.dry_run:
+        with ctx.store.read() as conn:
+            row["plan"] = teardown_plan(conn, row, timeout=None)
         return row
     if row["state"] == "running":
         kill_now(row)
@@ -538,7 +559,7 @@ def disconnect(ctx: Context, network: str, ref: str) -> Outcome:
             raise NotFound(f"container {row['name']} is not connected to network {net['name']}")
         ep = row_to_dict(ep)
         ports = [p for p in ports_of(conn, row["id"]) if p["endpoint_id"] == ep["id"]]
-        plan = Plan()
+        plan = Plan(best_effort=True)
         if ports:
             rules = _port_rules(row["id"], ports)
             plan.add(Step(summary="remove published ports on this network", do=ipt.restore(ipt.restore_input(rules, "-D")), fallback=tuple(ipt.single_deletes(rules))))

@@ -63,7 +63,7 @@ class Context:
         except PermissionError:
             raise PermissionDenied(f"cannot write the state dir {self.state_dir}: run as root (or use --dry-run)") from None
         store = session.Store(session.make_engine(self.state_dir))
-        migrate.ensure_current(store.conn)
+        migrate.ensure_current(store.conn, lock_path=self.state_dir / "migrate.lock")
         return store
 
     def require_root(self) -> None:

@@ -261,7 +261,7 @@ def remove_network(ctx: Context, name: str) -> Outcome:
                 raise Conflict(f"network {net['name']} is {net['state']}; try again when that operation ends")
             remaining = conn.exec_driver_sql("SELECT count(*) FROM networks WHERE id != ?", (net["id"],)).scalar()
             before = conn.exec_driver_sql("SELECT value FROM settings WHERE key = ?", (IP_FORWARD_SETTING,)).scalar()
-            plan = Plan()
+            plan = Plan(best_effort=True)
             plan.extend(removal_steps(net, remaining == 0, before or "0"))
             if ctx.dry_run:
                 return Outcome(plan, net)

@@ -1,0 +1,343 @@
+"""Kernel builders are pure: they return argv tuples (and batch stdin), compared here exactly."""
+
+import shlex
+import subprocess
+
+import pytest
+
+from cnet import naming
+from cnet.commands import HEREDOC_END, Command, Plan, Step, cmd
+from cnet.kernel import ip as ipk
+from cnet.kernel import iptables as ipt
+from cnet.kernel import netns as nsk
+
+
+# --- ip.py ------------------------------------------------------------------------------------
+def test_bridge_create_is_one_batch_with_link_del_undo():
+    step = ipk.bridge_create("cnet-0123456789", "10.5.0.1", 24, 1400)
+    assert step.do.argv == ("ip", "-batch", "-")
+    assert step.do.stdin == (
+        "link add name cnet-0123456789 mtu 1400 type bridge\n"
+        "addr add 10.5.0.1/24 dev cnet-0123456789\n"
+        "link set cnet-0123456789 up\n"
+    )
+    assert [u.argv for u in step.undo] == [("ip", "link", "del", "cnet-0123456789")]
+    assert all(u.stdin is None for u in step.undo)
+
+
+def test_bridge_delete_has_no_undo():
+    step = ipk.bridge_delete("cnet-abc")
+    assert step.do.argv == ("ip", "link", "del", "cnet-abc")
+    assert step.undo == ()
+
+
+def test_batch_in_netns_and_force():
+    c = ipk.batch(["link set lo up"], netns="cnet-x", force=True)
+    assert c.argv == ("ip", "-n", "cnet-x", "-force", "-batch", "-")
+    assert c.stdin == "link set lo up\n"
+
+
+def test_netns_add_and_del():
+    step = ipk.netns_add("cnet-aaaaaaaaaaaa")
+    assert step.do.argv == ("ip", "netns", "add", "cnet-aaaaaaaaaaaa")
+    assert [u.argv for u in step.undo] == [("ip", "netns", "del", "cnet-aaaaaaaaaaaa")]
+
+
+def test_sysctl_steps():
+    assert ipk.route_localnet("cnet-b").do.argv == (
+        "sysctl", "-q", "-w", "net.ipv4.conf.cnet-b.route_localnet=1",
+    )
+    on = ipk.ip_forward(True, "0")
+    assert on.do.argv == ("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+    assert [u.argv for u in on.undo] == [("sysctl", "-q", "-w", "net.ipv4.ip_forward=0")]
+    off = ipk.ip_forward(False, "0")
+    assert off.do.argv == ("sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+    assert off.undo == ()
+
+
+def test_endpoint_host_side_batch():
+    step = ipk.endpoint_host_side(
+        netns="cnet-c1", host_veth="cnetvabc", interface="eth0", bridge="cnet-b",
+        mtu=1500, mac="02:42:0a:05:00:02", create_netns=True,
+    )
+    assert step.do.argv == ("ip", "-batch", "-")
+    assert step.do.stdin.splitlines() == [
+        "netns add cnet-c1",
+        "link add name cnetvabc mtu 1500 type veth peer name eth0 mtu 1500 address 02:42:0a:05:00:02 netns cnet-c1",
+        "link set cnetvabc master cnet-b",
+        "link set dev cnetvabc type bridge_slave hairpin on",
+        "link set cnetvabc up",
+    ]
+    # Undo in the order that works: the veth first, then the namespace.
+    assert [u.argv for u in step.undo] == [("ip", "link", "del", "cnetvabc"), ("ip", "netns", "del", "cnet-c1")]
+    again = ipk.endpoint_host_side(
+        netns="cnet-c1", host_veth="cnetvabc", interface="eth1", bridge="cnet-b",
+        mtu=1500, mac="02:42:0a:05:00:02", create_netns=False,
+    )
+    assert "netns add" not in again.do.stdin
+    assert [u.argv for u in again.undo] == [("ip", "link", "del", "cnetvabc")]
+
+
+def test_endpoint_container_side_batch():
+    step = ipk.endpoint_container_side(
+        netns="cnet-c1", interface="eth0", ip="10.5.0.2", prefix_len=24, gateway="10.5.0.1", loopback=True
+    )
+    assert step.do.argv == ("ip", "-n", "cnet-c1", "-batch", "-")
+    assert step.do.stdin.splitlines() == [
+        "link set lo up",
+        "addr add 10.5.0.2/24 dev eth0",
+        "link set eth0 up",
+        "route add default via 10.5.0.1 dev eth0",
+    ]
+
+
+def test_mac_for_ip():
+    assert ipk.mac_for_ip("10.5.0.2") == "02:42:0a:05:00:02"
+    assert ipk.mac_for_ip("175.50.255.254") == "02:42:af:32:ff:fe"
+
+
+# --- naming.py --------------------------------------------------------------------------------
+def test_kernel_names_fit_and_start_with_cnet():
+    nid = naming.new_id()
+    assert naming.ID_RE.match(nid)
+    assert naming.bridge_name(nid) == "cnet-" + nid[:10]
+    assert len(naming.bridge_name(nid).encode()) <= 15
+    veth = naming.host_veth_name("a" * 12, "b" * 12)
+    assert veth.startswith("cnetv") and len(veth) == 15
+    assert veth != naming.host_veth_name("a" * 12, "c" * 12)
+    assert naming.netns_path("a" * 12) == "/run/netns/cnet-" + "a" * 12
+
+
+# --- iptables.py ------------------------------------------------------------------------------
+def test_rule_argv_and_line():
+    r = ipt.Rule("nat", "CNET-POSTROUTING", ("-s", "10.5.0.0/24", "-j", "MASQUERADE"))
+    assert r.argv("-D") == ("iptables", "-w", "-t", "nat", "-D", "CNET-POSTROUTING", "-s", "10.5.0.0/24", "-j", "MASQUERADE")
+    assert r.line("-A") == "-A CNET-POSTROUTING -s 10.5.0.0/24 -j MASQUERADE"
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "a\tb", "x\ny", 'a"b', "a'b", "a\\b", "#c", "cnet:net:x y"])
+def test_rule_rejects_unsafe_args(bad):
+    with pytest.raises(ValueError, match="unsafe iptables argument"):
+        ipt.Rule("filter", "CNET-FORWARD", ("-m", "comment", "--comment", bad, "-j", "ACCEPT"))
+
+
+def test_network_rules_exact():
+    rules = ipt.network_rules(name="n1", bridge="cnet-b", subnet="10.5.0.0/24", internal=False)
+    c = ("-m", "comment", "--comment", "cnet:net:n1")
+    assert rules == [
+        ipt.Rule("filter", "CNET-ISOLATION-1", ("-i", "cnet-b", "!", "-o", "cnet-b") + c + ("-j", "CNET-ISOLATION-2")),
+        ipt.Rule("filter", "CNET-ISOLATION-2", ("-o", "cnet-b") + c + ("-j", "DROP")),
+        ipt.Rule("filter", "CNET-FORWARD", ("-i", "cnet-b", "-o", "cnet-b") + c + ("-j", "ACCEPT")),
+        ipt.Rule("filter", "CNET-FORWARD", ("-o", "cnet-b", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED") + c + ("-j", "ACCEPT")),
+        ipt.Rule("filter", "CNET-FORWARD", ("-o", "cnet-b", "-m", "conntrack", "--ctstate", "DNAT") + c + ("-j", "ACCEPT")),
+        ipt.Rule("filter", "CNET-FORWARD", ("-i", "cnet-b") + c + ("-j", "ACCEPT")),
+        ipt.Rule("filter", "CNET-FORWARD", ("-o", "cnet-b") + c + ("-j", "DROP")),
+        ipt.Rule("nat", "CNET-POSTROUTING", ("-s", "10.5.0.0/24", "!", "-o", "cnet-b") + c + ("-j", "MASQUERADE")),
+        ipt.Rule("nat", "CNET-POSTROUTING", ("-s", "127.0.0.0/8", "-o", "cnet-b") + c + ("-j", "MASQUERADE")),
+        ipt.Rule("nat", "CNET-POSTROUTING", ("-s", "10.5.0.0/24", "-d", "10.5.0.0/24", "-o", "cnet-b", "-m", "conntrack", "--ctstate", "DNAT") + c + ("-j", "MASQUERADE")),
+    ]
+
+
+def test_internal_network_has_no_masquerade():
+    rules = ipt.network_rules(name="n1", bridge="cnet-b", subnet="10.5.0.0/24", internal=True)
+    assert not [r for r in rules if "MASQUERADE" in r.spec]
+    assert {r.table for r in rules} == {"filter"}
+    assert ipt.Rule("filter", "CNET-FORWARD", ("-i", "cnet-b", "-m", "comment", "--comment", "cnet:net:n1", "-j", "DROP")) in rules
+
+
+def test_port_rule():
+    [r] = ipt.port_rules(container_id="c" * 12, host_ip="127.0.0.1", host_port=8085, container_ip="10.5.0.2",
+                         container_port=80, protocol="tcp")
+    assert r.argv("-A") == (
+        "iptables", "-w", "-t", "nat", "-A", "CNET-DNAT", "-d", "127.0.0.1/32", "-p", "tcp", "-m", "tcp",
+        "--dport", "8085", "-m", "comment", "--comment", "cnet:ctr:" + "c" * 12, "-j", "DNAT",
+        "--to-destination", "10.5.0.2:80",
+    )
+    [any_ip] = ipt.port_rules(container_id="c" * 12, host_ip=None, host_port=53, container_ip="10.5.0.2",
+                              container_port=53, protocol="udp")
+    assert "-d" not in any_ip.spec and any_ip.spec[:4] == ("-p", "udp", "-m", "udp")
+
+
+def test_rules_add_is_one_restore_with_exact_undo():
+    rules = ipt.network_rules(name="n1", bridge="cnet-b", subnet="10.5.0.0/24", internal=False)
+    step = ipt.rules_add(rules, "x")
+    assert step.do.argv == ("iptables-restore", "-w", "--noflush")
+    lines = step.do.stdin.splitlines()
+    # Tables in raw, nat, filter order, each one transaction.
+    assert lines[0] == "*nat" and lines.count("COMMIT") == 2 and lines[lines.index("COMMIT") + 1] == "*filter"
+    assert [l for l in lines if l.startswith("-A")] == [
+        r.line("-A") for t in ("nat", "filter") for r in rules if r.table == t
+    ]
+    [undo] = step.undo
+    assert undo.argv == ("iptables-restore", "-w", "--noflush")
+    assert undo.stdin == step.do.stdin.replace("-A ", "-D ")
+
+
+def test_base_create_and_delete():
+    step = ipt.base_create()
+    assert step.do.argv == ("iptables-restore", "-w", "--noflush")
+    assert step.do.stdin.splitlines() == [
+        "*raw",
+        ":CNET-PREROUTING - [0:0]",
+        "-A CNET-PREROUTING -d 127.0.0.0/8 ! -i lo -m comment --comment cnet:base -j DROP",
+        "-I PREROUTING 1 -m comment --comment cnet:base -j CNET-PREROUTING",
+        "COMMIT",
+        "*nat",
+        ":CNET-DNAT - [0:0]",
+        ":CNET-POSTROUTING - [0:0]",
+        "-I PREROUTING 1 -m addrtype --dst-type LOCAL -m comment --comment cnet:base -j CNET-DNAT",
+        "-I OUTPUT 1 -m addrtype --dst-type LOCAL -m comment --comment cnet:base -j CNET-DNAT",
+        "-I POSTROUTING 1 -m comment --comment cnet:base -j CNET-POSTROUTING",
+        "COMMIT",
+        "*filter",
+        ":CNET-FORWARD - [0:0]",
+        ":CNET-ISOLATION-1 - [0:0]",
+        ":CNET-ISOLATION-2 - [0:0]",
+        "-A CNET-FORWARD -m comment --comment cnet:base -j CNET-ISOLATION-1",
+        "-A CNET-ISOLATION-1 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN",
+        "-I FORWARD 1 -m comment --comment cnet:base -j CNET-FORWARD",
+        "COMMIT",
+    ]
+    [undo] = step.undo
+    assert undo == ipt.base_delete_command()
+    assert undo.stdin.splitlines() == [
+        "*raw",
+        "-D PREROUTING -m comment --comment cnet:base -j CNET-PREROUTING",
+        "-F CNET-PREROUTING",
+        "-X CNET-PREROUTING",
+        "COMMIT",
+        "*nat",
+        "-D PREROUTING -m addrtype --dst-type LOCAL -m comment --comment cnet:base -j CNET-DNAT",
+        "-D OUTPUT -m addrtype --dst-type LOCAL -m comment --comment cnet:base -j CNET-DNAT",
+        "-D POSTROUTING -m comment --comment cnet:base -j CNET-POSTROUTING",
+        "-F CNET-DNAT",
+        "-F CNET-POSTROUTING",
+        "-X CNET-DNAT",
+        "-X CNET-POSTROUTING",
+        "COMMIT",
+        "*filter",
+        "-D FORWARD -m comment --comment cnet:base -j CNET-FORWARD",
+        "-F CNET-FORWARD",
+        "-F CNET-ISOLATION-1",
+        "-F CNET-ISOLATION-2",
+        "-X CNET-FORWARD",
+        "-X CNET-ISOLATION-1",
+        "-X CNET-ISOLATION-2",
+        "COMMIT",
+    ]
+
+
+def test_single_deletes():
+    rules = ipt.network_rules(name="n1", bridge="cnet-b", subnet="10.5.0.0/24", internal=True)
+    assert [c.argv for c in ipt.single_deletes(rules)] == [r.argv("-D") for r in rules]
+
+
+def test_every_chain_name_is_cnet_prefixed_and_short():
+    for chains in ipt.BASE_CHAINS.values():
+        for c in chains:
+            assert c.startswith("CNET-") and len(c) <= 28
+
+
+# --- netns.py ---------------------------------------------------------------------------------
+def test_container_argv():
+    argv = nsk.container_argv("a" * 12, "web", ["python3", "-m", "http.server", "80"])
+    assert argv == [
+        "nsenter", "--net=/run/netns/cnet-" + "a" * 12, "unshare", "--uts", "--ipc", "--pid", "--mount",
+        "--fork", "--mount-proc", "--kill-child", "--propagation", "private", "/bin/sh", "-c", nsk.INIT_SCRIPT,
+        "cnet-init", "web", "python3", "-m", "http.server", "80",
+    ]
+
+
+def test_enter_argv():
+    assert nsk.enter_argv(42, ["ip", "a"]) == [
+        "nsenter", "--target", "42", "--mount", "--uts", "--ipc", "--net", "--pid", "ip", "a",
+    ]
+    assert nsk.enter_hint(42) == "nsenter --target 42 --mount --uts --ipc --net --pid"
+
+
+def test_init_script_passes_user_args_verbatim(tmp_path):
+    # The user's command is positional parameters: a shell metacharacter stays a literal argument.
+    marker = tmp_path / "pwned"
+    out = subprocess.run(
+        ["/bin/sh", "-c", nsk.INIT_SCRIPT.replace('echo "$1" > /proc/sys/kernel/hostname || exit 125; ', ""),
+         "cnet-init", "host", "printf", "%s|", f"$(touch {marker})", "a b"],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout == f"$(touch {marker})|a b|"
+    assert not marker.exists()
+
+
+# --- commands.py ------------------------------------------------------------------------------
+def test_command_requires_str_argv():
+    with pytest.raises(TypeError):
+        Command(())
+    with pytest.raises(TypeError):
+        Command(("ip", 3))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Command(("cat",), f"x\n{HEREDOC_END}\ny\n")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("ip", "link", "del", "cnet-x"),
+        ("echo", "a b", "$(reboot)", "x;rm -rf /", "it's", '"q"', "`id`", "", "*"),
+    ],
+)
+def test_render_quotes_with_shlex(argv):
+    line = cmd(*argv).render()
+    assert line == shlex.join(argv)
+    assert tuple(shlex.split(line)) == argv
+
+
+def test_render_roundtrips_through_sh():
+    argv = ("printf", "%s\\n", "a b", "$(echo no)", "x;y", "it's")
+    out = subprocess.run(["/bin/sh", "-c", cmd(*argv).render()], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["a b", "$(echo no)", "x;y", "it's"]
+
+
+def test_render_heredoc_is_quoted_and_literal():
+    c = cmd("cat", stdin="$HOME `id` $(x)\nline2")
+    assert c.render() == f"cat <<'{HEREDOC_END}'\n$HOME `id` $(x)\nline2\n{HEREDOC_END}"
+    out = subprocess.run(["/bin/sh", "-c", c.render()], capture_output=True, text=True, check=True)
+    assert out.stdout == "$HOME `id` $(x)\nline2\n"
+
+
+def test_command_json_roundtrip():
+    c = cmd("ip", "-batch", "-", stdin="link set lo up\n")
+    assert Command.from_json(c.to_json()) == c
+    step = Step("s", c, undo=(cmd("ip", "link", "del", "x"),))
+    assert step.undo_json() == '[{"argv": ["ip", "link", "del", "x"], "stdin": null}]'
+    assert step.fallback_json() == "[]"
+
+
+def test_plan_as_shell_script_format():
+    plan = Plan()
+    plan.add(Step("first thing", cmd("ip", "link", "del", "a b")))
+    plan.add(None)  # ignored
+    plan.add(Step("second", cmd("iptables-restore", "--noflush", stdin="*nat\nCOMMIT\n")))
+    assert len(plan) == 2
+    assert plan.as_shell_script("title here") == (
+        "#!/bin/sh\n"
+        "set -e\n"
+        "# title here\n"
+        "# step: first thing\n"
+        "ip link del 'a b'\n"
+        "# step: second\n"
+        f"iptables-restore --noflush <<'{HEREDOC_END}'\n"
+        "*nat\n"
+        "COMMIT\n"
+        f"{HEREDOC_END}\n"
+    )
+    assert Plan().as_shell_script() == "#!/bin/sh\nset -e\n"
+
+
+def test_plan_script_runs_and_stops_at_first_failure(tmp_path):
+    log = tmp_path / "log"
+    plan = Plan()
+    plan.add(Step("one", cmd("sh", "-c", f"echo one >> {log}")))
+    plan.add(Step("fail", cmd("false")))
+    plan.add(Step("never", cmd("sh", "-c", f"echo never >> {log}")))
+    res = subprocess.run(["/bin/sh", "-c", plan.as_shell_script()])
+    assert res.returncode != 0
+    assert log.read_text() == "one\n"

@@ -1,0 +1,179 @@
+"""Every user-typed value is checked before anything changes; each error is one clear sentence."""
+
+import pytest
+
+from cnet import validate
+from cnet.errors import ValidationError
+from cnet.validate import PortSpec
+
+
+# --- names ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("good", ["a", "0", "mynet1", "a.b_c-1", "Net.2", "a" * 64, "1-2-3"])
+def test_valid_names(good):
+    assert validate.name(good) == good
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["badname!", "-x", "_x", ".x", "a/b", "a b", "$(reboot)", "x;rm -rf /", "ünïcode", "netž", "ｎｅｔ", "a\nb",
+     "abc\n", "abc\x00", "a*", "../x"],
+)
+def test_invalid_names(bad):
+    with pytest.raises(ValidationError) as exc:
+        validate.name(bad, "network name")
+    msg = str(exc.value)
+    assert msg.startswith("invalid network name ")
+    assert "\n" not in msg or repr(bad) in msg  # the value is shown quoted (repr), never raw
+
+
+def test_empty_name():
+    with pytest.raises(ValidationError, match="^invalid network name: it is empty$"):
+        validate.name("", "network name")
+
+
+def test_name_too_long():
+    with pytest.raises(ValidationError, match="at most 64 characters"):
+        validate.name("a" * 65)
+
+
+def test_name_error_is_one_line():
+    with pytest.raises(ValidationError) as exc:
+        validate.name("x;rm -rf /\nreboot", "network name")
+    assert len(str(exc.value).splitlines()) == 1
+
+
+# --- subnets ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("10.0.0.0/33", "not an IPv4 CIDR"),
+        ("10.0.0/24", "10.0.0/24"),
+        ("abc", "expected CIDR notation"),
+        ("abc/24", "not an IPv4 CIDR"),
+        ("300.1.1.0/24", "not an IPv4 CIDR"),
+        ("10.0.0.0", "expected CIDR notation"),
+        ("", "expected CIDR notation"),
+        ("10.0.0.0/-1", "not an IPv4 CIDR"),
+        ("10.1.2.12/24", "host bits are set; did you mean 10.1.2.0/24?"),
+        ("10.1.2.12/16", "did you mean 10.1.0.0/16?"),
+        ("10.0.0.0/31", "a /31 has no room for a gateway and a container"),
+        ("10.0.0.0/32", "a /32 has no room"),
+        ("fd00::/64", "IPv6 is not supported"),
+        ("::/0", "IPv6 is not supported"),
+    ],
+)
+def test_invalid_network_subnets(value, fragment):
+    with pytest.raises(ValidationError) as exc:
+        validate.network_subnet(value)
+    msg = str(exc.value)
+    assert msg.startswith(f"invalid subnet {value!r}")
+    assert fragment in msg
+    assert len(msg.splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/30", "10.0.0.0/29", "175.50.0.0/24", "10.0.0.0/8", " 192.168.4.0/22 "])
+def test_valid_network_subnets(value):
+    assert str(validate.network_subnet(value)) == value.strip()
+
+
+def test_plain_subnet_allows_small_prefix():
+    # --ip-range may be a single address or a /31; only a network's own subnet needs room.
+    assert str(validate.subnet("10.0.0.4/31", "ip range")) == "10.0.0.4/31"
+    with pytest.raises(ValidationError, match="^invalid ip range '10.0.0.5/30': host bits are set; did you mean 10.0.0.4/30\\?$"):
+        validate.subnet("10.0.0.5/30", "ip range")
+
+
+@pytest.mark.parametrize("value", ["abc", "10.0.0", "10.0.0.256", "fd00::1", "10.0.0.0/24", ""])
+def test_invalid_addresses(value):
+    with pytest.raises(ValidationError, match="^invalid gateway "):
+        validate.ipv4_address(value, "gateway")
+
+
+def test_ipv6_address_not_supported():
+    with pytest.raises(ValidationError, match="IPv6 is not supported"):
+        validate.ipv4_address("::1", "gateway")
+
+
+@pytest.mark.parametrize("value, ok", [(576, True), (1500, True), (9000, True), (65535, True), (575, False), (0, False), (-1, False), (65536, False)])
+def test_mtu(value, ok):
+    if ok:
+        assert validate.mtu(value) == value
+    else:
+        with pytest.raises(ValidationError, match=f"invalid MTU {value}"):
+            validate.mtu(value)
+
+
+# --- port specs -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("0:80", "invalid host port '0': must be between 1 and 65535"),
+        ("65536:80", "invalid host port '65536'"),
+        ("80:0", "invalid container port '0'"),
+        ("80:65536", "invalid container port '65536'"),
+        ("abc:80", "invalid host port 'abc': not a number"),
+        ("80:abc", "invalid container port 'abc'"),
+        ("-1:80", "not a number"),
+        ("8080", "expected [HOST_IP:]HOST_PORT:CONTAINER_PORT"),
+        ("", "expected [HOST_IP:]HOST_PORT:CONTAINER_PORT"),
+        ("1:2:3:4", "expected [HOST_IP:]HOST_PORT:CONTAINER_PORT"),
+        ("1.2.3:80:80", "'1.2.3': not an IPv4 address"),
+        ("1.2.3.4.5:80:80", "not an IPv4 address"),
+        ("localhost:80:80", "not an IPv4 address"),
+        ("9090-9089:80", "host port range 9090-9089 ends before it starts"),
+        ("80:91-90", "container port range 91-90 ends before it starts"),
+        ("8000-8002:80-81", "host range has 3 ports, container range 2"),
+        ("8000-8001:80", "host range has 2 ports, container range 1"),
+        ("80:80/sctp", "protocol 'sctp' is not supported (tcp or udp)"),
+        ("80:80/", "protocol '' is not supported"),
+    ],
+)
+def test_invalid_port_specs(spec, fragment):
+    with pytest.raises(ValidationError) as exc:
+        validate.port_mapping(spec)
+    msg = str(exc.value)
+    assert fragment in msg
+    assert len(msg.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("8085:80", [PortSpec("0.0.0.0", 8085, 80, "tcp")]),
+        ("8085:80/tcp", [PortSpec("0.0.0.0", 8085, 80, "tcp")]),
+        ("53:53/udp", [PortSpec("0.0.0.0", 53, 53, "udp")]),
+        ("53:53/UDP", [PortSpec("0.0.0.0", 53, 53, "udp")]),
+        ("127.0.0.1:8080:80", [PortSpec("127.0.0.1", 8080, 80, "tcp")]),
+        ("10.1.2.3:9000:9000/udp", [PortSpec("10.1.2.3", 9000, 9000, "udp")]),
+        (":8080:80", [PortSpec("0.0.0.0", 8080, 80, "tcp")]),
+        ("1:65535", [PortSpec("0.0.0.0", 1, 65535, "tcp")]),
+        (
+            "8000-8002:9000-9002",
+            [PortSpec("0.0.0.0", 8000, 9000, "tcp"), PortSpec("0.0.0.0", 8001, 9001, "tcp"), PortSpec("0.0.0.0", 8002, 9002, "tcp")],
+        ),
+        ("127.0.0.1:7000-7001:80-81/udp", [PortSpec("127.0.0.1", 7000, 80, "udp"), PortSpec("127.0.0.1", 7001, 81, "udp")]),
+        ("5000-5000:6000", [PortSpec("0.0.0.0", 5000, 6000, "tcp")]),
+    ],
+)
+def test_valid_port_specs(spec, expected):
+    assert validate.port_mapping(spec) == expected
+
+
+def test_port_spec_render():
+    assert PortSpec("127.0.0.1", 8085, 80, "tcp").render() == "127.0.0.1:8085->80/tcp"
+
+
+# --- env, hostname ----------------------------------------------------------------------------
+def test_env_pair():
+    assert validate.env_pair("A=b=c") == ("A", "b=c")
+    assert validate.env_pair("EMPTY=") == ("EMPTY", "")
+    for bad in ["A", "1A=x", "A-B=x", "=x", "A\n=x"]:
+        with pytest.raises(ValidationError):
+            validate.env_pair(bad)
+
+
+def test_hostname():
+    assert validate.hostname("web-1.local") == "web-1.local"
+    for bad in ["", "-x", "a b", "a_b", "a" * 64, "web\n", "$(id)"]:
+        with pytest.raises(ValidationError):
+            validate.hostname(bad)
