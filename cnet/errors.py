@@ -36,7 +36,11 @@ class CommandFailed(CnetError):
         self.stderr = stderr.strip()
         import shlex
 
-        detail = self.stderr.splitlines()[-1] if self.stderr else "no error output"
+        # Not just the last line: iptables-restore ends with a "Try `... -h'" hint and names the
+        # real cause ("Chain ... does not exist") above it; the journal recognises an undo of
+        # something already gone by that text.
+        lines = [l.strip() for l in self.stderr.splitlines() if l.strip() and not l.startswith("Try `")]
+        detail = "; ".join(lines[-3:]) if lines else "no error output"
         super().__init__(f"command failed (exit {code}): {shlex.join(self.argv)}: {detail}")
 
 

@@ -33,6 +33,7 @@ _INSERT = (
     "INSERT INTO ip_allocations (network_id, address_int, address, kind, endpoint_id, allocated_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+_INSERT_IF_FREE = _INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
 
 
 def int_to_ip(value: int) -> str:
@@ -80,12 +81,18 @@ def allocate(
 ) -> int:
     """Hand out the next free address of the network's dynamic range; returns it as an integer."""
     lo, hi = network["range_first_int"], network["range_last_int"]
-    addr = next_free(conn, network["id"], lo, hi, network["alloc_cursor_int"])
-    if addr is None:
-        raise AllocationError(
-            f"network {network['name']} has no free address left in {network['ip_range'] or network['subnet']}"
-        )
-    conn.exec_driver_sql(_INSERT, (network["id"], addr, int_to_ip(addr), "dynamic", endpoint_id, time.time()))
+    cursor = network["alloc_cursor_int"]
+    addr = cursor + 1 if lo <= cursor < hi else lo
+    # Next-fit's common case, the address after the cursor is free: test and take it in one
+    # statement (the primary key rejects a taken one; OR IGNORE turns that into rowcount 0).
+    row = (network["id"], addr, int_to_ip(addr), "dynamic", endpoint_id, time.time())
+    if conn.exec_driver_sql(_INSERT_IF_FREE, row).rowcount != 1:
+        addr = next_free(conn, network["id"], lo, hi, cursor)
+        if addr is None:
+            raise AllocationError(
+                f"network {network['name']} has no free address left in {network['ip_range'] or network['subnet']}"
+            )
+        conn.exec_driver_sql(_INSERT, (network["id"], addr, int_to_ip(addr), "dynamic", endpoint_id, time.time()))
     if advance_cursor:
         conn.exec_driver_sql("UPDATE networks SET alloc_cursor_int = ? WHERE id = ?", (addr, network["id"]))
         network["alloc_cursor_int"] = addr

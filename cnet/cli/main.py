@@ -15,6 +15,7 @@ import typer
 
 from . import common
 from .containers import register as register_containers
+from .maintenance import register as register_maintenance
 from .networks import app as net_app
 from .state import register as register_state
 
@@ -59,6 +60,7 @@ def global_options(
 app.add_typer(net_app, name="net", help="Create, list, inspect and remove bridge networks; connect containers.")
 register_containers(app)
 register_state(app)
+register_maintenance(app, net_app)
 
 
 def _click_exceptions():
@@ -73,6 +75,10 @@ def _click_exceptions():
     except ImportError:
         pass
     try:
+        # Only a loaded click can raise its exceptions: with a vendoring typer nothing imports
+        # it, and importing it just for this costs ~9 ms per command.
+        if usage and "click" not in sys.modules:
+            raise ImportError
         import click.exceptions as real
 
         exits.append(real.Exit)
@@ -92,6 +98,9 @@ def main() -> None:
     exit_types, abort_types, usage_types = _click_exceptions()
     code = 0
     try:
+        from .fastparams import install as fast_params
+
+        fast_params()  # typer would import pydantic (~100 ms) to convert plain values
         rv = app(prog_name="cnet", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except exit_types as exc:

@@ -201,6 +201,9 @@ def container_dir(ctx: Context, container_id: str) -> Path:
 def run_container(ctx: Context, req: dict, *, detached: bool, remove: bool = False) -> Outcome:
     """Validate, allocate and wire; the caller then starts the process with start_process()."""
     ctx.require_root()
+    from .gc import ensure_networks  # a network whose bridge is gone (reboot) is re-created first
+
+    restore_steps = ensure_networks(ctx, req["networks"])
     with ctx.store.write() as conn:
         cid = naming.new_id()
         name = req["name"] or cid
@@ -222,7 +225,7 @@ def run_container(ctx: Context, req: dict, *, detached: bool, remove: bool = Fal
             "detached": int(detached), "netns": netns, "log_path": log_path, "created_at": time.time(),
         }
         conn.exec_driver_sql(f"INSERT INTO containers ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
-        plan = Plan()
+        plan = Plan(list(restore_steps))
         eps = []
         if not nets:
             plan.add(ipk.loopback_only(netns))
@@ -355,6 +358,8 @@ def _completed_release(conn: sa.Connection, container_id: str) -> None:
         "exit_code = coalesce(exit_code, ?) WHERE id = ?",
         (time.time(), UNKNOWN_EXIT, container_id),
     )
+    # `rm -f` claimed it as 'removing': finishing the release (also in crash recovery) finishes the rm.
+    conn.exec_driver_sql("DELETE FROM containers WHERE id = ? AND state = 'removing'", (container_id,))
 
 
 journal_mod.register("release", completed=_completed_release)
@@ -497,6 +502,11 @@ def remove_container(ctx: Context, ref: str, force: bool = False) -> dict:
             row["plan"] = teardown_plan(conn, row, timeout=None)
         return row
     if row["state"] == "running":
+        # The record is going away and this command releases the network itself: stop the
+        # watcher first, so it does not exec cnet's reaper (a whole Python start-up, ~0.3 s of
+        # CPU competing with this command) only to find nothing left to do.
+        if row.get("watcher_pid") and procs.alive(row["watcher_pid"], row.get("watcher_start_time")):
+            _signal(row["watcher_pid"], signal.SIGKILL)
         kill_now(row)
         claim_and_release(ctx, row["id"], 137, from_states=("running",), new_state="removing")
     remove_record(ctx, row["id"])
@@ -531,6 +541,9 @@ def connect(ctx: Context, network: str, ref: str, ip: str | None = None) -> Outc
     if ip is not None:
         validate.ipv4_address(ip, "IP address")
     ctx.require_root()
+    from .gc import ensure_networks
+
+    restore_steps = ensure_networks(ctx, [network])
     with ctx.store.write() as conn:
         row = get_container(conn, ref)
         if row["state"] != "running":
@@ -540,7 +553,7 @@ def connect(ctx: Context, network: str, ref: str, ip: str | None = None) -> Outc
             raise Conflict(f"container {row['name']} is already connected to network {net['name']}")
         has_default = conn.exec_driver_sql("SELECT 1 FROM endpoints WHERE container_id = ? AND is_default_route = 1", (row["id"],)).first()
         ep = _attach(conn, row["id"], net, _next_interface(conn, row["id"]), ip, default_route=not has_default)
-        plan = Plan()
+        plan = Plan(list(restore_steps))
         plan.extend(endpoint_steps(row["netns"], ep, first=not has_default, create_netns=False))
         if ctx.dry_run:
             return Outcome(plan, ep)

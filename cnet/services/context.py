@@ -105,9 +105,7 @@ def _snapshot_store(state_dir: Path):
     path = session.db_path(state_dir)
     if path.exists():
         try:
-            src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            src.backup(mem)
-            src.close()
+            _copy_readonly(path, mem)
         except sqlite3.Error as exc:
             raise CnetError(f"cannot read the state database {path}: {exc}") from None
     mem.execute("PRAGMA foreign_keys = ON")
@@ -115,3 +113,19 @@ def _snapshot_store(state_dir: Path):
     store = session.Store(engine)
     migrate.ensure_current(store.conn)
     return store
+
+
+def _copy_readonly(path: Path, dest) -> None:
+    """Copy the database into `dest` without writing anything next to it. Opened read-only, a WAL
+    database still gets -wal and -shm files created beside it (and a user who may only read the
+    state dir, a non-root --dry-run, cannot create them at all). When no -wal file exists, no
+    connection is open and every commit is in the main file, so reading it as immutable is exact
+    and leaves no trace; otherwise the files exist already and a plain read-only open works."""
+    import sqlite3
+
+    mode = "ro" if Path(f"{path}-wal").exists() else "ro&immutable=1"
+    src = sqlite3.connect(f"file:{path}?mode={mode}", uri=True)
+    try:
+        src.backup(dest)
+    finally:
+        src.close()

@@ -119,7 +119,7 @@ def create_network(
     if driver != "bridge":
         raise ValidationError(f"unknown driver {driver!r}: only 'bridge' is supported")
     validate.mtu(mtu)
-    net_subnet = validate.network_subnet(subnet) if subnet else None
+    net_subnet = validate.network_subnet(subnet) if subnet is not None else None  # "" is an error, not "pick one"
     if net_subnet is None and (gateway or ip_range):
         raise ValidationError("--gateway and --ip-range need --subnet")
     ctx.require_root()

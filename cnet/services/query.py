@@ -18,6 +18,9 @@ def run_readonly(state_dir: Path, *, query_text: str) -> tuple[list[str], list[t
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         conn.execute("PRAGMA query_only = ON")
+        # mode=ro and query_only stop writes to cnet.db, not ATTACH or VACUUM INTO, which create
+        # files anywhere (as root): allow reading only.
+        conn.set_authorizer(_authorize)
         try:
             cur = conn.execute(query_text)
             rows = cur.fetchall()
@@ -27,12 +30,27 @@ def run_readonly(state_dir: Path, *, query_text: str) -> tuple[list[str], list[t
             raise ValidationError(f"SQL error: {exc}") from None
         except sqlite3.OperationalError as exc:
             text = str(exc)
-            if "readonly" in text or "read-only" in text or "query_only" in text:
+            if "readonly" in text or "read-only" in text or "query_only" in text or "authoriz" in text:
                 raise ValidationError("cnet sql is read-only: the statement tries to write") from None
             raise ValidationError(f"SQL error: {text}") from None
         except sqlite3.DatabaseError as exc:
+            if "authoriz" in str(exc):
+                raise ValidationError("cnet sql is read-only: the statement tries to write") from None
             raise ValidationError(f"SQL error: {exc}") from None
         headers = [d[0] for d in cur.description] if cur.description else []
         return headers, rows
     finally:
         conn.close()
+
+
+_READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+# Pragmas that only describe the schema; any other pragma (or a pragma with a value) is refused.
+_READ_PRAGMAS = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
+
+
+def _authorize(action: int, arg1, arg2, _db, _trigger) -> int:
+    if action in _READ_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA and arg1 in _READ_PRAGMAS:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY

@@ -151,3 +151,20 @@ def no_cnet_leftovers(sb) -> None:
     assert not [l for l in sb.link_names() if l.startswith("cnet")]
     assert not [n for n in sb.netns() if n.startswith("cnet")]
     assert "cnet:ctr:" not in sb.iptables_save()
+
+
+def settled(sb) -> dict:
+    """sb.snapshot() without the networks' next-fit cursors: after a container came and went, its
+    network is back as it was except that the cursor (rightly) moved on."""
+    snap = sb.snapshot()
+    path = sb.state_dir / "cnet.db"
+    if snap["db"].get("networks") and path.exists():
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            cols = [r[1] for r in conn.execute("PRAGMA table_info(networks)") if r[1] != "alloc_cursor_int"]
+            snap["db"]["networks"] = conn.execute(f"SELECT {', '.join(cols)} FROM networks ORDER BY 1").fetchall()
+        finally:
+            conn.close()
+    return snap

@@ -341,3 +341,15 @@ def test_plan_script_runs_and_stops_at_first_failure(tmp_path):
     res = subprocess.run(["/bin/sh", "-c", plan.as_shell_script()])
     assert res.returncode != 0
     assert log.read_text() == "one\n"
+
+
+def test_best_effort_plan_suffix_goes_after_the_heredoc_marker():
+    plan = Plan(best_effort=True)
+    plan.add(Step("a", cmd("ip", "link", "del", "x")))
+    plan.add(Step("b", cmd("iptables-restore", "--noflush", stdin="*nat\nCOMMIT\n")))
+    script = plan.as_shell_script()
+    assert script.splitlines()[3] == "ip link del x || true"
+    assert f"iptables-restore --noflush <<'{HEREDOC_END}' || true\n*nat\nCOMMIT\n{HEREDOC_END}\n" in script
+    # Runs to the end under set -e although every command fails.
+    fake = script.replace("ip link del x", "false").replace("iptables-restore --noflush", "sh -c 'cat >/dev/null; exit 1'")
+    assert subprocess.run(["/bin/sh", "-c", fake + "echo reached\n"], capture_output=True, text=True).stdout == "reached\n"

@@ -1,0 +1,43 @@
+"""Maintenance commands: `cnet gc` (reconcile both ways) and `cnet net restore` (re-create after a reboot)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from . import common
+
+
+def register(app: typer.Typer, net_app: typer.Typer) -> None:
+    app.command("gc")(gc)
+    net_app.command("restore")(restore)
+
+
+def _report(out, title: str) -> None:
+    ctx = common.context()
+    if ctx.dry_run:
+        common.print_plan(out.plan, title)
+        return
+    for line in out.result:
+        print(f"cnet: {line}", file=sys.stderr)
+    print(f"{len(out.plan.steps)} repair step(s)" if out.plan.steps else "nothing to do")
+
+
+def gc() -> None:
+    """Compare the database with the kernel and repair both ways: remove cnet-named links, netns,
+    chains and cnet-tagged rules that no record owns; re-create missing network objects and rules;
+    release dead containers. Never touches anything that is not cnet's. With --dry-run: only list."""
+    from ..services import gc as gc_service
+
+    ctx = common.mutating()
+    _report(gc_service.reconcile(ctx, clean=True), "cnet gc")
+
+
+def restore() -> None:
+    """Re-create every network's kernel objects (bridge, address, rules, base chains) and the rules of
+    live containers, e.g. at boot (systemd/cnet-restore.service). Removes nothing."""
+    from ..services import gc as gc_service
+
+    ctx = common.mutating()
+    _report(gc_service.reconcile(ctx, clean=False), "cnet net restore")

@@ -1,0 +1,98 @@
+"""Parsers for what the kernel reports: `ip -j addr`/`ip -j link`, `ip netns list`, `iptables-save`.
+
+Pure functions on text, so the reconciliation in services/gc.py can be tested without root. Rules
+are parsed into the same (table, chain, spec) shape that kernel/iptables.py builds: iptables-save
+prints a rule with the very tokens cnet gave it (verified on iptables 1.8.9 nf_tables; the unit
+tests pin it), so comparing an expected Rule with a saved one is a tuple comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+
+BUILTIN_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    up: bool
+    addrs: tuple[str, ...]  # IPv4 "a.b.c.d/len"
+
+
+def links(text: str) -> dict[str, Link]:
+    """`ip -j addr` (or `ip -j link`, which carries no addresses) -> {name: Link}."""
+    out: dict[str, Link] = {}
+    for d in json.loads(text or "[]"):
+        name = d.get("ifname")
+        if not name:
+            continue
+        addrs = tuple(
+            f"{a['local']}/{a['prefixlen']}" for a in d.get("addr_info", []) if a.get("family") == "inet"
+        )
+        out[name] = Link(name, "UP" in d.get("flags", []), addrs)
+    return out
+
+
+def netns_names(text: str) -> set[str]:
+    """`ip netns list` prints "NAME" or "NAME (id: N)" per line."""
+    return {line.split()[0] for line in text.splitlines() if line.strip()}
+
+
+@dataclass(frozen=True)
+class SavedRule:
+    table: str
+    chain: str
+    spec: tuple[str, ...]
+    line: str  # the `-A ...` line exactly as iptables-save printed it (valid iptables-restore input)
+
+    @property
+    def comment(self) -> str | None:
+        return option(self.spec, "--comment")
+
+    @property
+    def target(self) -> str | None:
+        return option(self.spec, "-j")
+
+    def delete_line(self) -> str:
+        return "-D" + self.line[2:]
+
+
+@dataclass
+class Ruleset:
+    chains: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> chain -> policy ("-" for user chains)
+    rules: list[SavedRule] = field(default_factory=list)
+
+    def has_chain(self, table: str, chain: str) -> bool:
+        return chain in self.chains.get(table, {})
+
+    def in_chain(self, table: str, chain: str) -> list[SavedRule]:
+        return [r for r in self.rules if r.table == table and r.chain == chain]
+
+
+def option(spec: tuple[str, ...], name: str) -> str | None:
+    for i, tok in enumerate(spec[:-1]):
+        if tok == name:
+            return spec[i + 1]
+    return None
+
+
+def iptables_save(text: str) -> Ruleset:
+    rs = Ruleset()
+    table = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or line == "COMMIT":
+            continue
+        if line.startswith("*"):
+            table = line[1:]
+            rs.chains.setdefault(table, {})
+        elif line.startswith(":") and table:
+            parts = line[1:].split()
+            rs.chains[table][parts[0]] = parts[1] if len(parts) > 1 else "-"
+        elif line.startswith("-A ") and table:
+            tokens = shlex.split(line)
+            rs.rules.append(SavedRule(table, tokens[1], tuple(tokens[2:]), line))
+    return rs

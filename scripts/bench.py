@@ -1,0 +1,633 @@
+"""cnet's benchmark: wiring vs a hand-written batched floor (and the CNI reference plugins), end to
+end times vs the import floor, growth, start-up, IPAM, memory and data path.
+
+Run it through scripts/bench, which installs what is missing and starts this program inside a
+throwaway sandbox (new network, mount and PID namespaces; tmpfs over /run/netns and the state dir).
+This program refuses to run anywhere else: it creates hundreds of links, rules and namespaces.
+
+Every ratio compares figures measured in the same run, interleaved where possible, because
+absolute times on a shared machine drift by +-20%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# The interpreter's real path: a pyenv shim would add a bash start-up to every figure.
+PYTHON = os.path.realpath(sys.executable)
+
+# Peers' published figures (issue 5; same class of 2-vCPU machine), milliseconds.
+PEERS_RUN = {"podman": 142.0, "docker": 313.0}
+PEERS_RM = {"podman": 320.0, "docker": 145.0}
+
+NET_SUBNET = "10.88.0.0/16"
+FLOOR_SUBNET, FLOOR_GW, FLOOR_BRIDGE, FLOOR_CHAIN = "10.89.0.0/16", "10.89.0.1", "bflbr0", "BENCH-DNAT"
+CNI_SUBNET, CNI_BRIDGE = "10.90.0.0/16", "bcnibr0"
+CNI_DIR = Path("/usr/lib/cni")
+PORT_BASE, FLOOR_PORT_BASE, CNI_PORT_BASE, IPERF_PORT = 20000, 30000, 40000, 5201
+
+
+# --- statistics (pure) ----------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); None for no data."""
+    if not values:
+        return None
+    xs = sorted(values)
+    if len(xs) == 1:
+        return float(xs[0])
+    pos = (len(xs) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return float(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo))
+
+
+def summary(values: list[float]) -> dict:
+    return {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95)}
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def growth(values: list[float], k: int = 30) -> dict:
+    """Median of the last k over the first k (k shrinks to half the samples for short runs)."""
+    k = min(k, len(values) // 2)
+    if k == 0:
+        return {"k": 0, "first": None, "last": None, "ratio": None}
+    first, last = percentile(values[:k], 50), percentile(values[-k:], 50)
+    return {"k": k, "first": first, "last": last, "ratio": ratio(last, first)}
+
+
+# --- the floor and CNI configurations (pure) ---------------------------------------------------------
+def int_to_ip(value: int) -> str:
+    return ".".join(str((value >> s) & 255) for s in (24, 16, 8, 0))
+
+
+def ip_to_int(ip: str) -> int:
+    a, b, c, d = (int(x) for x in ip.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def floor_commands(i: int, *, host_port: int, subnet: str = FLOOR_SUBNET, gateway: str = FLOOR_GW,
+                   bridge: str = FLOOR_BRIDGE, chain: str = FLOOR_CHAIN, mtu: int = 1500) -> list[tuple[list[str], str]]:
+    """The wiring of container i written by hand, batched: the same kernel objects cnet makes
+    (netns, veth pair born with its peer inside, bridge port with hairpin, address, lo, default
+    route, one DNAT rule), in three processes. Returns [(argv, stdin)]."""
+    base, prefix = subnet.split("/")
+    ip = int_to_ip(ip_to_int(base) + 2 + i)
+    ns, veth = f"bfl{i}", f"bflv{i}"
+    mac = "02:42:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
+    host = "\n".join([
+        f"netns add {ns}",
+        f"link add name {veth} mtu {mtu} type veth peer name eth0 mtu {mtu} address {mac} netns {ns}",
+        f"link set {veth} master {bridge}",
+        f"link set dev {veth} type bridge_slave hairpin on",
+        f"link set {veth} up",
+    ]) + "\n"
+    inside = "\n".join([
+        "link set lo up",
+        f"addr add {ip}/{prefix} dev eth0",
+        "link set eth0 up",
+        f"route add default via {gateway} dev eth0",
+    ]) + "\n"
+    rules = (
+        "*nat\n"
+        f"-A {chain} -p tcp -m tcp --dport {host_port} -m comment --comment bench:floor:{i} "
+        f"-j DNAT --to-destination {ip}:80\n"
+        "COMMIT\n"
+    )
+    return [
+        (["ip", "-batch", "-"], host),
+        (["ip", "-n", ns, "-batch", "-"], inside),
+        (["iptables-restore", "-w", "--noflush"], rules),
+    ]
+
+
+def floor_setup_commands(subnet: str = FLOOR_SUBNET, gateway: str = FLOOR_GW, bridge: str = FLOOR_BRIDGE,
+                         chain: str = FLOOR_CHAIN) -> list[tuple[list[str], str]]:
+    prefix = subnet.split("/")[1]
+    return [
+        (["ip", "-batch", "-"], f"link add name {bridge} type bridge\naddr add {gateway}/{prefix} dev {bridge}\nlink set {bridge} up\n"),
+        (["iptables-restore", "-w", "--noflush"], f"*nat\n:{chain} - [0:0]\n-A OUTPUT -j {chain}\nCOMMIT\n"),
+    ]
+
+
+def cni_configs(*, host_port: int, container_port: int = 80, bridge: str = CNI_BRIDGE, subnet: str = CNI_SUBNET,
+                data_dir: str) -> list[dict]:
+    """The reference plugin chain (bridge + host-local, then portmap), one config per plugin as
+    libcni would hand them over. NAT out is per network in cnet, so ipMasq is off here too."""
+    common = {"cniVersion": "1.0.0", "name": "bench"}
+    return [
+        {**common, "type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False, "hairpinMode": True,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": data_dir,
+                  "routes": [{"dst": "0.0.0.0/0"}]}},
+        {**common, "type": "portmap", "capabilities": {"portMappings": True}, "snat": True,
+         "runtimeConfig": {"portMappings": [{"hostPort": host_port, "containerPort": container_port, "protocol": "tcp"}]}},
+    ]
+
+
+# --- targets (pure) -----------------------------------------------------------------------------------
+@dataclass
+class Target:
+    name: str
+    value: float | None
+    limit: float | None
+    unit: str
+    higher_is_better: bool = False
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None or self.limit is None:
+            return None
+        return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
+
+
+def targets(r: dict) -> list[Target]:
+    g = lambda *path: _get(r, *path)  # noqa: E731
+    imp = g("import_floor", "p50")
+    plus = lambda ms: None if imp is None else imp + ms  # noqa: E731
+    return [
+        Target("wiring p50 / floor p50", g("wiring", "ratio_to_floor"), 1.3, "x"),
+        Target("wiring growth (last 30 / first 30)", g("growth", "cnet", "ratio"), 1.1, "x"),
+        Target("run -d until port answers p50", g("run_until_port", "p50"), plus(100), "ms"),
+        Target("rm -f p50", g("rm_f", "p50"), plus(60), "ms"),
+        Target(f"ps with {r.get('n', '?')} containers p50", g("startup", "ps", "p50"), plus(50), "ms"),
+        Target("--help p50", g("startup", "help", "p50"), 150, "ms"),
+        Target("IPAM /16 fill", g("ipam", "total_s"), 3.0, "s"),
+        Target("IPAM last 1000 / first 1000", g("ipam", "last_over_first"), 1.5, "x"),
+        Target("memory kept per container (RSS)", g("memory", "rss_mb_per_container"), 2.0, "MB"),
+        Target("throughput 127.0.0.1 mapping / direct", g("iperf", "ratio"), 0.9, "x", higher_is_better=True),
+    ]
+
+
+def _get(d, *path):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def fmt(v, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        v = f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 1000 else f"{v:.0f}"
+    return f"{v}{(' ' + unit) if unit else ''}"
+
+
+def render_table(r: dict) -> str:
+    lines = []
+    add = lines.append
+    add(f"cnet benchmark: N={r['n']} containers, {r['machine']}")
+    add("")
+    add(f"{'measure':46} {'p50':>10} {'p95':>10} {'n':>5}")
+    rows = [
+        ("wiring cnet (journal step timings)", _get(r, "wiring", "cnet")),
+        ("wiring floor (ip -batch x2 + iptables-restore)", _get(r, "wiring", "floor")),
+        ("wiring CNI bridge+host-local+portmap", _get(r, "wiring", "cni")),
+        ("run -d until port answers", r.get("run_until_port")),
+        ("  (cnet run -d process alone)", r.get("run_process")),
+        ("rm -f", r.get("rm_f")),
+        ("import floor: python -c 'import sqlalchemy, sh'", r.get("import_floor")),
+        ("python -c pass", r.get("python_pass")),
+        ("cnet --help", _get(r, "startup", "help")),
+        (f"cnet ps ({r['n']} containers)", _get(r, "startup", "ps")),
+        (f"cnet inspect ({r['n']} containers)", _get(r, "startup", "inspect")),
+        ("spawn `true` via sh", _get(r, "spawn", "sh")),
+        ("spawn `true` via subprocess", _get(r, "spawn", "subprocess")),
+    ]
+    for label, s in rows:
+        if s is None:
+            continue
+        if isinstance(s, str):
+            add(f"{label:46} {s:>10}")
+            continue
+        add(f"{label:46} {fmt(s.get('p50')):>10} {fmt(s.get('p95')):>10} {s.get('n', ''):>5}")
+    add("")
+    gr = r.get("growth", {})
+    for who in ("cnet", "floor", "cni"):
+        if isinstance(gr.get(who), dict) and gr[who].get("ratio") is not None:
+            x = gr[who]
+            add(f"growth {who:5}: median last {x['k']} {fmt(x['last'])} ms / first {x['k']} {fmt(x['first'])} ms = {fmt(x['ratio'])}x")
+    ip = r.get("ipam") or {}
+    if ip:
+        add(f"IPAM: {ip['addresses']} addresses of {ip['subnet']} in {fmt(ip['total_s'])} s; last 1000 {fmt(ip['last_1000_ms'])} ms "
+            f"/ first 1000 {fmt(ip['first_1000_ms'])} ms = {fmt(ip['last_over_first'])}x; exhausted-network error in {fmt(ip['exhausted_ms'])} ms")
+        add(f"      (one commit per address, on disk; the same fill in one transaction: {fmt(ip.get('one_transaction_s'))} s)")
+    mem = r.get("memory") or {}
+    if mem:
+        add(f"memory: {mem['processes']} processes kept for {mem['containers']} containers ({', '.join(mem['commands'])}): "
+            f"RSS {fmt(mem['rss_mb_per_container'])} MB, PSS {fmt(mem['pss_mb_per_container'])} MB per container")
+    pf = r.get("iperf") or {}
+    if pf:
+        add(f"iperf3: direct {fmt(pf.get('direct_gbps'))} Gbit/s, via 127.0.0.1 mapping {fmt(pf.get('mapped_gbps'))} Gbit/s, ratio {fmt(pf.get('ratio'))}")
+    add("")
+    for label, key, peers in (("run -d until port answers", "run_until_port", PEERS_RUN), ("rm -f", "rm_f", PEERS_RM)):
+        p50 = _get(r, key, "p50")
+        if p50 is not None:
+            add(f"{label}: cnet {fmt(p50)} ms = " + ", ".join(f"{fmt(p50 / v)}x {k} ({v:.0f} ms)" for k, v in peers.items()))
+    add("")
+    add(f"{'target':46} {'value':>12} {'limit':>12}  result")
+    for t in targets(r):
+        res = {True: "pass", False: "MISS", None: "n/a"}[t.met]
+        cmp_ = ">=" if t.higher_is_better else "<="
+        add(f"{t.name:46} {fmt(t.value, t.unit):>12} {cmp_ + ' ' + fmt(t.limit, t.unit):>12}  {res}")
+    return "\n".join(lines)
+
+
+# --- running things (inside the sandbox) --------------------------------------------------------------
+def ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+def run(argv: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{argv} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
+
+
+def timed(argv: list[str], stdin: str | None = None, env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    res = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env)
+    elapsed = ms_since(t0)
+    if res.returncode != 0:
+        raise RuntimeError(f"{argv} failed ({res.returncode}): {res.stderr.strip()}")
+    return elapsed
+
+
+class Bench:
+    def __init__(self, n: int, state_dir: Path, repeat: int, iperf_time: int, with_cni: bool):
+        self.n = n
+        self.state_dir = state_dir
+        self.repeat = repeat
+        self.iperf_time = iperf_time
+        self.with_cni = with_cni and all((CNI_DIR / p).exists() for p in ("bridge", "host-local", "portmap"))
+        self.env = dict(os.environ, CNET_STATE_DIR=str(state_dir), PYTHONPATH=str(REPO))
+        self.env.pop("CNET_DEBUG", None)
+        self.tmp = Path(tempfile.mkdtemp(prefix="cnet-bench-", dir=os.environ.get("CNET_BENCH_TMP")))
+        self.www = self.tmp / "www"
+        self.www.mkdir()
+        (self.www / "index.html").write_text("hello\n")
+        self.r: dict = {"n": n, "machine": machine()}
+        self.import_samples: list[float] = []
+        self.pass_samples: list[float] = []
+
+    def cnet(self, *args: str) -> list[str]:
+        return [PYTHON, "-m", "cnet", *args]
+
+    def sample_import_floor(self) -> None:
+        self.import_samples.append(timed([PYTHON, "-c", "import sqlalchemy, sh"], env=self.env))
+        self.pass_samples.append(timed([PYTHON, "-c", "pass"], env=self.env))
+
+    # --- phases ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        res = subprocess.run(self.cnet("net", "create", "bench", "--subnet", NET_SUBNET), capture_output=True, text=True, env=self.env)
+        if res.returncode != 0:
+            raise RuntimeError(f"cnet net create failed: {res.stderr.strip()}")
+        for argv, stdin in floor_setup_commands():
+            run(argv, stdin)
+        if self.with_cni:
+            (self.tmp / "cni-ipam").mkdir()
+
+    def run_until_port(self, name: str, port: int) -> tuple[float, float]:
+        """(ms until `cnet run -d` has exited AND the port answers on 127.0.0.1, ms of the process)."""
+        argv = self.cnet("run", "-d", "--name", name, "--net", "bench", "-p", f"{port}:80", "--",
+                         "busybox", "httpd", "-f", "-p", "80", "-h", str(self.www))
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)
+        t_exit = t_port = None
+        deadline = t0 + 30
+        while t_exit is None or t_port is None:
+            now = time.perf_counter()
+            if t_exit is None and proc.poll() is not None:
+                t_exit = now
+                if proc.returncode != 0:
+                    raise RuntimeError(f"cnet run {name} failed: {proc.stderr.read().decode().strip()}")
+            if t_port is None:
+                s = socket.socket()
+                s.settimeout(1)
+                try:
+                    s.connect(("127.0.0.1", port))
+                    t_port = time.perf_counter()
+                except OSError:
+                    pass
+                finally:
+                    s.close()
+            if now > deadline:
+                proc.kill()
+                raise RuntimeError(f"container {name}: port {port} never answered")
+            if t_exit is None or t_port is None:
+                time.sleep(0.0005)
+        proc.stderr.close()
+        return (max(t_exit, t_port) - t0) * 1000, (t_exit - t0) * 1000
+
+    def floor_wire(self, i: int) -> float:
+        total = 0.0
+        for argv, stdin in floor_commands(i, host_port=FLOOR_PORT_BASE + i):
+            total += timed(argv, stdin)
+        return total
+
+    def cni_wire(self, i: int) -> float:
+        ns = f"bcni{i}"
+        total = timed(["ip", "netns", "add", ns])
+        prev = None
+        for conf in cni_configs(host_port=CNI_PORT_BASE + i, data_dir=str(self.tmp / "cni-ipam")):
+            if prev is not None:
+                conf["prevResult"] = prev
+            env = dict(os.environ, CNI_COMMAND="ADD", CNI_CONTAINERID=f"bench{i:06d}", CNI_NETNS=f"/run/netns/{ns}",
+                       CNI_IFNAME="eth0", CNI_PATH=str(CNI_DIR))
+            t0 = time.perf_counter()
+            res = subprocess.run([str(CNI_DIR / conf["type"])], input=json.dumps(conf), capture_output=True, text=True, env=env)
+            total += ms_since(t0)
+            if res.returncode != 0:
+                raise RuntimeError(f"CNI {conf['type']} ADD failed: {res.stdout.strip()} {res.stderr.strip()}")
+            prev = json.loads(res.stdout)
+        return total
+
+    def containers_loop(self) -> None:
+        e2e, proc_ms, floor, cni = [], [], [], []
+        every = max(1, self.n // 60)
+        for i in range(self.n):
+            a, b = self.run_until_port(f"b{i}", PORT_BASE + i)
+            e2e.append(a)
+            proc_ms.append(b)
+            floor.append(self.floor_wire(i))
+            if self.with_cni:
+                cni.append(self.cni_wire(i))
+            if i % every == 0:
+                self.sample_import_floor()
+            if (i + 1) % 50 == 0:
+                print(f"  {i + 1}/{self.n} containers", file=sys.stderr, flush=True)
+        self.r["run_until_port"] = summary(e2e)
+        self.r["run_process"] = summary(proc_ms)
+        wiring = self.journal_wiring()
+        self.r["wiring"] = {
+            "cnet": summary(wiring), "floor": summary(floor),
+            "cni": summary(cni) if self.with_cni else "not installed",
+        }
+        self.r["wiring"]["ratio_to_floor"] = ratio(percentile(wiring, 50), percentile(floor, 50))
+        if self.with_cni:
+            self.r["wiring"]["cni_ratio_to_floor"] = ratio(percentile(cni, 50), percentile(floor, 50))
+        self.r["growth"] = {"cnet": growth(wiring), "floor": growth(floor)}
+        if self.with_cni:
+            self.r["growth"]["cni"] = growth(cni)
+        self.r["samples"] = {"wiring_cnet": wiring, "wiring_floor": floor, "wiring_cni": cni, "run_until_port": e2e}
+
+    def journal_wiring(self) -> list[float]:
+        """Per `run` operation, the sum of its steps' own recorded durations, in order."""
+        conn = sqlite3.connect(f"file:{self.state_dir / 'cnet.db'}?mode=ro", uri=True)
+        try:
+            rows = conn.execute(
+                "SELECT o.id, sum(s.duration_ms), count(s.id), sum(s.status = 'done') FROM operations o "
+                "JOIN operation_steps s ON s.operation_id = o.id WHERE o.kind = 'run' AND o.status = 'done' "
+                "GROUP BY o.id ORDER BY o.id"
+            ).fetchall()
+        finally:
+            conn.close()
+        return [r[1] for r in rows if r[2] == r[3]]
+
+    def startup(self) -> None:
+        out = {"help": [], "ps": [], "inspect": []}
+        mid = f"b{self.n // 2}"
+        for _ in range(self.repeat):
+            out["help"].append(timed(self.cnet("--help"), env=self.env))
+            out["ps"].append(timed(self.cnet("ps"), env=self.env))
+            out["inspect"].append(timed(self.cnet("inspect", mid), env=self.env))
+            self.sample_import_floor()
+        self.r["startup"] = {k: summary(v) for k, v in out.items()}
+
+    def spawn_overhead(self) -> None:
+        import sh
+
+        cmd = sh.Command("true")
+        a, b = [], []
+        for _ in range(self.repeat * 2):
+            t0 = time.perf_counter()
+            cmd(_tty_out=False, _tty_in=False)
+            a.append(ms_since(t0))
+            t0 = time.perf_counter()
+            subprocess.run(["true"], capture_output=True)
+            b.append(ms_since(t0))
+        self.r["spawn"] = {"sh": summary(a), "subprocess": summary(b)}
+
+    def memory(self) -> None:
+        conn = sqlite3.connect(f"file:{self.state_dir / 'cnet.db'}?mode=ro", uri=True)
+        try:
+            pids = [r[0] for r in conn.execute("SELECT pid FROM containers WHERE state = 'running' AND pid IS NOT NULL AND name LIKE 'b%'")]
+        finally:
+            conn.close()
+        kept: set[int] = set()
+        for pid in pids:
+            p = ppid(pid)
+            while p and p > 1 and p != os.getpid():
+                kept.add(p)
+                p = ppid(p)
+        rss = sum(status_kb(p, "VmRSS") for p in kept)
+        pss = sum(pss_kb(p) for p in kept)
+        comms = sorted({Path(f"/proc/{p}/comm").read_text().strip() for p in kept if Path(f"/proc/{p}/comm").exists()})
+        n = max(1, len(pids))
+        self.r["memory"] = {"containers": len(pids), "processes": len(kept), "commands": comms,
+                            "rss_mb_per_container": rss / 1024 / n, "pss_mb_per_container": pss / 1024 / n}
+
+    def iperf(self) -> None:
+        res = subprocess.run(self.cnet("run", "-d", "--name", "bperf", "--net", "bench", "-p", f"127.0.0.1:{IPERF_PORT}:{IPERF_PORT}",
+                                       "--", "iperf3", "-s", "-p", str(IPERF_PORT)), capture_output=True, text=True, env=self.env)
+        if res.returncode != 0:
+            self.r["iperf"] = {"error": res.stderr.strip()}
+            return
+        info = json.loads(subprocess.run(self.cnet("inspect", "bperf"), capture_output=True, text=True, env=self.env).stdout)
+        info = info[0] if isinstance(info, list) else info
+        cip, pid = info["networks"][0]["ip"], info["pid"]
+        deadline = time.monotonic() + 10
+        while not listening(pid, IPERF_PORT) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        direct, mapped = [], []
+        for _ in range(2):
+            for host, out in ((cip, direct), ("127.0.0.1", mapped)):
+                r = subprocess.run(["iperf3", "-c", host, "-p", str(IPERF_PORT), "-t", str(self.iperf_time), "-J"],
+                                   capture_output=True, text=True)
+                if r.returncode == 0:
+                    out.append(json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9)
+        d, m = percentile(direct, 50), percentile(mapped, 50)
+        self.r["iperf"] = {"direct_gbps": d, "mapped_gbps": m, "ratio": ratio(m, d), "seconds": self.iperf_time}
+        subprocess.run(self.cnet("rm", "-f", "bperf"), capture_output=True, env=self.env)
+
+    def rm_loop(self) -> None:
+        rm = [timed(self.cnet("rm", "-f", f"b{i}"), env=self.env) for i in range(self.n)]
+        self.r["rm_f"] = summary(rm)
+        self.r["samples"]["rm_f"] = rm
+
+    def ipam(self) -> None:
+        # On disk, like /var/lib/cnet (the sandbox's tmpfs would hide the WAL checkpoints' writes).
+        where = Path(tempfile.mkdtemp(prefix="ipam-", dir=os.environ.get("CNET_BENCH_DISK") or str(self.tmp)))
+        res = subprocess.run([PYTHON, str(Path(__file__).resolve()), "--ipam-only", str(where / "state")],
+                             capture_output=True, text=True, env=self.env)
+        if res.returncode != 0:
+            raise RuntimeError(f"IPAM bench failed: {res.stderr.strip()}")
+        self.r["ipam"] = json.loads(res.stdout)
+
+    def all(self) -> dict:
+        phases = [("setup", self.setup), (f"{self.n} x run -d / floor{' / CNI' if self.with_cni else ''}", self.containers_loop),
+                  ("start-up", self.startup), ("spawn overhead", self.spawn_overhead), ("memory", self.memory),
+                  ("iperf3", self.iperf), (f"{self.n} x rm -f", self.rm_loop), ("IPAM /16", self.ipam)]
+        for label, fn in phases:
+            print(f"bench: {label}", file=sys.stderr, flush=True)
+            fn()
+        self.r["import_floor"] = summary(self.import_samples)
+        self.r["python_pass"] = summary(self.pass_samples)
+        return self.r
+
+
+def ipam_only(state_dir: str) -> dict:
+    """Fill a /16 through cnet.ipam on a real, migrated file database: one write transaction per
+    address, as `cnet run` does. Runs in its own process (fresh interpreter, no bench state)."""
+    sys.path.insert(0, str(REPO))
+    from cnet import ipam
+    from cnet.db import migrate, session
+    from cnet.errors import AllocationError
+
+    sd = Path(state_dir)
+    session.ensure_state_dir(sd)
+    store = session.Store(session.make_engine(sd))
+    migrate.ensure_current(store.conn)
+    subnet = "10.0.0.0/16"
+    first, last = ip_to_int("10.0.0.0"), ip_to_int("10.0.255.255")
+    net = {"id": "0123456789ab", "name": "ipambench", "driver": "bridge", "subnet": subnet, "subnet_first_int": first,
+           "subnet_last_int": last, "prefix_len": 16, "gateway": "10.0.0.1", "ip_range": None,
+           "range_first_int": first + 1, "range_last_int": last - 1, "alloc_cursor_int": first, "bridge": "cnet-ipambench",
+           "mtu": 1500, "internal": 0, "state": "ready", "created_at": time.time()}
+    with store.write() as conn:
+        conn.exec_driver_sql(f"INSERT INTO networks ({', '.join(net)}) VALUES ({', '.join('?' * len(net))})", tuple(net.values()))
+    per: list[float] = []
+    t_all = time.perf_counter()
+    t0 = time.perf_counter()
+    with store.write() as conn:
+        ipam.reserve_gateway(conn, net["id"], net["gateway"])
+    per.append(ms_since(t0))
+    while True:
+        t0 = time.perf_counter()
+        try:
+            with store.write() as conn:
+                ipam.allocate(conn, net)
+        except AllocationError:
+            exhausted = ms_since(t0)
+            break
+        per.append(ms_since(t0))
+    total = time.perf_counter() - t_all - exhausted / 1000
+    count = store.conn.exec_driver_sql("SELECT count(*) FROM ip_allocations").scalar()
+    # The same fill in one transaction: IPAM's own cost, without a commit (WAL write) per address.
+    net2 = dict(net, id="ba9876543210", name="ipambench2", bridge="cnet-ipambench2", alloc_cursor_int=first)
+    t0 = time.perf_counter()
+    with store.write() as conn:
+        conn.exec_driver_sql(f"INSERT INTO networks ({', '.join(net2)}) VALUES ({', '.join('?' * len(net2))})", tuple(net2.values()))
+        ipam.reserve_gateway(conn, net2["id"], net2["gateway"])
+        for _ in range(count - 1):
+            ipam.allocate(conn, net2)
+    one_tx = time.perf_counter() - t0
+    store.close()
+    return {"subnet": subnet, "addresses": count, "total_s": total, "first_1000_ms": sum(per[:1000]),
+            "last_1000_ms": sum(per[-1000:]), "last_over_first": ratio(sum(per[-1000:]), sum(per[:1000])),
+            "exhausted_ms": exhausted, "one_transaction_s": one_tx}
+
+
+# --- /proc helpers ------------------------------------------------------------------------------------
+def ppid(pid: int) -> int | None:
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return int(data[data.rindex(b")") + 2:].split()[1])
+
+
+def status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def listening(pid: int, port: int) -> bool:
+    try:
+        lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(l.split()[1].endswith(f":{port:04X}") and l.split()[3] == "0A" for l in lines)
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}), kernel {os.uname().release}, Python {sys.version.split()[0]}"
+
+
+def in_sandbox() -> bool:
+    """scripts/bench marks the sandbox; double-check that this network namespace is a fresh one
+    (only lo), so the bench can never wire anything on a real host."""
+    if os.environ.get("CNET_BENCH_SANDBOX") != "1":
+        return False
+    links = json.loads(run(["ip", "-j", "link"]).stdout)
+    return [l["ifname"] for l in links] == ["lo"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=300, help="containers to start on one network (default 300)")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
+    ap.add_argument("--repeat", type=int, default=20, help="samples per start-up command (default 20)")
+    ap.add_argument("--iperf-time", type=int, default=3, help="seconds per iperf3 run (default 3)")
+    ap.add_argument("--no-cni", action="store_true", help="skip the CNI reference plugins even when installed")
+    ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.ipam_only:
+        print(json.dumps(ipam_only(args.ipam_only)))
+        return 0
+    if args.n < 2:
+        ap.error("--n must be at least 2")
+    if not in_sandbox():
+        print("bench: refusing to run outside the sandbox; use scripts/bench", file=sys.stderr)
+        return 1
+    state_dir = Path(os.environ["CNET_STATE_DIR"])
+    results = Bench(args.n, state_dir, args.repeat, args.iperf_time, with_cni=not args.no_cni).all()
+    print(render_table(results))
+    if args.json:
+        results["targets"] = [{"name": t.name, "value": t.value, "limit": t.limit, "unit": t.unit, "met": t.met} for t in targets(results)]
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

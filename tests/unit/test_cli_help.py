@@ -1,0 +1,83 @@
+"""Every command answers --help; `cnet --help` stays cheap (no sqlalchemy, no sh)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from cnet.cli.main import app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def command_paths() -> list[tuple[str, ...]]:
+    root = typer.main.get_command(app)
+    paths: list[tuple[str, ...]] = []
+
+    def walk(cmd, path: tuple[str, ...]) -> None:
+        paths.append(path)
+        # Duck-typed: recent typer vendors its own click, so isinstance(click.Group) would miss.
+        if getattr(cmd, "commands", None):
+            for name, sub in cmd.commands.items():
+                walk(sub, path + (name,))
+
+    walk(root, ())
+    return paths
+
+
+PATHS = command_paths()
+
+
+def test_command_tree_is_complete():
+    names = {" ".join(p) for p in PATHS}
+    expected = {
+        "", "net", "net create", "net ls", "net inspect", "net rm", "net connect", "net disconnect",
+        "run", "ps", "inspect", "exec", "logs", "stop", "rm", "sql", "journal", "db", "db upgrade", "db check",
+    }
+    assert expected <= names
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "cnet")
+def test_help(path):
+    res = CliRunner().invoke(app, [*path, "--help"], prog_name="cnet")
+    assert res.exit_code == 0, res.output
+    assert "Usage: cnet" in res.output
+    hidden = path and path[-1].startswith("_")
+    if not hidden:
+        # A real description, not just a usage line.
+        assert len(res.output.strip().splitlines()) > 2
+
+
+def _imported_modules(*args: str) -> tuple[int, set[str]]:
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cnet", *args],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )
+    mods = set()
+    for line in res.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            mods.add(line.rsplit("|", 1)[1].strip())
+    return res.returncode, mods
+
+
+@pytest.mark.parametrize("args", [("--help",), ("net", "create", "--help"), ("net", "--help")])
+def test_help_does_not_import_heavy_modules(args):
+    code, mods = _imported_modules(*args)
+    assert code == 0
+    assert "typer" in mods  # the measurement works
+    for heavy in ("sqlalchemy", "sh", "alembic", "tabulate"):
+        assert heavy not in mods, f"`cnet {' '.join(args)}` imports {heavy}"
+
+
+def test_version():
+    res = subprocess.run([sys.executable, "-m", "cnet", "--version"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 0 and res.stdout.startswith("cnet ")
+
+
+def test_usage_error_is_one_line_exit_2():
+    res = subprocess.run([sys.executable, "-m", "cnet", "net", "create"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
