@@ -16,11 +16,11 @@ def register(app: typer.Typer, net_app: typer.Typer) -> None:
 
 def _report(out, title: str) -> None:
     ctx = common.context()
+    for line in out.result:
+        print(f"cnet: {'would ' if ctx.dry_run else ''}{line}", file=sys.stderr)
     if ctx.dry_run:
         common.print_plan(out.plan, title)
         return
-    for line in out.result:
-        print(f"cnet: {line}", file=sys.stderr)
     print(f"{len(out.plan.steps)} repair step(s)" if out.plan.steps else "nothing to do")
 
 

@@ -182,7 +182,8 @@ def endpoint_steps(netns: str, ep: dict, *, first: bool, create_netns: bool) -> 
         ),
         ipk.endpoint_container_side(
             netns=netns, interface=ep["interface"], ip=ep["ip"], prefix_len=ep["prefix_len"],
-            gateway=ep["gateway"] if first else None, loopback=first,
+            # Internal networks never get the default route: they have no way out.
+            gateway=ep["gateway"] if ep["is_default_route"] else None, loopback=first,
         ),
     ]
 
@@ -229,8 +230,10 @@ def run_container(ctx: Context, req: dict, *, detached: bool, remove: bool = Fal
         eps = []
         if not nets:
             plan.add(ipk.loopback_only(netns))
+        # The default route goes via the first network that is not internal (as Docker does).
+        default_index = next((i for i, n in enumerate(nets) if not n["internal"]), None)
         for i, net in enumerate(nets):
-            ep = _attach(conn, cid, net, f"eth{i}", req["ip"] if i == 0 else None, default_route=(i == 0))
+            ep = _attach(conn, cid, net, f"eth{i}", req["ip"] if i == 0 else None, default_route=(i == default_index))
             eps.append(ep)
             plan.extend(endpoint_steps(netns, ep, first=(i == 0), create_netns=(i == 0)))
         ports = []
@@ -251,7 +254,15 @@ def run_container(ctx: Context, req: dict, *, detached: bool, remove: bool = Fal
         op = ctx.journal.begin(conn, "run", cid, "create", wiring)
 
     def mark_running(c: sa.Connection) -> None:
-        c.exec_driver_sql("UPDATE containers SET state = 'running', started_at = ?, boot_id = ? WHERE id = ?", (time.time(), procs.boot_id(), cid))
+        # Until the watcher exists, this `cnet run` process stands in for it: if it dies before
+        # starting the container, the next command sees a dead watcher and releases the network
+        # at once instead of waiting out a grace period.
+        me, me_start = procs.self_identity()
+        c.exec_driver_sql(
+            "UPDATE containers SET state = 'running', started_at = ?, boot_id = ?, watcher_pid = ?, "
+            "watcher_start_time = ? WHERE id = ?",
+            (time.time(), procs.boot_id(), me, me_start, cid),
+        )
 
     ctx.journal.execute(op, on_success=mark_running)
     row["state"] = "running"
@@ -414,7 +425,6 @@ def reap_dead(ctx: Context) -> list[str]:
     if not rows:
         return lines
     boot = procs.boot_id()
-    now = time.time()
     for cid, name, pid, pst, wpid, wst, row_boot, started in rows:
         rebooted = row_boot is not None and row_boot != boot
         if not rebooted:
@@ -422,8 +432,6 @@ def reap_dead(ctx: Context) -> list[str]:
                 continue
             if wpid and procs.alive(wpid, wst):
                 continue  # the watcher will release it within moments
-            if pid is None and (started or now) > now - 10:
-                continue  # still being started by the `cnet run` that owns it
         if claim_and_release(ctx, cid, None):
             why = "the host rebooted" if rebooted else "its process is gone"
             lines.append(f"cnet: container {name} marked exited ({why}); network released")
@@ -552,7 +560,7 @@ def connect(ctx: Context, network: str, ref: str, ip: str | None = None) -> Outc
         if conn.exec_driver_sql("SELECT 1 FROM endpoints WHERE container_id = ? AND network_id = ?", (row["id"], net["id"])).first():
             raise Conflict(f"container {row['name']} is already connected to network {net['name']}")
         has_default = conn.exec_driver_sql("SELECT 1 FROM endpoints WHERE container_id = ? AND is_default_route = 1", (row["id"],)).first()
-        ep = _attach(conn, row["id"], net, _next_interface(conn, row["id"]), ip, default_route=not has_default)
+        ep = _attach(conn, row["id"], net, _next_interface(conn, row["id"]), ip, default_route=not has_default and not net["internal"])
         plan = Plan(list(restore_steps))
         plan.extend(endpoint_steps(row["netns"], ep, first=not has_default, create_netns=False))
         if ctx.dry_run:

@@ -321,6 +321,8 @@ def _reconcile_locked(ctx: Context, *, clean: bool) -> Outcome:
         live = {c["netns"] for cid, c in d.containers.items() if c["state"] in ("creating", "running") or cid in d.busy_containers}
         _orphan_pids(ctx, k, live)
     plan, notes = plan_reconcile(ctx, k, d, clean=clean)
+    if clean:
+        notes += _orphan_container_dirs(ctx, set(d.containers))
     if ctx.dry_run:
         dead = _dead_release_steps(ctx, d)
         plan.steps[:0] = dead
@@ -335,6 +337,25 @@ def _reconcile_locked(ctx: Context, *, clean: bool) -> Outcome:
 
         raise CnetError(f"{'gc' if clean else 'net restore'} finished with errors: {'; '.join(op.errors)}")
     return Outcome(plan, notes)
+
+
+def _orphan_container_dirs(ctx: Context, known: set[str]) -> list[str]:
+    """Log folders whose container row is gone (an `rm -f` killed before its last step)."""
+    import shutil
+
+    root = ctx.state_dir / "containers"
+    notes = []
+    if not root.is_dir():
+        return notes
+    with ctx.store.read() as conn:
+        rows = {r[0] for r in conn.exec_driver_sql("SELECT id FROM containers")}
+    for entry in sorted(root.iterdir()):
+        if entry.name in rows or entry.name in known:
+            continue
+        notes.append(f"remove orphan container folder {entry}")
+        if not ctx.dry_run:
+            shutil.rmtree(entry, ignore_errors=True)
+    return notes
 
 
 # --- the cheap check on the run/connect path --------------------------------------------------------
