@@ -56,7 +56,8 @@ def run(
 def _info_lines(row: dict) -> list[str]:
     from ..kernel.netns import enter_hint
 
-    lines = [f"container {row['name']} (id {row['id']}) pid {row.get('pid')}"]
+    pid = row.get("pid") or "- (it exited at once)"
+    lines = [f"container {row['name']} (id {row['id']}) pid {pid}"]
     for ep in row["endpoints"]:
         lines.append(f"  {ep['interface']} {ep['ip']}/{ep['prefix_len']} on network {ep['network']}")
     for p in row["ports"]:

@@ -43,7 +43,8 @@ def test_foreground_run_prints_wiring_and_exits_with_the_command_code(sandbox):
     sb.cnet("net", "create", "n1", "--subnet", "10.10.1.0/24")
     with_net = settled(sb)
     res = sb.cnet("run", "--name", "fg", "--net", "n1", "-p", "8080:80", "--",
-                  "sh", "-c", "echo out:$(hostname); exit 3", check=False)
+                  # Lives long enough for cnet to see its PID (an instant command has exited first).
+                  "sh", "-c", "echo out:$(hostname); sleep 0.3; exit 3", check=False)
     assert res.returncode == 3, res
     assert "out:fg" in res.stdout
     err = res.stderr

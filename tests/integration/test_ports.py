@@ -1,7 +1,7 @@
 """Port mappings: every reachability path for TCP and UDP, host-IP binding, conflicts, release."""
 
 import json
-import signal
+import subprocess
 import time
 
 import pytest
@@ -118,7 +118,7 @@ def test_port_conflicts_are_refused_before_anything_changes(sandbox):
     listener = sb.popen(["python3", "-c",
                          "import socket, time; t = socket.socket(); t.bind(('0.0.0.0', 7070)); t.listen(); "
                          "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 7071)); "
-                         "print('up', flush=True); time.sleep(60)"], stdout=__import__("subprocess").PIPE, text=True)
+                         "print('up', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
         assert listener.stdout.readline().strip() == "up"
         _refused(sb, "--name", "b", "--net", "n1", "-p", "7070:80", match="in use by a host process")
