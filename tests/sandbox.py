@@ -95,7 +95,8 @@ class Sandbox:
         return [f"{a['local']}/{a['prefixlen']}" for d in data for a in d.get("addr_info", []) if a["family"] == "inet"]
 
     def netns(self) -> list[str]:
-        return sorted(self.run(["ip", "netns", "list"], check=True).stdout.split())
+        # Lines read "NAME" or "NAME (id: N)" once the namespace has a peer: keep the name.
+        return sorted(line.split()[0] for line in self.run(["ip", "netns", "list"], check=True).stdout.splitlines() if line.strip())
 
     def iptables_save(self) -> str:
         return self.run(["iptables-save"], check=True).stdout
