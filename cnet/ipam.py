@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 from .errors import AllocationError, Conflict, ValidationError
 

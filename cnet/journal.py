@@ -18,16 +18,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 from . import procs
 from .commands import Command, Plan
 from .errors import CommandFailed, RollbackIncomplete
 
 # kind -> (on_rolled_back(conn, target), on_completed(conn, target)); filled by the service layer.
-Handler = Callable[[sa.Connection, str], None]
+Handler = Callable[["sa.Connection", str], None]
 HANDLERS: dict[str, tuple[Handler | None, Handler | None]] = {}
 
 

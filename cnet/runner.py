@@ -38,10 +38,18 @@ class ShellRunner:
     def __init__(self, echo: Callable[[str], None] | None = None):
         self.echo = echo
 
+    def _echo(self, line: str) -> None:
+        if not self.echo:
+            return
+        try:
+            self.echo(line)
+        except OSError:
+            # -v output piped into `head` and closed: stop echoing, never abort a kernel change.
+            self.echo = None
+
     def run(self, command: Command) -> Result:
         sh = _sh_module()
-        if self.echo:
-            self.echo(command.render())
+        self._echo(command.render())
         started = time.perf_counter()
         try:
             program = sh.Command(command.argv[0])
@@ -74,6 +82,17 @@ class ShellRunner:
         """Run a read-only command (e.g. `ip -j route`) and return its stdout."""
         return self.run(command).stdout
 
+    def signal(self, pid: int, sig: int) -> bool:
+        """Send a signal (stop/rm); False when the process is already gone."""
+        import signal as signals
+
+        self._echo(f"kill -s {signals.Signals(sig).name[3:]} {pid}")
+        try:
+            os.kill(pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+
     # Process spawning for containers: these must outlive cnet, so they are plain children
     # started in their own session, not `sh` background jobs tied to this process.
     def spawn(
@@ -86,10 +105,9 @@ class ShellRunner:
         stderr=None,
         new_session: bool = True,
     ) -> subprocess.Popen:
-        if self.echo:
-            import shlex
+        import shlex
 
-            self.echo(shlex.join(argv))
+        self._echo(shlex.join(argv))
         return subprocess.Popen(
             argv,
             env=env,

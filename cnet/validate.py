@@ -60,8 +60,22 @@ def subnet(value: str, what: str = "subnet") -> ipaddress.IPv4Network:
     return net
 
 
+# Ranges a bridge must never claim: its gateway address would shadow loopback (and cnet's
+# 127.0.0.0/8 guard), link-local, multicast or the reserved/broadcast space.
+RESERVED_RANGES = {
+    ipaddress.IPv4Network("0.0.0.0/8"): "'this host' range",
+    ipaddress.IPv4Network("127.0.0.0/8"): "loopback range",
+    ipaddress.IPv4Network("169.254.0.0/16"): "link-local range",
+    ipaddress.IPv4Network("224.0.0.0/4"): "multicast range",
+    ipaddress.IPv4Network("240.0.0.0/4"): "reserved range",
+}
+
+
 def network_subnet(value: str) -> ipaddress.IPv4Network:
     net = subnet(value)
+    for reserved, what in RESERVED_RANGES.items():
+        if net.overlaps(reserved):
+            raise ValidationError(f"invalid subnet {value!r}: it overlaps the {what} {reserved}")
     if net.prefixlen > 30:
         raise ValidationError(
             f"invalid subnet {value!r}: a /{net.prefixlen} has no room for a gateway and a container (use /30 or larger)"

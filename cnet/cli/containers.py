@@ -31,7 +31,7 @@ def run(
     env: Annotated[Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")] = None,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background; output goes to `cnet logs`.")] = False,
     remove: Annotated[bool, typer.Option("--rm", help="Remove the container's record when it exits.")] = False,
-    stop_timeout: Annotated[float, typer.Option("--stop-timeout", help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")] = 3.0,
+    stop_timeout: Annotated[float, typer.Option("--stop-timeout", min=0, help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")] = 3.0,
 ) -> None:
     """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings."""
     from ..services import containers
@@ -106,6 +106,9 @@ def ps(
     if json_:
         common.print_json(rows)
         return
+    for r in rows:  # the table shortens long commands; --json keeps them whole
+        if len(r["command"]) > 40:
+            r["command"] = r["command"][:39] + "…"
     common.print_table(rows, ["name", "id", "state", "pid", "ips", "ports", "command"])
 
 
@@ -195,7 +198,7 @@ def logs(
 
 def stop(
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
-    time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
+    time_: Annotated[float, typer.Option("-t", "--time", min=0, help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
 ) -> None:
     """Stop containers: SIGTERM, wait, then SIGKILL (PID 1 ignores SIGTERM without a handler)."""
     from ..services import containers

@@ -67,17 +67,17 @@ def rm(names: Annotated[list[str], typer.Argument(help="Network names or ids.")]
     """Remove networks (refused while containers are attached). The last one removes cnet's base chains."""
     from ..services import networks
 
+    import sys
+
+    from ..errors import CnetError
+
     ctx = common.mutating()
     failed = False
     for n in names:
         try:
             out = networks.remove_network(ctx, n)
-        except Exception as exc:
-            from ..errors import CnetError
-
-            if not isinstance(exc, CnetError):
-                raise
-            print(f"cnet: error: {exc}", file=__import__("sys").stderr)
+        except CnetError as exc:  # report it, go on with the other names (as docker network rm)
+            print(f"cnet: error: {exc}", file=sys.stderr)
             failed = True
             continue
         if ctx.dry_run:

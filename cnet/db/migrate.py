@@ -1,15 +1,24 @@
 """Create and upgrade the schema with Alembic, importing Alembic only when the schema is behind.
 
 HEAD_REVISION must name the newest migration in migrations/versions (a unit test checks it), so a
-command on an up-to-date database pays one SELECT, not Alembic's ~270 ms import.
+command on an up-to-date database pays one SELECT, not Alembic's ~270 ms import (nor SQLAlchemy's
+~130 ms: commands use the sqlite3 adapter of cnet.db.session). Upgrading and checking wrap that
+adapter's very sqlite3 connection in a SQLAlchemy connection (sqlalchemy_connection), so they work
+the same on a file and on --dry-run's in-memory copy.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from .session import Connection
 
 HEAD_REVISION = "0001_initial"
 
@@ -22,12 +31,39 @@ def migrations_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "migrations"
 
 
-def current_revision(conn: sa.Connection) -> str | None:
+def current_revision(conn: Connection | sa.Connection) -> str | None:
     try:
         row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
-    except sa.exc.OperationalError:
+    except sqlite3.OperationalError:  # no such table: never migrated
         return None
+    except Exception as exc:  # the same error wrapped by SQLAlchemy, for a sa.Connection
+        if isinstance(getattr(exc, "orig", None), sqlite3.OperationalError):
+            return None
+        raise
     return row[0] if row else None
+
+
+@contextmanager
+def sqlalchemy_connection(conn: Connection | sa.Connection):
+    """A SQLAlchemy connection over the adapter's own sqlite3 connection (one connection: no lock
+    waits against ourselves, and an in-memory database stays the same database). AUTOCOMMIT, as
+    the adapter: Alembic's transaction_per_migration controls the transactions (migrations/env.py)."""
+    if not hasattr(conn, "dbapi"):  # already a SQLAlchemy connection
+        yield conn
+        return
+    import sqlalchemy as sa
+    from sqlalchemy.pool import StaticPool
+
+    raw = conn.dbapi
+    engine = sa.create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
+    try:
+        with engine.connect() as sa_conn:
+            yield sa_conn.execution_options(isolation_level="AUTOCOMMIT")
+    finally:
+        # Returning the connection to the pool resets it to SQLAlchemy's default isolation
+        # (sqlite3's implicit BEGINs); the adapter needs autocommit back. No engine.dispose():
+        # it would close the connection, which the adapter still owns.
+        raw.isolation_level = None
 
 
 def alembic_config(conn: sa.Connection | None = None):
@@ -40,13 +76,14 @@ def alembic_config(conn: sa.Connection | None = None):
     return cfg
 
 
-def upgrade(conn: sa.Connection, revision: str = "head") -> None:
+def upgrade(conn: Connection | sa.Connection, revision: str = "head") -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(conn), revision)
+    with sqlalchemy_connection(conn) as sa_conn:
+        command.upgrade(alembic_config(sa_conn), revision)
 
 
-def ensure_current(conn: sa.Connection, lock_path: Path | None = None) -> bool:
+def ensure_current(conn: Connection, lock_path: Path | None = None) -> bool:
     """Upgrade to head if needed. Returns True when a migration ran.
 
     With lock_path, the upgrade runs under an exclusive file lock and re-checks the revision:
@@ -71,12 +108,13 @@ def ensure_current(conn: sa.Connection, lock_path: Path | None = None) -> bool:
         os.close(fd)
 
 
-def check(conn: sa.Connection) -> list[str]:
+def check(conn: Connection | sa.Connection) -> list[str]:
     """Differences between the models (cnet.db.schema) and the migrated database; [] = none."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
     from .schema import metadata
 
-    ctx = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
-    return [repr(d) for d in compare_metadata(ctx, metadata)]
+    with sqlalchemy_connection(conn) as sa_conn:
+        ctx = MigrationContext.configure(sa_conn, opts={"compare_type": True, "render_as_batch": True})
+        return [repr(d) for d in compare_metadata(ctx, metadata)]

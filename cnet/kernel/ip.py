@@ -114,16 +114,13 @@ def endpoint_container_side(
     return Step(summary=f"configure {interface} {ip}/{prefix_len} in {netns}", do=batch(lines, netns=netns))
 
 
-def loopback_only(netns: str) -> Step:
-    return Step(
-        summary=f"create network namespace {netns} with only lo",
-        do=batch([f"netns add {netns}", f"link set dev lo up"]),
-        undo=(netns_del(netns),),
-    )
-
-
-def loopback_up_in(netns: str) -> Command:
-    return cmd("ip", "-n", netns, "link", "set", "lo", "up")
+def loopback_only(netns: str) -> list[Step]:
+    """A container without networks: its own namespace with only lo, up (like Docker's
+    --network none). Two processes: `ip -batch` lines cannot name a namespace."""
+    return [
+        netns_add(netns),
+        Step(summary=f"bring up lo in {netns}", do=batch(["link set lo up"], netns=netns)),
+    ]
 
 
 def sysctl_set(key: str, value: str) -> Command:

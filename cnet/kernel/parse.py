@@ -96,3 +96,24 @@ def iptables_save(text: str) -> Ruleset:
             tokens = shlex.split(line)
             rs.rules.append(SavedRule(table, tokens[1], tuple(tokens[2:]), line))
     return rs
+
+
+def proc_net_route(text: str) -> list[tuple["ipaddress.IPv4Network", str]]:
+    """(destination, device) of every route in /proc/net/route (the main table), without the
+    default route. Read from /proc, not `ip route`: no process spawn on `net create`'s path."""
+    import ipaddress
+    import socket
+    import struct
+
+    routes = []
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 8:
+            continue
+        dst = socket.inet_ntoa(struct.pack("<I", int(f[1], 16)))
+        mask = socket.inet_ntoa(struct.pack("<I", int(f[7], 16)))
+        net = ipaddress.IPv4Network(f"{dst}/{mask}", strict=False)
+        if net.prefixlen == 0:
+            continue
+        routes.append((net, f[0]))
+    return routes

@@ -5,13 +5,16 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 from .. import ipam, journal as journal_mod, naming, procs, validate
 from ..commands import Plan, Step, cmd
@@ -72,18 +75,22 @@ def _port_rules(container_id: str, ports: list[dict]) -> list[ipt.Rule]:
 
 
 # --- run ------------------------------------------------------------------------------------------
-def _host_port_free(host_ip: str, port: int, protocol: str) -> bool:
-    """A host process listening there would be shadowed by the DNAT rule: refuse instead."""
+def _host_port_state(host_ip: str, port: int, protocol: str) -> str:
+    """'free', 'in-use' (a host process listens there: the DNAT rule would shadow it) or
+    'not-local' (no such address on this host: the mapping could never be reached), found by
+    binding a throwaway socket, which changes nothing."""
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     s = socket.socket(socket.AF_INET, kind)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
         s.bind((host_ip, port))
-        return True
+        return "free"
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            return False
-        return True  # EACCES (dry-run without root), EADDRNOTAVAIL: not a port conflict
+            return "in-use"
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return "not-local"
+        return "free"  # EACCES: a non-root --dry-run may not bind low ports; not a conflict
     finally:
         s.close()
 
@@ -103,10 +110,13 @@ def _check_ports(conn: sa.Connection, specs: list[validate.PortSpec], check_host
             raise Conflict(
                 f"host port {spec.host_ip}:{spec.host_port}/{spec.protocol} is already mapped by container {clash[0]}"
             )
-        if check_host and not _host_port_free(spec.host_ip, spec.host_port, spec.protocol):
+        state = _host_port_state(spec.host_ip, spec.host_port, spec.protocol) if check_host else "free"
+        if state == "in-use":
             raise Conflict(
                 f"host port {spec.host_ip}:{spec.host_port}/{spec.protocol} is already in use by a host process"
             )
+        if state == "not-local":
+            raise ValidationError(f"host IP {spec.host_ip} in port mapping is not an address of this host")
 
 
 def parse_run_request(
@@ -229,7 +239,7 @@ def run_container(ctx: Context, req: dict, *, detached: bool, remove: bool = Fal
         plan = Plan(list(restore_steps))
         eps = []
         if not nets:
-            plan.add(ipk.loopback_only(netns))
+            plan.extend(ipk.loopback_only(netns))
         # The default route goes via the first network that is not internal (as Docker does).
         default_index = next((i for i, n in enumerate(nets) if not n["internal"]), None)
         for i, net in enumerate(nets):
@@ -246,8 +256,8 @@ def run_container(ctx: Context, req: dict, *, detached: bool, remove: bool = Fal
         if ports:
             plan.add(ipt.rules_add(_port_rules(cid, ports), f"publish {len(ports)} port(s) of container {name}"))
         row.update(endpoints=eps, ports=ports)
-        launch = nsk.container_argv(cid, hostname, req["command"])
-        plan.add(Step(summary=f"start the container process (PID 1 of new uts/ipc/pid/mount namespaces)", do=cmd(*launch)))
+        launch = launch_argv(ctx, cid, hostname, req["command"])
+        plan.add(Step(summary="start the watcher, which starts the command as PID 1 of new pid/mount/uts/ipc namespaces", do=cmd(*launch)))
         if ctx.dry_run:
             return Outcome(plan, row)
         wiring = Plan(plan.steps[:-1])  # the launch is not a journal step: its process is the container
@@ -292,17 +302,20 @@ def container_env(row: dict) -> dict[str, str]:
     return env
 
 
+def launch_argv(ctx: Context, cid: str, hostname: str, command: list[str]) -> list[str]:
+    return nsk.launch_argv(
+        container_id=cid, hostname=hostname, command=command, python=sys.executable,
+        pythonpath=str(Path(__file__).resolve().parents[2]), state_dir=str(ctx.state_dir.resolve()),
+        reap_log=str(container_dir(ctx, cid) / "reap.log"),
+    )
+
+
 def start_process(ctx: Context, row: dict, *, foreground: bool):
     """Start the watcher (which starts the container) and record the PIDs. Returns the Popen."""
     cid = row["id"]
     cdir = container_dir(ctx, cid)
     cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    reap_log = str(cdir / "reap.log")
-    launch = nsk.container_argv(cid, row["hostname"], json.loads(row["command"]))
-    argv = nsk.watcher_argv(
-        python=sys.executable, pythonpath=str(Path(__file__).resolve().parents[2]), state_dir=str(ctx.state_dir.resolve()),
-        container_id=cid, reap_log=reap_log, container=launch,
-    )
+    argv = launch_argv(ctx, cid, row["hostname"], json.loads(row["command"]))
     if foreground:
         proc = ctx.runner.spawn(argv, env=container_env(row))
     else:
@@ -326,16 +339,18 @@ def start_process(ctx: Context, row: dict, *, foreground: bool):
 
 
 def _find_container_pid(proc, timeout: float = 5.0) -> int | None:
-    """watcher sh -> unshare (nsenter exec'd into it) -> the container's PID 1."""
+    """The watcher's only child is the container's PID 1 (nsenter, unshare, setpriv and the init
+    shell all exec() into the next)."""
     deadline = time.monotonic() + timeout
+    delay = 0.0002
     while time.monotonic() < deadline:
-        for unshare_pid in procs.children(proc.pid):
-            kids = procs.children(unshare_pid)
-            if kids:
-                return kids[0]
+        kids = procs.children(proc.pid)
+        if kids:
+            return kids[0]
         if proc.poll() is not None:
             return None
-        time.sleep(0.0005)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
     return None
 
 
@@ -406,7 +421,7 @@ def reap(ctx: Context, container_id: str, exit_code: int) -> None:
     if row and json.loads(row[0]).get("rm") and row[1] == "exited":
         remove_record(ctx, container_id)
     if released:
-        print(f"cnet: container {container_id} exited with {exit_code}; network released", file=sys.stderr)
+        ctx.say(f"cnet: container {container_id} exited with {exit_code}; network released")
 
 
 def reap_dead(ctx: Context) -> list[str]:
@@ -439,11 +454,8 @@ def reap_dead(ctx: Context) -> list[str]:
 
 
 # --- stop / rm ------------------------------------------------------------------------------------
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+def _signal(ctx: Context, pid: int, sig: int) -> None:
+    ctx.runner.signal(pid, sig)
 
 
 def _wait_dead(pid: int, start: int | None, timeout: float) -> bool:
@@ -466,9 +478,9 @@ def stop_container(ctx: Context, ref: str, timeout: float = 10.0) -> dict:
             return row
     if row["state"] == "running" and row["pid"] and procs.alive(row["pid"], row["pid_start_time"]):
         # PID 1 of a pid namespace ignores SIGTERM unless it installed a handler: escalate.
-        _signal(row["pid"], signal.SIGTERM)
+        _signal(ctx, row["pid"], signal.SIGTERM)
         if not _wait_dead(row["pid"], row["pid_start_time"], timeout):
-            _signal(row["pid"], signal.SIGKILL)
+            _signal(ctx, row["pid"], signal.SIGKILL)
             _wait_dead(row["pid"], row["pid_start_time"], 5.0)
     if row["state"] == "running":
         # The watcher knows the real exit code and releases the network itself within moments;
@@ -493,9 +505,19 @@ def teardown_plan(conn: sa.Connection, row: dict, timeout: float | None) -> Plan
     return plan
 
 
-def kill_now(row: dict) -> None:
+def _is_watcher_shell(pid: int) -> bool:
+    """The watcher shell itself (its $0 is cnet-watch): never the `cnet run` standing in for it
+    before it is spawned, nor a reaper it has already exec'd."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return len(argv) > 3 and argv[3] == b"cnet-watch"
+
+
+def kill_now(ctx: Context, row: dict) -> None:
     if row["pid"] and procs.alive(row["pid"], row["pid_start_time"]):
-        _signal(row["pid"], signal.SIGKILL)
+        _signal(ctx, row["pid"], signal.SIGKILL)
         _wait_dead(row["pid"], row["pid_start_time"], 5.0)
 
 
@@ -513,9 +535,10 @@ def remove_container(ctx: Context, ref: str, force: bool = False) -> dict:
         # The record is going away and this command releases the network itself: stop the
         # watcher first, so it does not exec cnet's reaper (a whole Python start-up, ~0.3 s of
         # CPU competing with this command) only to find nothing left to do.
-        if row.get("watcher_pid") and procs.alive(row["watcher_pid"], row.get("watcher_start_time")):
-            _signal(row["watcher_pid"], signal.SIGKILL)
-        kill_now(row)
+        if row.get("watcher_pid") and procs.alive(row["watcher_pid"], row.get("watcher_start_time")) \
+                and _is_watcher_shell(row["watcher_pid"]):
+            _signal(ctx, row["watcher_pid"], signal.SIGKILL)
+        kill_now(ctx, row)
         claim_and_release(ctx, row["id"], 137, from_states=("running",), new_state="removing")
     remove_record(ctx, row["id"])
     return row
@@ -639,6 +662,6 @@ def list_containers(conn: sa.Connection, all_: bool) -> list[dict]:
         out.append({
             "name": r["name"], "id": r["id"], "state": state, "pid": r["pid"] or "",
             "ips": ",".join(eps.get(r["id"], [])), "ports": ",".join(ports.get(r["id"], [])),
-            "command": " ".join(json.loads(r["command"]))[:40],
+            "command": shlex.join(json.loads(r["command"])),
         })
     return out

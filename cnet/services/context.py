@@ -96,9 +96,6 @@ def _snapshot_store(state_dir: Path):
     run (same validation, same allocation), and nothing it does can reach the real database."""
     import sqlite3
 
-    import sqlalchemy as sa
-    from sqlalchemy.pool import StaticPool
-
     from ..db import migrate, session
 
     mem = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -109,8 +106,8 @@ def _snapshot_store(state_dir: Path):
         except sqlite3.Error as exc:
             raise CnetError(f"cannot read the state database {path}: {exc}") from None
     mem.execute("PRAGMA foreign_keys = ON")
-    engine = sa.create_engine("sqlite://", creator=lambda: mem, poolclass=StaticPool)
-    store = session.Store(engine)
+    store = session.Store(conn=session.Connection(mem))
+    # Only a missing or older database pays for Alembic (and SQLAlchemy), on this same connection.
     migrate.ensure_current(store.conn)
     return store
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 from .. import naming, procs
 from ..commands import Plan, Step, cmd
@@ -383,7 +385,9 @@ def ensure_networks(ctx: Context, names: list[str]) -> list[Step]:
     with ctx.network_lock():
         if all(bridge_present(n["bridge"]) for n in missing):
             return []  # someone else restored them while we waited for the lock
-        _reconcile_locked(ctx, clean=False)
-        for line in (f"cnet: network {n['name']} restored (its kernel objects were gone)" for n in missing):
-            ctx.say(line)
+        out = _reconcile_locked(ctx, clean=False)
+        names = ", ".join(n["name"] for n in missing)
+        ctx.say(f"cnet: network {names} restored (its kernel objects were gone): {len(out.plan.steps)} repair step(s)")
+        for note in out.result:  # a restore repairs everything it finds, not only these networks
+            ctx.say(f"cnet: {note}")
     return []

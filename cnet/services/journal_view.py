@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 from ..commands import Command
 from ..errors import NotFound

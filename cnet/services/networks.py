@@ -7,12 +7,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 from .. import ipam, journal as journal_mod, naming, validate
 from ..commands import Plan, Step, cmd
-from ..errors import Conflict, NotFound, ValidationError
+from ..errors import CnetError, Conflict, NotFound, ValidationError
 from ..kernel import ip as ipk
 from ..kernel import iptables as ipt
 from .context import Context
@@ -66,22 +68,16 @@ def read_ip_forward() -> str:
         return "0"
 
 
-def host_routes(ctx: Context) -> list[ipaddress.IPv4Network]:
+def host_routes(ctx: Context) -> list[tuple[ipaddress.IPv4Network, str]]:
+    """The host's IPv4 routes (main table) as (destination, device): a cnet subnet must not
+    shadow them. Read from /proc/net/route, which needs no privileges (--dry-run sees the same)
+    and no process."""
+    from ..kernel.parse import proc_net_route
+
     try:
-        out = ctx.runner.read(cmd("ip", "-j", "-4", "route", "show", "table", "all"))
-        routes = json.loads(out or "[]")
-    except Exception:
-        return []
-    nets = []
-    for r in routes:
-        dst = r.get("dst", "")
-        if not dst or dst == "default" or r.get("type") in ("local", "broadcast"):
-            continue
-        try:
-            nets.append(ipaddress.IPv4Network(dst if "/" in dst else dst + "/32", strict=False))
-        except ValueError:
-            pass
-    return nets
+        return proc_net_route(Path("/proc/net/route").read_text())
+    except OSError as exc:
+        raise CnetError(f"cannot read the host's routes from /proc/net/route: {exc}") from None
 
 
 def _overlapping(conn: sa.Connection, first: int, last: int):
@@ -92,7 +88,7 @@ def _overlapping(conn: sa.Connection, first: int, last: int):
 
 
 def _pick_default_subnet(ctx: Context, conn: sa.Connection) -> ipaddress.IPv4Network:
-    routes = host_routes(ctx)
+    routes = [r for r, _dev in host_routes(ctx)]
     for pool in DEFAULT_POOLS:
         for candidate in pool.subnets(new_prefix=DEFAULT_POOL_PREFIX):
             if _overlapping(conn, int(candidate.network_address), int(candidate.broadcast_address)):
@@ -136,6 +132,10 @@ def create_network(
                 raise Conflict(f"subnet {net_subnet} overlaps network {clash[0]!r} ({clash[1]})")
             gw = _gateway(net_subnet, gateway)
             rng = _ip_range(net_subnet, ip_range)
+            for route, dev in host_routes(ctx):
+                if net_subnet.overlaps(route):
+                    # The bridge's connected route would shadow (or be shadowed by) the host's.
+                    raise Conflict(f"subnet {net_subnet} overlaps the host route {route} (dev {dev}); choose another subnet")
             lo, hi = ipam.dynamic_bounds(net_subnet, rng)
             network_id = naming.new_id()
             net = {

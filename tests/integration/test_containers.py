@@ -138,6 +138,7 @@ def test_exec_env_hostname_pid1_logs(sandbox, tmp_path):
     # Only lo without --net; the PID namespace is its own.
     links = json.loads(_in_ctr(sb, "box", "ip", "-j", "link").stdout)
     assert [l["ifname"] for l in links] == ["lo"]
+    assert "UP" in links[0]["flags"], "lo must be up inside a container without networks (Docker's --network none)"
     ctr_pidns = _in_ctr(sb, "box", "readlink", "/proc/self/ns/pid").stdout.strip()
     assert ctr_pidns.startswith("pid:[") and ctr_pidns != sb.run(["readlink", "/proc/self/ns/pid"]).stdout.strip()
 

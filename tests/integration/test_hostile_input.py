@@ -72,6 +72,9 @@ case("gateway-network-addr", ["net", "create", "g2", "--subnet", "10.3.0.0/24", 
 case("gateway-not-ip", ["net", "create", "g3", "--subnet", "10.3.0.0/24", "--gateway", "10.3.0.x"], expect="gateway")
 case("gateway-ipv6", ["net", "create", "g4", "--subnet", "10.3.0.0/24", "--gateway", "fd00::1"], expect="not supported")
 case("ip-range-outside", ["net", "create", "g5", "--subnet", "10.3.0.0/24", "--ip-range", "10.4.0.0/25"], expect="not inside")
+case("subnet-loopback", ["net", "create", "r1", "--subnet", "127.0.0.0/24"], expect="loopback range")
+case("subnet-multicast", ["net", "create", "r2", "--subnet", "224.1.0.0/24"], expect="multicast range")
+case("subnet-link-local", ["net", "create", "r3", "--subnet", "169.254.0.0/24"], expect="link-local range")
 case("mtu-too-small", ["net", "create", "g6", "--mtu", "10"], expect="MTU")
 case("mtu-not-number", ["net", "create", "g7", "--mtu", "big"], code=2, expect="mtu")
 case("driver-unknown", ["net", "create", "g8", "--driver", "macvlan"], expect="driver")
@@ -94,6 +97,7 @@ for i, (spec, expect) in enumerate([
     ("::1:8082:80", "port mapping"),
     ("8082:80:80:80", "expected"),
     ("-1:80", "port"),
+    ("10.99.99.99:8084:80", "not an address of this host"),
 ]):
     case(f"port-{i}", ["run", "--net", NET, "-p", spec, "--", "true"], expect=expect)
 case("port-twice", ["run", "--net", NET, "-p", "8083:80", "-p", "8083:81", "--", "true"], expect="given twice")

@@ -150,6 +150,16 @@ def test_default_subnet_skips_networks_and_host_routes(sandbox):
     res = sb.cnet("net", "create", "c", "--subnet", "10.91.2.128/25", check=False)
     assert res.returncode == 1
     assert res.stderr == "cnet: error: subnet 10.91.2.128/25 overlaps network 'b' (10.91.2.0/24)\n"
+    # ...and one overlapping a host route, naming the route and its device (its bridge's connected
+    # route would shadow the host's), as is a reserved range.
+    res = sb.cnet("net", "create", "c", "--subnet", "10.91.0.0/16", check=False)
+    assert (res.returncode, res.stderr) == (1, "cnet: error: subnet 10.91.0.0/16 overlaps network 'a' (10.91.0.0/24)\n")
+    res = sb.cnet("net", "create", "c", "--subnet", "10.91.1.0/25", check=False)
+    assert (res.returncode, res.stderr) == (
+        1, "cnet: error: subnet 10.91.1.0/25 overlaps the host route 10.91.1.0/24 (dev hv0); choose another subnet\n")
+    res = sb.cnet("net", "create", "c", "--subnet", "127.0.0.0/24", check=False)
+    assert (res.returncode, res.stderr) == (
+        1, "cnet: error: invalid subnet '127.0.0.0/24': it overlaps the loopback range 127.0.0.0/8\n")
     sb.cnet("net", "rm", "a", "b")
     sb.sh("ip link del hv0")
     assert sb.snapshot() == sb.baseline

@@ -239,13 +239,22 @@ def test_every_chain_name_is_cnet_prefixed_and_short():
 
 
 # --- netns.py ---------------------------------------------------------------------------------
-def test_container_argv():
-    argv = nsk.container_argv("a" * 12, "web", ["python3", "-m", "http.server", "80"])
+def test_launch_argv():
+    argv = nsk.launch_argv(
+        container_id="a" * 12, hostname="web", command=["python3", "-m", "http.server", "80"],
+        python="/usr/bin/python3", pythonpath="/opt/cnet", state_dir="/var/lib/cnet", reap_log="/var/lib/cnet/r.log",
+    )
     assert argv == [
-        "nsenter", "--net=/run/netns/cnet-" + "a" * 12, "unshare", "--uts", "--ipc", "--pid", "--mount",
-        "--fork", "--mount-proc", "--kill-child", "--propagation", "private", "/bin/sh", "-c", nsk.INIT_SCRIPT,
-        "cnet-init", "web", "python3", "-m", "http.server", "80",
+        "unshare", "--pid", "/bin/sh", "-c", nsk.WATCH_SCRIPT, "cnet-watch",
+        "/usr/bin/python3", "/opt/cnet", "/var/lib/cnet", "a" * 12, "/var/lib/cnet/r.log",
+        "/run/netns/cnet-" + "a" * 12, nsk.INIT_SCRIPT, "web", "python3", "-m", "http.server", "80",
     ]
+
+
+def test_watch_script_never_forks_after_the_container_exits():
+    # A PID namespace whose init has died refuses fork(): after `wait` only builtins and exec.
+    after_wait = nsk.WATCH_SCRIPT.split("wait $!", 1)[1]
+    assert after_wait.count("exec ") == 1 and "$(" not in after_wait and "|" not in after_wait
 
 
 def test_enter_argv():

@@ -60,9 +60,10 @@ def test_every_table_and_column_has_a_comment():
 
 def test_migrated_columns_match_models(store):
     migrate.upgrade(store.conn)
-    insp = sa.inspect(store.conn)
-    for name, table in schema.metadata.tables.items():
-        assert [c["name"] for c in insp.get_columns(name)] == list(table.columns.keys())
+    with migrate.sqlalchemy_connection(store.conn) as conn:
+        insp = sa.inspect(conn)
+        for name, table in schema.metadata.tables.items():
+            assert [c["name"] for c in insp.get_columns(name)] == list(table.columns.keys())
 
 
 def test_views_exist_and_run(store):
@@ -84,7 +85,8 @@ def test_downgrade_to_base_and_upgrade_again(store):
     from alembic import command
 
     migrate.upgrade(store.conn)
-    command.downgrade(migrate.alembic_config(store.conn), "base")
+    with migrate.sqlalchemy_connection(store.conn) as conn:
+        command.downgrade(migrate.alembic_config(conn), "base")
     assert tables(store.conn) <= {"alembic_version"}
     assert views(store.conn) == set()
     assert migrate.current_revision(store.conn) is None
@@ -124,8 +126,48 @@ def test_readonly_engine_refuses_writes(tmp_path):
     st.close()
     ro = session.make_readonly_engine(tmp_path)
     with ro.connect() as conn:
-        with pytest.raises(sa.exc.OperationalError):
+        with pytest.raises(sqlite3.OperationalError):
             conn.exec_driver_sql("INSERT INTO settings (key, value) VALUES ('a', 'b')")
     raw = sqlite3.connect(session.db_path(tmp_path))
     assert raw.execute("SELECT count(*) FROM settings").fetchone() == (0,)
     raw.close()
+
+
+def test_sqlalchemy_wrapper_leaves_the_adapter_in_autocommit(store):
+    """Migrating through SQLAlchemy on the adapter's connection must hand it back in autocommit:
+    otherwise sqlite3 would open implicit transactions nobody commits (and the next BEGIN fails)."""
+    migrate.upgrade(store.conn)
+    assert store.conn.dbapi.isolation_level is None
+    store.conn.exec_driver_sql("INSERT INTO settings (key, value) VALUES ('a', 'b')")
+    assert not store.conn.dbapi.in_transaction
+    with store.write() as conn:
+        conn.exec_driver_sql("UPDATE settings SET value = 'c' WHERE key = 'a'")
+    raw = sqlite3.connect(session.db_path(store.engine.path.parent))
+    assert raw.execute("SELECT value FROM settings").fetchall() == [("c",)]
+    raw.close()
+
+
+def test_rows_behave_like_sqlalchemy_rows(store):
+    migrate.upgrade(store.conn)
+    conn = store.conn
+    conn.exec_driver_sql("INSERT INTO settings (key, value) VALUES (?, ?)", ("k", "v"))
+    row = conn.exec_driver_sql("SELECT key, value, 7 AS n FROM settings").first()
+    assert row == ("k", "v", 7) and row[1] == "v" and row.value == "v" and row.n == 7
+    assert dict(row._mapping) == {"key": "k", "value": "v", "n": 7}
+    with pytest.raises(AttributeError):
+        row.missing
+    assert [tuple(r) for r in conn.exec_driver_sql("SELECT key FROM settings")] == [("k",)]
+    assert conn.exec_driver_sql("SELECT count(*) FROM settings").scalar() == 1
+    assert conn.exec_driver_sql("SELECT key FROM settings WHERE key = 'none'").first() is None
+    assert conn.exec_driver_sql("UPDATE settings SET value = 'w'").rowcount == 1
+    # first() finishes the statement: no read snapshot stays open behind the caller's back
+    # (an open one would keep another connection's checkpoint from resetting the WAL: busy = 1).
+    conn.exec_driver_sql("INSERT INTO settings (key, value) VALUES ('k2', 'v2')")
+    kept = conn.exec_driver_sql("SELECT key FROM settings")
+    assert kept.first() == ("k",)
+    other = sqlite3.connect(session.db_path(store.engine.path.parent), isolation_level=None, timeout=0)
+    try:
+        other.execute("INSERT INTO settings (key, value) VALUES ('k3', 'v3')")
+        assert other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    finally:
+        other.close()

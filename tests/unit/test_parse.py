@@ -100,3 +100,15 @@ def test_systemd_unit_is_package_data():
     assert "Type=oneshot" in text and "After=network-pre.target" in text
     assert "ExecStart=" in text and text.split("ExecStart=")[1].split("\n")[0].endswith("cnet net restore")
     assert naming.CHAIN_FORWARD == "CNET-FORWARD"
+
+
+def test_proc_net_route_skips_default_and_reads_little_endian():
+    from cnet.kernel.parse import proc_net_route
+
+    text = (
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+        "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+        "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+        "cnet-1\t00005BAF\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
+    )
+    assert [(str(n), d) for n, d in proc_net_route(text)] == [("192.0.2.0/24", "eth0"), ("175.91.0.0/16", "cnet-1")]
