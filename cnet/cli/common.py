@@ -34,6 +34,7 @@ def mutating() -> Context:
 def reading() -> Context:
     """Context for a read-only command; recovers only when it can (root), else just reads."""
     ctx = context()
+    ctx.readonly = True
     import os
 
     if not ctx.dry_run and os.geteuid() == 0:

@@ -54,7 +54,13 @@ def global_options(
 ) -> None:
     from ..services.context import Context, state_dir_from_env
 
-    common.set_context(Context(state_dir=state_dir_from_env(state_dir), dry_run=dry_run, verbose=verbose))
+    common.set_context(
+        Context(
+            state_dir=state_dir_from_env(state_dir), dry_run=dry_run, verbose=verbose,
+            say=lambda line: print(line, file=sys.stderr, flush=True),
+            echo=lambda line: print(f"+ {line}", file=sys.stderr, flush=True),
+        )
+    )
 
 
 app.add_typer(net_app, name="net", help="Create, list, inspect and remove bridge networks; connect containers.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,11 @@ class Context:
     state_dir: Path
     dry_run: bool = False
     verbose: bool = False
-    say: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
+    # Output is the CLI's business: it passes these in (one line to the user; -v command echo).
+    say: Callable[[str], None] = field(default=lambda msg: None)
+    echo: Callable[[str], None] | None = None
+    # Set by read-only commands: a missing database is an empty state, not one to create.
+    readonly: bool = False
     _store: object = None
     _runner: object = None
     _journal: object = None
@@ -35,8 +38,7 @@ class Context:
         if self._runner is None:
             from ..runner import ShellRunner
 
-            echo = (lambda line: print(f"+ {line}", file=sys.stderr, flush=True)) if self.verbose else None
-            self._runner = ShellRunner(echo=echo)
+            self._runner = ShellRunner(echo=self.echo if self.verbose else None)
         return self._runner
 
     @property
@@ -56,7 +58,8 @@ class Context:
     def _open_store(self):
         from ..db import migrate, session
 
-        if self.dry_run:
+        if self.dry_run or (self.readonly and not session.db_path(self.state_dir).exists()):
+            # A mistyped --state-dir on `ps` must not create a database somewhere.
             return _snapshot_store(self.state_dir)
         try:
             session.ensure_state_dir(self.state_dir)
