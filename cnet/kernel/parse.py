@@ -11,6 +11,10 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ipaddress import IPv4Network
 
 BUILTIN_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
 
@@ -98,7 +102,7 @@ def iptables_save(text: str) -> Ruleset:
     return rs
 
 
-def proc_net_route(text: str) -> list[tuple["ipaddress.IPv4Network", str]]:
+def proc_net_route(text: str) -> list[tuple[IPv4Network, str]]:
     """(destination, device) of every route in /proc/net/route (the main table), without the
     default route. Read from /proc, not `ip route`: no process spawn on `net create`'s path."""
     import ipaddress

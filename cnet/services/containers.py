@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 from .. import ipam, journal as journal_mod, naming, procs, validate
 from ..commands import Plan, Step, cmd
-from ..errors import CnetError, Conflict, NotFound, ValidationError
+from ..errors import Conflict, NotFound, ValidationError
 from ..kernel import ip as ipk
 from ..kernel import iptables as ipt
 from ..kernel import netns as nsk

@@ -14,7 +14,6 @@ the one running the step.
 
 from __future__ import annotations
 
-import json
 import subprocess
 
 import pytest

@@ -6,17 +6,8 @@ import time
 import pytest
 
 from cnet import ipam
-from cnet.db import migrate, session
+
 from cnet.errors import AllocationError, Conflict, ValidationError
-
-
-@pytest.fixture
-def store(tmp_path):
-    session.ensure_state_dir(tmp_path)
-    st = session.Store(session.make_engine(tmp_path))
-    migrate.upgrade(st.conn)
-    yield st
-    st.close()
 
 
 _seq = iter(range(10**6))

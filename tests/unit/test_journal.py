@@ -9,7 +9,7 @@ import pytest
 from cnet import journal as journal_mod
 from cnet import procs
 from cnet.commands import Plan, Step, cmd
-from cnet.db import migrate, session
+from cnet.db import session
 from cnet.errors import CommandFailed, RollbackIncomplete
 from cnet.runner import Result
 
@@ -41,15 +41,6 @@ class FakeRunner:
             return True, ""
         except CommandFailed as exc:
             return False, str(exc)
-
-
-@pytest.fixture
-def store(tmp_path):
-    session.ensure_state_dir(tmp_path)
-    st = session.Store(session.make_engine(tmp_path))
-    migrate.upgrade(st.conn)
-    yield st
-    st.close()
 
 
 @pytest.fixture
