@@ -1,0 +1,64 @@
+"""The runner: sh's foreground mode with stdin/output through memfds, and its fast spawn path."""
+
+import os
+
+import pytest
+
+from cnet import runner as runner_mod
+from cnet.commands import cmd
+from cnet.errors import CommandFailed
+from cnet.runner import ShellRunner
+
+
+def test_run_feeds_stdin_and_returns_output():
+    assert ShellRunner().run(cmd("cat", stdin="a\nb\n")).stdout == "a\nb\n"
+
+
+def test_failure_carries_argv_exit_code_and_output():
+    with pytest.raises(CommandFailed) as exc:
+        ShellRunner().run(cmd("sh", "-c", "echo to-out; echo to-err >&2; exit 3"))
+    assert exc.value.argv == ("sh", "-c", "echo to-out; echo to-err >&2; exit 3")
+    assert exc.value.code == 3
+    assert "to-err" in exc.value.stderr and "to-out" in exc.value.stderr
+
+
+def test_missing_program_is_exit_127():
+    with pytest.raises(CommandFailed) as exc:
+        ShellRunner().run(cmd("cnet-no-such-program"))
+    assert exc.value.code == 127
+
+
+def test_killed_by_signal_is_negative():
+    with pytest.raises(CommandFailed) as exc:
+        ShellRunner().run(cmd("sh", "-c", "kill -9 $$"))
+    assert exc.value.code == -9
+
+
+def test_own_stdio_is_restored(capfd):
+    ShellRunner().run(cmd("sh", "-c", "echo hidden; echo hidden >&2"))
+    print("visible")
+    out, err = capfd.readouterr()
+    assert "hidden" not in out + err and "visible" in out
+
+
+def test_sh_takes_the_posix_spawn_path(monkeypatch):
+    calls = []
+    real = runner_mod._spawnve_posix
+
+    def spy(*args):
+        calls.append(args[1])
+        return real(*args)
+
+    monkeypatch.setattr(runner_mod, "_spawnve_posix", spy)
+    ShellRunner().run(cmd("true"))
+    assert calls and calls[0].endswith("/true")
+    assert os.spawnve is runner_mod._ORIGINAL_SPAWNVE  # put back after the call
+
+
+def test_echo_survives_a_closed_pipe():
+    def broken(_line):
+        raise BrokenPipeError
+
+    r = ShellRunner(echo=broken)
+    r.run(cmd("true"))  # no exception: a closed -v pipe never aborts a kernel change
+    assert r.echo is None
