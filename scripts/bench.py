@@ -333,8 +333,15 @@ class Bench:
 
     def floor_wire(self, i: int) -> float:
         total = 0.0
-        for argv, stdin in floor_commands(i, host_port=FLOOR_PORT_BASE + i):
+        commands = floor_commands(i, host_port=FLOOR_PORT_BASE + i)
+        for argv, stdin in commands:
             total += timed(argv, stdin)
+        # Untimed: remove it again, so that every method's i-th wiring meets the same kernel
+        # state (cnet's i containers), and cnet's growth is that of its own containers, not of
+        # the floor's and CNI's accumulating beside them.
+        run(["ip", "netns", "del", f"bfl{i}"], None)
+        rules = commands[2][1].replace("-A ", "-D ", 1)
+        run(["iptables-restore", "-w", "--noflush"], rules)
         return total
 
     def cni_wire(self, i: int) -> float:
@@ -352,7 +359,18 @@ class Bench:
             if res.returncode != 0:
                 raise RuntimeError(f"CNI {conf['type']} ADD failed: {res.stdout.strip()} {res.stderr.strip()}")
             prev = json.loads(res.stdout)
+        self.cni_teardown(i, ns, prev)  # untimed, see floor_wire
         return total
+
+    def cni_teardown(self, i: int, ns: str, prev: dict | None) -> None:
+        """CNI DEL in reverse plugin order, as libcni does, then the netns."""
+        for conf in reversed(cni_configs(host_port=CNI_PORT_BASE + i, data_dir=str(self.tmp / "cni-ipam"))):
+            if prev is not None:
+                conf["prevResult"] = prev
+            env = dict(os.environ, CNI_COMMAND="DEL", CNI_CONTAINERID=f"bench{i:06d}", CNI_NETNS=f"/run/netns/{ns}",
+                       CNI_IFNAME="eth0", CNI_PATH=str(CNI_DIR))
+            subprocess.run([str(CNI_DIR / conf["type"])], input=json.dumps(conf), capture_output=True, text=True, env=env)
+        run(["ip", "netns", "del", ns], None)
 
     def containers_loop(self) -> None:
         e2e, proc_ms, floor, cni = [], [], [], []

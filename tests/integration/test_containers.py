@@ -230,7 +230,7 @@ exec {real} "$@"
 
 @pytest.mark.parametrize("program,nth,expect", [
     ("iptables-restore", 1, "iptables-restore"),  # the port-mapping transaction, after veth and IP
-    ("ip", 2, "ip -n cnet-"),                      # inside the netns, after the veth exists
+    ("ip", 2, "nsenter --net=/run/netns/cnet-"),   # inside the netns, after the veth exists
 ])
 def test_failure_after_ip_allocation_leaves_nothing(sandbox, tmp_path, program, nth, expect):
     sb = sandbox

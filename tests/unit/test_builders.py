@@ -33,7 +33,7 @@ def test_bridge_delete_has_no_undo():
 
 def test_batch_in_netns_and_force():
     c = ipk.batch(["link set lo up"], netns="cnet-x", force=True)
-    assert c.argv == ("ip", "-n", "cnet-x", "-force", "-batch", "-")
+    assert c.argv == ("nsenter", "--net=/run/netns/cnet-x", "ip", "-force", "-batch", "-")
     assert c.stdin == "link set lo up\n"
 
 
@@ -82,7 +82,7 @@ def test_endpoint_container_side_batch():
     step = ipk.endpoint_container_side(
         netns="cnet-c1", interface="eth0", ip="10.5.0.2", prefix_len=24, gateway="10.5.0.1", loopback=True
     )
-    assert step.do.argv == ("ip", "-n", "cnet-c1", "-batch", "-")
+    assert step.do.argv == ("nsenter", "--net=/run/netns/cnet-c1", "ip", "-batch", "-")
     assert step.do.stdin.splitlines() == [
         "link set lo up",
         "addr add 10.5.0.2/24 dev eth0",
