@@ -7,6 +7,7 @@ before it runs, exactly as --dry-run would print it.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import subprocess
@@ -70,8 +71,15 @@ class ShellRunner:
             if command.stdin:
                 os.write(stdin_fd, command.stdin.encode())
                 os.lseek(stdin_fd, 0, os.SEEK_SET)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:  # None when cnet was started with that fd closed
+                    stream.flush()
+            try:
+                os.getcwd()
+            except FileNotFoundError:
+                # sh's foreground mode saves and restores the working directory: a deleted one
+                # would fail every command. Kernel commands don't care where they run.
+                os.chdir("/")
             saved = [os.dup(0), os.dup(1), os.dup(2)]
             try:
                 os.dup2(stdin_fd, 0)
@@ -80,10 +88,8 @@ class ShellRunner:
                 with _posix_spawn_for_sh():
                     program(*command.argv[1:], _fg=True, _env=_command_env())
                 code = 0
-            except sh.ErrorReturnCode as exc:
+            except sh.ErrorReturnCode as exc:  # includes SignalException: exit_code is -N
                 code = exc.exit_code
-            except sh.SignalException as exc:
-                code = -getattr(exc, "signal_num", 1) if hasattr(exc, "signal_num") else -1
             finally:
                 for fd, target in zip(saved, (0, 1, 2)):
                     os.dup2(fd, target)
@@ -181,7 +187,28 @@ def _posix_spawn_for_sh():
 def _spawnve_posix(mode, file, args, env):
     if mode != os.P_WAIT:  # only the mode sh's foreground calls use
         return _ORIGINAL_SPAWNVE(mode, file, args, env)
-    pid = os.posix_spawn(file, list(args), env)
+    try:
+        pid = os.posix_spawn(file, list(args), env)
+    except OSError as exc:
+        # What a shell reports: 126 found but not executable, 127 not found.
+        return 126 if exc.errno in (errno.EACCES, errno.ENOEXEC) else 127
+    try:
+        return _wait_exit_code(pid)
+    except BaseException:
+        # Interrupted (Ctrl-C): let the command finish before the exception reaches the journal,
+        # so its undo sees the command's whole effect, never a half-applied batch still running.
+        while True:
+            try:
+                _wait_exit_code(pid)
+                break
+            except KeyboardInterrupt:
+                continue
+            except ChildProcessError:
+                break
+        raise
+
+
+def _wait_exit_code(pid: int) -> int:
     while True:
         _, status = os.waitpid(pid, 0)
         if not os.WIFSTOPPED(status):

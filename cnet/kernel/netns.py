@@ -19,11 +19,13 @@ INIT_SCRIPT = 'echo "$1" > /proc/sys/kernel/hostname || exit 125; shift; exec "$
 # children of the process back at the host's PID namespace (and forks once itself).
 # - stdin is saved on fd 3 because a non-interactive shell gives background jobs /dev/null;
 # - `setpriv --pdeathsig KILL`: if the watcher is killed, the container dies with it (as
-#   unshare --kill-child would), so no container runs unwatched.
+#   unshare --kill-child would), so no container runs unwatched;
+# - `env --default-signal=INT,QUIT`: a non-interactive shell starts background jobs with SIGINT
+#   and SIGQUIT ignored, which exec() keeps and no shell inside could undo.
 WATCH_SCRIPT = (
     'py=$1 pypath=$2 state=$3 id=$4 log=$5 ns=$6 init=$7; shift 7; exec 3<&0; '
     'nsenter --net="$ns" unshare --mount --uts --ipc --mount-proc --propagation private '
-    'setpriv --pdeathsig KILL /bin/sh -c "$init" cnet-init "$@" <&3 3<&- & '
+    'setpriv --pdeathsig KILL env --default-signal=INT,QUIT /bin/sh -c "$init" cnet-init "$@" <&3 3<&- & '
     'exec 3<&-; wait $!; rc=$?; '
     'exec nsenter --pid=/proc/self/ns/pid env PYTHONPATH="$pypath" "$py" -m cnet --state-dir "$state" '
     '_reap "$id" "$rc" </dev/null >>"$log" 2>&1'

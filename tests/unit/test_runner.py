@@ -62,3 +62,40 @@ def test_echo_survives_a_closed_pipe():
     r = ShellRunner(echo=broken)
     r.run(cmd("true"))  # no exception: a closed -v pipe never aborts a kernel change
     assert r.echo is None
+
+
+def test_unexecutable_program_is_126(tmp_path):
+    script = tmp_path / "no-shebang"
+    script.write_bytes(b"\x7fELF-not-really")
+    script.chmod(0o755)
+    with pytest.raises(CommandFailed) as exc:
+        ShellRunner().run(cmd(str(script)))
+    assert exc.value.code == 126
+
+
+def test_closed_stdout_and_deleted_cwd_do_not_break_a_command(tmp_path, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    monkeypatch.setattr("sys.stdout", None)
+    assert ShellRunner().run(cmd("cat", stdin="ok")).stdout == "ok"
+
+
+def test_interrupt_waits_for_the_command_to_finish(tmp_path, monkeypatch):
+    """A Ctrl-C while a command runs must not return before the command has ended: the journal's
+    undo has to see its whole effect."""
+    marker = tmp_path / "done"
+    real_wait = runner_mod._wait_exit_code
+    calls = {"n": 0}
+
+    def interrupted_once(pid):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real_wait(pid)
+
+    monkeypatch.setattr(runner_mod, "_wait_exit_code", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        ShellRunner().run(cmd("sh", "-c", f"sleep 0.3; touch {marker}"))
+    assert marker.exists()
