@@ -81,6 +81,10 @@ def ip_to_int(ip: str) -> int:
     return (a << 24) | (b << 16) | (c << 8) | d
 
 
+def ip_mac(ip: str) -> str:
+    return "02:42:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
+
+
 def floor_commands(i: int, *, host_port: int, subnet: str = FLOOR_SUBNET, gateway: str = FLOOR_GW,
                    bridge: str = FLOOR_BRIDGE, chain: str = FLOOR_CHAIN, mtu: int = 1500) -> list[tuple[list[str], str]]:
     """The wiring of container i written by hand, batched: the same kernel objects cnet makes
@@ -219,7 +223,7 @@ def render_table(r: dict) -> str:
         add(f"{label:46} {fmt(s.get('p50')):>10} {fmt(s.get('p95')):>10} {s.get('n', ''):>5}")
     add("")
     gr = r.get("growth", {})
-    for who in ("cnet", "floor", "cni"):
+    for who in ("cnet", "floor", "cni", "kernel"):
         if isinstance(gr.get(who), dict) and gr[who].get("ratio") is not None:
             x = gr[who]
             add(f"growth {who:5}: median last {x['k']} {fmt(x['last'])} ms / first {x['k']} {fmt(x['first'])} ms = {fmt(x['ratio'])}x")
@@ -485,6 +489,30 @@ class Bench:
         self.r["rm_f"] = summary(rm)
         self.r["samples"]["rm_f"] = rm
 
+    def kernel_growth(self) -> None:
+        """The kernel's own growth, for judging cnet's: the same wiring as cnet does it
+        (`nsenter --net` inside, not `ip -n`), by hand, accumulating N containers on one bridge
+        with nothing else present (runs after cnet's containers are removed). Timed per container
+        as the sum of its three process runs; then removed."""
+        run(["ip", "-batch", "-"], "link add name bgrbr type bridge\naddr add 10.88.0.1/16 dev bgrbr\nlink set bgrbr up\n")
+        run(["iptables-restore", "-w", "--noflush"], "*nat\n:BENCH-GROWTH - [0:0]\n-A OUTPUT -j BENCH-GROWTH\nCOMMIT\n")
+        times = []
+        for i in range(self.n):
+            ip = int_to_ip(ip_to_int("10.88.0.2") + i)
+            total = timed(["ip", "-batch", "-"], (
+                f"netns add bgr{i}\nlink add name bgrv{i} type veth peer name eth0 address {ip_mac(ip)} netns bgr{i}\n"
+                f"link set bgrv{i} master bgrbr\nlink set dev bgrv{i} type bridge_slave hairpin on\nlink set bgrv{i} up\n"))
+            total += timed(["nsenter", f"--net=/run/netns/bgr{i}", "ip", "-batch", "-"], (
+                f"link set lo up\naddr add {ip}/16 dev eth0\nlink set eth0 up\nroute add default via 10.88.0.1 dev eth0\n"))
+            total += timed(["iptables-restore", "-w", "--noflush"], (
+                f"*nat\n-A BENCH-GROWTH -p tcp -m tcp --dport {30000 + i} -j DNAT --to-destination {ip}:80\nCOMMIT\n"))
+            times.append(total)
+        self.r.setdefault("growth", {})["kernel"] = growth(times)
+        for i in range(self.n):
+            run(["ip", "netns", "del", f"bgr{i}"], None)
+        run(["ip", "link", "del", "bgrbr"], None)
+        run(["iptables-restore", "-w", "--noflush"], "*nat\n-D OUTPUT -j BENCH-GROWTH\n-F BENCH-GROWTH\n-X BENCH-GROWTH\nCOMMIT\n")
+
     def ipam(self) -> None:
         # On disk, like /var/lib/cnet (the sandbox's tmpfs would hide the WAL checkpoints' writes).
         where = Path(tempfile.mkdtemp(prefix="ipam-", dir=os.environ.get("CNET_BENCH_DISK") or str(self.tmp)))
@@ -497,7 +525,8 @@ class Bench:
     def all(self) -> dict:
         phases = [("setup", self.setup), (f"{self.n} x run -d / floor{' / CNI' if self.with_cni else ''}", self.containers_loop),
                   ("start-up", self.startup), ("spawn overhead", self.spawn_overhead), ("memory", self.memory),
-                  ("iperf3", self.iperf), (f"{self.n} x rm -f", self.rm_loop), ("IPAM /16", self.ipam)]
+                  ("iperf3", self.iperf), (f"{self.n} x rm -f", self.rm_loop),
+                  ("kernel growth (same wiring by hand, accumulating)", self.kernel_growth), ("IPAM /16", self.ipam)]
         for label, fn in phases:
             print(f"bench: {label}", file=sys.stderr, flush=True)
             fn()
