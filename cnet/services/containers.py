@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 from .. import ipam, journal as journal_mod, naming, procs, validate
 from ..commands import Plan, Step, cmd
-from ..errors import Conflict, NotFound, ValidationError
+from ..errors import CnetError, Conflict, NotFound, ValidationError
 from ..kernel import ip as ipk
 from ..kernel import iptables as ipt
 from ..kernel import netns as nsk
@@ -209,9 +209,24 @@ def container_dir(ctx: Context, container_id: str) -> Path:
     return ctx.state_dir / "containers" / container_id
 
 
+REQUIRED_TOOLS = {"ip": "iproute2", "iptables-restore": "iptables", "nsenter": "util-linux",
+                  "unshare": "util-linux", "setpriv": "util-linux", "env": "coreutils"}
+
+
+def _require_tools() -> None:
+    """A missing tool would otherwise surface only as the container's exit code 127."""
+    import shutil
+
+    for tool, package in REQUIRED_TOOLS.items():
+        if shutil.which(tool) is None:
+            raise CnetError(f"the command {tool!r} is missing: install {package}")
+
+
 def run_container(ctx: Context, req: dict, *, detached: bool, remove: bool = False) -> Outcome:
     """Validate, allocate and wire; the caller then starts the process with start_process()."""
     ctx.require_root()
+    if not ctx.dry_run:
+        _require_tools()
     from .gc import ensure_networks  # a network whose bridge is gone (reboot) is re-created first
 
     restore_steps = ensure_networks(ctx, req["networks"])
