@@ -31,11 +31,12 @@ def run(
     env: Annotated[Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")] = None,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background; output goes to `cnet logs`.")] = False,
     remove: Annotated[bool, typer.Option("--rm", help="Remove the container's record when it exits.")] = False,
-    stop_timeout: Annotated[float, typer.Option("--stop-timeout", min=0, help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")] = 3.0,
+    stop_timeout: Annotated[float, typer.Option("--stop-timeout", help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")] = 3.0,
 ) -> None:
     """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings."""
     from ..services import containers
 
+    _not_negative(stop_timeout, "--stop-timeout")
     ctx = common.context()
     req = containers.parse_run_request(
         name=name, networks=net or [], ports=publish or [], ip=ip, hostname=hostname, env=env or [], command=command or []
@@ -198,11 +199,12 @@ def logs(
 
 def stop(
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
-    time_: Annotated[float, typer.Option("-t", "--time", min=0, help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
+    time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
 ) -> None:
     """Stop containers: SIGTERM, wait, then SIGKILL (PID 1 ignores SIGTERM without a handler)."""
     from ..services import containers
 
+    _not_negative(time_, "-t / --time")
     ctx = common.mutating()
     _each(containers_, lambda ref: containers.stop_container(ctx, ref, timeout=time_), ctx.dry_run, "stop")
 
@@ -216,6 +218,13 @@ def rm(
 
     ctx = common.mutating()
     _each(containers_, lambda ref: containers.remove_container(ctx, ref, force=force), ctx.dry_run, "rm")
+
+
+def _not_negative(value: float, option: str) -> None:
+    # Checked here, not with typer's min=: a bounded option makes typer import pydantic (~60 ms)
+    # on every `cnet run` (see fastparams.py).
+    if value < 0:
+        raise typer.BadParameter(f"must be 0 or more, not {value:g}", param_hint=f"'{option}'")
 
 
 def _each(refs: list[str], action, dry_run: bool, verb: str) -> None:
