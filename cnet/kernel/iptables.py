@@ -83,24 +83,33 @@ def base_rules() -> list[Rule]:
         # raw PREROUTING their destination is still the (masqueraded) gateway address.
         Rule("raw", CHAIN_RAW_PREROUTING, ("-d", "127.0.0.0/8", "!", "-i", "lo") + c + ("-j", "DROP")),
         Rule("filter", CHAIN_FORWARD, c + ("-j", CHAIN_ISOLATION_1)),
-        # Published ports cross network isolation: DNAT'ed connections skip it (both directions).
-        Rule("filter", CHAIN_ISOLATION_1, ("-m", "conntrack", "--ctstate", "DNAT") + c + ("-j", "RETURN")),
+        # Published ports cross the isolation between ordinary networks: DNAT'ed connections
+        # return from stage 2 (both directions). The exception lives in stage 2, never in
+        # stage 1, so that it cannot let anything past an internal network's drops.
+        Rule("filter", CHAIN_ISOLATION_2, ("-m", "conntrack", "--ctstate", "DNAT") + c + ("-j", "RETURN")),
     ]
 
 
 def network_rules(*, name: str, bridge: str, subnet: str, internal: bool) -> list[Rule]:
+    """The rules of one network, appended after the other networks' rules.
+
+    Their effect must not depend on the order networks were created in. CNET-ISOLATION-1 holds
+    only DROPs and jumps into stage 2, which either DROPs or RETURNs to stage 1: whatever the
+    order of its rules, a packet that any of them drops is dropped. An internal network's drops
+    therefore sit in stage 1 itself, where no earlier ACCEPT and no DNAT exception can come
+    before them (an ACCEPT in CNET-FORWARD only runs after the jump into stage 1)."""
     c = _c(network_comment(name))
+    if internal:
+        return [
+            Rule("filter", CHAIN_ISOLATION_1, ("-i", bridge, "!", "-o", bridge) + c + ("-j", "DROP")),
+            Rule("filter", CHAIN_ISOLATION_1, ("!", "-i", bridge, "-o", bridge) + c + ("-j", "DROP")),
+            Rule("filter", CHAIN_FORWARD, ("-i", bridge, "-o", bridge) + c + ("-j", "ACCEPT")),
+        ]
     rules = [
         Rule("filter", CHAIN_ISOLATION_1, ("-i", bridge, "!", "-o", bridge) + c + ("-j", CHAIN_ISOLATION_2)),
         Rule("filter", CHAIN_ISOLATION_2, ("-o", bridge) + c + ("-j", "DROP")),
         Rule("filter", CHAIN_FORWARD, ("-i", bridge, "-o", bridge) + c + ("-j", "ACCEPT")),
     ]
-    if internal:
-        rules += [
-            Rule("filter", CHAIN_FORWARD, ("-i", bridge) + c + ("-j", "DROP")),
-            Rule("filter", CHAIN_FORWARD, ("-o", bridge) + c + ("-j", "DROP")),
-        ]
-        return rules
     rules += [
         Rule(
             "filter",

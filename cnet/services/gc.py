@@ -190,6 +190,18 @@ def firewall_diff(k: parse.Ruleset, d: Desired, *, clean: bool) -> tuple[str, li
             deletes.setdefault(table, []).extend(r.delete_line() for r in rules)
             notes.append(f"remove {len(rules)} orphan rule(s) {comment or '(no comment)'} from {table}/{chain}")
 
+    # Rules of a stable owner in a chain where it wants none (a layout from an earlier cnet, e.g.
+    # the DNAT exception that used to sit in isolation stage 1): removed, or they would keep
+    # their old effect.
+    wanted_chains: dict[str, set[tuple[str, str]]] = {}
+    for owner, rules in expected.items():
+        comment = naming.BASE_COMMENT if owner.endswith(":jumps") else owner
+        wanted_chains.setdefault(comment, set()).update((r.table, r.chain) for r in rules)
+    for (table, chain, comment), rules in actual.items():
+        if comment in wanted_chains and (table, chain) not in wanted_chains[comment] and not dropped(table, chain):
+            deletes.setdefault(table, []).extend(r.delete_line() for r in rules)
+            notes.append(f"remove {len(rules)} stale rule(s) {comment} from {table}/{chain}")
+
     # Missing or altered rules of stable owners: replace that owner's rules in that chain.
     for owner, rules in expected.items():
         comment = naming.BASE_COMMENT if owner.endswith(":jumps") else owner

@@ -71,7 +71,7 @@ BASE_RULES = [
     "*filter :CNET-ISOLATION-2 -",
     "*filter -A FORWARD -m comment --comment cnet:base -j CNET-FORWARD",
     "*filter -A CNET-FORWARD -m comment --comment cnet:base -j CNET-ISOLATION-1",
-    "*filter -A CNET-ISOLATION-1 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN",
+    "*filter -A CNET-ISOLATION-2 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN",
     "*nat :CNET-DNAT -",
     "*nat :CNET-POSTROUTING -",
     "*nat -A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment cnet:base -j CNET-DNAT",
@@ -82,29 +82,24 @@ BASE_RULES = [
 
 def expected_net_rules(name: str, br: str, subnet: str, internal: bool = False) -> list[str]:
     c = f"-m comment --comment cnet:net:{name}"
-    rules = [
-        f"*filter -A CNET-FORWARD -i {br} -o {br} {c} -j ACCEPT",
-    ]
     if internal:
-        rules += [f"*filter -A CNET-FORWARD -i {br} {c} -j DROP", f"*filter -A CNET-FORWARD -o {br} {c} -j DROP"]
-    else:
-        rules += [
-            f"*filter -A CNET-FORWARD -o {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
-            f"*filter -A CNET-FORWARD -o {br} -m conntrack --ctstate DNAT {c} -j ACCEPT",
-            f"*filter -A CNET-FORWARD -i {br} {c} -j ACCEPT",
-            f"*filter -A CNET-FORWARD -o {br} {c} -j DROP",
+        return [
+            f"*filter -A CNET-ISOLATION-1 -i {br} ! -o {br} {c} -j DROP",
+            f"*filter -A CNET-ISOLATION-1 ! -i {br} -o {br} {c} -j DROP",
+            f"*filter -A CNET-FORWARD -i {br} -o {br} {c} -j ACCEPT",
         ]
-    rules += [
+    return [
         f"*filter -A CNET-ISOLATION-1 -i {br} ! -o {br} {c} -j CNET-ISOLATION-2",
         f"*filter -A CNET-ISOLATION-2 -o {br} {c} -j DROP",
+        f"*filter -A CNET-FORWARD -i {br} -o {br} {c} -j ACCEPT",
+        f"*filter -A CNET-FORWARD -o {br} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT",
+        f"*filter -A CNET-FORWARD -o {br} -m conntrack --ctstate DNAT {c} -j ACCEPT",
+        f"*filter -A CNET-FORWARD -i {br} {c} -j ACCEPT",
+        f"*filter -A CNET-FORWARD -o {br} {c} -j DROP",
+        f"*nat -A CNET-POSTROUTING -s {subnet} ! -o {br} {c} -j MASQUERADE",
+        f"*nat -A CNET-POSTROUTING -s 127.0.0.0/8 -o {br} {c} -j MASQUERADE",
+        f"*nat -A CNET-POSTROUTING -s {subnet} -d {subnet} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE",
     ]
-    if not internal:
-        rules += [
-            f"*nat -A CNET-POSTROUTING -s {subnet} ! -o {br} {c} -j MASQUERADE",
-            f"*nat -A CNET-POSTROUTING -s 127.0.0.0/8 -o {br} {c} -j MASQUERADE",
-            f"*nat -A CNET-POSTROUTING -s {subnet} -d {subnet} -o {br} -m conntrack --ctstate DNAT {c} -j MASQUERADE",
-        ]
-    return rules
 
 
 # --- create / inspect / remove ---------------------------------------------------------------------

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import shlex
 import sqlite3
@@ -21,7 +22,7 @@ import textwrap
 
 import pytest
 
-from .conftest import add_client, del_client, inspect, probe, run_server
+from .conftest import add_client, answers, del_client, inspect, probe, run_server
 
 pytestmark = pytest.mark.root
 
@@ -185,6 +186,50 @@ def test_networks_are_isolated_and_internal_has_no_way_out(sandbox, tools):
 
     sb.cnet("rm", "-f", "a1", "a2", "b1", "i1", "i2")
     sb.cnet("net", "rm", "a", "b", "in")
+    del_client(sb, ext)
+    assert sb.snapshot() == sb.baseline
+
+
+def _creation_orders() -> list[tuple[str, ...]]:
+    """Every order of: ordinary network `a`, a container on it publishing a port, internal
+    network `in`, a container on it (each container after its network)."""
+    events = ("net-a", "publish", "net-in", "inner")
+    orders = []
+    for perm in itertools.permutations(events):
+        if perm.index("net-a") < perm.index("publish") and perm.index("net-in") < perm.index("inner"):
+            orders.append(perm)
+    return orders
+
+
+@pytest.mark.parametrize("order", _creation_orders(), ids=lambda o: ",".join(o))
+def test_internal_network_reaches_no_published_port_whatever_the_creation_order(sandbox, tools, order):
+    """An --internal network reaches nothing outside itself: not another network's published port
+    through its own gateway, the other network's gateway or another host address, nor the
+    container directly. The same verdict for every order in which things were created."""
+    sb = sandbox
+    ext = add_client(sb)
+    steps = {
+        "net-a": lambda: sb.cnet("net", "create", "a", "--subnet", "10.61.0.0/24"),
+        "publish": lambda: run_server(sb, tools, "web", "--net", "a", "-p", "8080:80"),
+        "net-in": lambda: sb.cnet("net", "create", "in", "--subnet", "10.63.0.0/24", "--internal"),
+        "inner": lambda: run_server(sb, tools, "inner", "--net", "in"),
+    }
+    for event in order:
+        steps[event]()
+    web, inner = inspect(sb, "web"), inspect(sb, "inner")
+    web_ip = web["networks"][0]["ip"]
+
+    # Control: the published port answers from another host, so the port is really there.
+    assert answers(sb, tools, [f"tcp:{ext.host_ip}:8080"], netns=ext.netns) == {f"tcp:{ext.host_ip}:8080": "web"}
+    targets = ["tcp:10.63.0.1:8080", "tcp:10.61.0.1:8080", f"tcp:{ext.host_ip}:8080", f"tcp:{web_ip}:80"]
+    assert probe(sb, tools, targets, netns=inner["netns"], timeout=1) == [None] * len(targets)
+    # ...and nothing from outside the internal network reaches in (not even the published side).
+    inner_ip = inner["networks"][0]["ip"]
+    assert probe(sb, tools, [f"tcp:{inner_ip}:80"], netns=web["netns"], timeout=1) == [None]
+    assert "nothing to do" in sb.cnet("gc").stdout  # the rules are exactly what cnet expects
+
+    sb.cnet("rm", "-f", "web", "inner")
+    sb.cnet("net", "rm", "a", "in")
     del_client(sb, ext)
     assert sb.snapshot() == sb.baseline
 

@@ -142,7 +142,23 @@ def test_internal_network_has_no_masquerade():
     rules = ipt.network_rules(name="n1", bridge="cnet-b", subnet="10.5.0.0/24", internal=True)
     assert not [r for r in rules if "MASQUERADE" in r.spec]
     assert {r.table for r in rules} == {"filter"}
-    assert ipt.Rule("filter", "CNET-FORWARD", ("-i", "cnet-b", "-m", "comment", "--comment", "cnet:net:n1", "-j", "DROP")) in rules
+    c = ("-m", "comment", "--comment", "cnet:net:n1")
+    assert rules == [
+        ipt.Rule("filter", "CNET-ISOLATION-1", ("-i", "cnet-b", "!", "-o", "cnet-b") + c + ("-j", "DROP")),
+        ipt.Rule("filter", "CNET-ISOLATION-1", ("!", "-i", "cnet-b", "-o", "cnet-b") + c + ("-j", "DROP")),
+        ipt.Rule("filter", "CNET-FORWARD", ("-i", "cnet-b", "-o", "cnet-b") + c + ("-j", "ACCEPT")),
+    ]
+
+
+def test_isolation_stage_one_holds_only_drops_and_stage_two_jumps():
+    """Stage 1's verdict cannot depend on rule order (so on creation order) only if every rule in it
+    is a DROP or a jump into stage 2, and the DNAT exception lives in stage 2."""
+    rules = ipt.base_rules()
+    for internal in (False, True):
+        rules += ipt.network_rules(name="n", bridge="cnet-b", subnet="10.5.0.0/24", internal=internal)
+    stage1 = [r for r in rules if r.chain == "CNET-ISOLATION-1"]
+    assert stage1 and all(r.spec[-1] in ("DROP", "CNET-ISOLATION-2") for r in stage1)
+    assert [r for r in rules if "DNAT" in r.spec and r.table == "filter" and "RETURN" in r.spec][0].chain == "CNET-ISOLATION-2"
 
 
 def test_port_rule():
@@ -194,7 +210,7 @@ def test_base_create_and_delete():
         ":CNET-ISOLATION-1 - [0:0]",
         ":CNET-ISOLATION-2 - [0:0]",
         "-A CNET-FORWARD -m comment --comment cnet:base -j CNET-ISOLATION-1",
-        "-A CNET-ISOLATION-1 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN",
+        "-A CNET-ISOLATION-2 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN",
         "-I FORWARD 1 -m comment --comment cnet:base -j CNET-FORWARD",
         "COMMIT",
     ]

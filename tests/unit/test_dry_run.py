@@ -46,7 +46,7 @@ COMMIT
 :CNET-ISOLATION-1 - [0:0]
 :CNET-ISOLATION-2 - [0:0]
 -A CNET-FORWARD -m comment --comment cnet:base -j CNET-ISOLATION-1
--A CNET-ISOLATION-1 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN
+-A CNET-ISOLATION-2 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN
 -I FORWARD 1 -m comment --comment cnet:base -j CNET-FORWARD
 COMMIT
 CNET_EOF
@@ -93,11 +93,9 @@ sysctl -q -w net.ipv4.conf.cnet-BRIDGE.route_localnet=1
 # step: install firewall rules of network db
 iptables-restore -w --noflush <<'CNET_EOF'
 *filter
--A CNET-ISOLATION-1 -i cnet-BRIDGE ! -o cnet-BRIDGE -m comment --comment cnet:net:db -j CNET-ISOLATION-2
--A CNET-ISOLATION-2 -o cnet-BRIDGE -m comment --comment cnet:net:db -j DROP
+-A CNET-ISOLATION-1 -i cnet-BRIDGE ! -o cnet-BRIDGE -m comment --comment cnet:net:db -j DROP
+-A CNET-ISOLATION-1 ! -i cnet-BRIDGE -o cnet-BRIDGE -m comment --comment cnet:net:db -j DROP
 -A CNET-FORWARD -i cnet-BRIDGE -o cnet-BRIDGE -m comment --comment cnet:net:db -j ACCEPT
--A CNET-FORWARD -i cnet-BRIDGE -m comment --comment cnet:net:db -j DROP
--A CNET-FORWARD -o cnet-BRIDGE -m comment --comment cnet:net:db -j DROP
 COMMIT
 CNET_EOF
 """

@@ -72,6 +72,29 @@ def test_gc_diff_empty_when_kernel_matches():
     assert text == "" and notes == []
 
 
+def test_gc_diff_moves_an_earlier_layout_to_the_current_one():
+    """Isolation rules of an earlier cnet (the DNAT exception in stage 1, an internal network's
+    drops in CNET-FORWARD) are removed and the current ones installed."""
+    internal = dict(NET, id="n2", name="in", bridge="cnet-n2", subnet="10.6.0.0/24", internal=1)
+    c = ("-m", "comment", "--comment")
+    old = [
+        ipt.Rule("filter", "CNET-ISOLATION-1", ("-m", "conntrack", "--ctstate", "DNAT") + c + ("cnet:base", "-j", "RETURN")),
+        ipt.Rule("filter", "CNET-FORWARD", ("-i", "cnet-n2") + c + ("cnet:net:in", "-j", "DROP")),
+    ]
+    current = ipt.base_jumps() + ipt.base_rules() + gc._net_rules(NET) + gc._net_rules(internal)
+    kept = [r for r in current if r.chain != "CNET-ISOLATION-2" or "cnet:base" not in r.spec]
+    kept = [r for r in kept if r.chain != "CNET-ISOLATION-1" or "cnet:net:in" not in r.spec]
+    text, notes = gc.firewall_diff(parse.iptables_save(_save_of(old + kept, ipt.BASE_CHAINS)), _desired([NET, internal]), clean=True)
+    assert "-D CNET-ISOLATION-1 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN" in text
+    assert "-I CNET-ISOLATION-2 1 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN" in text
+    assert "-A CNET-ISOLATION-1 -i cnet-n2 ! -o cnet-n2 -m comment --comment cnet:net:in -j DROP" in text
+    assert "-D CNET-FORWARD -i cnet-n2 -m comment --comment cnet:net:in -j DROP" in text
+    assert notes
+    # Applied, the diff is a fixed point.
+    again = gc.firewall_diff(parse.iptables_save(_save_of(current, ipt.BASE_CHAINS)), _desired([NET, internal]), clean=True)
+    assert again == ("", [])
+
+
 def test_gc_diff_restores_flushed_nat_and_keeps_foreign_rules():
     rules = [r for r in ipt.base_jumps() + ipt.base_rules() + gc._net_rules(NET) if r.table != "nat"]
     save = _save_of(rules, ipt.BASE_CHAINS).replace("*nat\n", "*nat\n-A POSTROUTING -j MASQUERADE\n")
