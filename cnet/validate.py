@@ -90,7 +90,8 @@ def mtu(value: int) -> int:
 
 
 def port(value: str, what: str) -> int:
-    if not value.isdigit():
+    # isdigit() alone takes '²' or Arabic-Indic digits, which int() then refuses or reads.
+    if not (value.isascii() and value.isdigit()):
         raise ValidationError(f"invalid {what} {value!r}: not a number")
     n = int(value)
     if not 1 <= n <= 65535:
@@ -133,7 +134,7 @@ def port_mapping(spec: str) -> list[PortSpec]:
     if len(parts) == 2:
         host_ip, host_part, ctr_part = "0.0.0.0", parts[0], parts[1]
     elif len(parts) == 3:
-        host_ip = str(ipv4_address(parts[0], "host IP in port mapping")) if parts[0] else "0.0.0.0"
+        host_ip = str(_host_ip(parts[0], spec)) if parts[0] else "0.0.0.0"
         host_part, ctr_part = parts[1], parts[2]
     else:
         raise ValidationError(
@@ -148,6 +149,17 @@ def port_mapping(spec: str) -> list[PortSpec]:
             f"invalid port mapping {spec!r}: host range has {h_hi - h_lo + 1} ports, container range {c_hi - c_lo + 1}"
         )
     return [PortSpec(host_ip, h, c, protocol) for h, c in zip(range(h_lo, h_hi + 1), range(c_lo, c_hi + 1))]
+
+
+def _host_ip(text: str, spec: str) -> ipaddress.IPv4Address:
+    """A port mapping's host IP: 0.0.0.0 (every address) or one unicast address. Whether this host
+    has it (and that it is not a subnet's broadcast address here) is checked against the host."""
+    addr = ipv4_address(text, "host IP in port mapping")
+    if addr.is_multicast or addr == ipaddress.IPv4Address("255.255.255.255") or (
+        addr.is_reserved and not addr.is_unspecified
+    ):
+        raise ValidationError(f"invalid port mapping {spec!r}: host IP {addr} is not a unicast address")
+    return addr
 
 
 def env_pair(value: str) -> tuple[str, str]:

@@ -126,6 +126,12 @@ def test_mtu(value, ok):
         ("8000-8001:80", "host range has 2 ports, container range 1"),
         ("80:80/sctp", "protocol 'sctp' is not supported (tcp or udp)"),
         ("80:80/", "protocol '' is not supported"),
+        ("\u00b2:80", "invalid host port '\u00b2': not a number"),
+        ("80:\u0661\u0662", "invalid container port"),
+        ("\uff18\uff10:80", "not a number"),
+        ("255.255.255.255:8080:80", "host IP 255.255.255.255 is not a unicast address"),
+        ("224.0.0.1:8080:80", "host IP 224.0.0.1 is not a unicast address"),
+        ("240.0.0.1:8080:80", "not a unicast address"),
     ],
 )
 def test_invalid_port_specs(spec, fragment):
@@ -146,6 +152,7 @@ def test_invalid_port_specs(spec, fragment):
         ("127.0.0.1:8080:80", [PortSpec("127.0.0.1", 8080, 80, "tcp")]),
         ("10.1.2.3:9000:9000/udp", [PortSpec("10.1.2.3", 9000, 9000, "udp")]),
         (":8080:80", [PortSpec("0.0.0.0", 8080, 80, "tcp")]),
+        ("0.0.0.0:8080:80", [PortSpec("0.0.0.0", 8080, 80, "tcp")]),
         ("1:65535", [PortSpec("0.0.0.0", 1, 65535, "tcp")]),
         (
             "8000-8002:9000-9002",
