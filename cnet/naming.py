@@ -18,6 +18,7 @@ CHAIN_ISOLATION_2 = "CNET-ISOLATION-2"
 CHAIN_POSTROUTING = "CNET-POSTROUTING"
 CHAIN_DNAT = "CNET-DNAT"
 CHAIN_RAW_PREROUTING = "CNET-PREROUTING"
+CHAIN_SPOOF = "CNET-SPOOF"  # ebtables filter table (bridge family): anti-spoofing per endpoint
 
 IFNAME_MAX = 15
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
