@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 ORIGINAL_SPAWNVE = os.spawnve
@@ -25,14 +25,15 @@ ORIGINAL_SPAWNVE = os.spawnve
 def posix_spawn_for_sh() -> Iterator[None]:
     """os.spawnve is spawnve_posix inside the block (cnet is single-threaded when it runs kernel
     commands)."""
-    os.spawnve = spawnve_posix
+    # Narrower than os.spawnve's declared signature, which accepts bytes and paths: sh passes str.
+    os.spawnve = spawnve_posix  # type: ignore[assignment]
     try:
         yield
     finally:
         os.spawnve = ORIGINAL_SPAWNVE
 
 
-def spawnve_posix(mode: int, file: str, args: Sequence[str], env: Mapping[str, str]) -> int:
+def spawnve_posix(mode: int, file: str, args: list[str] | tuple[str, ...], env: Mapping[str, str]) -> int:
     if mode != os.P_WAIT:  # only the mode sh's foreground calls use
         return ORIGINAL_SPAWNVE(mode, file, args, env)
     try:

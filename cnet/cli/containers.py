@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from . import common
+
+if TYPE_CHECKING:
+    from ..services.containers import Wired
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +57,7 @@ def run(
     _foreground(ctx, containers, wired, pid, proc, stop_timeout, remove)
 
 
-def _info_lines(wired, pid: int | None) -> list[str]:
+def _info_lines(wired: Wired, pid: int | None) -> list[str]:
     from ..kernel.netns import enter_hint
 
     c = wired.container

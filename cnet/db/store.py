@@ -84,11 +84,13 @@ def all_networks(conn: Connection) -> list[Network]:
 
 
 def ready_bridge(conn: Connection, ref: str) -> str | None:
-    return conn.scalar(q.NETWORK_READY_BRIDGE_BY_REF, (ref,))
+    bridge: str | None = conn.scalar(q.NETWORK_READY_BRIDGE_BY_REF, (ref,))
+    return bridge
 
 
 def get_setting(conn: Connection, key: str) -> str | None:
-    return conn.scalar(q.SETTING_GET, (key,))
+    value: str | None = conn.scalar(q.SETTING_GET, (key,))
+    return value
 
 
 def put_setting(conn: Connection, key: str, value: str) -> None:
@@ -200,7 +202,8 @@ def container_ids(conn: Connection) -> set[str]:
 
 
 def exit_code(conn: Connection, container_id: str) -> int | None:
-    return conn.scalar(q.CONTAINER_EXIT_CODE, (container_id,))
+    code: int | None = conn.scalar(q.CONTAINER_EXIT_CODE, (container_id,))
+    return code
 
 
 def container_state(conn: Connection, container_id: str) -> ContainerState | None:

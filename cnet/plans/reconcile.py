@@ -151,10 +151,10 @@ def firewall_diff(k: parse.Ruleset, d: Desired, *, clean: bool) -> tuple[str, li
             notes.append(f"remove {len(rules)} orphan rule(s) {comment or '(no comment)'} from {table}/{chain}")
 
     # Missing or altered rules of stable owners: replace that owner's rules in that chain.
-    for owner, rules in expected.items():
+    for owner, owner_rules in expected.items():
         comment = naming.BASE_COMMENT if owner.endswith(":jumps") else owner
         by_chain: dict[tuple[str, str], list[ipt.Rule]] = {}
-        for rule in rules:
+        for rule in owner_rules:
             by_chain.setdefault((rule.table, rule.chain), []).append(rule)
         for (table, chain), want in by_chain.items():
             have = actual.get((table, chain, comment), [])
