@@ -54,7 +54,7 @@ def test_readme_never_pip_installs_into_a_system_python():
 # --- the scripts ---------------------------------------------------------------------------------------
 def _shell_scripts() -> list[Path]:
     found = [REPO / ".ci" / "run"]
-    found += [p for p in sorted((REPO / "scripts").iterdir()) if p.read_text().startswith("#!/usr/bin/env bash")]
+    found += [p for p in sorted((REPO / "scripts").iterdir()) if p.is_file() and p.read_text().startswith("#!/usr/bin/env bash")]
     return found
 
 
