@@ -196,6 +196,29 @@ def test_a_dot_venv_that_is_not_a_venv_is_left_alone(checkout, tmp_path, kind):
     assert venv.exists() or venv.is_symlink()
 
 
+@pytest.mark.parametrize(("answer", "expect"), [
+    ("{python3} 3.11 0", "python3-venv"),          # Debian's python3 without python3-venv
+    ("/usr/bin/python3.99 3.99 0", "python3.99-venv"),  # another Debian python, e.g. PYTHON=python3.12
+    ("/opt/odd/bin/python3 3.11 0", None),          # not Debian's: nothing apt could add
+])
+def test_a_python_without_ensurepip_gets_its_venv_package(checkout, tmp_path, answer, expect):
+    """Debian and Ubuntu ship venv's pip bootstrap (ensurepip) as python3.X-venv, not installed by
+    default on Ubuntu 24.04. A stand-in interpreter answers install-deps' one question."""
+    python3 = os.path.realpath("/usr/bin/python3")
+    if "{python3}" in answer and not os.path.exists(python3):
+        pytest.skip("no /usr/bin/python3 here")
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho {answer.format(python3=python3)}\n")
+    fake.chmod(0o755)
+    res = install_deps(checkout, "--check", python=str(fake))
+    assert res.returncode == 1
+    if expect is None:
+        assert res.stderr == f"install-deps: {fake} has no ensurepip, so it cannot make a virtualenv; choose another with PYTHON=...\n"
+    else:
+        (apt,) = [l for l in res.stderr.splitlines() if "apt-get" in l]
+        assert expect in apt.split()
+
+
 def test_an_unknown_python_is_one_line(checkout):
     res = install_deps(checkout, python="/nonexistent/python3")
     assert res.returncode == 1
