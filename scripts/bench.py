@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# The interpreter's real path: a pyenv shim would add a bash start-up to every figure.
-PYTHON = os.path.realpath(sys.executable)
+# sys.executable, never a pyenv shim (the shim execs the real interpreter, which is what runs
+# here), and not its realpath either: a venv's bin/python is a symlink whose target, the base
+# interpreter, does not see the venv's packages.
+PYTHON = sys.executable
 
 # Peers' published figures (issue 5; same class of 2-vCPU machine), milliseconds.
 PEERS_RUN = {"podman": 142.0, "docker": 313.0}
