@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterable, Iterator
+from typing import Any
 from dataclasses import dataclass, field
+
+from .records import Direction
 
 HEREDOC_END = "CNET_EOF"
 
@@ -36,11 +40,11 @@ class Command:
         # The suffix belongs after the redirection: in `cmd || true <<EOF` the body would go to true.
         return f"{line} <<'{HEREDOC_END}'{suffix}\n{body}{HEREDOC_END}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"argv": list(self.argv), "stdin": self.stdin}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Command":
+    def from_json(cls, data: dict[str, Any]) -> Command:
         return cls(tuple(data["argv"]), data.get("stdin"))
 
 
@@ -74,18 +78,24 @@ class Plan:
     """An ordered list of steps; the same value is printed by --dry-run and applied for real."""
 
     steps: list[Step] = field(default_factory=list)
-    # Teardown plans are best effort (an object already gone is fine): the script says `|| true`.
-    best_effort: bool = False
+    # CREATE: all or nothing (a failure undoes the started steps). DESTROY, a teardown: best effort,
+    # an object already gone is fine and the journal goes past errors; the script says `|| true`
+    # exactly there.
+    direction: Direction = Direction.CREATE
+
+    @property
+    def teardown(self) -> bool:
+        return self.direction == Direction.DESTROY
 
     def add(self, step: Step | None) -> None:
         if step is not None:
             self.steps.append(step)
 
-    def extend(self, steps) -> None:
+    def extend(self, steps: Iterable[Step]) -> None:
         for s in steps:
             self.add(s)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Step]:
         return iter(self.steps)
 
     def __len__(self) -> int:
@@ -97,5 +107,5 @@ class Plan:
             lines.append(f"# {title}")
         for step in self.steps:
             lines.append(f"# step: {step.summary}")
-            lines.append(step.do.render(" || true" if self.best_effort else ""))
+            lines.append(step.do.render(" || true" if self.teardown else ""))
         return "\n".join(lines) + "\n"

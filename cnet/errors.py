@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 
 class CnetError(Exception):
     """Base of every error a user can cause or see; never shown with a traceback."""
@@ -34,8 +36,6 @@ class CommandFailed(CnetError):
         self.argv = tuple(argv)
         self.code = code
         self.stderr = stderr.strip()
-        import shlex
-
         # Not just the last line: iptables-restore ends with a "Try `... -h'" hint and names the
         # real cause ("Chain ... does not exist") above it; the journal recognises an undo of
         # something already gone by that text.
@@ -45,10 +45,21 @@ class CommandFailed(CnetError):
 
 
 class RollbackIncomplete(CnetError):
-    """A failure happened and some undo commands failed too; every error is listed."""
+    """A failure (or an interrupt: Ctrl-C, SIGTERM) happened and some undo commands failed too;
+    every error is listed."""
 
     def __init__(self, cause: BaseException, errors: list[str]):
         self.cause = cause
         self.errors = list(errors)
         joined = "; ".join(errors)
-        super().__init__(f"{cause} (rollback incomplete: {joined})")
+        reason = str(cause) if isinstance(cause, Exception) and str(cause) else "interrupted"
+        super().__init__(f"{reason} (rollback incomplete: {joined})")
+
+
+class TeardownIncomplete(CnetError):
+    """A teardown went past some errors (it always finishes); every error is listed."""
+
+    def __init__(self, what: str, errors: list[str]):
+        self.what = what
+        self.errors = list(errors)
+        super().__init__(f"{what} with errors: {'; '.join(errors)}")

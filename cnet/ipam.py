@@ -16,26 +16,12 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import sqlalchemy as sa
-
+from .db import queries as q
+from .db.connection import Connection
 from .errors import AllocationError, Conflict, ValidationError
-
-_TAKEN = "SELECT 1 FROM ip_allocations WHERE network_id = ? AND address_int = ?"
-# First address after a run of taken ones, starting the walk at ?3; index order, stops early.
-_RUN_END = """
-SELECT a.address_int + 1 FROM ip_allocations a
-WHERE a.network_id = ?1 AND a.address_int >= ?2 AND a.address_int <= ?3
-  AND NOT EXISTS (SELECT 1 FROM ip_allocations b WHERE b.network_id = ?1 AND b.address_int = a.address_int + 1)
-ORDER BY a.address_int LIMIT 1
-"""
-_INSERT = (
-    "INSERT INTO ip_allocations (network_id, address_int, address, kind, endpoint_id, allocated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_INSERT_IF_FREE = _INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
+from .records import Network
+from .validate import ipv4_address
 
 
 def int_to_ip(value: int) -> str:
@@ -55,18 +41,19 @@ def dynamic_bounds(subnet: ipaddress.IPv4Network, ip_range: ipaddress.IPv4Networ
     return lo, hi
 
 
-def _first_free_from(conn: sa.Connection, network_id: str, start: int, hi: int) -> int | None:
+def _first_free_from(conn: Connection, network_id: str, start: int, hi: int) -> int | None:
     if start > hi:
         return None
-    if conn.exec_driver_sql(_TAKEN, (network_id, start)).first() is None:
+    if conn.one(q.ALLOC_TAKEN, (network_id, start)) is None:
         return start
-    row = conn.exec_driver_sql(_RUN_END, (network_id, start, hi)).first()
+    row = conn.one(q.ALLOC_RUN_END, (network_id, start, hi))
     if row is None or row[0] > hi:
         return None
-    return row[0]
+    found: int = row[0]
+    return found
 
 
-def next_free(conn: sa.Connection, network_id: str, lo: int, hi: int, cursor: int) -> int | None:
+def next_free(conn: Connection, network_id: str, lo: int, hi: int, cursor: int) -> int | None:
     start = cursor + 1 if lo <= cursor < hi else lo
     found = _first_free_from(conn, network_id, start, hi)
     if found is None and start > lo:
@@ -74,75 +61,59 @@ def next_free(conn: sa.Connection, network_id: str, lo: int, hi: int, cursor: in
     return found
 
 
-def allocate(
-    conn: sa.Connection,
-    network: dict,
-    *,
-    endpoint_id: int | None = None,
-    advance_cursor: bool = True,
-) -> int:
-    """Hand out the next free address of the network's dynamic range; returns it as an integer."""
-    lo, hi = network["range_first_int"], network["range_last_int"]
-    cursor = network["alloc_cursor_int"]
+def allocate(conn: Connection, network: Network) -> int:
+    """Hand out the next free address of the network's dynamic range; returns it as an integer.
+    The cursor is read here, inside the caller's write transaction (the record may be older)."""
+    lo, hi = network.range_first_int, network.range_last_int
+    cursor: int = conn.scalar(q.NETWORK_CURSOR, (network.id,))
     addr = cursor + 1 if lo <= cursor < hi else lo
     # Next-fit's common case, the address after the cursor is free: test and take it in one
-    # statement (the primary key rejects a taken one; OR IGNORE turns that into rowcount 0).
-    row = (network["id"], addr, int_to_ip(addr), "dynamic", endpoint_id, time.time())
-    if conn.exec_driver_sql(_INSERT_IF_FREE, row).rowcount != 1:
-        addr = next_free(conn, network["id"], lo, hi, cursor)
-        if addr is None:
+    # statement.
+    if conn.execute(q.ALLOC_INSERT_IF_FREE, (network.id, addr, int_to_ip(addr), "dynamic", None, time.time())).rowcount != 1:
+        found = next_free(conn, network.id, lo, hi, cursor)
+        if found is None:
             raise AllocationError(
-                f"network {network['name']} has no free address left in {network['ip_range'] or network['subnet']}"
+                f"network {network.name} has no free address left in {network.ip_range or network.subnet}"
             )
-        conn.exec_driver_sql(_INSERT, (network["id"], addr, int_to_ip(addr), "dynamic", endpoint_id, time.time()))
-    if advance_cursor:
-        conn.exec_driver_sql("UPDATE networks SET alloc_cursor_int = ? WHERE id = ?", (addr, network["id"]))
-        network["alloc_cursor_int"] = addr
+        addr = found
+        conn.execute(q.ALLOC_INSERT, (network.id, addr, int_to_ip(addr), "dynamic", None, time.time()))
+    conn.execute(q.NETWORK_SET_CURSOR, (addr, network.id))
     return addr
 
 
-def check_static(network: dict, requested: str) -> int:
+def check_static(network: Network, requested: str) -> int:
     """Validate a requested address against the subnet (no state needed). Returns it as int."""
-    from .validate import ipv4_address
-
     addr = ipv4_address(requested, "IP address")
-    subnet = ipaddress.IPv4Network(network["subnet"])
+    subnet = ipaddress.IPv4Network(network.subnet)
     if addr not in subnet:
-        raise ValidationError(f"IP address {addr} is outside network {network['name']} ({subnet})")
+        raise ValidationError(f"IP address {addr} is outside network {network.name} ({subnet})")
     if addr == subnet.network_address:
         raise ValidationError(f"IP address {addr} is the network address of {subnet}")
     if addr == subnet.broadcast_address:
         raise ValidationError(f"IP address {addr} is the broadcast address of {subnet}")
-    if str(addr) == network["gateway"]:
-        raise ValidationError(f"IP address {addr} is the gateway of network {network['name']}")
+    if str(addr) == network.gateway:
+        raise ValidationError(f"IP address {addr} is the gateway of network {network.name}")
     return int(addr)
 
 
-def allocate_static(conn: sa.Connection, network: dict, requested: str, *, endpoint_id: int | None = None) -> int:
+def allocate_static(conn: Connection, network: Network, requested: str) -> int:
     addr = check_static(network, requested)
-    holder = conn.exec_driver_sql(
-        "SELECT c.name FROM ip_allocations a LEFT JOIN endpoints e ON e.id = a.endpoint_id "
-        "LEFT JOIN containers c ON c.id = e.container_id WHERE a.network_id = ? AND a.address_int = ?",
-        (network["id"], addr),
-    ).first()
+    holder = conn.one(q.ALLOC_HOLDER, (network.id, addr))
     if holder is not None:
         who = f"container {holder[0]}" if holder[0] else "another allocation"
-        raise Conflict(f"IP address {int_to_ip(addr)} is already in use on network {network['name']} by {who}")
-    conn.exec_driver_sql(_INSERT, (network["id"], addr, int_to_ip(addr), "static", endpoint_id, time.time()))
+        raise Conflict(f"IP address {int_to_ip(addr)} is already in use on network {network.name} by {who}")
+    conn.execute(q.ALLOC_INSERT, (network.id, addr, int_to_ip(addr), "static", None, time.time()))
     return addr
 
 
-def reserve_gateway(conn: sa.Connection, network_id: str, gateway: str) -> None:
+def reserve_gateway(conn: Connection, network_id: str, gateway: str) -> None:
     addr = ip_to_int(gateway)
-    conn.exec_driver_sql(_INSERT, (network_id, addr, gateway, "gateway", None, time.time()))
+    conn.execute(q.ALLOC_INSERT, (network_id, addr, gateway, "gateway", None, time.time()))
 
 
-def bind(conn: sa.Connection, network_id: str, addr: int, endpoint_id: int) -> None:
-    conn.exec_driver_sql(
-        "UPDATE ip_allocations SET endpoint_id = ? WHERE network_id = ? AND address_int = ?",
-        (endpoint_id, network_id, addr),
-    )
+def bind(conn: Connection, network_id: str, addr: int, endpoint_id: int) -> None:
+    conn.execute(q.ALLOC_BIND, (endpoint_id, network_id, addr))
 
 
-def release(conn: sa.Connection, network_id: str, addr: int) -> None:
-    conn.exec_driver_sql("DELETE FROM ip_allocations WHERE network_id = ? AND address_int = ?", (network_id, addr))
+def release(conn: Connection, network_id: str, addr: int) -> None:
+    conn.execute(q.ALLOC_DELETE, (network_id, addr))

@@ -1,39 +1,61 @@
 """The journal: every mutating operation is written down before its first command runs.
 
-    op = journal.begin(conn, kind, target, direction, plan)   # inside the caller's write tx
-    journal.execute(op)                                       # step by step, each committed
+    journal = Journal(conn, runner, handlers)                  # handlers: {kind: Handlers}
+    op = journal.begin(conn, kind, target, plan)               # inside the caller's write tx
+    journal.execute(op)                                        # step by step, each committed
 
-- direction "create": a failing step makes the journal run the undos of every started step in
-  reverse, then the operation is `rolled_back` and the caller's rollback handler removes the rows
-  the operation had added. The error names the failed command, its exit code and stderr.
-- direction "destroy" (teardown): steps are best effort; a failing step runs its fallback
-  commands, every error is collected and the operation still completes (rolls forward).
+- A CREATE plan: a failing step makes the journal run the undos of every started step in reverse,
+  then the operation is `rolled_back` and its kind's `rolled_back` handler removes the rows the
+  operation had added. The error names the failed command, its exit code and stderr; when undos
+  failed too (also after Ctrl-C), RollbackIncomplete lists them.
+- A DESTROY plan (teardown): steps are best effort; a failing step runs its fallback commands,
+  every error is collected, the operation still completes (rolls forward, `completed` handler),
+  and then TeardownIncomplete lists the errors.
 - Crash recovery: an operation still `running` whose owner process is gone was interrupted
   (SIGKILL, power loss). recover() finishes it the same way: undo (create) or complete (destroy),
-  then calls the handler registered for its kind so the database matches the kernel again.
+  then calls its kind's handler so the database matches the kernel again.
+
+The handlers come in through the constructor (cnet.services.handlers holds the table): a kind
+without an entry is refused at begin(), before anything runs.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
-
-if TYPE_CHECKING:
-    import sqlalchemy as sa
+from typing import Protocol
 
 from . import procs
 from .commands import Command, Plan
-from .errors import CommandFailed, RollbackIncomplete
+from .db import queries as q
+from .db.connection import Connection
+from .errors import CommandFailed, RollbackIncomplete, TeardownIncomplete
+from .records import Direction, OpStatus, StepStatus
 
-# kind -> (on_rolled_back(conn, target), on_completed(conn, target)); filled by the service layer.
-Handler = Callable[["sa.Connection", str], None]
-HANDLERS: dict[str, tuple[Handler | None, Handler | None]] = {}
+Handler = Callable[[Connection, str], None]
 
 
-def register(kind: str, *, rolled_back: Handler | None = None, completed: Handler | None = None) -> None:
-    HANDLERS[kind] = (rolled_back, completed)
+@dataclass(frozen=True)
+class Handlers:
+    """What an operation kind does to the database once the kernel side is settled: after a
+    rollback (remove the rows the operation added) or a completed teardown (remove the rows of
+    what is gone). Called inside the transaction that finishes the operation."""
+
+    rolled_back: Handler | None = None
+    completed: Handler | None = None
+
+
+class RunResult(Protocol):
+    @property
+    def duration_ms(self) -> float: ...
+
+
+class Runner(Protocol):
+    def run(self, command: Command) -> RunResult: ...
+
+    def try_run(self, command: Command) -> tuple[bool, str]: ...
 
 
 @dataclass
@@ -44,7 +66,7 @@ class StepRow:
     do: Command
     undo: list[Command]
     fallback: list[Command]
-    status: str
+    status: StepStatus
 
 
 @dataclass
@@ -52,9 +74,11 @@ class Operation:
     id: int
     kind: str
     target: str
-    direction: str
+    direction: Direction
     steps: list[StepRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # How a teardown's errors are reported ("network web removed"); recovery has none.
+    title: str = ""
 
 
 def _cmds(text: str) -> list[Command]:
@@ -62,83 +86,82 @@ def _cmds(text: str) -> list[Command]:
 
 
 class Journal:
-    def __init__(self, store, runner, say: Callable[[str], None] | None = None):
-        self.store = store
+    def __init__(self, conn: Connection, runner: Runner, handlers: Mapping[str, Handlers]):
+        self.conn = conn
         self.runner = runner
-        self.say = say or (lambda _msg: None)
+        self.handlers = handlers
 
     # --- writing the plan ---------------------------------------------------------------------
-    def begin(self, conn: sa.Connection, kind: str, target: str, direction: str, plan: Plan) -> Operation:
+    def begin(self, conn: Connection, kind: str, target: str, plan: Plan, *, title: str = "") -> Operation:
         """Record the operation and all its steps (pending). Call inside the caller's write
         transaction, together with the state rows the operation creates, so a crash at any later
         point finds both."""
+        if kind not in self.handlers:
+            raise ValueError(f"no journal handlers for operation kind {kind!r}")
         pid, start = procs.self_identity()
-        now = time.time()
-        op_id = conn.exec_driver_sql(
-            "INSERT INTO operations (kind, target, direction, status, owner_pid, owner_start_time, started_at, recovered) "
-            "VALUES (?, ?, ?, 'running', ?, ?, ?, 0)",
-            (kind, target, direction, pid, start, now),
-        ).lastrowid
-        op = Operation(op_id, kind, target, direction)
+        op_id = conn.execute(q.OP_INSERT, (kind, target, plan.direction, pid, start, time.time())).lastrowid
+        assert op_id is not None
+        op = Operation(op_id, kind, target, plan.direction, title=title or f"{kind} {target} finished")
         for seq, step in enumerate(plan):
-            step_id = conn.exec_driver_sql(
-                "INSERT INTO operation_steps (operation_id, seq, summary, command, do_json, undo_json, fallback_json, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+            step_id = conn.execute(
+                q.STEP_INSERT,
                 (op_id, seq, step.summary, step.do.render(), step.do_json(), step.undo_json(), step.fallback_json()),
             ).lastrowid
+            assert step_id is not None
             op.steps.append(
-                StepRow(step_id, seq, step.summary, step.do, list(step.undo), list(step.fallback), "pending")
+                StepRow(step_id, seq, step.summary, step.do, list(step.undo), list(step.fallback), StepStatus.PENDING)
             )
         return op
 
     # --- running it -----------------------------------------------------------------------------
-    def _mark(self, step: StepRow, status: str, **cols) -> None:
-        sets = ", ".join(["status = ?"] + [f"{k} = ?" for k in cols])
-        self.store.conn.exec_driver_sql(
-            f"UPDATE operation_steps SET {sets} WHERE id = ?", (status, *cols.values(), step.id)
-        )
-        step.status = status
-
     def _run_step(self, step: StepRow) -> None:
         started = time.time()
-        self._mark(step, "started", started_at=started)
+        self.conn.execute(q.STEP_STARTED, (started, step.id))
+        step.status = StepStatus.STARTED
         try:
             result = self.runner.run(step.do)
         except CommandFailed as exc:
-            self._mark(
-                step, "failed", finished_at=time.time(), duration_ms=(time.time() - started) * 1000,
-                exit_code=exc.code, error=exc.stderr[-4000:],
-            )
+            now = time.time()
+            self.conn.execute(q.STEP_FAILED, (now, (now - started) * 1000, exc.code, exc.stderr[-4000:], step.id))
+            step.status = StepStatus.FAILED
             raise
-        self._mark(step, "done", finished_at=time.time(), duration_ms=result.duration_ms, exit_code=0)
+        self.conn.execute(q.STEP_DONE, (time.time(), result.duration_ms, step.id))
+        step.status = StepStatus.DONE
 
-    def execute(self, op: Operation, on_success: Callable[[sa.Connection], None] | None = None) -> None:
-        """Run the pending steps. create: all or nothing; destroy: best effort, always completes."""
-        if op.direction == "destroy":
+    def execute(self, op: Operation, on_success: Callable[[Connection], None] | None = None) -> None:
+        """Run the pending steps. CREATE: all or nothing; DESTROY: best effort, always completes,
+        then raises TeardownIncomplete if it went past errors."""
+        if op.direction == Direction.DESTROY:
             self._complete(op)
-            self._finish(op, "done", on_success, handler_index=None)
+            self._finish(op, OpStatus.DONE, on_success)
+            if op.errors:
+                raise TeardownIncomplete(op.title, op.errors)
             return
         try:
             for step in op.steps:
-                if step.status == "pending":
+                if step.status == StepStatus.PENDING:
                     self._run_step(step)
         except CommandFailed as exc:
             errors = self._undo(op)
-            self._finish(op, "rolled_back", None, handler_index=0, error=str(exc))
+            self._finish(op, OpStatus.ROLLED_BACK, None, error=str(exc))
             if errors:
                 raise RollbackIncomplete(exc, errors) from None
             raise
         except BaseException as exc:  # KeyboardInterrupt, SIGTERM turned into an exception...
             errors = self._undo(op)
-            self._finish(op, "rolled_back", None, handler_index=0, error=repr(exc))
+            self._finish(op, OpStatus.ROLLED_BACK, None, error=repr(exc))
+            if errors:
+                # The interrupt still ends the command, but the user must learn that something
+                # was left behind (`cnet gc` removes it).
+                raise RollbackIncomplete(exc, errors) from exc
             raise
-        self._finish(op, "done", on_success, handler_index=None)
+        self._finish(op, OpStatus.DONE, on_success)
 
     def _undo(self, op: Operation) -> list[str]:
         """Run the undos of every step that started, newest first; collect every error."""
         errors: list[str] = []
         for step in reversed(op.steps):
-            if step.status not in ("started", "done", "failed"):
+            if step.status not in (StepStatus.STARTED, StepStatus.DONE, StepStatus.FAILED):
                 continue
             failed = []
             for undo in step.undo:
@@ -148,14 +171,16 @@ class Journal:
                     failed.append(err)
             if failed:
                 errors += failed
-                self._mark(step, "undo_failed", error="; ".join(failed)[-4000:])
+                self.conn.execute(q.STEP_UNDO_FAILED, ("; ".join(failed)[-4000:], step.id))
+                step.status = StepStatus.UNDO_FAILED
             else:
-                self._mark(step, "undone")
+                self.conn.execute(q.STEP_UNDONE, (step.id,))
+                step.status = StepStatus.UNDONE
         return errors
 
     def _complete(self, op: Operation) -> None:
         for step in op.steps:
-            if step.status not in ("pending", "started"):
+            if step.status not in (StepStatus.PENDING, StepStatus.STARTED):
                 continue
             try:
                 self._run_step(step)
@@ -169,57 +194,47 @@ class Journal:
                     if not ok and not _is_absent_error(err):
                         op.errors.append(err)
 
-    def _finish(self, op, status, on_success, handler_index, error: str | None = None) -> None:
-        handler = None
-        if handler_index is not None:
-            handler = HANDLERS.get(op.kind, (None, None))[handler_index]
-        elif op.direction == "destroy":
-            handler = HANDLERS.get(op.kind, (None, None))[1]
+    def _finish(
+        self, op: Operation, status: OpStatus, on_success: Callable[[Connection], None] | None,
+        error: str | None = None,
+    ) -> None:
+        handlers = self.handlers.get(op.kind, Handlers())
+        if status == OpStatus.ROLLED_BACK:
+            handler = handlers.rolled_back
+        elif op.direction == Direction.DESTROY:
+            handler = handlers.completed
+        else:
+            handler = None
         if error is None and op.errors:
             error = "; ".join(op.errors)
-        with self.store.write() as conn:
+        with self.conn.write() as conn:
             if handler:
                 handler(conn, op.target)
             if on_success:
                 on_success(conn)
-            conn.exec_driver_sql(
-                "UPDATE operations SET status = ?, finished_at = ?, error = ? WHERE id = ?",
-                (status, time.time(), error, op.id),
-            )
+            conn.execute(q.OP_FINISH, (status, time.time(), error, op.id))
 
     # --- crash recovery ---------------------------------------------------------------------------
-    def load(self, conn: sa.Connection, op_id: int) -> Operation:
-        row = conn.exec_driver_sql(
-            "SELECT id, kind, target, direction FROM operations WHERE id = ?", (op_id,)
-        ).first()
-        op = Operation(row[0], row[1], row[2], row[3])
-        for r in conn.exec_driver_sql(
-            "SELECT id, seq, summary, do_json, undo_json, fallback_json, status FROM operation_steps "
-            "WHERE operation_id = ? ORDER BY seq",
-            (op_id,),
-        ):
-            op.steps.append(
-                StepRow(r[0], r[1], r[2], Command.from_json(json.loads(r[3])), _cmds(r[4]), _cmds(r[5]), r[6])
-            )
+    def load(self, conn: Connection, op_id: int) -> Operation:
+        row = conn.one(q.OP_BY_ID, (op_id,))
+        assert row is not None
+        op = Operation(row["id"], row["kind"], row["target"], Direction(row["direction"]))
+        for r in conn.all(q.OP_STEPS, (op_id,)):
+            op.steps.append(StepRow(
+                r["id"], r["seq"], r["summary"], Command.from_json(json.loads(r["do_json"])),
+                _cmds(r["undo_json"]), _cmds(r["fallback_json"]), StepStatus(r["status"]),
+            ))
         return op
 
     def interrupted(self) -> list[int]:
         """Running operations whose owner process is gone, claimed by this process."""
-        rows = self.store.conn.exec_driver_sql(
-            "SELECT id, owner_pid, owner_start_time FROM operations WHERE status = 'running'"
-        ).fetchall()
+        rows = self.conn.all(q.OPS_RUNNING_OWNERS)
         claimed = []
         pid, start = procs.self_identity()
         for op_id, owner, owner_start in rows:
             if owner == pid or procs.alive(owner, owner_start):
                 continue
-            # Compare-and-swap the owner so two recovering processes never both act.
-            cur = self.store.conn.exec_driver_sql(
-                "UPDATE operations SET owner_pid = ?, owner_start_time = ?, recovered = 1 "
-                "WHERE id = ? AND status = 'running' AND owner_pid IS ? AND owner_start_time IS ?",
-                (pid, start, op_id, owner, owner_start),
-            )
-            if cur.rowcount == 1:
+            if self.conn.execute(q.OP_CLAIM, (pid, start, op_id, owner, owner_start)).rowcount == 1:
                 claimed.append(op_id)
         return claimed
 
@@ -227,15 +242,15 @@ class Journal:
         """Finish every interrupted operation; returns one line per operation for the user."""
         messages = []
         for op_id in self.interrupted():
-            with self.store.read() as conn:
+            with self.conn.read() as conn:
                 op = self.load(conn, op_id)
-            if op.direction == "create":
+            if op.direction == Direction.CREATE:
                 errors = self._undo(op)
-                self._finish(op, "rolled_back", None, handler_index=0, error="interrupted; rolled back by recovery")
+                self._finish(op, OpStatus.ROLLED_BACK, None, error="interrupted; rolled back by recovery")
                 what = "rolled back" + (f" ({len(errors)} undo errors)" if errors else "")
             else:
                 self._complete(op)
-                self._finish(op, "done", None, handler_index=None)
+                self._finish(op, OpStatus.DONE, None)
                 what = "completed"
             messages.append(f"cnet: recovered interrupted operation {op.id} ({op.kind} {op.target}): {what}")
         return messages

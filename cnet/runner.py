@@ -7,25 +7,26 @@ before it runs, exactly as --dry-run would print it.
 
 from __future__ import annotations
 
-import errno
 import os
-import sys
 import subprocess
+import sys
 import time
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from types import ModuleType
+from typing import IO, Any
 
+from ._shfast import posix_spawn_for_sh
 from .commands import Command
 from .errors import CommandFailed
 
-_sh = None
+_sh: ModuleType | None = None
 
 
-def _sh_module():
+def _sh_module() -> ModuleType:
     global _sh
     if _sh is None:
-        import sh  # ~70 ms: only commands that run something pay for it
+        import sh  # imported by the commands that run something, not by `ps` or `--help`
 
         _sh = sh
     return _sh
@@ -53,11 +54,12 @@ class ShellRunner:
     def run(self, command: Command) -> Result:
         """Run a mutating command; its output (stdout and stderr) only matters when it fails.
 
-        Through sh's foreground mode: os.spawnve() with nothing in the child but exec, instead of
-        sh's usual pipes, threads and Python code run in the forked child (~3 ms per command here,
-        three times the cost of `ip` itself). Foreground mode inherits this process's stdio, so
-        for the duration of the call fd 0 is a memfd holding the command's stdin and fds 1 and 2
-        a memfd collecting its output; cnet is single-threaded when it runs kernel commands."""
+        Through sh's foreground mode: one spawn with nothing in the child but exec (cnet._shfast),
+        instead of sh's usual pipes, threads and Python code run in the forked child, which cost
+        more than the `ip` command itself (scripts/bench). Foreground mode inherits this
+        process's stdio, so for the duration of the call fd 0 is a memfd holding the command's
+        stdin and fds 1 and 2 a memfd collecting its output; cnet is single-threaded when it runs
+        kernel commands."""
         sh = _sh_module()
         self._echo(command.render())
         started = time.perf_counter()
@@ -85,7 +87,7 @@ class ShellRunner:
                 os.dup2(stdin_fd, 0)
                 os.dup2(out_fd, 1)
                 os.dup2(out_fd, 2)
-                with _posix_spawn_for_sh():
+                with posix_spawn_for_sh():
                     program(*command.argv[1:], _fg=True, _env=_command_env())
                 code = 0
             except sh.ErrorReturnCode as exc:  # includes SignalException: exit_code is -N
@@ -112,7 +114,7 @@ class ShellRunner:
             program = sh.Command(command.argv[0])
         except sh.CommandNotFound:
             raise CommandFailed(command.argv, 127, f"{command.argv[0]}: command not found") from None
-        kwargs = {"_tty_out": False, "_tty_in": False, "_env": _command_env()}
+        kwargs: dict[str, Any] = {"_tty_out": False, "_tty_in": False, "_env": _command_env()}
         if command.stdin is not None:
             kwargs["_in"] = command.stdin
         try:
@@ -149,11 +151,11 @@ class ShellRunner:
         argv: list[str],
         *,
         env: dict[str, str],
-        stdin=None,
-        stdout=None,
-        stderr=None,
+        stdin: IO[bytes] | int | None = None,
+        stdout: IO[bytes] | int | None = None,
+        stderr: IO[bytes] | int | None = None,
         new_session: bool = True,
-    ) -> subprocess.Popen:
+    ) -> subprocess.Popen[bytes]:
         import shlex
 
         self._echo(shlex.join(argv))
@@ -168,58 +170,8 @@ class ShellRunner:
         )
 
 
-@contextmanager
-def _posix_spawn_for_sh():
-    """sh's foreground mode starts the program with os.spawnve(), which forks this Python process
-    and runs Python code in the child before exec: ~2 ms per command here, measured against
-    0.5 ms for posix_spawn() (vfork + exec in C). For the duration of one call, os.spawnve is
-    a posix_spawn-based equivalent with the same contract (P_WAIT: exit code, or -signal).
-    Correctness never depends on it: a sh that stops calling os.spawnve still works, just slower
-    (tests/unit/test_runner.py checks the fast path is taken)."""
-    original = os.spawnve
-    os.spawnve = _spawnve_posix
-    try:
-        yield
-    finally:
-        os.spawnve = original
-
-
-def _spawnve_posix(mode, file, args, env):
-    if mode != os.P_WAIT:  # only the mode sh's foreground calls use
-        return _ORIGINAL_SPAWNVE(mode, file, args, env)
-    try:
-        pid = os.posix_spawn(file, list(args), env)
-    except OSError as exc:
-        # What a shell reports: 126 found but not executable, 127 not found.
-        return 126 if exc.errno in (errno.EACCES, errno.ENOEXEC) else 127
-    try:
-        return _wait_exit_code(pid)
-    except BaseException:
-        # Interrupted (Ctrl-C): let the command finish before the exception reaches the journal,
-        # so its undo sees the command's whole effect, never a half-applied batch still running.
-        while True:
-            try:
-                _wait_exit_code(pid)
-                break
-            except KeyboardInterrupt:
-                continue
-            except ChildProcessError:
-                break
-        raise
-
-
-def _wait_exit_code(pid: int) -> int:
-    while True:
-        _, status = os.waitpid(pid, 0)
-        if not os.WIFSTOPPED(status):
-            return os.waitstatus_to_exitcode(status)
-
-
-_ORIGINAL_SPAWNVE = os.spawnve
-
-
 def _read_all(fd: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = os.read(fd, 65536)
         if not chunk:

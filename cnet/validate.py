@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from .errors import ValidationError
 from .naming import NAME_RE
+from .records import ALL_ADDRESSES, PortSpec, RunRequest
+
+__all__ = ["PortSpec"]  # re-exported: the parsed form of -p
 
 MAX_NAME = 64
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -110,17 +113,6 @@ def _port_range(text: str, what: str, spec: str) -> tuple[int, int]:
     return n, n
 
 
-@dataclass(frozen=True)
-class PortSpec:
-    host_ip: str  # "0.0.0.0" = every address
-    host_port: int
-    container_port: int
-    protocol: str
-
-    def render(self) -> str:
-        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.protocol}"
-
-
 def port_mapping(spec: str) -> list[PortSpec]:
     """Parse `[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp]` into one entry per port."""
     text = spec.strip()
@@ -132,9 +124,9 @@ def port_mapping(spec: str) -> list[PortSpec]:
             raise ValidationError(f"invalid port mapping {spec!r}: protocol {protocol!r} is not supported (tcp or udp)")
     parts = text.split(":")
     if len(parts) == 2:
-        host_ip, host_part, ctr_part = "0.0.0.0", parts[0], parts[1]
+        host_ip, host_part, ctr_part = ALL_ADDRESSES, parts[0], parts[1]
     elif len(parts) == 3:
-        host_ip = str(_host_ip(parts[0], spec)) if parts[0] else "0.0.0.0"
+        host_ip = str(_host_ip(parts[0], spec)) if parts[0] else ALL_ADDRESSES
         host_part, ctr_part = parts[1], parts[2]
     else:
         raise ValidationError(
@@ -177,3 +169,47 @@ def hostname(value: str) -> str:
     if not re.fullmatch(r"[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})", value or ""):
         raise ValidationError(f"invalid hostname {value!r}: 1-63 characters [a-zA-Z0-9.-], starting with a letter or digit")
     return value
+
+
+DEFAULT_COMMAND = ("/bin/sh",)
+
+
+def run_request(
+    *, name: str | None, networks: Sequence[str], ports: Sequence[str], ip: str | None, hostname: str | None,
+    env: Sequence[str], command: Sequence[str],
+) -> RunRequest:
+    """Everything `cnet run` was given, checked before the state or the kernel is touched."""
+    if name is not None:
+        _check_name(name, "container name")
+    nets = tuple(_check_name(n, "network name") for n in networks)
+    if len(set(nets)) != len(nets):
+        raise ValidationError("the same network is given twice")
+    specs: list[PortSpec] = []
+    for p in ports:
+        specs += port_mapping(p)
+    seen: set[tuple[str, int, str]] = set()
+    for s in specs:
+        key = (s.host_ip, s.host_port, s.protocol)
+        if key in seen or any(k[1:] == key[1:] and ALL_ADDRESSES in (k[0], key[0]) for k in seen):
+            raise ValidationError(f"host port {s.host_port}/{s.protocol} is given twice")
+        seen.add(key)
+    if specs and not nets:
+        raise ValidationError("publishing ports (-p) needs a network (--net)")
+    if ip is not None:
+        if not nets:
+            raise ValidationError("--ip needs a network (--net)")
+        ipv4_address(ip, "IP address")
+    if hostname is not None:
+        _check_hostname(hostname)
+    env_pairs = dict(env_pair(e) for e in env)
+    cmdline = tuple(command) or DEFAULT_COMMAND
+    if any("\0" in a for a in cmdline):
+        raise ValidationError("the command contains a NUL byte")
+    return RunRequest(
+        name=name, networks=nets, ports=tuple(specs), ip=ip, hostname=hostname, env=env_pairs, command=cmdline
+    )
+
+
+# The parameters of run_request() shadow these two checks.
+_check_name = name
+_check_hostname = hostname

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# The interpreter's real path: a pyenv shim would add a bash start-up to every figure.
-PYTHON = os.path.realpath(sys.executable)
+# sys.executable, never a pyenv shim (the shim execs the real interpreter, which is what runs
+# here), and not its realpath either: a venv's bin/python is a symlink whose target, the base
+# interpreter, does not see the venv's packages.
+PYTHON = sys.executable
 
 # Peers' published figures (issue 5; same class of 2-vCPU machine), milliseconds.
 PEERS_RUN = {"podman": 142.0, "docker": 313.0}
@@ -539,27 +541,31 @@ def ipam_only(state_dir: str) -> dict:
     """Fill a /16 through cnet.ipam on a real, migrated file database: one write transaction per
     address, as `cnet run` does. Runs in its own process (fresh interpreter, no bench state)."""
     sys.path.insert(0, str(REPO))
+    from dataclasses import replace
+
     from cnet import ipam
-    from cnet.db import migrate, session
+    from cnet.db import connection, migrate
+    from cnet.db import store as store_mod
     from cnet.errors import AllocationError
+    from cnet.records import Network, NetworkState
 
     sd = Path(state_dir)
-    session.ensure_state_dir(sd)
-    store = session.Store(session.make_engine(sd))
-    migrate.ensure_current(store.conn)
+    connection.ensure_state_dir(sd)
+    store = connection.open_state(sd)
+    migrate.ensure_current(store)
     subnet = "10.0.0.0/16"
     first, last = ip_to_int("10.0.0.0"), ip_to_int("10.0.255.255")
-    net = {"id": "0123456789ab", "name": "ipambench", "driver": "bridge", "subnet": subnet, "subnet_first_int": first,
-           "subnet_last_int": last, "prefix_len": 16, "gateway": "10.0.0.1", "ip_range": None,
-           "range_first_int": first + 1, "range_last_int": last - 1, "alloc_cursor_int": first, "bridge": "cnet-ipambench",
-           "mtu": 1500, "internal": 0, "state": "ready", "created_at": time.time()}
+    net = Network(id="0123456789ab", name="ipambench", driver="bridge", subnet=subnet, subnet_first_int=first,
+                  subnet_last_int=last, prefix_len=16, gateway="10.0.0.1", ip_range=None,
+                  range_first_int=first + 1, range_last_int=last - 1, alloc_cursor_int=first, bridge="cnet-ipambench",
+                  mtu=1500, internal=False, state=NetworkState.READY, created_at=time.time())
     with store.write() as conn:
-        conn.exec_driver_sql(f"INSERT INTO networks ({', '.join(net)}) VALUES ({', '.join('?' * len(net))})", tuple(net.values()))
+        store_mod.insert_network(conn, net)
     per: list[float] = []
     t_all = time.perf_counter()
     t0 = time.perf_counter()
     with store.write() as conn:
-        ipam.reserve_gateway(conn, net["id"], net["gateway"])
+        ipam.reserve_gateway(conn, net.id, net.gateway)
     per.append(ms_since(t0))
     while True:
         t0 = time.perf_counter()
@@ -571,13 +577,13 @@ def ipam_only(state_dir: str) -> dict:
             break
         per.append(ms_since(t0))
     total = time.perf_counter() - t_all - exhausted / 1000
-    count = store.conn.exec_driver_sql("SELECT count(*) FROM ip_allocations").scalar()
+    count = store.scalar("SELECT count(*) FROM ip_allocations")
     # The same fill in one transaction: IPAM's own cost, without a commit (WAL write) per address.
-    net2 = dict(net, id="ba9876543210", name="ipambench2", bridge="cnet-ipambench2", alloc_cursor_int=first)
+    net2 = replace(net, id="ba9876543210", name="ipambench2", bridge="cnet-ipambench2", alloc_cursor_int=first)
     t0 = time.perf_counter()
     with store.write() as conn:
-        conn.exec_driver_sql(f"INSERT INTO networks ({', '.join(net2)}) VALUES ({', '.join('?' * len(net2))})", tuple(net2.values()))
-        ipam.reserve_gateway(conn, net2["id"], net2["gateway"])
+        store_mod.insert_network(conn, net2)
+        ipam.reserve_gateway(conn, net2.id, net2.gateway)
         for _ in range(count - 1):
             ipam.allocate(conn, net2)
     one_tx = time.perf_counter() - t0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from . import common
+
+if TYPE_CHECKING:
+    from ..services.containers import Wired
 
 
 def register(app: typer.Typer) -> None:
@@ -44,31 +47,31 @@ def run(
     ctx = common.mutating()
     out = containers.run_container(ctx, req, detached=detach, remove=remove)
     if ctx.dry_run:
-        common.print_plan(out.plan, f"cnet run {out.result['name']}")
+        common.print_plan(out.plan, f"cnet run {out.result.container.name}")
         return
-    row = out.result
-    proc = containers.start_process(ctx, row, foreground=not detach)
+    wired = out.result
+    proc, pid = containers.start_process(ctx, wired.container, foreground=not detach)
     if detach:
-        print(row["id"])
+        print(wired.container.id)
         return
-    _foreground(ctx, containers, row, proc, stop_timeout, remove)
+    _foreground(ctx, containers, wired, pid, proc, stop_timeout, remove)
 
 
-def _info_lines(row: dict) -> list[str]:
+def _info_lines(wired: Wired, pid: int | None) -> list[str]:
     from ..kernel.netns import enter_hint
 
-    pid = row.get("pid") or "- (it exited at once)"
-    lines = [f"container {row['name']} (id {row['id']}) pid {pid}"]
-    for ep in row["endpoints"]:
-        lines.append(f"  {ep['interface']} {ep['ip']}/{ep['prefix_len']} on network {ep['network']}")
-    for p in row["ports"]:
-        lines.append(f"  port {p['host_ip']}:{p['host_port']} -> {p['container_ip']}:{p['container_port']}/{p['protocol']}")
-    if row.get("pid"):
-        lines.append(f"  enter it with: {enter_hint(row['pid'])}")
+    c = wired.container
+    lines = [f"container {c.name} (id {c.id}) pid {pid or '- (it exited at once)'}"]
+    for ep in wired.endpoints:
+        lines.append(f"  {ep.interface} {ep.ip}/{ep.prefix_len} on network {ep.network}")
+    for p in wired.ports:
+        lines.append(f"  port {p.host_ip}:{p.host_port} -> {p.container_ip}:{p.container_port}/{p.protocol}")
+    if pid:
+        lines.append(f"  enter it with: {enter_hint(pid)}")
     return lines
 
 
-def _foreground(ctx, containers, row, proc, stop_timeout: float, remove: bool) -> None:
+def _foreground(ctx, containers, wired, pid, proc, stop_timeout: float, remove: bool) -> None:
     import signal
 
     def as_interrupt(_sig, _frame):
@@ -76,21 +79,22 @@ def _foreground(ctx, containers, row, proc, stop_timeout: float, remove: bool) -
 
     signal.signal(signal.SIGTERM, as_interrupt)
     signal.signal(signal.SIGHUP, as_interrupt)
-    for line in _info_lines(row):
+    cid = wired.container.id
+    for line in _info_lines(wired, pid):
         print(line, file=sys.stderr, flush=True)
     try:
         proc.wait()
     except KeyboardInterrupt:
-        print(f"cnet: stopping {row['name']}...", file=sys.stderr, flush=True)
+        print(f"cnet: stopping {wired.container.name}...", file=sys.stderr, flush=True)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        containers.stop_container(ctx, row["id"], timeout=stop_timeout)
+        containers.stop_container(ctx, cid, timeout=stop_timeout)
         proc.wait()
     with ctx.store.read() as conn:
-        got = conn.exec_driver_sql("SELECT exit_code FROM containers WHERE id = ?", (row["id"],)).first()
-    code = got[0] if got and got[0] is not None else (proc.returncode or 0)
+        got = containers.exit_code(conn, cid)
+    code = got if got is not None else (proc.returncode or 0)
     if remove:
-        containers.remove_record(ctx, row["id"])
+        containers.remove_record(ctx, cid)
     raise typer.Exit(code if 0 <= code <= 255 else 1)
 
 
@@ -145,9 +149,9 @@ def exec_(
     ctx = common.reading()
     with ctx.store.read() as conn:
         row = containers.get_container(conn, container)
-    if row["state"] != "running" or not procs.alive(row["pid"], row["pid_start_time"]):
-        raise Conflict(f"container {row['name']} is not running")
-    argv = enter_argv(row["pid"], command)
+    if row.state != "running" or not row.pid or not procs.alive(row.pid, row.pid_start_time):
+        raise Conflict(f"container {row.name} is not running")
+    argv = enter_argv(row.pid, command)
     if ctx.dry_run:
         import shlex
 
@@ -171,10 +175,10 @@ def logs(
     ctx = common.reading()
     with ctx.store.read() as conn:
         row = containers.get_container(conn, container)
-    if not row["log_path"]:
-        raise CnetError(f"container {row['name']} runs in the foreground: its output went to its terminal")
+    if not row.log_path:
+        raise CnetError(f"container {row.name} runs in the foreground: its output went to its terminal")
     try:
-        f = open(row["log_path"], "rb")
+        f = open(row.log_path, "rb")
     except FileNotFoundError:
         return
     out = sys.stdout.buffer
@@ -188,8 +192,8 @@ def logs(
             if not follow:
                 return
             with ctx.store.read() as conn:
-                state = conn.exec_driver_sql("SELECT state FROM containers WHERE id = ?", (row["id"],)).scalar()
-            if state != "running":
+                running = containers.is_running(conn, row.id)
+            if not running:
                 rest = f.read()
                 out.write(rest)
                 out.flush()
@@ -233,11 +237,11 @@ def _each(refs: list[str], action, dry_run: bool, verb: str) -> None:
     failed = False
     for ref in refs:
         try:
-            row = action(ref)
+            out = action(ref)
             if dry_run:
-                common.print_plan(row["plan"], f"cnet {verb} {row['name']}")
+                common.print_plan(out.plan, f"cnet {verb} {out.result.name}")
             else:
-                print(row["name"])
+                print(out.result.name)
         except CnetError as exc:
             print(f"cnet: error: {exc}", file=sys.stderr)
             failed = True

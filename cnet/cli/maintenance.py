@@ -28,16 +28,16 @@ def gc() -> None:
     """Compare the database with the kernel and repair both ways: remove cnet-named links, netns,
     chains and cnet-tagged rules that no record owns; re-create missing network objects and rules;
     release dead containers. Never touches anything that is not cnet's. With --dry-run: only list."""
-    from ..services import gc as gc_service
+    from ..services import reconcile
 
     ctx = common.mutating()
-    _report(gc_service.reconcile(ctx, clean=True), "cnet gc")
+    _report(reconcile.reconcile(ctx, clean=True), "cnet gc")
 
 
 def restore() -> None:
     """Re-create every network's kernel objects (bridge, address, rules, base chains) and the rules of
     live containers, e.g. at boot (systemd/cnet-restore.service). Removes nothing."""
-    from ..services import gc as gc_service
+    from ..services import reconcile
 
     ctx = common.mutating()
-    _report(gc_service.reconcile(ctx, clean=False), "cnet net restore")
+    _report(reconcile.reconcile(ctx, clean=False), "cnet net restore")

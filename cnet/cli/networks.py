@@ -30,9 +30,9 @@ def create(
     )
     if ctx.dry_run:
         n = out.result
-        common.print_plan(out.plan, f"cnet net create {name}: subnet {n['subnet']}, gateway {n['gateway']}, bridge {n['bridge']}")
+        common.print_plan(out.plan, f"cnet net create {name}: subnet {n.subnet}, gateway {n.gateway}, bridge {n.bridge}")
         return
-    print(out.result["id"])
+    print(out.result.id)
 
 
 @app.command("ls")
@@ -42,10 +42,10 @@ def ls(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = Fals
 
     ctx = common.reading()
     with ctx.store.read() as conn:
-        rows = networks.list_networks(conn)
         if json_:
-            common.print_json([networks.inspect_network_row(conn, r) for r in rows])
+            common.print_json(networks.inspect_all(conn))
             return
+        rows = networks.list_networks(conn)
     for r in rows:
         r["internal"] = "yes" if r["internal"] else ""
     common.print_table(rows, ["name", "id", "driver", "subnet", "gateway", "bridge", "internal", "containers"])
@@ -83,7 +83,7 @@ def rm(names: Annotated[list[str], typer.Argument(help="Network names or ids.")]
         if ctx.dry_run:
             common.print_plan(out.plan, f"cnet net rm {n}")
         else:
-            print(out.result["name"])
+            print(out.result.name)
     if failed:
         raise typer.Exit(1)
 
@@ -102,7 +102,7 @@ def connect(
     if ctx.dry_run:
         common.print_plan(out.plan, f"cnet net connect {network} {container}")
     else:
-        print(f"{out.result['interface']} {out.result['ip']}")
+        print(f"{out.result.interface} {out.result.ip}")
 
 
 @app.command("disconnect")

@@ -66,15 +66,12 @@ def db_upgrade() -> None:
 
     ctx = common.context()
     ctx.require_root()
-    from ..db import session
+    from ..db import connection
 
-    session.ensure_state_dir(ctx.state_dir)
-    store = session.Store(session.make_engine(ctx.state_dir))
-    try:
-        migrate.upgrade(store.conn)
-        print(migrate.current_revision(store.conn))
-    finally:
-        store.close()
+    connection.ensure_state_dir(ctx.state_dir)
+    with connection.open_state(ctx.state_dir) as conn:
+        migrate.upgrade(conn)
+        print(migrate.current_revision(conn))
 
 
 @db_app.command("check")
@@ -83,9 +80,9 @@ def db_check() -> None:
     from ..db import migrate
 
     ctx = common.context()
-    diffs = migrate.check(ctx.store.conn)
+    diffs = migrate.check(ctx.store)
     if diffs:
         for d in diffs:
             print(d)
         raise typer.Exit(1)
-    print(f"schema matches the models (revision {migrate.current_revision(ctx.store.conn)})")
+    print(f"schema matches the models (revision {migrate.current_revision(ctx.store)})")

@@ -1,24 +1,26 @@
 """Create and upgrade the schema with Alembic, importing Alembic only when the schema is behind.
 
 HEAD_REVISION must name the newest migration in migrations/versions (a unit test checks it), so a
-command on an up-to-date database pays one SELECT, not Alembic's ~270 ms import (nor SQLAlchemy's
-~130 ms: commands use the sqlite3 adapter of cnet.db.session). Upgrading and checking wrap that
-adapter's very sqlite3 connection in a SQLAlchemy connection (sqlalchemy_connection), so they work
-the same on a file and on --dry-run's in-memory copy.
+command on an up-to-date database pays one SELECT, not the import of Alembic and SQLAlchemy
+(tests/unit/test_startup_imports.py). Upgrading and checking wrap the very sqlite3 connection of a
+cnet.db.connection.Connection in a SQLAlchemy connection (sqlalchemy_connection), so they work the
+same on a file and on --dry-run's in-memory copy.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .connection import Connection
+
 if TYPE_CHECKING:
     import sqlalchemy as sa
-
-    from .session import Connection
+    from alembic.config import Config
 
 HEAD_REVISION = "0003_cni"
 
@@ -37,42 +39,40 @@ def migrations_dir() -> Path:
     return checkout
 
 
-def current_revision(conn: Connection | sa.Connection) -> str | None:
+CURRENT_REVISION = "SELECT version_num FROM alembic_version"
+
+
+def current_revision(conn: Connection) -> str | None:
     try:
-        row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+        rev: str | None = conn.scalar(CURRENT_REVISION)
     except sqlite3.OperationalError:  # no such table: never migrated
         return None
-    except Exception as exc:  # the same error wrapped by SQLAlchemy, for a sa.Connection
-        if isinstance(getattr(exc, "orig", None), sqlite3.OperationalError):
-            return None
-        raise
-    return row[0] if row else None
+    return rev
 
 
 @contextmanager
-def sqlalchemy_connection(conn: Connection | sa.Connection):
-    """A SQLAlchemy connection over the adapter's own sqlite3 connection (one connection: no lock
-    waits against ourselves, and an in-memory database stays the same database). AUTOCOMMIT, as
-    the adapter: Alembic's transaction_per_migration controls the transactions (migrations/env.py)."""
-    if not hasattr(conn, "dbapi"):  # already a SQLAlchemy connection
-        yield conn
-        return
+def sqlalchemy_connection(conn: Connection) -> Iterator[sa.Connection]:
+    """A SQLAlchemy connection over the Connection's own sqlite3 connection (one connection: no
+    lock waits against ourselves, and an in-memory database stays the same database). AUTOCOMMIT,
+    as cnet's: Alembic's transaction_per_migration controls the transactions (migrations/env.py)."""
     import sqlalchemy as sa
     from sqlalchemy.pool import StaticPool
 
-    raw = conn.dbapi
+    raw = conn.raw
+    raw.row_factory = None  # SQLAlchemy expects plain tuples
     engine = sa.create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
     try:
         with engine.connect() as sa_conn:
             yield sa_conn.execution_options(isolation_level="AUTOCOMMIT")
     finally:
         # Returning the connection to the pool resets it to SQLAlchemy's default isolation
-        # (sqlite3's implicit BEGINs); the adapter needs autocommit back. No engine.dispose():
-        # it would close the connection, which the adapter still owns.
+        # (sqlite3's implicit BEGINs); cnet needs autocommit back, and sqlite3.Row rows. No
+        # engine.dispose(): it would close the connection, which the Connection still owns.
         raw.isolation_level = None
+        raw.row_factory = sqlite3.Row
 
 
-def alembic_config(conn: sa.Connection | None = None):
+def alembic_config(conn: sa.Connection | None = None) -> Config:
     from alembic.config import Config
 
     cfg = Config()
@@ -82,7 +82,7 @@ def alembic_config(conn: sa.Connection | None = None):
     return cfg
 
 
-def upgrade(conn: Connection | sa.Connection, revision: str = "head") -> None:
+def upgrade(conn: Connection, revision: str = "head") -> None:
     from alembic import command
 
     with sqlalchemy_connection(conn) as sa_conn:
@@ -114,7 +114,7 @@ def ensure_current(conn: Connection, lock_path: Path | None = None) -> bool:
         os.close(fd)
 
 
-def check(conn: Connection | sa.Connection) -> list[str]:
+def check(conn: Connection) -> list[str]:
     """Differences between the models (cnet.db.schema) and the migrated database; [] = none."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext

@@ -1,7 +1,7 @@
 """The database schema, as SQLAlchemy Core tables.
 
-Core, not ORM declarative models, on purpose: importing sqlalchemy.orm costs ~230 ms on this class
-of machine and every cnet command pays its imports; Core tables give Alembic the same metadata to
+Core, not ORM declarative models, on purpose: sqlalchemy.orm is a heavy import, and only migrating
+or checking the schema imports this module at all; Core tables give Alembic the same metadata to
 autogenerate and check against. Every column carries a comment (the schema doc is generated from
 them: docs/schema.md). Addresses are stored twice: as text for people and SQL, and as integers
 (`*_int`) for IPAM arithmetic and range queries.

@@ -10,12 +10,13 @@ from ..commands import Command, Step, cmd
 
 
 def batch(lines: list[str], netns: str | None = None, force: bool = False) -> Command:
-    argv = []
+    """One `ip -batch -` process for several changes (inside `netns` if given)."""
+    argv: list[str] = []
     if netns:
         # Not `ip -n NS`: iproute2 then unshares a mount namespace (to remount /sys), which copies
-        # the whole mount table, and every pinned netns is a mount: the cost grew ~25% from the
-        # 1st to the 300th container. nsenter only enters the network namespace (netlink needs
-        # nothing else) and stays flat.
+        # the whole mount table, and every pinned netns is a mount: the cost grows with every
+        # container (scripts/bench, kernel growth). nsenter only enters the network namespace
+        # (netlink needs nothing else) and stays flat.
         argv += ["nsenter", f"--net=/run/netns/{netns}"]
     argv.append("ip")
     if force:

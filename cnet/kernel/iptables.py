@@ -181,9 +181,11 @@ def rules_add(rules: list[Rule], summary: str) -> Step:
     )
 
 
-def rules_delete(rules: list[Rule], summary: str) -> Step:
-    """Delete rules in one transaction (teardown); rolls forward, so no undo."""
-    return Step(summary=summary, do=restore(restore_input(rules, "-D")))
+def rules_remove(rules: list[Rule], summary: str) -> Step:
+    """Teardown of rules_add(): delete them in one transaction; if that fails because some rule
+    is already gone, the fallback deletes them one by one (errors tolerated). No undo: a teardown
+    rolls forward."""
+    return Step(summary=summary, do=restore(restore_input(rules, "-D")), fallback=tuple(single_deletes(rules)))
 
 
 def single_deletes(rules: list[Rule]) -> list[Command]:
@@ -235,10 +237,6 @@ def base_delete_command() -> Command:
         out += [f"-X {chain}" for chain in BASE_CHAINS[table]]
         out.append("COMMIT")
     return restore("\n".join(out) + "\n")
-
-
-def base_delete() -> Step:
-    return Step(summary="remove cnet base chains and their jumps", do=base_delete_command())
 
 
 def conntrack_flush_udp(host_port: int) -> Command:

@@ -1,6 +1,6 @@
 """Parsers for what the kernel reports: `ip -j addr`/`ip -j link`, `ip netns list`, `iptables-save`.
 
-Pure functions on text, so the reconciliation in services/gc.py can be tested without root. Rules
+Pure functions on text, so the reconciliation (cnet.plans.reconcile) can be tested without root. Rules
 are parsed into the same (table, chain, spec) shape that kernel/iptables.py builds: iptables-save
 prints a rule with the very tokens cnet gave it (verified on iptables 1.8.9 nf_tables; the unit
 tests pin it), so comparing an expected Rule with a saved one is a tuple comparison.
@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ipaddress import IPv4Network
-
-BUILTIN_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
-
 
 @dataclass(frozen=True)
 class Link:

@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from ..db.session import db_path
-from ..errors import CnetError, ValidationError
+from ..db.connection import open_readonly
+from ..errors import ValidationError
 
 
-def run_readonly(state_dir: Path, *, query_text: str) -> tuple[list[str], list[tuple]]:
-    path = db_path(state_dir)
-    if not path.exists():
-        raise CnetError(f"no cnet database at {path} (nothing has been created yet)")
-    if not query_text.strip():
-        raise ValidationError("empty SQL statement")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def run_readonly(state_dir: Path, *, query_text: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The user's own statement: the one place SQL text comes from outside cnet."""
+    conn = open_readonly(state_dir)
     try:
-        conn.execute("PRAGMA query_only = ON")
+        if not query_text.strip():
+            raise ValidationError("empty SQL statement")
         # mode=ro and query_only stop writes to cnet.db, not ATTACH or VACUUM INTO, which create
         # files anywhere (as root): allow reading only.
-        conn.set_authorizer(_authorize)
+        conn.raw.set_authorizer(_authorize)
         try:
             cur = conn.execute(query_text)
-            rows = cur.fetchall()
+            rows = [tuple(r) for r in cur.fetchall()]
         except (sqlite3.ProgrammingError, sqlite3.Warning) as exc:
             if "one statement" in str(exc):
                 raise ValidationError("cnet sql runs exactly one statement; remove the text after ';'") from None
@@ -48,7 +46,7 @@ _READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNC
 _READ_PRAGMAS = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
 
 
-def _authorize(action: int, arg1, arg2, _db, _trigger) -> int:
+def _authorize(action: int, arg1: str | None, _arg2: str | None, _db: str | None, _trigger: str | None) -> int:
     if action in _READ_ACTIONS:
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_PRAGMA and arg1 in _READ_PRAGMAS:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
-from ..db import session
+from ..db.connection import db_path
+from .containers import reap_dead
 from .context import Context
 
 
 def recover_all(ctx: Context) -> list[str]:
-    if not session.db_path(ctx.state_dir).exists():
+    if not db_path(ctx.state_dir).exists():
         return []
-    from . import containers  # registers the container journal handlers
-
     lines = ctx.journal.recover()
-    lines += containers.reap_dead(ctx)
+    lines += reap_dead(ctx)
     return lines

@@ -10,6 +10,7 @@ from cnet.commands import HEREDOC_END, Command, Plan, Step, cmd
 from cnet.kernel import ip as ipk
 from cnet.kernel import iptables as ipt
 from cnet.kernel import netns as nsk
+from cnet.records import Direction
 
 
 # --- ip.py ------------------------------------------------------------------------------------
@@ -368,8 +369,8 @@ def test_plan_script_runs_and_stops_at_first_failure(tmp_path):
     assert log.read_text() == "one\n"
 
 
-def test_best_effort_plan_suffix_goes_after_the_heredoc_marker():
-    plan = Plan(best_effort=True)
+def test_teardown_plan_suffix_goes_after_the_heredoc_marker():
+    plan = Plan(direction=Direction.DESTROY)
     plan.add(Step("a", cmd("ip", "link", "del", "x")))
     plan.add(Step("b", cmd("iptables-restore", "--noflush", stdin="*nat\nCOMMIT\n")))
     script = plan.as_shell_script()

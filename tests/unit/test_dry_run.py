@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from cnet import ipam
-from cnet.db import migrate, session
+from cnet.db import connection, migrate
+from cnet.db import store as store_mod
 from cnet.errors import CnetError
-from cnet.services import networks
+from cnet.records import Network, NetworkState
+from cnet.services import networks, reconcile
 from cnet.services.context import Context
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,30 +141,25 @@ def tree(path: Path) -> dict:
 
 def populated_state(state_dir: Path) -> None:
     """A state database holding one network 'web' 10.5.0.0/24 (rows only, no kernel objects)."""
-    session.ensure_state_dir(state_dir)
-    st = session.Store(session.make_engine(state_dir))
-    try:
-        migrate.upgrade(st.conn)
+    connection.ensure_state_dir(state_dir)
+    with connection.open_state(state_dir) as st:
+        migrate.upgrade(st)
         net_ = ipaddress.IPv4Network("10.5.0.0/24")
         lo, hi = ipam.dynamic_bounds(net_, None)
-        row = {
-            "id": "aaaaaaaaaaaa", "name": "web", "driver": "bridge", "subnet": str(net_),
-            "subnet_first_int": int(net_.network_address), "subnet_last_int": int(net_.broadcast_address),
-            "prefix_len": 24, "gateway": "10.5.0.1", "ip_range": None, "range_first_int": lo, "range_last_int": hi,
-            "alloc_cursor_int": lo - 1, "bridge": "cnet-aaaaaaaaaa", "mtu": 1500, "internal": 0, "state": "ready",
-            "created_at": time.time(),
-        }
+        net = Network(
+            id="aaaaaaaaaaaa", name="web", driver="bridge", subnet=str(net_),
+            subnet_first_int=int(net_.network_address), subnet_last_int=int(net_.broadcast_address),
+            prefix_len=24, gateway="10.5.0.1", ip_range=None, range_first_int=lo, range_last_int=hi,
+            alloc_cursor_int=lo - 1, bridge="cnet-aaaaaaaaaa", mtu=1500, internal=False, state=NetworkState.READY,
+            created_at=time.time(),
+        )
         with st.write() as conn:
-            conn.exec_driver_sql(
-                f"INSERT INTO networks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
-            )
-            ipam.reserve_gateway(conn, row["id"], row["gateway"])
-            conn.exec_driver_sql("INSERT INTO settings (key, value) VALUES ('ip_forward_before_cnet', '0')")
-    finally:
-        st.close()
+            store_mod.insert_network(conn, net)
+            ipam.reserve_gateway(conn, net.id, net.gateway)
+            store_mod.put_setting(conn, store_mod.IP_FORWARD_SETTING, "0")
     # Readable, not writable, by other users.
     os.chmod(state_dir, 0o755)
-    os.chmod(session.db_path(state_dir), 0o644)
+    os.chmod(connection.db_path(state_dir), 0o644)
 
 
 # --- pinned output -------------------------------------------------------------------------------
@@ -323,9 +320,58 @@ def test_dry_run_and_real_run_fail_alike(tmp_path, kwargs, fragment):
         errors.append((type(exc.value), str(exc.value)))
     assert errors[0] == errors[1]
     assert fragment in errors[0][1]
-    conn = sqlite3.connect(session.db_path(state))
+    conn = sqlite3.connect(connection.db_path(state))
     try:
         assert conn.execute("SELECT count(*) FROM networks").fetchone() == (1,)
         assert conn.execute("SELECT count(*) FROM operations").fetchone() == (0,)
     finally:
         conn.close()
+
+
+# --- teardown-like plans: `|| true` exactly where the real run goes past errors -------------------
+class CannedKernel(NoKernel):
+    """Answers the reconciler's three reads; anything that would change the kernel fails the test."""
+
+    def __init__(self, save: str):
+        self.save = save
+
+    def read(self, command):
+        return {("ip", "-j", "addr"): "[]", ("ip", "netns", "list"): "", ("iptables-save",): self.save}[command.argv]
+
+
+ORPHAN_SAVE = """*filter
+:FORWARD ACCEPT [0:0]
+:CNET-OLD - [0:0]
+-A CNET-OLD -m comment --comment cnet:net:gone -j DROP
+COMMIT
+"""
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["gc", "net restore"])
+def test_reconcile_dry_run_script_goes_past_errors_like_the_real_run(tmp_path, clean):
+    """gc and net restore are journaled as teardowns (the real run goes past errors), so every
+    command of their dry-run script ends in `|| true`."""
+    state = tmp_path / "state"
+    populated_state(state)
+    ctx = TestContext(state_dir=state, dry_run=True)
+    ctx._runner = CannedKernel(ORPHAN_SAVE)
+    try:
+        out = reconcile.reconcile(ctx, clean=clean)
+    finally:
+        ctx.close()
+    assert out.plan.teardown
+    lines = out.plan.as_shell_script("t").splitlines()
+    commands = [lines[i + 1] for i, line in enumerate(lines) if line.startswith("# step: ")]
+    assert commands, lines  # the bridge of `web` is missing in the canned kernel
+    for c in commands:
+        assert c.endswith(" || true") or "<<'CNET_EOF' || true" in c, c
+    if clean:
+        assert any("-X CNET-OLD" in line for line in lines)
+
+
+def test_run_dry_run_script_stops_at_the_first_error(tmp_path):
+    """The other side: a create plan (run) has no `|| true`: set -e stops it, as the journal would."""
+    state = tmp_path / "state"
+    res = run_cnet("--dry-run", "run", "--", "true", state_dir=state)
+    assert res.returncode == 0, res.stderr
+    assert "|| true" not in res.stdout and "# step: start the watcher" in res.stdout

@@ -6,43 +6,42 @@ import time
 import pytest
 
 from cnet import ipam
-
+from cnet.db import store as store_mod
 from cnet.errors import AllocationError, Conflict, ValidationError
+from cnet.records import Network, NetworkState
 
 
 _seq = iter(range(10**6))
 
 
-def make_network(store, subnet: str, *, gateway: str | None = None, ip_range: str | None = None) -> dict:
+def make_network(store, subnet: str, *, gateway: str | None = None, ip_range: str | None = None) -> Network:
     """A network row as `net create` writes it (gateway reserved), without any kernel change."""
     net_ = ipaddress.IPv4Network(subnet)
     rng = ipaddress.IPv4Network(ip_range) if ip_range else None
     lo, hi = ipam.dynamic_bounds(net_, rng)
     n = next(_seq)
-    net = {
-        "id": f"{n:012x}",
-        "name": f"net{n}",
-        "driver": "bridge",
-        "subnet": str(net_),
-        "subnet_first_int": int(net_.network_address),
-        "subnet_last_int": int(net_.broadcast_address),
-        "prefix_len": net_.prefixlen,
-        "gateway": gateway or str(net_.network_address + 1),
-        "ip_range": ip_range,
-        "range_first_int": lo,
-        "range_last_int": hi,
-        "alloc_cursor_int": lo - 1,
-        "bridge": f"cnet-{n:010x}",
-        "mtu": 1500,
-        "internal": 0,
-        "state": "ready",
-        "created_at": time.time(),
-    }
+    net = Network(
+        id=f"{n:012x}",
+        name=f"net{n}",
+        driver="bridge",
+        subnet=str(net_),
+        subnet_first_int=int(net_.network_address),
+        subnet_last_int=int(net_.broadcast_address),
+        prefix_len=net_.prefixlen,
+        gateway=gateway or str(net_.network_address + 1),
+        ip_range=ip_range,
+        range_first_int=lo,
+        range_last_int=hi,
+        alloc_cursor_int=lo - 1,
+        bridge=f"cnet-{n:010x}",
+        mtu=1500,
+        internal=False,
+        state=NetworkState.READY,
+        created_at=time.time(),
+    )
     with store.write() as conn:
-        conn.exec_driver_sql(
-            f"INSERT INTO networks ({', '.join(net)}) VALUES ({', '.join('?' * len(net))})", tuple(net.values())
-        )
-        ipam.reserve_gateway(conn, net["id"], net["gateway"])
+        store_mod.insert_network(conn, net)
+        ipam.reserve_gateway(conn, net.id, net.gateway)
     return net
 
 
@@ -62,7 +61,7 @@ def alloc_all(store, net) -> list[str]:
 
 def release(store, net, addr: str) -> None:
     with store.write() as conn:
-        ipam.release(conn, net["id"], ipam.ip_to_int(addr))
+        ipam.release(conn, net.id, ipam.ip_to_int(addr))
 
 
 def static(store, net, addr: str) -> str:
@@ -71,9 +70,7 @@ def static(store, net, addr: str) -> str:
 
 
 def held(store, net) -> list[str]:
-    rows = store.conn.exec_driver_sql(
-        "SELECT address, kind FROM ip_allocations WHERE network_id = ? ORDER BY address_int", (net["id"],)
-    ).fetchall()
+    rows = store.all("SELECT address, kind FROM ip_allocations WHERE network_id = ? ORDER BY address_int", (net.id,))
     return [tuple(r) for r in rows]
 
 
@@ -137,8 +134,8 @@ def test_cursor_persists_in_the_database(store):
     release(store, net, "10.0.0.2")
     release(store, net, "10.0.0.3")
     # A fresh read of the row (another cnet process) continues after the cursor.
-    row = dict(store.conn.exec_driver_sql("SELECT * FROM networks WHERE id = ?", (net["id"],)).first()._mapping)
-    assert ipam.int_to_ip(row["alloc_cursor_int"]) == "10.0.0.3"
+    row = store_mod.get_network(store, net.id)
+    assert ipam.int_to_ip(row.alloc_cursor_int) == "10.0.0.3"
     assert alloc(store, row) == "10.0.0.4"
 
 
@@ -229,7 +226,7 @@ def test_large_subnet_is_cheap(store):
     got = [alloc(store, net) for _ in range(20)]
     assert got[0] == "10.0.0.2" and got[-1] == "10.0.0.21"
     assert time.perf_counter() - start < 5
-    count = store.conn.exec_driver_sql("SELECT count(*) FROM ip_allocations WHERE network_id = ?", (net["id"],)).scalar()
+    count = store.scalar("SELECT count(*) FROM ip_allocations WHERE network_id = ?", (net.id,))
     assert count == 21
 
 

@@ -9,9 +9,12 @@ import pytest
 from cnet import journal as journal_mod
 from cnet import procs
 from cnet.commands import Plan, Step, cmd
-from cnet.db import session
-from cnet.errors import CommandFailed, RollbackIncomplete
+from cnet.db import connection
+from cnet.errors import CommandFailed, RollbackIncomplete, TeardownIncomplete
+from cnet.journal import Handlers
+from cnet.records import Direction, OpKind
 from cnet.runner import Result
+from cnet.services.handlers import JOURNAL_HANDLERS
 
 STEPS = 4
 
@@ -43,16 +46,23 @@ class FakeRunner:
             return False, str(exc)
 
 
+SEEN: list[tuple[str, str]] = []
+TEST_HANDLERS = {
+    "test-create": Handlers(rolled_back=lambda conn, target: SEEN.append(("rolled_back", target))),
+    "test-destroy": Handlers(completed=lambda conn, target: SEEN.append(("completed", target))),
+}
+
+
 @pytest.fixture
 def handlers():
-    """Register test handlers for the kinds used here; record calls; unregister afterwards."""
-    seen: list[tuple[str, str]] = []
-    kinds = ("test-create", "test-destroy")
-    journal_mod.register("test-create", rolled_back=lambda conn, target: seen.append(("rolled_back", target)))
-    journal_mod.register("test-destroy", completed=lambda conn, target: seen.append(("completed", target)))
-    yield seen
-    for k in kinds:
-        journal_mod.HANDLERS.pop(k, None)
+    """Test handlers for the kinds used here (passed to every Journal below); records calls."""
+    SEEN.clear()
+    yield SEEN
+    SEEN.clear()
+
+
+def journal(store, runner):
+    return journal_mod.Journal(store, runner, TEST_HANDLERS)
 
 
 def plan_of(n: int = STEPS, fallback: bool = False) -> Plan:
@@ -70,22 +80,22 @@ def plan_of(n: int = STEPS, fallback: bool = False) -> Plan:
 
 
 def begin(store, runner, kind="test-create", direction="create", plan=None, target="T1"):
-    j = journal_mod.Journal(store, runner)
+    j = journal(store, runner)
+    plan = plan or plan_of()
+    plan.direction = Direction(direction)
     with store.write() as conn:
-        op = j.begin(conn, kind, target, direction, plan or plan_of())
+        op = j.begin(conn, kind, target, plan)
     return j, op
 
 
 def op_row(store, op_id):
-    return store.conn.exec_driver_sql(
-        "SELECT status, error, recovered FROM operations WHERE id = ?", (op_id,)
-    ).first()
+    return tuple(store.one("SELECT status, error, recovered FROM operations WHERE id = ?", (op_id,)))
 
 
 def step_statuses(store, op_id):
     return [
         r[0]
-        for r in store.conn.exec_driver_sql(
+        for r in store.execute(
             "SELECT status FROM operation_steps WHERE operation_id = ? ORDER BY seq", (op_id,)
         )
     ]
@@ -103,7 +113,7 @@ def test_all_steps_run_in_order_and_op_is_done(store, handlers):
     assert handlers == []
 
 
-def test_steps_are_journaled_before_they_run(store, handlers):
+def test_steps_are_journaled_before_they_run(store, handlers, tmp_path):
     """When a command runs, its step row already says `started` (committed), and every later
     step is still `pending`."""
     seen = []
@@ -111,7 +121,7 @@ def test_steps_are_journaled_before_they_run(store, handlers):
     class Peeking(FakeRunner):
         def run(self, command):
             # A second connection sees only committed data.
-            other = session.Store(store.engine)
+            other = connection.open_state(tmp_path)
             try:
                 seen.append(step_statuses(other, op.id))
             finally:
@@ -150,9 +160,9 @@ def test_failure_at_step_n_undoes_in_reverse(store, handlers, n):
     assert f"do {n}" in msg and "exit 3" in msg and "boom: it broke" in msg
     assert exc.value.argv == ("do", str(n)) and exc.value.code == 3
     assert "boom: it broke" in error
-    failed = store.conn.exec_driver_sql(
+    failed = store.one(
         "SELECT exit_code, error FROM operation_steps WHERE operation_id = ? AND seq = ?", (op.id, n - 1)
-    ).first()
+    )
     assert failed[0] == 3 and "boom: it broke" in failed[1]
 
 
@@ -194,7 +204,9 @@ def test_interrupt_rolls_back_too(store, handlers):
 def test_destroy_runs_fallbacks_and_completes(store, handlers):
     runner = FakeRunner(fail={("do", "2"), ("do", "3"), ("fb", "3")})
     j, op = begin(store, runner, kind="test-destroy", direction="destroy", plan=plan_of(fallback=True))
-    j.execute(op)
+    with pytest.raises(TeardownIncomplete) as exc:
+        j.execute(op)
+    assert exc.value.errors == op.errors and "fb 3" in str(exc.value)
     assert runner.calls == [("do", "1"), ("do", "2"), ("fb", "2"), ("do", "3"), ("fb", "3"), ("do", "4")]
     status, error, _ = op_row(store, op.id)
     assert status == "done"
@@ -216,7 +228,9 @@ def test_destroy_without_fallback_tolerates_absent(store, handlers):
 
     runner = Absent()
     j, op = begin(store, runner, kind="test-destroy", direction="destroy")
-    j.execute(op)
+    with pytest.raises(TeardownIncomplete) as exc:
+        j.execute(op)
+    assert "Operation not permitted" in str(exc.value) and len(exc.value.errors) == 1
     assert runner.calls == [("do", str(i)) for i in range(1, STEPS + 1)]
     assert len(op.errors) == 1 and "Operation not permitted" in op.errors[0]
     assert op_row(store, op.id)[0] == "done"
@@ -233,10 +247,10 @@ def dead_pid() -> int:
 def set_progress(store, op_id, statuses, owner_pid, owner_start):
     with store.write() as conn:
         for seq, st in enumerate(statuses):
-            conn.exec_driver_sql(
+            conn.execute(
                 "UPDATE operation_steps SET status = ? WHERE operation_id = ? AND seq = ?", (st, op_id, seq)
             )
-        conn.exec_driver_sql(
+        conn.execute(
             "UPDATE operations SET owner_pid = ?, owner_start_time = ? WHERE id = ?", (owner_pid, owner_start, op_id)
         )
 
@@ -245,7 +259,7 @@ def test_recovery_rolls_back_create_of_dead_owner(store, handlers):
     _, op = begin(store, FakeRunner())
     set_progress(store, op.id, ["done", "done", "started", "pending"], dead_pid(), 12345)
     runner = FakeRunner()
-    j = journal_mod.Journal(store, runner)
+    j = journal(store, runner)
     lines = j.recover()
     assert lines == [f"cnet: recovered interrupted operation {op.id} (test-create T1): rolled back"]
     assert runner.calls == [("undo", "3", "a"), ("undo", "3", "b"), ("undo", "2", "a"), ("undo", "2", "b"), ("undo", "1", "a"), ("undo", "1", "b")]
@@ -255,14 +269,14 @@ def test_recovery_rolls_back_create_of_dead_owner(store, handlers):
     assert step_statuses(store, op.id) == ["undone", "undone", "undone", "pending"]
     assert handlers == [("rolled_back", "T1")]
     # Nothing left to recover.
-    assert journal_mod.Journal(store, FakeRunner()).recover() == []
+    assert journal(store, FakeRunner()).recover() == []
 
 
 def test_recovery_completes_destroy_of_dead_owner(store, handlers):
     _, op = begin(store, FakeRunner(), kind="test-destroy", direction="destroy", target="T2")
     set_progress(store, op.id, ["done", "started", "pending", "pending"], dead_pid(), None)
     runner = FakeRunner()
-    lines = journal_mod.Journal(store, runner).recover()
+    lines = journal(store, runner).recover()
     assert lines == [f"cnet: recovered interrupted operation {op.id} (test-destroy T2): completed"]
     # The started step runs again (teardown is idempotent), then the rest.
     assert runner.calls == [("do", "2"), ("do", "3"), ("do", "4")]
@@ -278,7 +292,7 @@ def test_live_owner_is_not_touched(store, handlers):
     try:
         set_progress(store, op.id, ["done", "started", "pending", "pending"], sleeper.pid, procs.start_time(sleeper.pid))
         runner = FakeRunner()
-        assert journal_mod.Journal(store, runner).recover() == []
+        assert journal(store, runner).recover() == []
         assert runner.calls == []
         assert op_row(store, op.id) == ("running", None, 0)
         assert handlers == []
@@ -286,7 +300,7 @@ def test_live_owner_is_not_touched(store, handlers):
         sleeper.kill()
         sleeper.wait()
     # Once the owner is gone, it is recovered.
-    assert len(journal_mod.Journal(store, FakeRunner()).recover()) == 1
+    assert len(journal(store, FakeRunner()).recover()) == 1
     assert op_row(store, op.id)[0] == "rolled_back"
 
 
@@ -297,7 +311,7 @@ def test_reused_pid_counts_as_dead(store, handlers):
     try:
         set_progress(store, op.id, ["started", "pending", "pending", "pending"], sleeper.pid, procs.start_time(sleeper.pid) - 1)
         runner = FakeRunner()
-        assert len(journal_mod.Journal(store, runner).recover()) == 1
+        assert len(journal(store, runner).recover()) == 1
         assert runner.calls == [("undo", "1", "a"), ("undo", "1", "b")]
     finally:
         sleeper.kill()
@@ -307,7 +321,7 @@ def test_reused_pid_counts_as_dead(store, handlers):
 def test_own_running_operation_is_not_recovered(store, handlers):
     """begin() records this process as the owner: recovery in the same process leaves it alone."""
     _, op = begin(store, FakeRunner())
-    assert journal_mod.Journal(store, FakeRunner()).recover() == []
+    assert journal(store, FakeRunner()).recover() == []
     assert op_row(store, op.id)[0] == "running"
 
 
@@ -315,7 +329,58 @@ def test_finished_operations_are_not_recovered(store, handlers):
     j, op = begin(store, FakeRunner())
     j.execute(op)
     with store.write() as conn:
-        conn.exec_driver_sql("UPDATE operations SET owner_pid = ? WHERE id = ?", (dead_pid(), op.id))
+        conn.execute("UPDATE operations SET owner_pid = ? WHERE id = ?", (dead_pid(), op.id))
     runner = FakeRunner()
-    assert journal_mod.Journal(store, runner).recover() == []
+    assert journal(store, runner).recover() == []
     assert runner.calls == []
+
+
+def test_interrupt_with_failing_undo_says_rollback_incomplete(store, handlers):
+    """After Ctrl-C, undo failures are not dropped: the user is told the rollback is incomplete."""
+
+    class Interrupting(FakeRunner):
+        def run(self, command):
+            if command.argv == ("do", "3"):
+                self.calls.append(command.argv)
+                raise KeyboardInterrupt
+            return super().run(command)
+
+    runner = Interrupting(fail_undo={("undo", "2", "b")})
+    j, op = begin(store, runner)
+    with pytest.raises(RollbackIncomplete) as exc:
+        j.execute(op)
+    assert isinstance(exc.value.cause, KeyboardInterrupt)
+    assert len(exc.value.errors) == 1 and "undo exploded" in exc.value.errors[0]
+    assert str(exc.value).startswith("interrupted (rollback incomplete: ")
+    # Every undo still ran, newest first.
+    assert [c for c in runner.calls if c[0] == "undo"] == [
+        ("undo", "3", "a"), ("undo", "3", "b"), ("undo", "2", "a"), ("undo", "2", "b"), ("undo", "1", "a"), ("undo", "1", "b"),
+    ]
+    assert op_row(store, op.id)[0] == "rolled_back"
+    assert step_statuses(store, op.id) == ["undone", "undo_failed", "undone", "pending"]
+    assert handlers == [("rolled_back", "T1")]
+
+
+def test_unknown_kind_is_refused_at_begin(store):
+    j = journal(store, FakeRunner())
+    with store.write() as conn:
+        with pytest.raises(ValueError, match="no journal handlers for operation kind 'nope'"):
+            j.begin(conn, "nope", "T1", plan_of())
+    assert store.scalar("SELECT count(*) FROM operations") == 0
+
+
+def test_every_operation_kind_has_handlers():
+    assert set(JOURNAL_HANDLERS) == set(OpKind)
+    for kind, h in JOURNAL_HANDLERS.items():
+        assert isinstance(h, Handlers), kind
+
+
+def test_teardown_plan_is_journaled_as_destroy(store, handlers):
+    plan = plan_of()
+    plan.direction = Direction.DESTROY
+    j = journal(store, FakeRunner())
+    with store.write() as conn:
+        op = j.begin(conn, "test-destroy", "T9", plan)
+    assert store.scalar("SELECT direction FROM operations WHERE id = ?", (op.id,)) == "destroy"
+    j.execute(op)
+    assert handlers == [("completed", "T9")]

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from cnet import runner as runner_mod
+from cnet import _shfast
 from cnet.commands import cmd
 from cnet.errors import CommandFailed
 from cnet.runner import ShellRunner
@@ -43,16 +43,16 @@ def test_own_stdio_is_restored(capfd):
 
 def test_sh_takes_the_posix_spawn_path(monkeypatch):
     calls = []
-    real = runner_mod._spawnve_posix
+    real = _shfast.spawnve_posix
 
     def spy(*args):
         calls.append(args[1])
         return real(*args)
 
-    monkeypatch.setattr(runner_mod, "_spawnve_posix", spy)
+    monkeypatch.setattr(_shfast, "spawnve_posix", spy)
     ShellRunner().run(cmd("true"))
     assert calls and calls[0].endswith("/true")
-    assert os.spawnve is runner_mod._ORIGINAL_SPAWNVE  # put back after the call
+    assert os.spawnve is _shfast.ORIGINAL_SPAWNVE  # put back after the call
 
 
 def test_echo_survives_a_closed_pipe():
@@ -86,7 +86,7 @@ def test_interrupt_waits_for_the_command_to_finish(tmp_path, monkeypatch):
     """A Ctrl-C while a command runs must not return before the command has ended: the journal's
     undo has to see its whole effect."""
     marker = tmp_path / "done"
-    real_wait = runner_mod._wait_exit_code
+    real_wait = _shfast.wait_exit_code
     calls = {"n": 0}
 
     def interrupted_once(pid):
@@ -95,7 +95,7 @@ def test_interrupt_waits_for_the_command_to_finish(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_wait(pid)
 
-    monkeypatch.setattr(runner_mod, "_wait_exit_code", interrupted_once)
+    monkeypatch.setattr(_shfast, "wait_exit_code", interrupted_once)
     with pytest.raises(KeyboardInterrupt):
         ShellRunner().run(cmd("sh", "-c", f"sleep 0.3; touch {marker}"))
     assert marker.exists()

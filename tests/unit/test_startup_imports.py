@@ -1,6 +1,6 @@
-"""Commands on an up-to-date database never import SQLAlchemy or Alembic (~130 ms and ~270 ms of
-start-up): cnet talks to SQLite through cnet.db.session's sqlite3 adapter, and only migrating or
-checking the schema needs them."""
+"""Commands on an up-to-date database never import SQLAlchemy or Alembic (a large share of every
+command's start-up, scripts/bench): cnet talks to SQLite through cnet.db.connection (stdlib sqlite3),
+and only migrating or checking the schema needs them."""
 
 import os
 import subprocess

@@ -1,0 +1,175 @@
+"""The state database: stdlib `sqlite3`, under its own names.
+
+SQLite in WAL mode (readers never block the writer), foreign keys on, a generous busy timeout, and
+explicit `BEGIN IMMEDIATE` for every write (`Connection.write()`): the write lock is taken before
+anything is read that will be allocated, so parallel `cnet run`s can never pick the same address
+or port. Rows are `sqlite3.Row`s (by name or index); `cnet.records` turns them into typed values
+at the store boundary (cnet.db.store). Every statement is a named constant in cnet.db.queries.
+
+Why not SQLAlchemy at run time: importing it would double the start-up of every command
+(`scripts/bench`, tests/unit/test_startup_imports.py). It remains the schema's definition
+(cnet.db.schema) and Alembic's engine (cnet.db.migrate), imported only to migrate or check.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import CnetError
+
+BUSY_TIMEOUT_MS = 60_000
+
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+def db_path(state_dir: Path) -> Path:
+    return state_dir / "cnet.db"
+
+
+def ensure_state_dir(state_dir: Path) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(state_dir, 0o700)
+    path = db_path(state_dir)
+    if not path.exists():
+        # Create the file ourselves so it is 0600 from its first byte (SQLite gives the -wal and
+        # -shm files the same mode).
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+
+
+def quote_identifier(name: str) -> str:
+    """A table or column name as a SQL identifier (double quotes, inner quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Connection:
+    """One sqlite3 connection in autocommit mode: cnet opens its transactions itself, with
+    `write()` (BEGIN IMMEDIATE) and `read()` (BEGIN, one snapshot for several SELECTs)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: sqlite3.Connection):
+        raw.row_factory = sqlite3.Row
+        self.raw = raw
+
+    def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        return self.raw.execute(sql, params)
+
+    def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        """The first row or None. The cursor is closed at once: an unfinished SELECT would keep
+        its read snapshot of the WAL open."""
+        cur = self.raw.execute(sql, params)
+        try:
+            row: sqlite3.Row | None = cur.fetchone()
+            return row
+        finally:
+            cur.close()
+
+    def all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return self.raw.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else row[0]
+
+    def insert(self, table: str, values: Mapping[str, Any]) -> int:
+        """INSERT one row given as {column: value}; returns its rowid. Identifiers are quoted, and
+        the names come from code (records' columns()), never from user input."""
+        cols = ", ".join(quote_identifier(c) for c in values)
+        marks = ", ".join("?" * len(values))
+        cur = self.raw.execute(f"INSERT INTO {quote_identifier(table)} ({cols}) VALUES ({marks})", tuple(values.values()))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        self.raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.raw.execute("ROLLBACK")
+            raise
+        else:
+            self.raw.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        self.raw.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.raw.execute("COMMIT")
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pragmas(raw: sqlite3.Connection) -> None:
+    # The busy timeout is sqlite3.connect(timeout=...), the same setting as PRAGMA busy_timeout.
+    raw.execute("PRAGMA foreign_keys = ON")
+    raw.execute("PRAGMA journal_mode = WAL")
+    # NORMAL is durable across process crashes in WAL mode (only power loss can drop the last
+    # commits, and the journal's recovery copes with that); FULL would fsync every step.
+    raw.execute("PRAGMA synchronous = NORMAL")
+
+
+def open_state(state_dir: Path) -> Connection:
+    """The state database, read-write (the caller has run ensure_state_dir and migrates it)."""
+    raw = sqlite3.connect(
+        db_path(state_dir), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    _pragmas(raw)
+    return Connection(raw)
+
+
+def open_readonly(state_dir: Path) -> Connection:
+    """The state database, read-only (`cnet sql`): mode=ro and query_only."""
+    path = db_path(state_dir)
+    if not path.exists():
+        raise CnetError(f"no cnet database at {path} (nothing has been created yet)")
+    raw = sqlite3.connect(
+        f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+    )
+    raw.execute("PRAGMA query_only = ON")
+    return Connection(raw)
+
+
+def open_snapshot(state_dir: Path) -> Connection:
+    """An in-memory copy of the state (empty if there is none), for --dry-run: the very same code
+    path as a real run (same validation, same allocation), and nothing it does can reach the real
+    database. The caller migrates it (a missing or older database pays for Alembic there)."""
+    mem = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    path = db_path(state_dir)
+    if path.exists():
+        try:
+            _copy_readonly(path, mem)
+        except sqlite3.Error as exc:
+            raise CnetError(f"cannot read the state database {path}: {exc}") from None
+    mem.execute("PRAGMA foreign_keys = ON")
+    return Connection(mem)
+
+
+def _copy_readonly(path: Path, dest: sqlite3.Connection) -> None:
+    """Copy the database into `dest` without writing anything next to it. Opened read-only, a WAL
+    database still gets -wal and -shm files created beside it (and a user who may only read the
+    state dir, a non-root --dry-run, cannot create them at all). When no -wal file exists, no
+    connection is open and every commit is in the main file, so reading it as immutable is exact
+    and leaves no trace; otherwise the files exist already and a plain read-only open works."""
+    mode = "ro" if Path(f"{path}-wal").exists() else "ro&immutable=1"
+    src = sqlite3.connect(f"file:{path}?mode={mode}", uri=True)
+    try:
+        src.backup(dest)
+    finally:
+        src.close()

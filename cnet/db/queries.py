@@ -1,0 +1,184 @@
+"""Every SQL statement cnet runs, as a named constant (tests/unit/test_queries.py prepares each one
+on a database migrated to head, so a misspelt column fails there, not at run time).
+
+Grouped by table. Placeholders are `?` (or `?N` where one value is used twice). The only SQL built
+at run time is `Connection.insert()`, which quotes the identifiers it is given.
+"""
+
+from __future__ import annotations
+
+# --- networks -------------------------------------------------------------------------------------
+NETWORK_BY_REF = "SELECT * FROM networks WHERE name = ?1 OR id = ?1"
+NETWORK_NAME_TAKEN = "SELECT 1 FROM networks WHERE name = ?"
+NETWORK_OVERLAPPING = (
+    "SELECT name, subnet FROM networks WHERE subnet_first_int <= ? AND subnet_last_int >= ? LIMIT 1"
+)
+NETWORK_COUNT = "SELECT count(*) FROM networks"
+NETWORK_COUNT_OTHERS = "SELECT count(*) FROM networks WHERE id != ?"
+NETWORK_SET_STATE = "UPDATE networks SET state = ? WHERE id = ?"
+NETWORK_DELETE = "DELETE FROM networks WHERE id = ?"
+NETWORK_USERS = (
+    "SELECT c.name FROM endpoints e JOIN containers c ON c.id = e.container_id "
+    "WHERE e.network_id = ? ORDER BY c.name"
+)
+NETWORK_MEMBERS = (
+    "SELECT c.name, c.id, e.interface, e.ip, e.mac, e.host_veth FROM endpoints e "
+    "JOIN containers c ON c.id = e.container_id WHERE e.network_id = ? ORDER BY c.name"
+)
+NETWORKS_BY_NAME_WITH_COUNTS = (
+    "SELECT n.*, (SELECT count(*) FROM endpoints e WHERE e.network_id = n.id) AS containers "
+    "FROM networks n ORDER BY n.name"
+)
+NETWORKS_ALL = "SELECT * FROM networks ORDER BY created_at, id"
+NETWORK_READY_BRIDGE_BY_REF = "SELECT bridge FROM networks WHERE (name = ?1 OR id = ?1) AND state = 'ready'"
+NETWORK_CURSOR = "SELECT alloc_cursor_int FROM networks WHERE id = ?"
+NETWORK_SET_CURSOR = "UPDATE networks SET alloc_cursor_int = ? WHERE id = ?"
+
+# --- settings -------------------------------------------------------------------------------------
+SETTING_GET = "SELECT value FROM settings WHERE key = ?"
+SETTING_PUT = "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)"
+SETTING_DELETE = "DELETE FROM settings WHERE key = ?"
+
+# --- containers -----------------------------------------------------------------------------------
+CONTAINER_BY_REF = "SELECT * FROM containers WHERE name = ?1 OR id = ?1"
+CONTAINERS_BY_ID_PREFIX = "SELECT * FROM containers WHERE id LIKE ? LIMIT 2"
+CONTAINER_BY_ID = "SELECT * FROM containers WHERE id = ?"
+CONTAINER_NAME_TAKEN = "SELECT 1 FROM containers WHERE name = ?1 OR id = ?1"
+CONTAINER_MARK_RUNNING = (
+    "UPDATE containers SET state = 'running', started_at = ?, boot_id = ?, watcher_pid = ?, "
+    "watcher_start_time = ? WHERE id = ?"
+)
+CONTAINER_SET_WATCHER = "UPDATE containers SET watcher_pid = ?, watcher_start_time = ? WHERE id = ?"
+CONTAINER_SET_PID = "UPDATE containers SET pid = ?, pid_start_time = ? WHERE id = ? AND state = 'running'"
+# Exactly one of the racing parties (watcher, stop, rm, a recovering command) gets rowcount 1.
+CONTAINER_CLAIM_RUNNING = (
+    "UPDATE containers SET state = ?, exit_code = coalesce(?, exit_code), "
+    "finished_at = coalesce(finished_at, ?) WHERE id = ? AND state = 'running'"
+)
+CONTAINER_SET_EXIT_CODE = "UPDATE containers SET exit_code = ? WHERE id = ?"
+CONTAINER_DELETE = "DELETE FROM containers WHERE id = ?"
+CONTAINER_DELETE_FINISHED = "DELETE FROM containers WHERE id = ? AND state IN ('exited', 'removing')"
+CONTAINER_DELETE_IF_REMOVING = "DELETE FROM containers WHERE id = ? AND state = 'removing'"
+# A released container is exited, unless `rm -f` claimed it as 'removing'.
+CONTAINER_RELEASED = (
+    "UPDATE containers SET state = CASE WHEN state = 'removing' THEN 'removing' ELSE 'exited' END, "
+    "pid = NULL, pid_start_time = NULL, finished_at = coalesce(finished_at, ?), "
+    "exit_code = coalesce(exit_code, ?) WHERE id = ?"
+)
+# 'removing' rows no running operation owns: an `rm -f` killed between release and delete.
+CONTAINER_ORPHAN_REMOVING_EXISTS = (
+    "SELECT 1 FROM containers WHERE state = 'removing' "
+    "AND id NOT IN (SELECT target FROM operations WHERE status = 'running') LIMIT 1"
+)
+CONTAINER_ORPHAN_REMOVING_DELETE = (
+    "DELETE FROM containers WHERE state = 'removing' "
+    "AND id NOT IN (SELECT target FROM operations WHERE status = 'running')"
+)
+CONTAINERS_RUNNING_PROCESSES = (
+    "SELECT id, name, pid, pid_start_time, watcher_pid, watcher_start_time, boot_id "
+    "FROM containers WHERE state = 'running'"
+)
+CONTAINERS_ALL = "SELECT * FROM containers ORDER BY created_at, id"
+CONTAINERS_RUNNING = "SELECT * FROM containers WHERE state = 'running' ORDER BY created_at, id"
+CONTAINER_IDS = "SELECT id FROM containers"
+CONTAINER_EXIT_CODE = "SELECT exit_code FROM containers WHERE id = ?"
+CONTAINER_STATE = "SELECT state FROM containers WHERE id = ?"
+
+# --- endpoints (always with the network facts their wiring needs) ---------------------------------
+_ENDPOINTS = (
+    "SELECT e.*, n.name AS network, n.bridge, n.gateway, n.prefix_len, n.mtu FROM endpoints e "
+    "JOIN networks n ON n.id = e.network_id "
+)
+ENDPOINTS_OF = _ENDPOINTS + "WHERE e.container_id = ? ORDER BY e.interface"
+ENDPOINTS_ALL = _ENDPOINTS + "ORDER BY e.container_id, e.interface"
+ENDPOINT_ON = _ENDPOINTS + "WHERE e.container_id = ? AND e.network_id = ?"
+ENDPOINT_HAS_DEFAULT_ROUTE = "SELECT 1 FROM endpoints WHERE container_id = ? AND is_default_route = 1"
+ENDPOINT_INTERFACES = "SELECT interface FROM endpoints WHERE container_id = ?"
+ENDPOINT_DELETE = "DELETE FROM endpoints WHERE container_id = ? AND network_id = ?"
+ENDPOINTS_DELETE_OF = "DELETE FROM endpoints WHERE container_id = ?"
+ENDPOINT_IPS = "SELECT container_id, ip FROM endpoints ORDER BY interface"
+
+# --- port mappings ----------------------------------------------------------------------------------
+_PORTS = "SELECT p.*, e.ip AS container_ip FROM port_mappings p JOIN endpoints e ON e.id = p.endpoint_id "
+PORTS_OF = _PORTS + "WHERE p.container_id = ? ORDER BY p.host_port, p.protocol"
+PORTS_ALL = _PORTS + "ORDER BY p.container_id, p.host_port, p.protocol"
+PORT_CONFLICT = (
+    "SELECT c.name, p.host_ip FROM port_mappings p JOIN containers c ON c.id = p.container_id "
+    "WHERE p.protocol = ?1 AND p.host_port = ?2 AND (p.host_ip = ?3 OR p.host_ip = '0.0.0.0' OR ?3 = '0.0.0.0') "
+    "LIMIT 1"
+)
+PORTS_DELETE_OF = "DELETE FROM port_mappings WHERE container_id = ?"
+PORT_LIST = "SELECT container_id, host_ip, host_port, container_port, protocol FROM port_mappings ORDER BY host_port"
+
+# --- ip_allocations (cnet.ipam) ----------------------------------------------------------------------
+ALLOC_TAKEN = "SELECT 1 FROM ip_allocations WHERE network_id = ? AND address_int = ?"
+# First address after a run of taken ones, starting the walk at ?2; index order, stops early.
+ALLOC_RUN_END = """
+SELECT a.address_int + 1 FROM ip_allocations a
+WHERE a.network_id = ?1 AND a.address_int >= ?2 AND a.address_int <= ?3
+  AND NOT EXISTS (SELECT 1 FROM ip_allocations b WHERE b.network_id = ?1 AND b.address_int = a.address_int + 1)
+ORDER BY a.address_int LIMIT 1
+"""
+ALLOC_INSERT = (
+    "INSERT INTO ip_allocations (network_id, address_int, address, kind, endpoint_id, allocated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+# The primary key rejects a taken address; OR IGNORE turns that into rowcount 0.
+ALLOC_INSERT_IF_FREE = (
+    "INSERT OR IGNORE INTO ip_allocations (network_id, address_int, address, kind, endpoint_id, allocated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+ALLOC_HOLDER = (
+    "SELECT c.name FROM ip_allocations a LEFT JOIN endpoints e ON e.id = a.endpoint_id "
+    "LEFT JOIN containers c ON c.id = e.container_id WHERE a.network_id = ? AND a.address_int = ?"
+)
+ALLOC_BIND = "UPDATE ip_allocations SET endpoint_id = ? WHERE network_id = ? AND address_int = ?"
+ALLOC_DELETE = "DELETE FROM ip_allocations WHERE network_id = ? AND address_int = ?"
+
+# --- the journal (cnet.journal) -----------------------------------------------------------------------
+OP_INSERT = (
+    "INSERT INTO operations (kind, target, direction, status, owner_pid, owner_start_time, started_at, recovered) "
+    "VALUES (?, ?, ?, 'running', ?, ?, ?, 0)"
+)
+STEP_INSERT = (
+    "INSERT INTO operation_steps (operation_id, seq, summary, command, do_json, undo_json, fallback_json, status) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')"
+)
+STEP_STARTED = "UPDATE operation_steps SET status = 'started', started_at = ? WHERE id = ?"
+STEP_DONE = "UPDATE operation_steps SET status = 'done', finished_at = ?, duration_ms = ?, exit_code = 0 WHERE id = ?"
+STEP_FAILED = (
+    "UPDATE operation_steps SET status = 'failed', finished_at = ?, duration_ms = ?, exit_code = ?, error = ? "
+    "WHERE id = ?"
+)
+STEP_UNDONE = "UPDATE operation_steps SET status = 'undone' WHERE id = ?"
+STEP_UNDO_FAILED = "UPDATE operation_steps SET status = 'undo_failed', error = ? WHERE id = ?"
+OP_FINISH = "UPDATE operations SET status = ?, finished_at = ?, error = ? WHERE id = ?"
+OP_BY_ID = "SELECT id, kind, target, direction FROM operations WHERE id = ?"
+OP_STEPS = (
+    "SELECT id, seq, summary, do_json, undo_json, fallback_json, status FROM operation_steps "
+    "WHERE operation_id = ? ORDER BY seq"
+)
+OPS_RUNNING_OWNERS = "SELECT id, owner_pid, owner_start_time FROM operations WHERE status = 'running'"
+# Compare-and-swap the owner so two recovering processes never both act.
+OP_CLAIM = (
+    "UPDATE operations SET owner_pid = ?, owner_start_time = ?, recovered = 1 "
+    "WHERE id = ? AND status = 'running' AND owner_pid IS ? AND owner_start_time IS ?"
+)
+OPS_BUSY = "SELECT kind, target FROM operations WHERE status = 'running' OR id > ?"
+OP_LAST_ID = "SELECT coalesce(max(id), 0) FROM operations"
+
+# --- `cnet journal` -----------------------------------------------------------------------------------
+OPS_RECENT = (
+    "SELECT o.id, o.kind, o.target, o.status, o.started_at, o.finished_at, o.error, o.recovered, "
+    "(SELECT count(*) FROM operation_steps s WHERE s.operation_id = o.id) AS steps, "
+    "(SELECT sum(duration_ms) FROM operation_steps s WHERE s.operation_id = o.id) AS ms "
+    "FROM operations o ORDER BY o.id DESC LIMIT ?"
+)
+OP_DETAIL = (
+    "SELECT id, kind, target, direction, status, started_at, finished_at, error, recovered "
+    "FROM operations WHERE id = ?"
+)
+OP_DETAIL_STEPS = (
+    "SELECT seq, summary, command, undo_json, fallback_json, status, duration_ms, exit_code, error "
+    "FROM operation_steps WHERE operation_id = ? ORDER BY seq"
+)

@@ -1,0 +1,327 @@
+"""Lookups and writes on the state database, in records: the only module above the journal and
+IPAM that runs SQL (every statement from cnet.db.queries). Functions take the caller's
+`Connection`, so the caller decides the transaction (`conn.write()` / `conn.read()`)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from ..errors import NotFound
+from ..records import Container, ContainerState, Endpoint, Network, NetworkState, PortMapping, PortSpec
+from . import queries as q
+from .connection import Connection
+
+IP_FORWARD_SETTING = "ip_forward_before_cnet"
+# Exit code recorded when nobody saw the real one (the watcher was killed, the host rebooted).
+UNKNOWN_EXIT = 255
+
+
+# --- networks ---------------------------------------------------------------------------------------
+def find_network(conn: Connection, ref: str) -> Network | None:
+    row = conn.one(q.NETWORK_BY_REF, (ref,))
+    return None if row is None else Network.from_row(row)
+
+
+def get_network(conn: Connection, ref: str) -> Network:
+    net = find_network(conn, ref)
+    if net is None:
+        raise NotFound(f"network {ref!r} not found")
+    return net
+
+
+def network_name_taken(conn: Connection, name: str) -> bool:
+    return conn.one(q.NETWORK_NAME_TAKEN, (name,)) is not None
+
+
+def overlapping_network(conn: Connection, first: int, last: int) -> tuple[str, str] | None:
+    """(name, subnet) of a network whose subnet overlaps [first, last], if any."""
+    row = conn.one(q.NETWORK_OVERLAPPING, (last, first))
+    return None if row is None else (row["name"], row["subnet"])
+
+
+def network_count(conn: Connection) -> int:
+    return int(conn.scalar(q.NETWORK_COUNT))
+
+
+def other_network_count(conn: Connection, network_id: str) -> int:
+    return int(conn.scalar(q.NETWORK_COUNT_OTHERS, (network_id,)))
+
+
+def insert_network(conn: Connection, net: Network) -> None:
+    conn.insert("networks", net.columns())
+
+
+def set_network_state(conn: Connection, network_id: str, state: NetworkState) -> None:
+    conn.execute(q.NETWORK_SET_STATE, (state, network_id))
+
+
+def forget_network(conn: Connection, network_id: str) -> None:
+    """Delete a network's row; with the last network goes the remembered ip_forward setting."""
+    conn.execute(q.NETWORK_DELETE, (network_id,))
+    if network_count(conn) == 0:
+        conn.execute(q.SETTING_DELETE, (IP_FORWARD_SETTING,))
+
+
+def network_users(conn: Connection, network_id: str) -> list[str]:
+    """Names of the containers attached to a network."""
+    return [r[0] for r in conn.all(q.NETWORK_USERS, (network_id,))]
+
+
+def network_members(conn: Connection, network_id: str) -> list[sqlite3.Row]:
+    """(name, id, interface, ip, mac, host_veth) of each attached container, by name."""
+    return conn.all(q.NETWORK_MEMBERS, (network_id,))
+
+
+def networks_with_counts(conn: Connection) -> list[tuple[Network, int]]:
+    """Every network by name, with the number of endpoints on it."""
+    return [(Network.from_row(r), r["containers"]) for r in conn.all(q.NETWORKS_BY_NAME_WITH_COUNTS)]
+
+
+def all_networks(conn: Connection) -> list[Network]:
+    return [Network.from_row(r) for r in conn.all(q.NETWORKS_ALL)]
+
+
+def ready_bridge(conn: Connection, ref: str) -> str | None:
+    bridge: str | None = conn.scalar(q.NETWORK_READY_BRIDGE_BY_REF, (ref,))
+    return bridge
+
+
+def get_setting(conn: Connection, key: str) -> str | None:
+    value: str | None = conn.scalar(q.SETTING_GET, (key,))
+    return value
+
+
+def put_setting(conn: Connection, key: str, value: str) -> None:
+    conn.execute(q.SETTING_PUT, (key, value))
+
+
+# --- containers -------------------------------------------------------------------------------------
+def find_container(conn: Connection, ref: str) -> Container | None:
+    """By name, id, or an unambiguous id prefix of at least 3 hex digits."""
+    row = conn.one(q.CONTAINER_BY_REF, (ref,))
+    if row is None and len(ref) >= 3 and all(c in "0123456789abcdef" for c in ref):
+        rows = conn.all(q.CONTAINERS_BY_ID_PREFIX, (ref + "%",))
+        if len(rows) == 1:
+            row = rows[0]
+    return None if row is None else Container.from_row(row)
+
+
+def get_container(conn: Connection, ref: str) -> Container:
+    c = find_container(conn, ref)
+    if c is None:
+        raise NotFound(f"container {ref!r} not found")
+    return c
+
+
+def container_by_id(conn: Connection, container_id: str) -> Container | None:
+    row = conn.one(q.CONTAINER_BY_ID, (container_id,))
+    return None if row is None else Container.from_row(row)
+
+
+def container_name_taken(conn: Connection, name: str) -> bool:
+    return conn.one(q.CONTAINER_NAME_TAKEN, (name,)) is not None
+
+
+def insert_container(conn: Connection, c: Container) -> None:
+    conn.insert("containers", c.columns())
+
+
+def mark_running(conn: Connection, container_id: str, *, boot_id: str, watcher_pid: int, watcher_start: int | None) -> None:
+    conn.execute(q.CONTAINER_MARK_RUNNING, (time.time(), boot_id, watcher_pid, watcher_start, container_id))
+
+
+def set_watcher(conn: Connection, container_id: str, pid: int, start: int | None) -> None:
+    conn.execute(q.CONTAINER_SET_WATCHER, (pid, start, container_id))
+
+
+def set_pid(conn: Connection, container_id: str, pid: int, start: int | None) -> None:
+    conn.execute(q.CONTAINER_SET_PID, (pid, start, container_id))
+
+
+def claim_running(conn: Connection, container_id: str, new_state: ContainerState, exit_code: int | None) -> bool:
+    """Take the container out of `running` (True for exactly one caller)."""
+    cur = conn.execute(q.CONTAINER_CLAIM_RUNNING, (new_state, exit_code, time.time(), container_id))
+    return cur.rowcount == 1
+
+
+def set_exit_code(conn: Connection, container_id: str, exit_code: int) -> None:
+    conn.execute(q.CONTAINER_SET_EXIT_CODE, (exit_code, container_id))
+
+
+def delete_container(conn: Connection, container_id: str) -> None:
+    conn.execute(q.CONTAINER_DELETE, (container_id,))
+
+
+def delete_finished_container(conn: Connection, container_id: str) -> None:
+    conn.execute(q.CONTAINER_DELETE_FINISHED, (container_id,))
+
+
+def finish_release(conn: Connection, container_id: str) -> None:
+    """The container's network is released: its endpoints and mappings go, it is exited (and
+    deleted when `rm -f` claimed it as removing: finishing the release finishes the rm)."""
+    conn.execute(q.PORTS_DELETE_OF, (container_id,))
+    conn.execute(q.ENDPOINTS_DELETE_OF, (container_id,))
+    conn.execute(q.CONTAINER_RELEASED, (time.time(), UNKNOWN_EXIT, container_id))
+    conn.execute(q.CONTAINER_DELETE_IF_REMOVING, (container_id,))
+
+
+def has_orphan_removing(conn: Connection) -> bool:
+    return conn.one(q.CONTAINER_ORPHAN_REMOVING_EXISTS) is not None
+
+
+def delete_orphan_removing(conn: Connection) -> None:
+    conn.execute(q.CONTAINER_ORPHAN_REMOVING_DELETE)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningProcess:
+    """What liveness checks need of a running container (no JSON columns decoded)."""
+
+    id: str
+    name: str
+    pid: int | None
+    pid_start_time: int | None
+    watcher_pid: int | None
+    watcher_start_time: int | None
+    boot_id: str | None
+
+
+def running_processes(conn: Connection) -> list[RunningProcess]:
+    return [RunningProcess(*r) for r in conn.all(q.CONTAINERS_RUNNING_PROCESSES)]
+
+
+def containers(conn: Connection, *, all_: bool = True) -> list[Container]:
+    """Containers in creation order (all, or only the running ones)."""
+    return [Container.from_row(r) for r in conn.all(q.CONTAINERS_ALL if all_ else q.CONTAINERS_RUNNING)]
+
+
+def container_ids(conn: Connection) -> set[str]:
+    return {r[0] for r in conn.all(q.CONTAINER_IDS)}
+
+
+def exit_code(conn: Connection, container_id: str) -> int | None:
+    code: int | None = conn.scalar(q.CONTAINER_EXIT_CODE, (container_id,))
+    return code
+
+
+def container_state(conn: Connection, container_id: str) -> ContainerState | None:
+    state = conn.scalar(q.CONTAINER_STATE, (container_id,))
+    return None if state is None else ContainerState(state)
+
+
+# --- endpoints ---------------------------------------------------------------------------------------
+def endpoints_of(conn: Connection, container_id: str) -> list[Endpoint]:
+    return [Endpoint.from_row(r) for r in conn.all(q.ENDPOINTS_OF, (container_id,))]
+
+
+def all_endpoints(conn: Connection) -> list[Endpoint]:
+    return [Endpoint.from_row(r) for r in conn.all(q.ENDPOINTS_ALL)]
+
+
+def endpoint_on(conn: Connection, container_id: str, network_id: str) -> Endpoint | None:
+    row = conn.one(q.ENDPOINT_ON, (container_id, network_id))
+    return None if row is None else Endpoint.from_row(row)
+
+
+def has_default_route(conn: Connection, container_id: str) -> bool:
+    return conn.one(q.ENDPOINT_HAS_DEFAULT_ROUTE, (container_id,)) is not None
+
+
+def next_interface(conn: Connection, container_id: str) -> str:
+    used = {r[0] for r in conn.all(q.ENDPOINT_INTERFACES, (container_id,))}
+    i = 0
+    while f"eth{i}" in used:
+        i += 1
+    return f"eth{i}"
+
+
+def insert_endpoint(
+    conn: Connection, *, container_id: str, network: Network, interface: str, host_veth: str, ip: str, ip_int: int,
+    mac: str, default_route: bool,
+) -> Endpoint:
+    now = time.time()
+    ep_id = conn.insert("endpoints", {
+        "container_id": container_id, "network_id": network.id, "interface": interface, "host_veth": host_veth,
+        "ip": ip, "ip_int": ip_int, "mac": mac, "is_default_route": int(default_route), "created_at": now,
+    })
+    return Endpoint(
+        id=ep_id, container_id=container_id, network_id=network.id, interface=interface, host_veth=host_veth,
+        ip=ip, ip_int=ip_int, mac=mac, is_default_route=default_route, created_at=now, network=network.name,
+        bridge=network.bridge, gateway=network.gateway, prefix_len=network.prefix_len, mtu=network.mtu,
+    )
+
+
+def forget_endpoint(conn: Connection, container_id: str, network_id: str) -> None:
+    conn.execute(q.ENDPOINT_DELETE, (container_id, network_id))
+
+
+def endpoint_ips(conn: Connection) -> dict[str, list[str]]:
+    """container id -> its addresses, by interface."""
+    out: dict[str, list[str]] = {}
+    for cid, ip in conn.execute(q.ENDPOINT_IPS):
+        out.setdefault(cid, []).append(ip)
+    return out
+
+
+# --- port mappings -------------------------------------------------------------------------------------
+def ports_of(conn: Connection, container_id: str) -> list[PortMapping]:
+    return [PortMapping.from_row(r) for r in conn.all(q.PORTS_OF, (container_id,))]
+
+
+def ports_by_container(conn: Connection) -> dict[str, list[PortMapping]]:
+    out: dict[str, list[PortMapping]] = {}
+    for r in conn.all(q.PORTS_ALL):
+        out.setdefault(r["container_id"], []).append(PortMapping.from_row(r))
+    return out
+
+
+def port_holder(conn: Connection, spec: PortSpec) -> str | None:
+    """Name of the container already mapping this host port (same address, or 0.0.0.0 on
+    either side), if any."""
+    row = conn.one(q.PORT_CONFLICT, (spec.protocol, spec.host_port, spec.host_ip))
+    return None if row is None else row[0]
+
+
+def insert_port(conn: Connection, container_id: str, endpoint: Endpoint, spec: PortSpec) -> PortMapping:
+    port_id = conn.insert("port_mappings", {
+        "container_id": container_id, "endpoint_id": endpoint.id, "host_ip": spec.host_ip,
+        "host_port": spec.host_port, "container_port": spec.container_port, "protocol": spec.protocol,
+        "created_at": time.time(),
+    })
+    return PortMapping(
+        id=port_id, container_id=container_id, endpoint_id=endpoint.id, host_ip=spec.host_ip,
+        host_port=spec.host_port, container_port=spec.container_port, protocol=spec.protocol,
+        container_ip=endpoint.ip,
+    )
+
+
+def port_lines(conn: Connection) -> dict[str, list[str]]:
+    """container id -> its mappings as `HOST_IP:PORT->PORT/PROTO`, by host port."""
+    out: dict[str, list[str]] = {}
+    for cid, hip, hp, cp, pr in conn.execute(q.PORT_LIST):
+        out.setdefault(cid, []).append(f"{hip}:{hp}->{cp}/{pr}")
+    return out
+
+
+# --- operations (read side; the journal writes them) -------------------------------------------------------
+def last_operation_id(conn: Connection) -> int:
+    return int(conn.scalar(q.OP_LAST_ID))
+
+
+def busy_operations(conn: Connection, since_op: int) -> list[tuple[str, str]]:
+    """(kind, target) of operations still running or begun after `since_op`."""
+    return [(r[0], r[1]) for r in conn.all(q.OPS_BUSY, (since_op,))]
+
+
+def recent_operations(conn: Connection, limit: int) -> list[sqlite3.Row]:
+    return conn.all(q.OPS_RECENT, (limit,))
+
+
+def operation(conn: Connection, op_id: int) -> sqlite3.Row | None:
+    return conn.one(q.OP_DETAIL, (op_id,))
+
+
+def operation_steps(conn: Connection, op_id: int) -> list[sqlite3.Row]:
+    return conn.all(q.OP_DETAIL_STEPS, (op_id,))

@@ -1,0 +1,109 @@
+"""Plans for a container's wiring: its endpoints, published ports, release and stop/rm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..commands import Plan, Step, cmd
+from ..kernel import ip as ipk
+from ..kernel import iptables as ipt
+from ..records import ALL_ADDRESSES, Container, ContainerState, Direction, Endpoint, PortMapping
+
+LAUNCH_SUMMARY = "start the watcher, which starts the command as PID 1 of new pid/mount/uts/ipc namespaces"
+
+
+def port_rules(container_id: str, ports: Sequence[PortMapping]) -> list[ipt.Rule]:
+    rules: list[ipt.Rule] = []
+    for p in ports:
+        rules += ipt.port_rules(
+            container_id=container_id,
+            host_ip=None if p.host_ip == ALL_ADDRESSES else p.host_ip,
+            host_port=p.host_port,
+            container_ip=p.container_ip,
+            container_port=p.container_port,
+            protocol=p.protocol,
+        )
+    return rules
+
+
+def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool) -> list[Step]:
+    return [
+        ipk.endpoint_host_side(
+            netns=netns, host_veth=ep.host_veth, interface=ep.interface, bridge=ep.bridge,
+            mtu=ep.mtu, mac=ep.mac, create_netns=create_netns,
+        ),
+        ipk.endpoint_container_side(
+            netns=netns, interface=ep.interface, ip=ep.ip, prefix_len=ep.prefix_len,
+            # Internal networks never get the default route: they have no way out.
+            gateway=ep.gateway if ep.is_default_route else None, loopback=first,
+        ),
+    ]
+
+
+def wiring(
+    container: Container, endpoints: Sequence[Endpoint], ports: Sequence[PortMapping], *, before: Sequence[Step] = ()
+) -> Plan:
+    """`run`, up to the process: its namespace with every endpoint (the first creates the netns
+    and brings lo up), then its published ports. `before`: steps that must come first (a network
+    to restore)."""
+    plan = Plan(list(before))
+    if not endpoints:
+        plan.extend(ipk.loopback_only(container.netns))
+    for i, ep in enumerate(endpoints):
+        plan.extend(endpoint_steps(container.netns, ep, first=(i == 0), create_netns=(i == 0)))
+    if ports:
+        plan.add(ipt.rules_add(port_rules(container.id, ports), f"publish {len(ports)} port(s) of container {container.name}"))
+    return plan
+
+
+def launch_step(argv: Sequence[str]) -> Step:
+    """Not a journal step: its process is the container (shown by --dry-run only)."""
+    return Step(summary=LAUNCH_SUMMARY, do=cmd(*argv))
+
+
+def connect(netns: str, ep: Endpoint, *, first: bool, before: Sequence[Step] = ()) -> Plan:
+    plan = Plan(list(before))
+    plan.extend(endpoint_steps(netns, ep, first=first, create_netns=False))
+    return plan
+
+
+def disconnect(container_id: str, ep: Endpoint, ports: Sequence[PortMapping]) -> Plan:
+    """Its ports on that network, then its veth (the peer inside goes with it)."""
+    plan = Plan(direction=Direction.DESTROY)
+    if ports:
+        plan.add(ipt.rules_remove(port_rules(container_id, ports), "remove published ports on this network"))
+    plan.add(Step(summary=f"delete veth {ep.host_veth}", do=ipk.link_del(ep.host_veth)))
+    return plan
+
+
+def release_steps(container: Container, ports: Sequence[PortMapping]) -> list[Step]:
+    """The container's process is gone: its published ports, then its namespace."""
+    steps: list[Step] = []
+    if ports:
+        steps.append(ipt.rules_remove(port_rules(container.id, ports), f"remove published ports of container {container.name}"))
+        for p in ports:
+            if p.protocol == "udp":
+                # Stale UDP conntrack entries would keep sending the port's traffic to the old IP.
+                steps.append(Step(summary=f"flush UDP conntrack entries for port {p.host_port}", do=ipt.conntrack_flush_udp(p.host_port)))
+    # Deleting the namespace once its processes are gone lets the kernel destroy the veths
+    # asynchronously, which is cheaper than an explicit `ip link del` per veth (scripts/bench).
+    steps.append(Step(summary=f"delete network namespace {container.netns}", do=ipk.netns_del(container.netns)))
+    return steps
+
+
+def release(container: Container, ports: Sequence[PortMapping]) -> Plan:
+    return Plan(release_steps(container, ports), direction=Direction.DESTROY)
+
+
+def teardown(container: Container, ports: Sequence[PortMapping], *, timeout: float | None) -> Plan:
+    """What stop (timeout given) or rm -f (timeout None) would do, for --dry-run. cnet signals
+    with os.kill() and polls /proc; the script shows the equivalent commands."""
+    plan = Plan(direction=Direction.DESTROY)
+    if container.state == ContainerState.RUNNING and container.pid:
+        pid = str(container.pid)
+        if timeout is not None:
+            plan.add(Step(summary="ask PID 1 to stop", do=cmd("kill", "-s", "TERM", pid)))
+            plan.add(Step(summary=f"give it {timeout:g} s (PID 1 ignores SIGTERM without a handler)", do=cmd("sleep", f"{timeout:g}")))
+        plan.add(Step(summary="kill PID 1 (the kernel then kills the whole PID namespace)", do=cmd("kill", "-s", "KILL", pid)))
+        plan.extend(release_steps(container, ports))
+    return plan

@@ -1,0 +1,266 @@
+"""Reconciliation plans: what the kernel shows (`Kernel`) against what the database says
+(`Desired`), turned into the steps that repair the difference. Pure: the observing and the
+reading are done by cnet.services.reconcile, which explains what may ever be touched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import naming
+from ..commands import Plan, Step, cmd
+from ..kernel import ip as ipk
+from ..kernel import iptables as ipt
+from ..kernel import parse
+from ..records import Container, ContainerState, Direction, Endpoint, Network, NetworkState, OpKind, PortMapping
+from .container import endpoint_steps, port_rules, release_steps
+from .network import bridge_steps, network_rules
+
+CNET_CHAIN_PREFIX = "CNET-"
+COMMENT_PREFIX = "cnet:"
+NETNS_PREFIX = "cnet-"
+LINK_PREFIX = "cnet"
+
+
+@dataclass
+class Kernel:
+    """What the kernel showed: links, netns and rules, plus the facts read from /proc."""
+
+    links: dict[str, parse.Link]
+    netns: set[str]
+    rules: parse.Ruleset
+    netns_pids: dict[str, list[int]] = field(default_factory=dict)
+    ip_forward: str | None = None
+    route_localnet: dict[str, str | None] = field(default_factory=dict)  # bridge -> sysctl value
+    live_containers: set[str] = field(default_factory=set)  # ids whose PID 1 is alive
+    live_watchers: set[str] = field(default_factory=set)  # ids whose watcher is alive
+
+
+@dataclass
+class Desired:
+    networks: list[Network]
+    containers: dict[str, Container]
+    endpoints: list[Endpoint]
+    ports_by_container: dict[str, list[PortMapping]]
+    busy_containers: set[str]
+    busy_networks: set[str]
+
+    @property
+    def ready_networks(self) -> list[Network]:
+        return [n for n in self.networks if n.state == NetworkState.READY and n.id not in self.busy_networks]
+
+    def stable_container(self, cid: str) -> bool:
+        c = self.containers.get(cid)
+        return c is not None and c.state == ContainerState.RUNNING and cid not in self.busy_containers
+
+    def live_netns(self) -> set[str]:
+        """Namespaces that belong to a container being created or running, or that an operation
+        is working on."""
+        return {
+            c.netns for cid, c in self.containers.items()
+            if c.state in (ContainerState.CREATING, ContainerState.RUNNING) or cid in self.busy_containers
+        }
+
+
+def busy(operations: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
+    """(container ids, network ids) that the given (kind, target) operations touch."""
+    ctrs: set[str] = set()
+    nets: set[str] = set()
+    for kind, target in operations:
+        if kind in (OpKind.NET_CREATE, OpKind.NET_RM):
+            nets.add(target)
+        elif kind in (OpKind.RUN, OpKind.RELEASE, OpKind.NET_CONNECT, OpKind.NET_DISCONNECT):
+            ctrs.add(target.split("/")[0])
+    return ctrs, nets
+
+
+# --- the expected firewall ------------------------------------------------------------------------
+def expected_rules(d: Desired) -> dict[str, list[ipt.Rule]]:
+    """owner comment -> the rules it should have, in order (only stable owners)."""
+    out: dict[str, list[ipt.Rule]] = {}
+    if d.networks:
+        out[naming.BASE_COMMENT] = ipt.base_rules()
+        out[naming.BASE_COMMENT + ":jumps"] = ipt.base_jumps()
+    for net in d.ready_networks:
+        out[naming.network_comment(net.name)] = network_rules(net)
+    for cid, ports in d.ports_by_container.items():
+        if d.stable_container(cid):
+            out[naming.container_comment(cid)] = port_rules(cid, ports)
+    return out
+
+
+def owned_comments(d: Desired) -> set[str]:
+    """Comments some row owns (stable or busy): anything else with a cnet: comment is an orphan."""
+    owned = set()
+    if d.networks:
+        owned.add(naming.BASE_COMMENT)
+    owned |= {naming.network_comment(n.name) for n in d.networks}
+    owned |= {naming.container_comment(cid) for cid in d.ports_by_container}
+    owned |= {naming.container_comment(cid) for cid in d.busy_containers}
+    return owned
+
+
+def is_cnet_rule(r: parse.SavedRule) -> bool:
+    return r.chain.startswith(CNET_CHAIN_PREFIX) or (r.comment or "").startswith(COMMENT_PREFIX)
+
+
+def firewall_diff(k: parse.Ruleset, d: Desired, *, clean: bool) -> tuple[str, list[str]]:
+    """iptables-restore --noflush text that turns cnet's part of `k` into what `d` says, plus one
+    summary line per change. Empty text: nothing to do."""
+    expected = expected_rules(d)
+    owned = owned_comments(d)
+    want_chains = ipt.BASE_CHAINS if d.networks else {}
+    deletes: dict[str, list[str]] = {}
+    adds: dict[str, list[str]] = {}
+    new_chains: dict[str, list[str]] = {}
+    drop_chains: dict[str, list[str]] = {}
+    notes: list[str] = []
+
+    for table, chains in want_chains.items():
+        for chain in chains:
+            if not k.has_chain(table, chain):
+                new_chains.setdefault(table, []).append(chain)
+                notes.append(f"create missing chain {table}/{chain}")
+    if clean:
+        for table, present in k.chains.items():
+            for chain in present:
+                if chain.startswith(CNET_CHAIN_PREFIX) and chain not in want_chains.get(table, ()):
+                    drop_chains.setdefault(table, []).append(chain)
+                    notes.append(f"remove orphan chain {table}/{chain}")
+
+    # Group what is there by (table, chain, owner).
+    actual: dict[tuple[str, str, str | None], list[parse.SavedRule]] = {}
+    for r in k.rules:
+        if is_cnet_rule(r):
+            actual.setdefault((r.table, r.chain, r.comment), []).append(r)
+
+    def dropped(table: str, chain: str) -> bool:
+        return chain in drop_chains.get(table, ())
+
+    # Orphans: cnet-commented rules no row owns, foreign rules inside cnet's chains, rules in chains
+    # that go away (they must be emptied before -X), jumps into chains that go away.
+    for (table, chain, comment), rules in actual.items():
+        orphan = (
+            comment is None
+            or not comment.startswith(COMMENT_PREFIX)
+            or comment not in owned
+            or dropped(table, chain)
+            or any(dropped(table, r.target or "") for r in rules)
+        )
+        if orphan and clean:
+            deletes.setdefault(table, []).extend(r.delete_line() for r in rules)
+            notes.append(f"remove {len(rules)} orphan rule(s) {comment or '(no comment)'} from {table}/{chain}")
+
+    # Rules of a stable owner in a chain where it wants none (a layout from an earlier cnet, e.g.
+    # the DNAT exception that used to sit in isolation stage 1): removed, or they would keep
+    # their old effect.
+    wanted_chains: dict[str, set[tuple[str, str]]] = {}
+    for owner, owner_rules in expected.items():
+        owner_comment = naming.BASE_COMMENT if owner.endswith(":jumps") else owner
+        wanted_chains.setdefault(owner_comment, set()).update((r.table, r.chain) for r in owner_rules)
+    for (table, chain, comment), rules in actual.items():
+        if comment in wanted_chains and (table, chain) not in wanted_chains[comment] and not dropped(table, chain):
+            deletes.setdefault(table, []).extend(r.delete_line() for r in rules)
+            notes.append(f"remove {len(rules)} stale rule(s) {comment} from {table}/{chain}")
+
+    # Missing or altered rules of stable owners: replace that owner's rules in that chain.
+    for owner, owner_rules in expected.items():
+        comment = naming.BASE_COMMENT if owner.endswith(":jumps") else owner
+        by_chain: dict[tuple[str, str], list[ipt.Rule]] = {}
+        for rule in owner_rules:
+            by_chain.setdefault((rule.table, rule.chain), []).append(rule)
+        for (table, chain), want in by_chain.items():
+            have = actual.get((table, chain, comment), [])
+            if [h.spec for h in have] == [w.spec for w in want]:
+                continue
+            if comment.startswith("cnet:ctr:") and sorted(h.spec for h in have) == sorted(w.spec for w in want):
+                continue  # port mappings match disjoint traffic: their order does not matter
+            if owner == naming.BASE_COMMENT + ":jumps" or comment == naming.BASE_COMMENT:
+                # Jumps and base rules come first in their chains (the isolation jump must
+                # precede every network's ACCEPT): insert at the top, in order.
+                lines = [w.line("-I").replace(f"-I {w.chain} ", f"-I {w.chain} {i} ", 1) for i, w in enumerate(want, 1)]
+            else:
+                lines = [w.line("-A") for w in want]
+            deletes.setdefault(table, []).extend(h.delete_line() for h in have)
+            adds.setdefault(table, []).extend(lines)
+            what = "restore" if not have else "rewrite"
+            notes.append(f"{what} {len(want)} rule(s) {comment} in {table}/{chain}")
+
+    out: list[str] = []
+    for table in ipt.TABLE_ORDER:
+        body = [f":{c} - [0:0]" for c in new_chains.get(table, ())]
+        body += deletes.get(table, [])
+        body += adds.get(table, [])
+        body += [f"-F {c}" for c in drop_chains.get(table, ())]
+        body += [f"-X {c}" for c in drop_chains.get(table, ())]
+        if body:
+            out += [f"*{table}", *body, "COMMIT"]
+    return ("\n".join(out) + "\n") if out else "", notes
+
+
+# --- the plan -------------------------------------------------------------------------------------
+def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[str]]:
+    """gc (clean=True: orphans out, missing objects back) or net restore (clean=False: missing
+    objects back only). A teardown-like plan: the journal goes past errors, so does the script."""
+    plan = Plan(direction=Direction.DESTROY)
+    notes: list[str] = []
+    bridges = {n.bridge for n in d.networks}
+    veths = {e.host_veth for e in d.endpoints}
+    live_netns = d.live_netns()
+
+    if clean:
+        # Orphan namespaces first (their processes killed, so the veths inside go too), then links.
+        for ns in sorted(k.netns):
+            if ns.startswith(NETNS_PREFIX) and ns not in live_netns:
+                pids = k.netns_pids.get(ns) or []
+                if pids:
+                    plan.add(Step(summary=f"kill the {len(pids)} orphan process(es) in {ns}", do=cmd("kill", "-KILL", *map(str, pids))))
+                plan.add(Step(summary=f"remove orphan network namespace {ns}", do=ipk.netns_del(ns)))
+        for name in sorted(k.links):
+            if name.startswith(LINK_PREFIX) and name not in bridges and name not in veths:
+                plan.add(Step(summary=f"remove orphan link {name}", do=ipk.link_del(name)))
+
+    # Networks: bridge, gateway address, up, route_localnet; forwarding for all of them.
+    ready = d.ready_networks
+    if ready and k.ip_forward != "1":
+        plan.add(Step(summary="enable IPv4 forwarding (cnet networks exist)", do=ipk.sysctl_set("net.ipv4.ip_forward", "1")))
+    for net in ready:
+        link = k.links.get(net.bridge)
+        gw = f"{net.gateway}/{net.prefix_len}"
+        if link is None:
+            plan.extend(bridge_steps(net))  # its rules come with the firewall diff below
+            notes.append(f"network {net.name}: bridge {net.bridge} re-created")
+            continue
+        if gw not in link.addrs:
+            plan.add(Step(summary=f"restore gateway {gw} on {net.bridge}", do=cmd("ip", "addr", "add", gw, "dev", net.bridge)))
+        if not link.up:
+            plan.add(Step(summary=f"bring {net.bridge} up", do=cmd("ip", "link", "set", net.bridge, "up")))
+        if k.route_localnet.get(net.bridge) != "1":
+            plan.add(ipk.route_localnet(net.bridge))
+
+    # Live containers whose namespace name or veth was removed by hand.
+    for cid, c in d.containers.items():
+        if not d.stable_container(cid) or not c.pid or cid not in k.live_containers:
+            continue
+        if c.netns not in k.netns:
+            plan.add(Step(summary=f"re-pin network namespace {c.netns} of container {c.name}", do=cmd("ip", "netns", "attach", c.netns, str(c.pid))))
+        for ep in (e for e in d.endpoints if e.container_id == cid):
+            if ep.host_veth in k.links or ep.network_id in d.busy_networks:
+                continue
+            plan.extend(endpoint_steps(c.netns, ep, first=ep.is_default_route, create_netns=False))
+            notes.append(f"container {c.name}: endpoint on {ep.network} re-created")
+
+    text, fw_notes = firewall_diff(k.rules, d, clean=clean)
+    if text:
+        plan.add(Step(summary="; ".join(fw_notes), do=ipt.restore(text)))
+    return plan, notes + fw_notes
+
+
+def dead_release_steps(k: Kernel, d: Desired) -> list[Step]:
+    """--dry-run only (a real run has released them in recovery already): containers whose
+    process and watcher are both gone."""
+    steps: list[Step] = []
+    for cid, c in d.containers.items():
+        if d.stable_container(cid) and c.pid and cid not in k.live_containers and cid not in k.live_watchers:
+            for s in release_steps(c, d.ports_by_container.get(cid, [])):
+                steps.append(Step(summary=f"release dead container {c.name}: {s.summary}", do=s.do, fallback=s.fallback))
+    return steps

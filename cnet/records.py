@@ -1,0 +1,235 @@
+"""Typed records and state names: what the store hands to the plans and the use cases.
+
+Frozen dataclasses built from `sqlite3.Row`s with `from_row()` (one place knows the column names
+of each table), and `StrEnum` states. A `StrEnum` member is a `str` equal to the text stored in
+the database (`ContainerState.RUNNING == "running"`), so the schema needs no migration and SQL
+parameters take the members as they are. Pure: no I/O, standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class OpKind(StrEnum):
+    """Kinds of journaled operations (operations.kind)."""
+
+    NET_CREATE = "net-create"
+    NET_RM = "net-rm"
+    RUN = "run"
+    RELEASE = "release"
+    NET_CONNECT = "net-connect"
+    NET_DISCONNECT = "net-disconnect"
+    GC = "gc"
+    NET_RESTORE = "net-restore"
+
+
+class Direction(StrEnum):
+    """operations.direction: CREATE rolls back on failure or crash; DESTROY (teardown) is best
+    effort and rolls forward."""
+
+    CREATE = "create"
+    DESTROY = "destroy"
+
+
+class OpStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    STARTED = "started"
+    DONE = "done"
+    FAILED = "failed"
+    UNDONE = "undone"
+    UNDO_FAILED = "undo_failed"
+    SKIPPED = "skipped"
+
+
+class ContainerState(StrEnum):
+    CREATING = "creating"
+    RUNNING = "running"
+    EXITED = "exited"
+    REMOVING = "removing"
+
+
+class NetworkState(StrEnum):
+    CREATING = "creating"
+    READY = "ready"
+    REMOVING = "removing"
+
+
+ALL_ADDRESSES = "0.0.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    """One published port as requested (`-p`), before it is stored."""
+
+    host_ip: str  # ALL_ADDRESSES = every address
+    host_port: int
+    container_port: int
+    protocol: str
+
+    def render(self) -> str:
+        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.protocol}"
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    id: str
+    name: str
+    driver: str
+    subnet: str
+    subnet_first_int: int
+    subnet_last_int: int
+    prefix_len: int
+    gateway: str
+    ip_range: str | None
+    range_first_int: int
+    range_last_int: int
+    alloc_cursor_int: int
+    bridge: str
+    mtu: int
+    internal: bool
+    state: NetworkState
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Network:
+        return cls(
+            id=row["id"], name=row["name"], driver=row["driver"], subnet=row["subnet"],
+            subnet_first_int=row["subnet_first_int"], subnet_last_int=row["subnet_last_int"],
+            prefix_len=row["prefix_len"], gateway=row["gateway"], ip_range=row["ip_range"],
+            range_first_int=row["range_first_int"], range_last_int=row["range_last_int"],
+            alloc_cursor_int=row["alloc_cursor_int"], bridge=row["bridge"], mtu=row["mtu"],
+            internal=bool(row["internal"]), state=NetworkState(row["state"]), created_at=row["created_at"],
+        )
+
+    def columns(self) -> dict[str, Any]:
+        """The row to insert (networks table)."""
+        return {
+            "id": self.id, "name": self.name, "driver": self.driver, "subnet": self.subnet,
+            "subnet_first_int": self.subnet_first_int, "subnet_last_int": self.subnet_last_int,
+            "prefix_len": self.prefix_len, "gateway": self.gateway, "ip_range": self.ip_range,
+            "range_first_int": self.range_first_int, "range_last_int": self.range_last_int,
+            "alloc_cursor_int": self.alloc_cursor_int, "bridge": self.bridge, "mtu": self.mtu,
+            "internal": int(self.internal), "state": str(self.state), "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    id: str
+    name: str
+    state: ContainerState
+    command: tuple[str, ...]
+    hostname: str
+    env: dict[str, str]
+    spec: dict[str, Any]  # the request as given (networks, ports, ip, rm), kept for inspect
+    detached: bool
+    netns: str
+    created_at: float
+    log_path: str | None = None
+    pid: int | None = None
+    pid_start_time: int | None = None
+    watcher_pid: int | None = None
+    watcher_start_time: int | None = None
+    boot_id: str | None = None
+    exit_code: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Container:
+        return cls(
+            id=row["id"], name=row["name"], state=ContainerState(row["state"]),
+            command=tuple(json.loads(row["command"])), hostname=row["hostname"], env=json.loads(row["env"]),
+            spec=json.loads(row["spec"]), detached=bool(row["detached"]), netns=row["netns"],
+            created_at=row["created_at"], log_path=row["log_path"], pid=row["pid"],
+            pid_start_time=row["pid_start_time"], watcher_pid=row["watcher_pid"],
+            watcher_start_time=row["watcher_start_time"], boot_id=row["boot_id"], exit_code=row["exit_code"],
+            started_at=row["started_at"], finished_at=row["finished_at"],
+        )
+
+    def columns(self) -> dict[str, Any]:
+        """The row to insert (containers table): what is known before the process starts."""
+        return {
+            "id": self.id, "name": self.name, "state": str(self.state), "command": json.dumps(list(self.command)),
+            "hostname": self.hostname, "env": json.dumps(self.env), "spec": json.dumps(self.spec),
+            "detached": int(self.detached), "netns": self.netns, "log_path": self.log_path,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A container's attachment to a network, with the network facts its wiring needs."""
+
+    id: int
+    container_id: str
+    network_id: str
+    interface: str
+    host_veth: str
+    ip: str
+    ip_int: int
+    mac: str
+    is_default_route: bool
+    created_at: float
+    network: str  # the network's name
+    bridge: str
+    gateway: str
+    prefix_len: int
+    mtu: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Endpoint:
+        return cls(
+            id=row["id"], container_id=row["container_id"], network_id=row["network_id"],
+            interface=row["interface"], host_veth=row["host_veth"], ip=row["ip"], ip_int=row["ip_int"],
+            mac=row["mac"], is_default_route=bool(row["is_default_route"]), created_at=row["created_at"],
+            network=row["network"], bridge=row["bridge"], gateway=row["gateway"], prefix_len=row["prefix_len"],
+            mtu=row["mtu"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PortMapping:
+    """A published port as stored, with the address of the endpoint it is sent to."""
+
+    id: int
+    container_id: str
+    endpoint_id: int
+    host_ip: str
+    host_port: int
+    container_port: int
+    protocol: str
+    container_ip: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> PortMapping:
+        return cls(
+            id=row["id"], container_id=row["container_id"], endpoint_id=row["endpoint_id"],
+            host_ip=row["host_ip"], host_port=row["host_port"], container_port=row["container_port"],
+            protocol=row["protocol"], container_ip=row["container_ip"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """`cnet run` as the user typed it, validated (cnet.validate.run_request)."""
+
+    name: str | None = None
+    networks: tuple[str, ...] = ()
+    ports: tuple[PortSpec, ...] = ()
+    ip: str | None = None
+    hostname: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = ("/bin/sh",)

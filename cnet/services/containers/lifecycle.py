@@ -1,0 +1,126 @@
+"""A container's life after `run`: its network released when its process ends (watcher, stop,
+rm, or a later command finding it dead), stop and rm."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+
+from ... import procs
+from ...commands import Plan
+from ...db import store
+from ...db.connection import Connection
+from ...errors import Conflict, TeardownIncomplete
+from ...plans import container as plans
+from ...records import Container, ContainerState, Direction, OpKind
+from ..apply import Change, Outcome, apply
+from ..context import Context
+from .process import container_dir, is_watcher_shell, kill_now, stop_process, wait_dead
+
+KILLED_EXIT = 137  # 128 + SIGKILL: what `rm -f` records
+
+
+def claim_and_release(
+    ctx: Context, container_id: str, exit_code: int | None, *, new_state: ContainerState = ContainerState.EXITED
+) -> bool:
+    """Atomically take the container out of `running` and release its network resources.
+    Exactly one of the racing parties (watcher, stop, rm, a recovering command) wins: True."""
+
+    def prepare(conn: Connection) -> Change[bool]:
+        if not store.claim_running(conn, container_id, new_state, exit_code):
+            return Change(OpKind.RELEASE, container_id, Plan(), False)  # no steps: no operation
+        c = store.container_by_id(conn, container_id)
+        assert c is not None
+        plan = plans.release(c, store.ports_of(conn, container_id))
+        return Change(OpKind.RELEASE, container_id, plan, True, title=f"release of container {c.name} finished")
+
+    try:
+        return apply(ctx, prepare).result
+    except TeardownIncomplete as exc:
+        # Released either way (the journal completed the operation and the rows are gone); what
+        # the kernel kept is listed by `cnet journal` and removed by `cnet gc`.
+        ctx.say(f"cnet: warning: {exc}")
+        return True
+
+
+def reap(ctx: Context, container_id: str, exit_code: int) -> None:
+    """Called by the watcher when the container's PID 1 has exited."""
+    ctx.journal.recover()
+    released = claim_and_release(ctx, container_id, exit_code)
+    with ctx.store.write() as conn:
+        # Whoever released first (stop, rm -f) may not have known the real exit code.
+        store.set_exit_code(conn, container_id, exit_code)
+        c = store.container_by_id(conn, container_id)
+    if c is not None and c.spec.get("rm") and c.state == ContainerState.EXITED:
+        remove_record(ctx, container_id)
+    if released:
+        ctx.say(f"cnet: container {container_id} exited with {exit_code}; network released")
+
+
+def reap_dead(ctx: Context) -> list[str]:
+    """Containers marked running whose processes are gone, and nobody is releasing them
+    (watcher killed, host rebooted): release them now."""
+    lines: list[str] = []
+    # An `rm -f` killed between releasing the network and deleting the record leaves a row in
+    # 'removing' that no operation owns: finish the removal.
+    if store.has_orphan_removing(ctx.store):
+        with ctx.store.write() as conn:
+            store.delete_orphan_removing(conn)
+    running = store.running_processes(ctx.store)
+    if not running:
+        return lines
+    boot = procs.boot_id()
+    for r in running:
+        rebooted = r.boot_id is not None and r.boot_id != boot
+        if not rebooted:
+            if r.pid and procs.alive(r.pid, r.pid_start_time):
+                continue
+            if r.watcher_pid and procs.alive(r.watcher_pid, r.watcher_start_time):
+                continue  # the watcher will release it within moments
+        if claim_and_release(ctx, r.id, None):
+            why = "the host rebooted" if rebooted else "its process is gone"
+            lines.append(f"cnet: container {r.name} marked exited ({why}); network released")
+    return lines
+
+
+def stop_container(ctx: Context, ref: str, timeout: float = 10.0) -> Outcome[Container]:
+    ctx.require_root()
+    with ctx.store.read() as conn:
+        c = store.get_container(conn, ref)
+        if ctx.dry_run:
+            return Outcome(plans.teardown(c, store.ports_of(conn, c.id), timeout=timeout), c)
+    if c.state == ContainerState.RUNNING:
+        stop_process(ctx, c, timeout)
+        # The watcher knows the real exit code and releases the network itself within moments;
+        # wait for it, and release here only if it is gone (killed, or the host rebooted).
+        if c.watcher_pid and procs.alive(c.watcher_pid, c.watcher_start_time):
+            wait_dead(c.watcher_pid, c.watcher_start_time, 5.0)
+        claim_and_release(ctx, c.id, None)
+    return Outcome(Plan(direction=Direction.DESTROY), c)
+
+
+def remove_container(ctx: Context, ref: str, force: bool = False) -> Outcome[Container]:
+    ctx.require_root()
+    with ctx.store.read() as conn:
+        c = store.get_container(conn, ref)
+    if c.state in (ContainerState.RUNNING, ContainerState.CREATING) and not force:
+        raise Conflict(f"container {c.name} is {c.state}: stop it first or use rm -f")
+    if ctx.dry_run:
+        with ctx.store.read() as conn:
+            return Outcome(plans.teardown(c, store.ports_of(conn, c.id), timeout=None), c)
+    if c.state == ContainerState.RUNNING:
+        # The record is going away and this command releases the network itself: stop the
+        # watcher first, so it does not exec cnet's reaper (a whole Python start-up competing
+        # with this command for the CPU) only to find nothing left to do.
+        if c.watcher_pid and procs.alive(c.watcher_pid, c.watcher_start_time) and is_watcher_shell(c.watcher_pid):
+            ctx.runner.signal(c.watcher_pid, signal.SIGKILL)
+        kill_now(ctx, c)
+        claim_and_release(ctx, c.id, KILLED_EXIT, new_state=ContainerState.REMOVING)
+    remove_record(ctx, c.id)
+    return Outcome(Plan(direction=Direction.DESTROY), c)
+
+
+def remove_record(ctx: Context, container_id: str) -> None:
+    with ctx.store.write() as conn:
+        store.delete_finished_container(conn, container_id)
+    shutil.rmtree(container_dir(ctx, container_id), ignore_errors=True)

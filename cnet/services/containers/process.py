@@ -1,0 +1,120 @@
+"""Container processes: the launch command, its environment, starting it, finding and signalling
+its PID 1. No plan and no journal here: the process is the container itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cnet
+
+from ... import procs
+from ...db import store
+from ...kernel import netns as nsk
+from ...records import Container
+from ..context import Context
+
+if TYPE_CHECKING:
+    import subprocess
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The folder holding the cnet package: the watcher's reaper runs `python -m cnet` from there.
+PYTHONPATH = str(Path(cnet.__file__).resolve().parents[1])
+
+
+def container_dir(ctx: Context, container_id: str) -> Path:
+    return ctx.state_dir / "containers" / container_id
+
+
+def container_env(c: Container) -> dict[str, str]:
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": c.hostname, "HOME": "/root"}
+    if os.environ.get("TERM"):
+        env["TERM"] = os.environ["TERM"]
+    env.update(c.env)
+    return env
+
+
+def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[str, ...] | list[str]) -> list[str]:
+    return nsk.launch_argv(
+        container_id=container_id, hostname=hostname, command=list(command), python=sys.executable,
+        pythonpath=PYTHONPATH, state_dir=str(ctx.state_dir.resolve()),
+        reap_log=str(container_dir(ctx, container_id) / "reap.log"),
+    )
+
+
+def start_process(ctx: Context, c: Container, *, foreground: bool) -> tuple[subprocess.Popen[bytes], int | None]:
+    """Start the watcher (which starts the container) and record the PIDs. Returns the watcher's
+    Popen and the container's PID 1 (None if it exited at once)."""
+    cdir = container_dir(ctx, c.id)
+    cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    argv = launch_argv(ctx, c.id, c.hostname, c.command)
+    if foreground:
+        proc = ctx.runner.spawn(argv, env=container_env(c))
+    else:
+        assert c.log_path is not None
+        fd = os.open(c.log_path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        try:
+            proc = ctx.runner.spawn(argv, env=container_env(c), stdin=open(os.devnull, "rb"), stdout=fd, stderr=fd)
+        finally:
+            os.close(fd)
+    store.set_watcher(ctx.store, c.id, proc.pid, procs.start_time(proc.pid))
+    pid = find_container_pid(proc)
+    if pid is not None:
+        store.set_pid(ctx.store, c.id, pid, procs.start_time(pid))
+    return proc, pid
+
+
+def find_container_pid(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int | None:
+    """The watcher's only child is the container's PID 1 (nsenter, unshare, setpriv and the init
+    shell all exec() into the next)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0002
+    while time.monotonic() < deadline:
+        kids = procs.children(proc.pid)
+        if kids:
+            return kids[0]
+        if proc.poll() is not None:
+            return None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
+    return None
+
+
+def wait_dead(pid: int, start: int | None, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while time.monotonic() < deadline:
+        if not procs.alive(pid, start):
+            return True
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return not procs.alive(pid, start)
+
+
+def is_watcher_shell(pid: int) -> bool:
+    """The watcher shell itself (its $0 is cnet-watch): never the `cnet run` standing in for it
+    before it is spawned, nor a reaper it has already exec'd."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return len(argv) > 3 and argv[3] == b"cnet-watch"
+
+
+def kill_now(ctx: Context, c: Container) -> None:
+    if c.pid and procs.alive(c.pid, c.pid_start_time):
+        ctx.runner.signal(c.pid, signal.SIGKILL)
+        wait_dead(c.pid, c.pid_start_time, 5.0)
+
+
+def stop_process(ctx: Context, c: Container, timeout: float) -> None:
+    """PID 1 of a pid namespace ignores SIGTERM unless it installed a handler: escalate."""
+    if c.pid and procs.alive(c.pid, c.pid_start_time):
+        ctx.runner.signal(c.pid, signal.SIGTERM)
+        if not wait_dead(c.pid, c.pid_start_time, timeout):
+            ctx.runner.signal(c.pid, signal.SIGKILL)
+            wait_dead(c.pid, c.pid_start_time, 5.0)

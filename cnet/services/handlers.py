@@ -1,0 +1,33 @@
+"""The journal's handler table: for each operation kind, what happens to the database when an
+operation of that kind is rolled back or completes (also when crash recovery finishes it).
+
+Written out in one place and handed to the Journal (services.context), not registered by import
+side effects: a kind missing here is refused at Journal.begin(), and a unit test checks that every
+OpKind has an entry.
+"""
+
+from __future__ import annotations
+
+from ..db import store
+from ..db.connection import Connection
+from ..journal import Handlers
+from ..records import OpKind
+
+
+def forget_endpoint(conn: Connection, target: str) -> None:
+    """target: "CONTAINER_ID/NETWORK_ID" (net-connect, net-disconnect)."""
+    container_id, network_id = target.split("/")
+    store.forget_endpoint(conn, container_id, network_id)
+
+
+JOURNAL_HANDLERS: dict[str, Handlers] = {
+    OpKind.NET_CREATE: Handlers(rolled_back=store.forget_network),
+    OpKind.NET_RM: Handlers(completed=store.forget_network),
+    OpKind.RUN: Handlers(rolled_back=store.delete_container),
+    OpKind.RELEASE: Handlers(completed=store.finish_release),
+    OpKind.NET_CONNECT: Handlers(rolled_back=forget_endpoint),
+    OpKind.NET_DISCONNECT: Handlers(completed=forget_endpoint),
+    # Reconciliation owns no rows: the kernel is brought back to what the database says.
+    OpKind.GC: Handlers(),
+    OpKind.NET_RESTORE: Handlers(),
+}

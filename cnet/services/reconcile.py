@@ -1,0 +1,153 @@
+"""Reconciliation: compare the database with the kernel and repair both ways.
+
+    cnet gc            orphans out (cnet-named kernel objects no row owns), missing objects back
+    cnet net restore   missing objects back only (what a reboot took away); run at boot by systemd
+
+The kernel is read first (`ip -j addr`, `ip netns list`, `iptables-save`: three processes), the
+database second: every object present at observation time was created by an operation whose rows
+were committed before its first command, so nothing a concurrent `cnet run` is building can look
+like an orphan. Containers and networks that an unfinished (or newer) operation touches are "busy"
+and neither cleaned nor repaired. Only cnet's own objects are ever changed: links named cnet*,
+netns cnet-*, chains CNET-*, rules inside CNET-* chains, and rules of built-in chains that carry a
+`cnet:` comment. A foreign rule, even one in a built-in chain next to cnet's jump, is never touched.
+The plans themselves are pure (cnet.plans.reconcile).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .. import procs
+from ..commands import Step, cmd
+from ..db import store
+from ..db.connection import Connection
+from ..errors import CommandFailed
+from ..kernel import parse
+from ..plans.reconcile import NETNS_PREFIX, Desired, Kernel, busy, dead_release_steps, plan_reconcile
+from ..records import NetworkState, OpKind
+from .apply import Change, Outcome, apply
+from .context import Context
+
+
+def _sysctl(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def observe(ctx: Context) -> Kernel:
+    run = ctx.runner
+    return Kernel(
+        links=parse.links(run.read(cmd("ip", "-j", "addr"))),
+        netns=parse.netns_names(run.read(cmd("ip", "netns", "list"))),
+        rules=parse.iptables_save(run.read(cmd("iptables-save"))),
+        ip_forward=_sysctl("/proc/sys/net/ipv4/ip_forward"),
+    )
+
+
+def _observe_host(ctx: Context, k: Kernel, d: Desired, *, clean: bool) -> None:
+    """The /proc facts the plan needs: route_localnet of each bridge, which container processes
+    and watchers live, and (gc only) the processes left in orphan namespaces."""
+    for net in d.ready_networks:
+        k.route_localnet[net.bridge] = _sysctl(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet")
+    for cid, c in d.containers.items():
+        if c.pid and procs.alive(c.pid, c.pid_start_time):
+            k.live_containers.add(cid)
+        if c.watcher_pid and procs.alive(c.watcher_pid, c.watcher_start_time):
+            k.live_watchers.add(cid)
+    if clean:
+        live = d.live_netns()
+        for ns in k.netns:
+            if ns.startswith(NETNS_PREFIX) and ns not in live:
+                try:
+                    k.netns_pids[ns] = [int(p) for p in ctx.runner.read(cmd("ip", "netns", "pids", ns)).split()]
+                except (CommandFailed, ValueError):
+                    k.netns_pids[ns] = []
+
+
+def desired(conn: Connection, since_op: int) -> Desired:
+    containers = {c.id: c for c in store.containers(conn)}
+    ports = store.ports_by_container(conn)
+    busy_c, busy_n = busy(store.busy_operations(conn, since_op))
+    return Desired(
+        store.all_networks(conn), containers, store.all_endpoints(conn),
+        {cid: p for cid, p in ports.items() if cid in containers}, busy_c, busy_n,
+    )
+
+
+def _state(ctx: Context, *, clean: bool) -> tuple[Kernel, Desired]:
+    since = store.last_operation_id(ctx.store)
+    k = observe(ctx)
+    with ctx.store.read() as conn:
+        d = desired(conn, since)
+    _observe_host(ctx, k, d, clean=clean)
+    return k, d
+
+
+def reconcile(ctx: Context, *, clean: bool) -> Outcome[list[str]]:
+    """gc (clean=True) or net restore (clean=False). Recovery has run already (cli.common)."""
+    ctx.require_root()
+    with ctx.network_lock():
+        return _reconcile_locked(ctx, clean=clean)
+
+
+def _reconcile_locked(ctx: Context, *, clean: bool) -> Outcome[list[str]]:
+    k, d = _state(ctx, clean=clean)
+    plan, notes = plan_reconcile(k, d, clean=clean)
+    if clean:
+        notes += _orphan_container_dirs(ctx, set(d.containers))
+    if ctx.dry_run:
+        plan.steps[:0] = dead_release_steps(k, d)
+    kind, title = (OpKind.GC, "gc finished") if clean else (OpKind.NET_RESTORE, "net restore finished")
+    change = Change(kind, "host", plan, notes, title=title)
+    return apply(ctx, lambda _conn: change)
+
+
+def _orphan_container_dirs(ctx: Context, known: set[str]) -> list[str]:
+    """Log folders whose container row is gone (an `rm -f` killed before its last step)."""
+    root = ctx.state_dir / "containers"
+    notes: list[str] = []
+    if not root.is_dir():
+        return notes
+    with ctx.store.read() as conn:
+        rows = store.container_ids(conn)
+    for entry in sorted(root.iterdir()):
+        if entry.name in rows or entry.name in known:
+            continue
+        notes.append(f"remove orphan container folder {entry}")
+        if not ctx.dry_run:
+            shutil.rmtree(entry, ignore_errors=True)
+    return notes
+
+
+# --- the cheap check on the run/connect path --------------------------------------------------------
+def bridge_present(bridge: str) -> bool:
+    # No process spawn: run and connect pay one stat() per network. /proc/sys/net follows the
+    # caller's network namespace (/sys/class/net follows the one /sys was mounted in).
+    return Path("/proc/sys/net/ipv4/conf", bridge).exists()
+
+
+def ensure_networks(ctx: Context, names: tuple[str, ...] | list[str]) -> list[Step]:
+    """Before a run/connect: re-create the kernel objects of any named network whose bridge is gone
+    (the host rebooted, someone deleted it). A real run does it as its own journaled operation
+    under the network lock, so two runs never both create it; --dry-run returns the steps so the
+    printed plan shows them. Unknown names are left to the caller's own error."""
+    with ctx.store.read() as conn:
+        nets = [store.find_network(conn, n) for n in names]
+    missing = [n for n in nets if n is not None and n.state == NetworkState.READY and not bridge_present(n.bridge)]
+    if not missing:
+        return []
+    if ctx.dry_run:
+        k, d = _state(ctx, clean=False)
+        return plan_reconcile(k, d, clean=False)[0].steps
+    with ctx.network_lock():
+        if all(bridge_present(n.bridge) for n in missing):
+            return []  # someone else restored them while we waited for the lock
+        out = _reconcile_locked(ctx, clean=False)
+        listed = ", ".join(n.name for n in missing)
+        ctx.say(f"cnet: network {listed} restored (its kernel objects were gone): {len(out.plan.steps)} repair step(s)")
+        for note in out.result:  # a restore repairs everything it finds, not only these networks
+            ctx.say(f"cnet: {note}")
+    return []
