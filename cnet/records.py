@@ -26,6 +26,8 @@ class OpKind(StrEnum):
     NET_DISCONNECT = "net-disconnect"
     GC = "gc"
     NET_RESTORE = "net-restore"
+    CNI_ADD = "cni-add"  # a CNI runtime's ADD: wire an attachment (target: its containers row id)
+    CNI_DEL = "cni-del"  # DEL, GC, or `cnet gc` for a vanished namespace: release one
 
 
 class Direction(StrEnum):
@@ -58,6 +60,14 @@ class ContainerState(StrEnum):
     RUNNING = "running"
     EXITED = "exited"
     REMOVING = "removing"
+    ATTACHED = "attached"  # kind cni: wired by the runtime's ADD, until its DEL
+
+
+class ContainerKind(StrEnum):
+    """containers.kind: what a row stands for."""
+
+    CNET = "cnet"  # a process `cnet run` started, with its own namespaces and watcher
+    CNI = "cni"  # an attachment a CNI runtime made in its own namespace (no process of cnet's)
 
 
 class NetworkState(StrEnum):
@@ -146,6 +156,13 @@ class Container:
     exit_code: int | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    kind: ContainerKind = ContainerKind.CNET
+    cni_container_id: str | None = None  # kind cni: CNI_CONTAINERID
+    cni_ifname: str | None = None  # kind cni: CNI_IFNAME
+
+    @property
+    def is_cni(self) -> bool:
+        return self.kind == ContainerKind.CNI
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Container:
@@ -156,7 +173,8 @@ class Container:
             created_at=row["created_at"], log_path=row["log_path"], pid=row["pid"],
             pid_start_time=row["pid_start_time"], watcher_pid=row["watcher_pid"],
             watcher_start_time=row["watcher_start_time"], boot_id=row["boot_id"], exit_code=row["exit_code"],
-            started_at=row["started_at"], finished_at=row["finished_at"],
+            started_at=row["started_at"], finished_at=row["finished_at"], kind=ContainerKind(row["kind"]),
+            cni_container_id=row["cni_container_id"], cni_ifname=row["cni_ifname"],
         )
 
     def columns(self) -> dict[str, Any]:
@@ -165,7 +183,8 @@ class Container:
             "id": self.id, "name": self.name, "state": str(self.state), "command": json.dumps(list(self.command)),
             "hostname": self.hostname, "env": json.dumps(self.env), "spec": json.dumps(self.spec),
             "detached": int(self.detached), "netns": self.netns, "log_path": self.log_path,
-            "created_at": self.created_at,
+            "created_at": self.created_at, "kind": str(self.kind), "cni_container_id": self.cni_container_id,
+            "cni_ifname": self.cni_ifname,
         }
 
 

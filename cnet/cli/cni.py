@@ -33,12 +33,12 @@ def conflist(
     """Print (or write) the CNI configuration list that puts a runtime's containers on a cnet network."""
     from pathlib import Path
 
+    from ..db import store
     from ..services import cni_setup
-    from ..services.networks import get_network
 
     ctx = common.reading()
     with ctx.store.read() as conn:
-        net = get_network(conn, network)
+        net = store.get_network(conn, network)
     doc = cni_setup.conflist_for(net, ctx.state_dir)
     if output is None:
         common.print_json(doc)

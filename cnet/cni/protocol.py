@@ -16,9 +16,17 @@ import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from ..errors import AllocationError, CnetError, Conflict, NotFound, PermissionDenied, ValidationError
-from ..validate import PortSpec
+from ..errors import (
+    AllocationError,
+    CnetError,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
+from ..records import ALL_ADDRESSES, PortSpec
 from .versions import LATEST, SUPPORTED_VERSIONS, requested_version, version_report  # noqa: F401 (re-exported)
+
 COMMANDS = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
 # The configuration key spec 1.1.0 gives GC the attachments the runtime still uses.
 VALID_ATTACHMENTS = "cni.dev/valid-attachments"
@@ -79,6 +87,8 @@ def error_from(exc: BaseException) -> CniError:
 
 
 # --- the environment ----------------------------------------------------------------------------
+# Characters `ip -batch` would read as quoting or a comment: names and paths carrying them are refused.
+UNQUOTABLE = "\"'\\#"
 CONTAINER_ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,255}")
 IFNAME_MAX = 15
 
@@ -118,8 +128,8 @@ def parse_env(environ) -> Env:
         check_ifname(env.ifname)
     if command in ("ADD", "CHECK") and not env.netns:
         raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_NETNS is required for {command}")
-    if env.netns and not env.netns.startswith("/"):
-        raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns!r} is not an absolute path")
+    if env.netns and (not env.netns.startswith("/") or any(c in UNQUOTABLE or c.isspace() for c in env.netns)):
+        raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns!r} is not an absolute path cnet can use")
     return env
 
 
@@ -132,8 +142,8 @@ def check_ifname(name: str) -> str:
             Code.INVALID_ENVIRONMENT,
             f"CNI_IFNAME {name!r} is invalid: at most {IFNAME_MAX} bytes, no '/', ':' or whitespace, not '.' or '..'",
         )
-    if not name.isprintable():
-        raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_IFNAME {name!r} is invalid: unprintable characters")
+    if not name.isprintable() or any(c in UNQUOTABLE for c in name):
+        raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_IFNAME {name!r} is invalid: quotes, '#', '\\' and unprintable characters are refused")
     return name
 
 
@@ -242,11 +252,11 @@ def parse_port_mappings(items) -> tuple[PortSpec, ...]:
         protocol = item.get("protocol") or "tcp"
         if not isinstance(protocol, str) or protocol.lower() not in ("tcp", "udp"):
             raise CniError(Code.INVALID_CONFIG, f"port mapping protocol {protocol!r} is not supported (tcp or udp)")
-        host_ip = item.get("hostIP") or "0.0.0.0"
+        host_ip = item.get("hostIP") or ALL_ADDRESSES
         out.append(PortSpec(_host_ip(host_ip), host_port, container_port, protocol.lower()))
     seen: set[tuple[str, int, str]] = set()
     for p in out:
-        if any(k[1:] == (p.host_port, p.protocol) and (k[0] == p.host_ip or "0.0.0.0" in (k[0], p.host_ip)) for k in seen):
+        if any(k[1:] == (p.host_port, p.protocol) and (k[0] == p.host_ip or ALL_ADDRESSES in (k[0], p.host_ip)) for k in seen):
             raise CniError(Code.INVALID_CONFIG, f"host port {p.host_port}/{p.protocol} is mapped twice")
         seen.add((p.host_ip, p.host_port, p.protocol))
     return tuple(out)

@@ -211,6 +211,35 @@ def container_state(conn: Connection, container_id: str) -> ContainerState | Non
     return None if state is None else ContainerState(state)
 
 
+def set_container_state(conn: Connection, container_id: str, state: ContainerState) -> None:
+    conn.execute(q.CONTAINER_SET_STATE, (state, container_id))
+
+
+# --- CNI attachments ---------------------------------------------------------------------------------
+def attachment(conn: Connection, cni_container_id: str, ifname: str) -> Container | None:
+    """The attachment a runtime made for (CNI_CONTAINERID, CNI_IFNAME), if any."""
+    row = conn.one(q.ATTACHMENT_BY_RUNTIME, (cni_container_id, ifname))
+    return None if row is None else Container.from_row(row)
+
+
+def attachments(conn: Connection) -> list[Container]:
+    return [Container.from_row(r) for r in conn.all(q.ATTACHMENTS_ALL)]
+
+
+def attachments_on(conn: Connection, network_id: str) -> list[Container]:
+    return [Container.from_row(r) for r in conn.all(q.ATTACHMENTS_ON_NETWORK, (network_id,))]
+
+
+def claim_attachment(conn: Connection, attachment_id: str) -> bool:
+    """Take an attachment out of `attached` for releasing it (True for exactly one caller)."""
+    return conn.execute(q.ATTACHMENT_CLAIM, (attachment_id,)).rowcount == 1
+
+
+def cni_has_default_route(conn: Connection, cni_container_id: str) -> bool:
+    """Whether one of the runtime container's cnet attachments holds its default route."""
+    return conn.one(q.ATTACHMENT_HAS_DEFAULT_ROUTE, (cni_container_id,)) is not None
+
+
 # --- endpoints ---------------------------------------------------------------------------------------
 def endpoints_of(conn: Connection, container_id: str) -> list[Endpoint]:
     return [Endpoint.from_row(r) for r in conn.all(q.ENDPOINTS_OF, (container_id,))]

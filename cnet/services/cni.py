@@ -18,14 +18,22 @@ from pathlib import Path
 
 from .. import ipam, naming
 from ..cni.protocol import Attachment, CniError, Code, Env, NetConf, result_document
-from ..commands import Plan, Step
 from ..db import store
 from ..db.connection import Connection, db_path
 from ..errors import CommandFailed, Conflict, ValidationError
 from ..kernel import parse
 from ..plans import cni as plans
-from ..records import Container, ContainerKind, ContainerState, Direction, Endpoint, Network, NetworkState, OpKind
+from ..records import (
+    Container,
+    ContainerKind,
+    ContainerState,
+    Endpoint,
+    Network,
+    NetworkState,
+    OpKind,
+)
 from .apply import Change, apply
+from .cni_release import release
 from .containers.run import attach as attach_endpoint
 from .containers.run import check_ports, restore_missing_networks
 from .context import DEFAULT_STATE_DIR, Context
@@ -130,28 +138,12 @@ def add(ctx: Context, env: Env, conf: NetConf) -> dict:
 
 
 # --- DEL ------------------------------------------------------------------------------------------
-def release(ctx: Context, cni_container_id: str, ifname: str) -> bool:
-    """Release one attachment (DEL, GC, cnet gc): True when this call released it. Nothing to
-    release (never added, released already, being released by another call) is not an error."""
-
-    def prepare(conn: Connection) -> Change[bool]:
-        att = store.attachment(conn, cni_container_id, ifname)
-        if att is not None and att.state == ContainerState.CREATING:
-            raise CniError(Code.TRY_AGAIN_LATER, f"an ADD of {ifname} for container {_short(cni_container_id)} is still running")
-        if att is None or not store.claim_attachment(conn, att.id):
-            return Change(OpKind.CNI_DEL, cni_container_id, Plan(direction=Direction.DESTROY), False)
-        plan = plans.detach(att, store.endpoints_of(conn, att.id), store.ports_of(conn, att.id))
-        return Change(OpKind.CNI_DEL, att.id, plan, True, title=f"CNI attachment {att.name} released")
-
-    return apply(ctx, prepare).result
-
-
 def delete(ctx: Context, env: Env, conf: NetConf) -> None:
     if not _has_state(ctx):
-        return None
+        return
     _prepare(ctx)
     release(ctx, env.container_id, env.ifname)
-    return None
+    return
 
 
 # --- CHECK ----------------------------------------------------------------------------------------
@@ -182,7 +174,6 @@ def check(ctx: Context, env: Env, conf: NetConf) -> None:
     )
     if problems:
         raise CniError(Code.CHECK_FAILED, f"attachment {att.name}: " + "; ".join(problems))
-    return None
 
 
 def _read_json(ctx: Context, command) -> list | None:
@@ -197,7 +188,7 @@ def _read_json(ctx: Context, command) -> list | None:
 def gc(ctx: Context, env: Env, conf: NetConf) -> None:
     """Release every attachment on this network that the runtime did not list as valid."""
     if not _has_state(ctx):
-        return None
+        return
     _prepare(ctx)
     valid = set(conf.valid_attachments or ())
     with ctx.store.read() as conn:
@@ -207,49 +198,24 @@ def gc(ctx: Context, env: Env, conf: NetConf) -> None:
         # An attachment still being added is not the runtime's to collect yet.
         if att.state == ContainerState.ATTACHED and (att.cni_container_id, att.cni_ifname) not in valid:
             release(ctx, att.cni_container_id, att.cni_ifname)
-    return None
+    return
 
 
 def status(ctx: Context, env: Env, conf: NetConf) -> None:
     """Ready when the network exists, is ready and its bridge is there; otherwise code 50."""
     if not _has_state(ctx):
         raise CniError(Code.NOT_AVAILABLE, f"cnet network {conf.network!r} does not exist (no cnet state in {ctx.state_dir})")
-    from .reconcile import bridge_present
-
     with ctx.store.read() as conn:
         net = store.find_network(conn, conf.network)
     if net is None:
         raise CniError(Code.NOT_AVAILABLE, f"cnet network {conf.network!r} does not exist")
     if net.state != NetworkState.READY:
         raise CniError(Code.NOT_AVAILABLE, f"cnet network {net.name} is {net.state}")
-    if not bridge_present(net.bridge):
+    # One stat(), as run's check: /proc/sys/net follows the caller's network namespace.
+    if not Path("/proc/sys/net/ipv4/conf", net.bridge).exists():
         raise CniError(Code.NOT_AVAILABLE, f"the bridge {net.bridge} of network {net.name} is missing (`cnet net restore` re-creates it)")
-    return None
 
 
 VERBS: dict[str, Callable[[Context, Env, NetConf], dict | None]] = {
     "ADD": add, "DEL": delete, "CHECK": check, "GC": gc, "STATUS": status,
 }
-
-
-# --- `cnet gc`: attachments whose namespace vanished without a DEL ------------------------------------
-def vanished(conn: Connection) -> list[Container]:
-    """Attachments whose runtime namespace is gone (the runtime lost it without a DEL)."""
-    return [a for a in store.attachments(conn) if a.state == ContainerState.ATTACHED and not os.path.exists(a.netns)]
-
-
-def release_vanished(ctx: Context) -> tuple[list[str], list[Step]]:
-    """Release them (each its own journaled operation); under --dry-run only plan it. Returns one
-    note per attachment and, for --dry-run, the steps a real run would take."""
-    with ctx.store.read() as conn:
-        gone = vanished(conn)
-        shown = [
-            s for a in gone
-            for s in plans.detach(a, store.endpoints_of(conn, a.id), store.ports_of(conn, a.id)).steps
-        ] if ctx.dry_run else []
-    notes = [f"release CNI attachment {a.name} (container {_short(a.cni_container_id or '')} {a.cni_ifname}): "
-             f"its network namespace {a.netns} is gone" for a in gone]
-    if not ctx.dry_run:
-        for a in gone:
-            release(ctx, a.cni_container_id or "", a.cni_ifname or "")
-    return notes, shown

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..cni import conflist as conflist_mod
 from ..cni import shim
 from ..errors import CnetError
+from ..records import Network
 from .context import DEFAULT_STATE_DIR
 
 DEFAULT_BIN_DIR = "/opt/cni/bin"
@@ -28,10 +29,10 @@ def install_plugin(bin_dir: Path, python: str | None = None) -> Path:
     return target
 
 
-def conflist_for(network: dict, state_dir: Path) -> dict:
+def conflist_for(network: Network, state_dir: Path) -> dict:
     resolved = str(state_dir.resolve())
     default = str(Path(DEFAULT_STATE_DIR).resolve())
-    return conflist_mod.conflist(network["name"], None if resolved == default else resolved)
+    return conflist_mod.conflist(network.name, None if resolved == default else resolved)
 
 
 def write_conflist(path: Path, doc: dict) -> None:

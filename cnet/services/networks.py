@@ -149,7 +149,10 @@ def remove_network(ctx: Context, name: str) -> Outcome[Network]:
         net = store.get_network(conn, name)
         users = store.network_users(conn, net.id)
         if users:
-            raise Conflict(f"network {net.name} still has containers: {', '.join(users)} (stop or disconnect them first)")
+            raise Conflict(
+                f"network {net.name} still has containers or CNI attachments: {', '.join(users)} "
+                "(stop or disconnect containers; a CNI attachment goes with its runtime's DEL)"
+            )
         if net.state != NetworkState.READY:
             raise Conflict(f"network {net.name} is {net.state}; try again when that operation ends")
         last = store.other_network_count(conn, net.id) == 0

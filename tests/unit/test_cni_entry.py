@@ -101,7 +101,7 @@ def test_rejected_input_never_opens_the_database():
     assert res.returncode == 1
     names = imported(res.stderr)
     assert "cnet.cni.protocol" in names
-    assert not names & {"sqlite3", "sh", "sqlalchemy", "typer", "cnet.services.cni"}
+    assert not names & {"sh", "sqlalchemy", "typer", "cnet.services.cni", "cnet.db.connection"}
 
 
 # --- pure builders --------------------------------------------------------------------------------
@@ -125,16 +125,16 @@ def test_shim_text():
 
 def test_conflist_command(tmp_path):
     """`cnet cni conflist` on a database holding a network (inserted as `net create` would)."""
-    from cnet.db import migrate, session
+    from cnet.db import connection, migrate
 
-    session.ensure_state_dir(tmp_path)
-    st = session.Store(session.make_engine(tmp_path))
-    migrate.upgrade(st.conn)
-    st.conn.exec_driver_sql(
+    connection.ensure_state_dir(tmp_path)
+    conn = connection.open_state(tmp_path)
+    migrate.upgrade(conn)
+    conn.execute(
         "INSERT INTO networks (id, name, driver, subnet, subnet_first_int, subnet_last_int, prefix_len, gateway, "
         "range_first_int, range_last_int, alloc_cursor_int, bridge, mtu, internal, state, created_at) "
         "VALUES ('0123456789ab', 'blue', 'bridge', '10.5.0.0/24', 1, 2, 24, '10.5.0.1', 1, 2, 0, 'cnet-0123456789', 1500, 0, 'ready', 0)")
-    st.close()
+    conn.close()
     env = dict(os.environ, PYTHONPATH=str(REPO))
     res = subprocess.run([sys.executable, "-m", "cnet", "--state-dir", str(tmp_path), "cni", "conflist", "blue"],
                          capture_output=True, text=True, env=env, timeout=60)

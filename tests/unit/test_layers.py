@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("services", ("cnet.services",)),
     ("middle", ("cnet.plans", "cnet.journal", "cnet.db", "cnet.ipam", "cnet.runner")),
     ("base", ("cnet.kernel", "cnet.commands", "cnet.records", "cnet.naming", "cnet.errors", "cnet.procs",
-              "cnet.validate", "cnet._shfast", "cnet")),
+              "cnet.validate", "cnet._shfast", "cnet.cni", "cnet")),
 ]
 # Inside the middle layer: plans are pure (no database, journal or processes), the database
 # layer knows nothing of plans, IPAM or the journal.

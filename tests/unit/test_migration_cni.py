@@ -4,7 +4,7 @@ keys on would cascade the old table's drop into them), and a downgrade drops onl
 
 import pytest
 
-from cnet.db import migrate, session
+from cnet.db import connection, migrate
 
 ROWS = [
     "INSERT INTO networks (id, name, driver, subnet, subnet_first_int, subnet_last_int, prefix_len, gateway, "
@@ -29,25 +29,24 @@ def previous_revision() -> str:
 
 @pytest.fixture
 def conn(tmp_path):
-    session.ensure_state_dir(tmp_path)
-    st = session.Store(session.make_engine(tmp_path))
-    yield st.conn
-    st.close()
+    connection.ensure_state_dir(tmp_path)
+    conn = connection.open_state(tmp_path)
+    yield conn
+    conn.close()
 
 
 def counts(conn) -> dict:
-    return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar()
-            for t in ("containers", "endpoints", "ip_allocations", "port_mappings")}
+    return {t: conn.scalar("SELECT count(*) FROM " + t) for t in ("containers", "endpoints", "ip_allocations", "port_mappings")}
 
 
 def test_upgrade_keeps_every_row(conn):
     migrate.upgrade(conn, previous_revision())
     for sql in ROWS:
-        conn.exec_driver_sql(sql)
+        conn.execute(sql)
     migrate.upgrade(conn)
     assert counts(conn) == {"containers": 1, "endpoints": 1, "ip_allocations": 1, "port_mappings": 1}
-    assert conn.exec_driver_sql("SELECT kind FROM containers").scalar() == "cnet"
-    assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    assert conn.scalar("SELECT kind FROM containers") == "cnet"
+    assert conn.scalar("PRAGMA foreign_keys") == 1
     assert migrate.check(conn) == []
 
 
@@ -56,15 +55,15 @@ def test_new_constraints(conn):
 
     migrate.upgrade(conn)
     for sql in ROWS[:2]:
-        conn.exec_driver_sql(sql)
+        conn.execute(sql)
     att = ("INSERT INTO containers (id, name, state, command, hostname, env, spec, detached, netns, created_at, kind, "
            "cni_container_id, cni_ifname) VALUES (?, ?, ?, '[]', 'h', '{}', '{}', 0, '/run/netns/x', 0, ?, 'abc', ?)")
-    conn.exec_driver_sql(att, ("a1", "a1", "attached", "cni", "eth0"))
-    conn.exec_driver_sql(att, ("a2", "a2", "attached", "cni", "eth1"))
+    conn.execute(att, ("a1", "a1", "attached", "cni", "eth0"))
+    conn.execute(att, ("a2", "a2", "attached", "cni", "eth1"))
     for bad in (("a3", "a3", "attached", "cni", "eth0"), ("a4", "a4", "attached", "docker", "eth9"),
                 ("a5", "a5", "sleeping", "cni", "eth9")):
         with pytest.raises(sqlite3.IntegrityError):
-            conn.exec_driver_sql(att, bad)
+            conn.execute(att, bad)
 
 
 def test_downgrade_drops_only_cni_attachments(conn):
@@ -72,14 +71,14 @@ def test_downgrade_drops_only_cni_attachments(conn):
 
     migrate.upgrade(conn)
     for sql in ROWS:
-        conn.exec_driver_sql(sql)
-    conn.exec_driver_sql(
+        conn.execute(sql)
+    conn.execute(
         "INSERT INTO containers (id, name, state, command, hostname, env, spec, detached, netns, created_at, kind, "
         "cni_container_id, cni_ifname) VALUES ('a1', 'a1', 'attached', '[]', 'h', '{}', '{}', 0, '/run/netns/x', 0, 'cni', 'abc', 'eth0')")
-    conn.exec_driver_sql(
+    conn.execute(
         "INSERT INTO endpoints (container_id, network_id, interface, host_veth, ip, ip_int, mac, is_default_route, created_at) "
         "VALUES ('a1', 'n1', 'eth0', 'v2', '10.5.0.3', 3, 'm', 1, 0)")
     with migrate.sqlalchemy_connection(conn) as sa_conn:
         command.downgrade(migrate.alembic_config(sa_conn), previous_revision())
     assert counts(conn) == {"containers": 1, "endpoints": 1, "ip_allocations": 1, "port_mappings": 1}
-    assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    assert conn.scalar("PRAGMA foreign_keys") == 1

@@ -64,13 +64,16 @@ def host_port_state(host_ip: str, port: int, protocol: str) -> str:
         s.close()
 
 
-def check_ports(conn: Connection, specs: tuple[PortSpec, ...]) -> None:
+def check_ports(conn: Connection, specs: tuple[PortSpec, ...], *, host_check: bool = True) -> None:
+    """Each host port must be free of cnet's own mappings, and (host_check) of host processes."""
     for spec in specs:
         holder = store.port_holder(conn, spec)
         if holder:
             raise Conflict(
                 f"host port {spec.host_ip}:{spec.host_port}/{spec.protocol} is already mapped by container {holder}"
             )
+        if not host_check:
+            continue
         state = host_port_state(spec.host_ip, spec.host_port, spec.protocol)
         if state == "in-use":
             raise Conflict(
@@ -88,14 +91,16 @@ def usable_network(conn: Connection, ref: str) -> Network:
 
 
 def attach(
-    conn: Connection, container_id: str, net: Network, interface: str, static_ip: str | None, *, default_route: bool
+    conn: Connection, container_id: str, net: Network, interface: str, static_ip: str | None, *, default_route: bool,
+    mac: str | None = None,
 ) -> Endpoint:
-    """Allocate an address on the network and record the endpoint holding it."""
+    """Allocate an address on the network and record the endpoint holding it (its MAC derived
+    from the address unless one is asked for)."""
     addr = ipam.allocate_static(conn, net, static_ip) if static_ip else ipam.allocate(conn, net)
     ip = ipam.int_to_ip(addr)
     ep = store.insert_endpoint(
         conn, container_id=container_id, network=net, interface=interface,
-        host_veth=naming.host_veth_name(container_id, net.id), ip=ip, ip_int=addr, mac=ipk.mac_for_ip(ip),
+        host_veth=naming.host_veth_name(container_id, net.id), ip=ip, ip_int=addr, mac=mac or ipk.mac_for_ip(ip),
         default_route=default_route,
     )
     ipam.bind(conn, net.id, addr, ep.id)
