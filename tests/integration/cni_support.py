@@ -51,6 +51,12 @@ class Plugin:
         res = self.sb.run(self.argv(command, **kw), input=stdin, timeout=timeout)
         return reply(res.returncode, res.stdout, res.stderr)
 
+    @staticmethod
+    def finish(proc: subprocess.Popen, timeout: float = 180) -> Reply:
+        """The reply of a plugin started with popen() (stdin is already closed)."""
+        proc.wait(timeout=timeout)
+        return reply(proc.returncode, proc.stdout.read(), proc.stderr.read())
+
     def popen(self, command: str, conf: dict, **kw) -> subprocess.Popen:
         proc = self.sb.popen(self.argv(command, **kw), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)

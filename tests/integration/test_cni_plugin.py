@@ -148,7 +148,7 @@ def test_port_mappings_reach_the_attachment(sandbox, cni, tools):
     sb = sandbox
     sb.cnet("net", "create", "blue", "--subnet", "10.77.0.0/24")
     client = add_client(sb)
-    sb.sh("ip netns add rt1")
+    sb.sh("ip netns add rt1 && ip -n rt1 link set lo up")  # lo is the runtime's to bring up
     conf = cni.conf("blue", runtime={"portMappings": [
         {"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": "127.0.0.1"},
         {"hostPort": 8081, "containerPort": 80, "protocol": "tcp"},
@@ -254,16 +254,16 @@ def test_twenty_parallel_adds_get_distinct_addresses(sandbox, cni):
     sb.sh(" && ".join(f"ip netns add rt{i}" for i in range(n)))
     conf = cni.conf("blue")
     procs = [cni.popen("ADD", conf, container_id=cid(i), netns=f"/run/netns/rt{i}", ifname="eth0") for i in range(n)]
-    outs = [p.communicate(timeout=180) for p in procs]
-    assert [p.returncode for p in procs] == [0] * n, outs
-    ips = [json.loads(o)["ips"][0]["address"] for o, _ in outs]
+    outs = [cni.finish(p) for p in procs]
+    assert [r.rc for r in outs] == [0] * n, outs
+    ips = [r.doc["ips"][0]["address"] for r in outs]
     assert len(set(ips)) == n
     assert [ns_addrs(sb, f"rt{i}", "eth0") for i in range(n)] == [[ip] for ip in ips]
     rows = json.loads(sb.cnet("sql", "SELECT ip FROM v_cni_attachments", "--json").stdout)
     assert sorted(r["ip"] for r in rows) == sorted(ip.split("/")[0] for ip in ips)
     procs = [cni.popen("DEL", conf, container_id=cid(i), netns=f"/run/netns/rt{i}", ifname="eth0") for i in range(n)]
-    outs = [p.communicate(timeout=180) for p in procs]
-    assert [p.returncode for p in procs] == [0] * n, outs
+    outs = [cni.finish(p) for p in procs]
+    assert [r.rc for r in outs] == [0] * n, outs
     assert attachments(sb) == []
     sb.sh(" && ".join(f"ip netns del rt{i}" for i in range(n)))
     sb.cnet("net", "rm", "blue")
@@ -315,7 +315,7 @@ def test_sigkill_mid_add_is_repaired(sandbox, cni, tmp_path):
         assert sb.wait_for(lambda: Path(f"{hang}.pid").exists(), timeout=30), "the plugin never reached the port step"
         assert len([l for l in sb.link_names() if l.startswith("cnetv")]) == 1  # the veth is made
         os.kill(plugin, signal.SIGKILL)
-        proc.communicate(timeout=30)
+        cni.finish(proc, timeout=30)
         os.kill(int(Path(f"{hang}.pid").read_text()), signal.SIGKILL)  # the fake's sleep, ours too
         Path(f"{hang}.pid").unlink()
         hang.unlink()
