@@ -15,19 +15,23 @@ SHEBANG_MAX = 255
 PLUGIN_NAME = "cnet"
 
 
-def shim_text(python: str, package_root: str) -> str:
+def shim_text(python: str, package_root: str, search_path: list[str] | tuple[str, ...] = ()) -> str:
+    """`search_path`: the directories the plugin imports from besides the standard library (the
+    installing interpreter's site-packages, where `sh` lives). The plugin runs with -S: site's
+    start-up (its .pth files, each possibly importing modules) is skipped on every call, and the
+    search path is the one cnet was installed with, whatever the runtime's environment."""
     if not python.startswith("/") or any(c.isspace() for c in python):
         # The kernel splits a shebang at whitespace: such a path cannot be an interpreter line.
         raise ValidationError(f"the interpreter path {python!r} must be absolute and contain no whitespace")
-    shebang = f"#!{python} -E"
+    shebang = f"#!{python} -SE"  # one argument: the kernel passes everything after the path as one
     if len(shebang.encode()) > SHEBANG_MAX:
         raise ValidationError(f"the interpreter path {python!r} is too long for a #! line")
     return (
         f"{shebang}\n"
         "# cnet's CNI plugin (CNI type \"cnet\"), written by `cnet cni install`.\n"
-        "# -E and the absolute paths: a runtime's environment decides nothing here.\n"
+        "# -SE and absolute paths: neither site's start-up nor the runtime's environment decide anything.\n"
         "import sys\n"
-        f"sys.path.insert(0, {package_root!r})\n"
+        f"sys.path[:0] = {[package_root, *[p for p in search_path if p != package_root]]!r}\n"
         "from cnet.cli.cni_plugin import main\n"
         "main()\n"
     )

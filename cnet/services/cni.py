@@ -34,15 +34,15 @@ from ..records import (
 )
 from .apply import Change, apply
 from .cni_release import release
-from .containers.run import attach as attach_endpoint
-from .containers.run import check_ports, restore_missing_networks
 from .context import DEFAULT_STATE_DIR, Context
+from .endpoints import attach as attach_endpoint
+from .endpoints import check_ports, restore_missing_networks
 
 
 def dispatch(env: Env, conf: NetConf, *, environ: Mapping[str, str]) -> dict | None:
     """Run one verb; returns the document to print (ADD's result) or None (nothing to print)."""
     state_dir = Path(conf.state_dir or environ.get("CNET_STATE_DIR") or DEFAULT_STATE_DIR)
-    ctx = Context(state_dir=state_dir)
+    ctx = Context(state_dir=state_dir, light_runner=True)
     try:
         return VERBS[env.command](ctx, env, conf)
     finally:

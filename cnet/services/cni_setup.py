@@ -23,10 +23,21 @@ def package_root() -> str:
 def install_plugin(bin_dir: Path, python: str | None = None) -> Path:
     """Write `bin_dir/cnet` (mode 0755) for this interpreter and package, atomically: a runtime
     exec'ing it at that moment sees the old file or the new one, never half of one."""
-    text = shim.shim_text(python or sys.executable, package_root())
+    text = shim.shim_text(python or sys.executable, package_root(), search_path())
     target = bin_dir / shim.PLUGIN_NAME
     _write_atomically(target, text, 0o755)
     return target
+
+
+def search_path() -> list[str]:
+    """The directories this interpreter imports from beyond what `python -S` has by itself (the
+    standard library): site-packages, user site, what .pth files added. Absolute paths only ('' is
+    the working directory, which the plugin must not depend on)."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    own = {paths["stdlib"], paths["platstdlib"], os.path.join(paths["platstdlib"], "lib-dynload")}
+    return [p for p in sys.path if p and os.path.isabs(p) and p not in own and not p.endswith(".zip")]
 
 
 def conflist_for(network: Network, state_dir: Path) -> dict:

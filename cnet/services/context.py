@@ -16,7 +16,7 @@ from ..errors import PermissionDenied
 
 if TYPE_CHECKING:  # each import paid only by the commands that use it
     from ..journal import Journal
-    from ..runner import ShellRunner
+    from ..runner import ShellRunner, SpawnRunner
 
 DEFAULT_STATE_DIR = "/var/lib/cnet"
 
@@ -39,16 +39,23 @@ class Context:
     echo: Callable[[str], None] | None = None
     # Set by read-only commands: a missing database is an empty state, not one to create.
     readonly: bool = False
+    # The CNI plugin: commands run without the `sh` package (cnet.runner.SpawnRunner).
+    light_runner: bool = False
     _store: Connection | None = field(default=None, init=False, repr=False)
-    _runner: ShellRunner | None = field(default=None, init=False, repr=False)
+    _runner: ShellRunner | SpawnRunner | None = field(default=None, init=False, repr=False)
     _journal: Journal | None = field(default=None, init=False, repr=False)
 
     @property
-    def runner(self) -> ShellRunner:
+    def runner(self) -> ShellRunner | SpawnRunner:
         if self._runner is None:
-            from ..runner import ShellRunner
+            if self.light_runner:
+                from ..runner import SpawnRunner
 
-            self._runner = ShellRunner(echo=self.echo if self.verbose else None)
+                self._runner = SpawnRunner()
+            else:
+                from ..runner import ShellRunner
+
+                self._runner = ShellRunner(echo=self.echo if self.verbose else None)
         return self._runner
 
     @property

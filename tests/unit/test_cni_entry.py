@@ -37,7 +37,7 @@ def test_installed_plugin_is_an_executable_python_script(plugin):
     mode = plugin.stat().st_mode
     assert stat.S_IMODE(mode) == 0o755
     first = plugin.read_text().splitlines()[0]
-    assert first == f"#!{sys.executable} -E"
+    assert first == f"#!{sys.executable} -SE"
 
 
 def test_version_in_a_bare_environment(plugin, tmp_path):
@@ -114,9 +114,9 @@ def test_conflist_document():
 
 
 def test_shim_text():
-    text = shim.shim_text("/usr/bin/python3", "/usr/lib/python3/dist-packages")
-    assert text.startswith("#!/usr/bin/python3 -E\n")
-    assert "sys.path.insert(0, '/usr/lib/python3/dist-packages')" in text
+    text = shim.shim_text("/usr/bin/python3", "/opt/cnet", ["/usr/lib/python3/dist-packages", "/opt/cnet"])
+    assert text.startswith("#!/usr/bin/python3 -SE\n")
+    assert "sys.path[:0] = ['/opt/cnet', '/usr/lib/python3/dist-packages']" in text
     compile(text, "cnet", "exec")
     for bad in ("python3", "/opt/my python/bin/python3", "/" + "p" * 300):
         with pytest.raises(ValidationError):
@@ -149,3 +149,15 @@ def test_conflist_command(tmp_path):
     res = subprocess.run([sys.executable, "-m", "cnet", "--state-dir", str(tmp_path), "cni", "conflist", "nope"],
                          capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 1 and res.stderr.strip() == "cnet: error: network 'nope' not found"
+
+
+def test_verbs_import_neither_sh_nor_the_container_package(tmp_path):
+    """The plugin runs commands without `sh` (cnet.runner.SpawnRunner) and loads none of the
+    container life cycle: every runtime call pays for what it imports."""
+    conf = json.dumps({"cniVersion": "1.0.0", "name": "n", "type": "cnet", "stateDir": str(tmp_path / "none")})
+    res = run_entry({"CNI_COMMAND": "ADD", **BASE}, conf)
+    assert res.returncode == 1 and json.loads(res.stdout.splitlines()[-1])["code"] == 7
+    names = imported(res.stderr)
+    assert "cnet.services.cni" in names
+    assert not names & {"sh", "sqlalchemy", "alembic", "typer", "asyncio", "subprocess", "cnet.services.containers",
+                        "cnet.services.reconcile", "secrets"}, sorted(names & {"sh", "asyncio", "subprocess", "secrets"})
