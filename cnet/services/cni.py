@@ -21,7 +21,6 @@ from ..cni.protocol import Attachment, CniError, Code, Env, NetConf, result_docu
 from ..db import store
 from ..db.connection import Connection, db_path
 from ..errors import CommandFailed, Conflict, ValidationError
-from ..kernel import parse
 from ..plans import cni as plans
 from ..records import (
     Container,
@@ -163,6 +162,8 @@ def check(ctx: Context, env: Env, conf: NetConf) -> None:
         raise CniError(Code.CHECK_FAILED, f"{env.ifname} was attached in {att.netns}, not {env.netns}")
     if not os.path.exists(att.netns):
         raise CniError(Code.CHECK_FAILED, f"the network namespace {att.netns} is gone")
+    from ..kernel import parse  # CHECK only
+
     reads = plans.check_reads(att, ep)
     host = _read_json(ctx, reads["host"])
     inside = _read_json(ctx, reads["interface"])

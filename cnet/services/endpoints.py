@@ -4,8 +4,6 @@ endpoint gets its address from IPAM."""
 
 from __future__ import annotations
 
-import errno
-import socket
 from pathlib import Path
 
 from .. import ipam, naming
@@ -22,6 +20,9 @@ def host_port_state(host_ip: str, port: int, protocol: str) -> str:
     """'free', 'in-use' (a host process listens there: the DNAT rule would shadow it) or
     'not-local' (no such address on this host: the mapping could never be reached), found by
     binding a throwaway socket, which changes nothing."""
+    import errno
+    import socket  # here: the CNI plugin never probes the host's ports, and pays every import
+
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     s = socket.socket(socket.AF_INET, kind)
     try:
