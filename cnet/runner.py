@@ -179,28 +179,24 @@ class ShellRunner:
         )
 
 
-class SpawnRunner:
-    """ShellRunner's run/read/try_run without the `sh` package (see the module docstring)."""
+class SpawnRunner(ShellRunner):
+    """ShellRunner with run and read spawning directly, without the `sh` package (see the module
+    docstring); try_run, signal and spawn are ShellRunner's."""
 
     def run(self, command: Command) -> Result:
+        self._echo(command.render())
         started = time.perf_counter()
-        code, out, err = _spawn(command, split_stderr=False)
+        code, out, _ = _spawn(command, split_stderr=False)
         if code != 0:
             raise CommandFailed(command.argv, code, out)
         return Result(out, (time.perf_counter() - started) * 1000)
 
     def read(self, command: Command) -> str:
+        self._echo(command.render())
         code, out, err = _spawn(command, split_stderr=True)
         if code != 0:
             raise CommandFailed(command.argv, code, err)
         return out
-
-    def try_run(self, command: Command) -> tuple[bool, str]:
-        try:
-            self.run(command)
-            return True, ""
-        except CommandFailed as exc:
-            return False, str(exc)
 
 
 def _spawn(command: Command, *, split_stderr: bool) -> tuple[int, str, str]:

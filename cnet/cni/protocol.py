@@ -346,10 +346,10 @@ def result_document(version: str, a: Attachment) -> dict:
     """The ADD result in the configuration's version: interfaces (bridge, host veth, the one in
     the sandbox), the address on the sandbox interface, the default route, empty DNS."""
     new_style = version not in ("0.3.0", "0.3.1", "0.4.0")
-    sandbox = {"name": a.ifname, "mac": a.mac, "sandbox": a.sandbox}
+    sandbox: dict[str, object] = {"name": a.ifname, "mac": a.mac, "sandbox": a.sandbox}
     if version == "1.1.0":
         sandbox["mtu"] = a.mtu
-    ip = {"address": f"{a.ip}/{a.prefix_len}", "gateway": a.gateway, "interface": 2}
+    ip: dict[str, object] = {"address": f"{a.ip}/{a.prefix_len}", "gateway": a.gateway, "interface": 2}
     if not new_style:
         ip = {"version": "4", **ip}
     return {

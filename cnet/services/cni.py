@@ -197,8 +197,9 @@ def gc(ctx: Context, env: Env, conf: NetConf) -> None:
         atts = store.attachments_on(conn, net.id) if net is not None else []
     for att in atts:
         # An attachment still being added is not the runtime's to collect yet.
-        if att.state == ContainerState.ATTACHED and (att.cni_container_id, att.cni_ifname) not in valid:
-            release(ctx, att.cni_container_id, att.cni_ifname)
+        cid, ifname = att.cni_container_id or "", att.cni_ifname or ""
+        if att.state == ContainerState.ATTACHED and (cid, ifname) not in valid:
+            release(ctx, cid, ifname)
     return
 
 

@@ -16,7 +16,7 @@ from ..errors import PermissionDenied
 
 if TYPE_CHECKING:  # each import paid only by the commands that use it
     from ..journal import Journal
-    from ..runner import ShellRunner, SpawnRunner
+    from ..runner import ShellRunner
 
 DEFAULT_STATE_DIR = "/var/lib/cnet"
 
@@ -42,16 +42,16 @@ class Context:
     # The CNI plugin: commands run without the `sh` package (cnet.runner.SpawnRunner).
     light_runner: bool = False
     _store: Connection | None = field(default=None, init=False, repr=False)
-    _runner: ShellRunner | SpawnRunner | None = field(default=None, init=False, repr=False)
+    _runner: ShellRunner | None = field(default=None, init=False, repr=False)
     _journal: Journal | None = field(default=None, init=False, repr=False)
 
     @property
-    def runner(self) -> ShellRunner | SpawnRunner:
+    def runner(self) -> ShellRunner:
         if self._runner is None:
             if self.light_runner:
                 from ..runner import SpawnRunner
 
-                self._runner = SpawnRunner()
+                self._runner = SpawnRunner(echo=self.echo if self.verbose else None)
             else:
                 from ..runner import ShellRunner
 
