@@ -35,9 +35,12 @@ def search_path() -> list[str]:
     the working directory, which the plugin must not depend on)."""
     import sysconfig
 
-    paths = sysconfig.get_paths()
-    own = {paths["stdlib"], paths["platstdlib"], os.path.join(paths["platstdlib"], "lib-dynload")}
-    return [p for p in sys.path if p and os.path.isabs(p) and p not in own and not p.endswith(".zip")]
+    stdlib = sysconfig.get_path("stdlib")
+    own = {stdlib, os.path.join(stdlib, "lib-dynload")}
+    # sys.path[0] is this process's script directory or working directory (`python -m cnet`), not
+    # a place the plugin should ever import from.
+    entries = sys.path if sys.flags.safe_path else sys.path[1:]
+    return [p for p in entries if p and os.path.isabs(p) and p not in own and not p.endswith(".zip")]
 
 
 def conflist_for(network: Network, state_dir: Path) -> dict:

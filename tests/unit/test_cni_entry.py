@@ -20,11 +20,14 @@ REPO = Path(__file__).resolve().parents[2]
 def plugin(tmp_path_factory) -> Path:
     bin_dir = tmp_path_factory.mktemp("cni-bin") / "nested" / "bin"
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    cwd = tmp_path_factory.mktemp("install-cwd")
     res = subprocess.run([sys.executable, "-m", "cnet", "cni", "install", "--bin-dir", str(bin_dir)],
-                         capture_output=True, text=True, env=env, timeout=60)
+                         capture_output=True, text=True, env=env, timeout=60, cwd=cwd)
     assert res.returncode == 0, res.stderr
     path = bin_dir / "cnet"
     assert res.stdout.strip() == str(path)
+    # The search path is the package and its dependencies', never where `cnet cni install` ran.
+    assert str(cwd) not in path.read_text()
     return path
 
 
