@@ -18,7 +18,7 @@ NETWORK_COUNT_OTHERS = "SELECT count(*) FROM networks WHERE id != ?"
 NETWORK_SET_STATE = "UPDATE networks SET state = ? WHERE id = ?"
 NETWORK_DELETE = "DELETE FROM networks WHERE id = ?"
 NETWORK_USERS = (
-    "SELECT c.name FROM endpoints e JOIN containers c ON c.id = e.container_id "
+    "SELECT c.name, c.kind FROM endpoints e JOIN containers c ON c.id = e.container_id "
     "WHERE e.network_id = ? ORDER BY c.name"
 )
 NETWORK_MEMBERS = (

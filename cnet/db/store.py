@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import NotFound
-from ..records import Container, ContainerState, Endpoint, Network, NetworkState, PortMapping, PortSpec
+from ..records import Container, ContainerKind, ContainerState, Endpoint, Network, NetworkState, PortMapping, PortSpec
 from . import queries as q
 from .connection import Connection
 
@@ -64,9 +64,11 @@ def forget_network(conn: Connection, network_id: str) -> None:
         conn.execute(q.SETTING_DELETE, (IP_FORWARD_SETTING,))
 
 
-def network_users(conn: Connection, network_id: str) -> list[str]:
-    """Names of the containers attached to a network."""
-    return [r[0] for r in conn.all(q.NETWORK_USERS, (network_id,))]
+def network_users(conn: Connection, network_id: str) -> tuple[list[str], list[str]]:
+    """Names of the containers on a network, and of the CNI attachments on it."""
+    rows = conn.all(q.NETWORK_USERS, (network_id,))
+    return ([r["name"] for r in rows if r["kind"] != ContainerKind.CNI],
+            [r["name"] for r in rows if r["kind"] == ContainerKind.CNI])
 
 
 def network_members(conn: Connection, network_id: str) -> list[sqlite3.Row]:
