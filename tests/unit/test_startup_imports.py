@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-# pydantic: typer >= 0.2x imports it to convert option values unless cnet/cli/fastparams.py can
-# (a bounded option such as min= silently brings it back, ~60 ms).
+# pydantic: typer 0.29 and later import it to convert option values (pyproject.toml pins typer below
+# that; this fails loudly the day the pin is lifted).
 HEAVY = ("sqlalchemy", "alembic", "pydantic")
 
 
