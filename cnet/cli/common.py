@@ -113,4 +113,3 @@ def print_table(rows: list[dict], headers: list[str]) -> None:
 
 def print_plan(plan: Plan, title: str) -> None:
     sys.stdout.write(plan.as_shell_script(title))
-

@@ -33,21 +33,39 @@ def run(
     cli: typer.Context,
     command: Annotated[Optional[list[str]], typer.Argument(help="Command and arguments (default: /bin/sh).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Container name (default: its 12-hex id).")] = None,
-    net: Annotated[Optional[list[str]], typer.Option("--net", help="Network to attach (repeatable; the first one gets the default route).")] = None,
-    publish: Annotated[Optional[list[str]], typer.Option("-p", "--publish", help="[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeatable).")] = None,
+    net: Annotated[
+        Optional[list[str]],
+        typer.Option("--net", help="Network to attach (repeatable; the first one gets the default route)."),
+    ] = None,
+    publish: Annotated[
+        Optional[list[str]],
+        typer.Option("-p", "--publish", help="[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeatable)."),
+    ] = None,
     ip: Annotated[Optional[str], typer.Option("--ip", help="Static address on the first network.")] = None,
     hostname: Annotated[Optional[str], typer.Option("--hostname", help="Hostname (default: the name).")] = None,
-    env: Annotated[Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")] = None,
-    detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background; output goes to `cnet logs`.")] = False,
+    env: Annotated[
+        Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("-d", "--detach", help="Run in the background; output goes to `cnet logs`.")
+    ] = False,
     remove: Annotated[bool, typer.Option("--rm", help="Remove the container's record when it exits.")] = False,
-    stop_timeout: Annotated[float, typer.Option("--stop-timeout", help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")] = 3.0,
+    stop_timeout: Annotated[
+        float, typer.Option("--stop-timeout", help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")
+    ] = 3.0,
 ) -> None:
     """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings."""
     from ..services import containers
 
     _not_negative(stop_timeout, "--stop-timeout")
     req = containers.parse_run_request(
-        name=name, networks=net or [], ports=publish or [], ip=ip, hostname=hostname, env=env or [], command=command or []
+        name=name,
+        networks=net or [],
+        ports=publish or [],
+        ip=ip,
+        hostname=hostname,
+        env=env or [],
+        command=command or [],
     )
     ctx = common.mutating(cli)
     out = containers.run_container(ctx, req, detached=detach, remove=remove)
@@ -70,7 +88,9 @@ def _info_lines(row: dict) -> list[str]:
     for ep in row["endpoints"]:
         lines.append(f"  {ep['interface']} {ep['ip']}/{ep['prefix_len']} on network {ep['network']}")
     for p in row["ports"]:
-        lines.append(f"  port {p['host_ip']}:{p['host_port']} -> {p['container_ip']}:{p['container_port']}/{p['protocol']}")
+        lines.append(
+            f"  port {p['host_ip']}:{p['host_port']} -> {p['container_ip']}:{p['container_port']}/{p['protocol']}"
+        )
     if row.get("pid"):
         lines.append(f"  enter it with: {enter_hint(row['pid'])}")
     return lines
@@ -124,7 +144,9 @@ def ps(
     common.print_table(rows, ["name", "id", "state", "pid", "ips", "ports", "command"])
 
 
-def inspect(cli: typer.Context, refs: Annotated[list[str], typer.Argument(help="Container (or network) names or ids.")]) -> None:
+def inspect(
+    cli: typer.Context, refs: Annotated[list[str], typer.Argument(help="Container (or network) names or ids.")]
+) -> None:
     """Show containers (or networks) as JSON, with the nsenter command to enter a container."""
     from ..errors import NotFound
     from ..services import containers, networks
@@ -170,7 +192,9 @@ def exec_(
 def logs(
     cli: typer.Context,
     container: Annotated[str, typer.Argument(help="Container name or id.")],
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new output until the container exits.")] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new output until the container exits.")
+    ] = False,
 ) -> None:
     """Print the output of a detached container."""
     from ..errors import CnetError, NotFound
@@ -180,7 +204,7 @@ def logs(
     if not row["log_path"]:
         raise CnetError(f"container {row['name']} runs in the foreground: its output went to its terminal")
     try:
-        f = open(row["log_path"], "rb")
+        f = open(row["log_path"], "rb")  # noqa: SIM115 -- closed by the with below; no log yet is no output
     except FileNotFoundError:
         return
     out = sys.stdout.buffer

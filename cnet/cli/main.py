@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
+def _print_version(value: bool) -> None:
     if value:
         from .. import __version__
 
@@ -54,8 +54,8 @@ def global_options(
         bool, typer.Option("--dry-run", help="Print the exact commands as a runnable shell script; change nothing.")
     ] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Echo each command as it runs.")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    _version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
     from ..services.context import Context, state_dir_from_env
@@ -107,9 +107,7 @@ def main() -> None:
     except Exception as exc:  # a bug: one line, full traceback only on request
         if os.environ.get("CNET_DEBUG"):
             raise
-        print(
-            f"cnet: internal error: {type(exc).__name__}: {exc} (set CNET_DEBUG=1 for a traceback)", file=sys.stderr
-        )
+        print(f"cnet: internal error: {type(exc).__name__}: {exc} (set CNET_DEBUG=1 for a traceback)", file=sys.stderr)
         code = 70
     sys.exit(code)
 

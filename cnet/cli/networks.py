@@ -18,11 +18,18 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 def create(
     cli: typer.Context,
     name: Annotated[str, typer.Argument(help="Network name: 1-64 characters [a-zA-Z0-9_.-].")],
-    subnet: Annotated[Optional[str], typer.Option(help="IPv4 subnet in CIDR form; default: a free /24 from 10.91.0.0/16-10.99.0.0/16.")] = None,
+    subnet: Annotated[
+        Optional[str],
+        typer.Option(help="IPv4 subnet in CIDR form; default: a free /24 from 10.91.0.0/16-10.99.0.0/16."),
+    ] = None,
     gateway: Annotated[Optional[str], typer.Option(help="Gateway address (default: first usable address).")] = None,
-    ip_range: Annotated[Optional[str], typer.Option("--ip-range", help="Allocate container addresses only from this sub-range (CIDR).")] = None,
+    ip_range: Annotated[
+        Optional[str], typer.Option("--ip-range", help="Allocate container addresses only from this sub-range (CIDR).")
+    ] = None,
     mtu: Annotated[int, typer.Option(help="MTU of the bridge and its veths.")] = 1500,
-    internal: Annotated[bool, typer.Option("--internal", help="No route out and no NAT: traffic stays on the bridge.")] = False,
+    internal: Annotated[
+        bool, typer.Option("--internal", help="No route out and no NAT: traffic stays on the bridge.")
+    ] = False,
     driver: Annotated[str, typer.Option(help="Network driver (only 'bridge').")] = "bridge",
 ) -> None:
     """Create a bridge network (bridge, gateway address, NAT and isolation rules)."""
@@ -34,7 +41,9 @@ def create(
     )
     if ctx.dry_run:
         n = out.result
-        common.print_plan(out.plan, f"cnet net create {name}: subnet {n['subnet']}, gateway {n['gateway']}, bridge {n['bridge']}")
+        common.print_plan(
+            out.plan, f"cnet net create {name}: subnet {n['subnet']}, gateway {n['gateway']}, bridge {n['bridge']}"
+        )
         return
     print(out.result["id"])
 

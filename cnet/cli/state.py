@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
 def sql(
     cli: typer.Context,
-    query: Annotated[str, typer.Argument(help="One SQL statement (read-only), e.g. \"SELECT * FROM v_containers\".")],
+    query: Annotated[str, typer.Argument(help='One SQL statement (read-only), e.g. "SELECT * FROM v_containers".')],
     json_: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
 ) -> None:
     """Run one read-only SQL query on the state database. Views: v_containers, v_endpoints,
@@ -29,7 +29,7 @@ def sql(
     ctx = common.context(cli)
     headers, rows = query_service.run_readonly(ctx.state_dir, query_text=query)
     if json_:
-        common.print_json([dict(zip(headers, r)) for r in rows])
+        common.print_json([dict(zip(headers, r, strict=True)) for r in rows])
         return
     from tabulate import tabulate
 
