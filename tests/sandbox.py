@@ -29,6 +29,10 @@ class Sandbox:
             self._tmp = tempfile.TemporaryDirectory(prefix="cnet-test-")
             state_dir = Path(self._tmp.name) / "state"
         self.state_dir = Path(state_dir)
+        self.baseline: dict = {}
+        self._start()
+
+    def _start(self) -> None:
         self.proc = subprocess.Popen(
             ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
              "sleep", "infinity"],
@@ -157,14 +161,53 @@ class Sandbox:
                 return value
             time.sleep(interval)
 
-    def close(self) -> None:
+    def reboot(self) -> None:
+        """A reboot: every process, link, rule and netns goes with the old namespaces; the state
+        directory (cnet.db, logs) stays. The same object goes on as the new host."""
+        self._kill()
+        self._start()
+
+    def _kill(self) -> None:
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        self._kill()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+# Rows that only exist while cnet holds something: none may survive a test that cleaned up.
+STATE_TABLES = ("networks", "containers", "endpoints", "ip_allocations", "port_mappings")
+
+
+def left_behind(sb: Sandbox, timeout: float = 10.0) -> list[str]:
+    """What the host holds beyond `sb.baseline`, one line per difference (empty: nothing).
+
+    Waits up to `timeout` for the host to settle (a released veth vanishes asynchronously once its
+    netns is gone; a container's reaper may still be finishing). Beyond the snapshot it checks the
+    database itself, whatever the baseline says: no state rows, no operation still running."""
+    sb.wait_for(lambda: sb.snapshot() == sb.baseline, timeout=timeout, interval=0.1)
+    snap = sb.snapshot()
+    problems = [
+        f"{key}: expected {sb.baseline.get(key)!r}, found {snap.get(key)!r}"
+        for key in sorted(set(snap) | set(sb.baseline))
+        if snap.get(key) != sb.baseline.get(key)
+    ]
+    rows = sb.db_rows()
+    problems += [f"table {t} still has rows: {rows[t]!r}" for t in STATE_TABLES if rows.get(t)]
+    path = sb.state_dir / "cnet.db"
+    if path.exists():
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            running = conn.execute("SELECT id, kind, target FROM operations WHERE status = 'running'").fetchall()
+        finally:
+            conn.close()
+        problems += [f"operation {op} ({kind} {target}) is still running" for op, kind, target in running]
+    return problems
 
 
 BUILTINS = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}

@@ -62,7 +62,7 @@ def load_container(ctx: Context, ref: str) -> dict:
         return containers.get_container(conn, ref)
 
 
-def for_each(ctx: Context, refs: Iterable[str], action: Callable[[str], tuple[str, Plan]], verb: str) -> None:
+def for_each(ctx: Context, refs: Iterable[str], action: Callable[[str], tuple[str, Plan | None]], verb: str) -> None:
     """Apply `action` to every ref as `docker rm a b c` does: a failure is reported and the rest go
     on; the exit status is 1 if any failed. `action(ref)` returns the name it acted on and its plan:
     the plan is printed under `--dry-run`, the name otherwise."""
@@ -77,6 +77,7 @@ def for_each(ctx: Context, refs: Iterable[str], action: Callable[[str], tuple[st
             failed = True
             continue
         if ctx.dry_run:
+            assert plan is not None, "a dry run returns its plan"
             print_plan(plan, f"cnet {verb} {name}")
         else:
             print(name)

@@ -240,9 +240,9 @@ def stop(
     _not_negative(time_, "-t / --time")
     ctx = common.mutating(cli)
 
-    def stop_one(ref: str) -> tuple[str, Plan]:
+    def stop_one(ref: str) -> tuple[str, Plan | None]:
         row = containers.stop_container(ctx, ref, timeout=time_)
-        return row["name"], row["plan"]
+        return row["name"], row.get("plan")  # the plan is there under --dry-run only
 
     common.for_each(ctx, containers_, stop_one, "stop")
 
@@ -257,9 +257,9 @@ def rm(
 
     ctx = common.mutating(cli)
 
-    def remove_one(ref: str) -> tuple[str, Plan]:
+    def remove_one(ref: str) -> tuple[str, Plan | None]:
         row = containers.remove_container(ctx, ref, force=force)
-        return row["name"], row["plan"]
+        return row["name"], row.get("plan")
 
     common.for_each(ctx, containers_, remove_one, "rm")
 

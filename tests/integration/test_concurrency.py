@@ -133,8 +133,6 @@ def test_parallel_runs_get_distinct_addresses(sandbox):
     for code, out, err in results:
         assert code == 0, err
     sb.cnet("net", "rm", "n1")
-    assert sb.wait_for(lambda: sb.snapshot() == sb.baseline, timeout=10)
-    assert sb.snapshot() == sb.baseline
 
 
 def test_parallel_net_create_same_name_one_wins(sandbox):
@@ -151,7 +149,6 @@ def test_parallel_net_create_same_name_one_wins(sandbox):
     assert [l for l in sb.link_names() if l.startswith("cnet")] == [_db(sb, "SELECT bridge FROM networks")[0][0]]
     assert_kernel_matches_db(sb)
     sb.cnet("net", "rm", "same")
-    assert sb.snapshot() == sb.baseline
 
 
 def test_parallel_net_create_same_subnet_one_wins(sandbox):
@@ -169,7 +166,6 @@ def test_parallel_net_create_same_subnet_one_wins(sandbox):
     assert "10.71.0.1/24" in sb.addrs(bridges[0])
     assert_kernel_matches_db(sb)
     sb.cnet("net", "rm", f"sub{winners[0]}")
-    assert sb.snapshot() == sb.baseline
 
 
 def test_parallel_runs_same_host_port_one_wins(sandbox):
@@ -194,7 +190,6 @@ def test_parallel_runs_same_host_port_one_wins(sandbox):
     # Back to the state right after `net create`, but for the network's next-fit cursor.
     assert sb.wait_for(lambda: _without_cursor(sb.snapshot()) == _without_cursor(before), timeout=10)
     sb.cnet("net", "rm", "pn")
-    assert sb.snapshot() == sb.baseline
 
 
 def test_net_rm_racing_run_never_strands_a_container(sandbox):

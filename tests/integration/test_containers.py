@@ -61,7 +61,6 @@ def test_foreground_run_prints_wiring_and_exits_with_the_command_code(sandbox):
     assert _ps(sb) == {}
     _wait_clean(sb, with_net)
     sb.cnet("net", "rm", "n1")
-    assert sb.snapshot() == sb.baseline
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -90,7 +89,6 @@ def test_foreground_run_torn_down_by_signal(sandbox, sig):
     sb.cnet("rm", "fg")
     _wait_clean(sb, with_net)
     sb.cnet("net", "rm", "n1")
-    assert sb.snapshot() == sb.baseline
 
 
 def test_stop_escalates_to_sigkill_only_when_sigterm_is_ignored(sandbox):
@@ -114,7 +112,6 @@ def test_stop_escalates_to_sigkill_only_when_sigterm_is_ignored(sandbox):
     assert sb.wait_for(lambda: _ps(sb).get("polite") == "exited (42)", timeout=3), _ps(sb)
 
     sb.cnet("rm", "deaf", "polite")
-    _wait_clean(sb, sb.baseline)
 
 
 def test_exec_env_hostname_pid1_logs(sandbox, tmp_path):
@@ -157,7 +154,6 @@ def test_exec_env_hostname_pid1_logs(sandbox, tmp_path):
 
     sb.cnet("run", "-d", "--rm", "--name", "brief", "--", "true")
     assert sb.wait_for(lambda: "brief" not in _ps(sb), timeout=3)
-    _wait_clean(sb, sb.baseline)
 
 
 def test_multiple_networks_static_ip_and_default_route(sandbox):
@@ -181,7 +177,6 @@ def test_multiple_networks_static_ip_and_default_route(sandbox):
     sb.cnet("rm", "-f", "multi")
     _wait_clean(sb, with_nets)
     sb.cnet("net", "rm", "n1", "n2")
-    assert sb.snapshot() == sb.baseline
 
 
 def test_connect_and_disconnect_a_running_container(sandbox, tools):
@@ -216,7 +211,6 @@ def test_connect_and_disconnect_a_running_container(sandbox, tools):
     sb.cnet("rm", "-f", "c")
     _wait_clean(sb, with_nets)
     sb.cnet("net", "rm", "n1", "n2")
-    assert sb.snapshot() == sb.baseline
 
 
 FAKE = """#!/bin/sh
@@ -257,7 +251,6 @@ def test_failure_after_ip_allocation_leaves_nothing(sandbox, tmp_path, program, 
     sb.cnet("rm", "-f", "ok")
     _wait_clean(sb, before)
     sb.cnet("net", "rm", "n1")
-    assert sb.snapshot() == sb.baseline
 
 
 def test_dry_run_allocates_and_starts_nothing(sandbox):
@@ -277,7 +270,6 @@ def test_dry_run_allocates_and_starts_nothing(sandbox):
     sb.cnet("rm", "-f", "d")
     _wait_clean(sb, before)
     sb.cnet("net", "rm", "n1")
-    assert sb.snapshot() == sb.baseline
 
 
 def test_full_cycle_returns_to_baseline(sandbox, tools):
@@ -299,4 +291,3 @@ def test_full_cycle_returns_to_baseline(sandbox, tools):
     sb.wait_for(lambda: not [l for l in sb.link_names() if l.startswith("cnetv")], timeout=3)
     sb.cnet("net", "rm", "n1", "n2")
     no_cnet_leftovers(sb)
-    assert sb.snapshot() == sb.baseline

@@ -18,7 +18,9 @@ import subprocess
 
 import pytest
 
-pytestmark = pytest.mark.root
+# Each case ends with the interrupted operation repaired, not undone: its network (and container)
+# stay, as the case's expected state says.
+pytestmark = [pytest.mark.root, pytest.mark.leaves_state]
 
 FAKED = {"ip": "/usr/sbin/ip", "iptables": "/usr/sbin/iptables", "iptables-restore": "/usr/sbin/iptables-restore",
          "sysctl": "/usr/sbin/sysctl", "conntrack": "/usr/sbin/conntrack"}

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.sandbox import Sandbox
 
 pytestmark = pytest.mark.root
 
@@ -24,12 +23,9 @@ def kernel(sb) -> dict:
 
 @contextmanager
 def rebooted(sb):
-    sb.close()
-    new = Sandbox(sb.state_dir)
-    try:
-        yield new
-    finally:
-        new.close()
+    """The same sandbox after a reboot (its teardown checks then apply to the new host)."""
+    sb.reboot()
+    yield sb
 
 
 def sql(sb, query: str) -> list:
@@ -68,13 +64,10 @@ def test_reboot_releases_containers_and_run_recreates_the_network(sandbox):
         sb2.cnet("rm", "-f", "c2")
         sb2.cnet("rm", "c1")
         sb2.cnet("net", "rm", "a")
-        assert kernel(sb2) == kernel_empty
-        assert sb2.db_rows() == {}
 
 
 def test_net_restore_recreates_every_network_and_rm_works_on_leftovers(sandbox):
     sb = sandbox
-    kernel_empty = kernel(sb)
     sb.cnet("net", "create", "a", "--subnet", "10.72.0.0/24")
     sb.cnet("net", "create", "b", "--subnet", "10.73.0.0/24", "--internal")
     sb.cnet("net", "create", "c", "--subnet", "10.74.0.0/24")
@@ -93,8 +86,6 @@ def test_net_restore_recreates_every_network_and_rm_works_on_leftovers(sandbox):
         nothing_to_repair(sb2)
         assert "nothing to do" in sb2.cnet("net", "restore").stdout
         sb2.cnet("net", "rm", "a", "b")
-        assert kernel(sb2) == kernel_empty
-        assert sb2.db_rows() == {}
 
 
 def test_gc_removes_orphans_restores_flushed_rules_and_dry_run_changes_nothing(sandbox):
@@ -119,7 +110,6 @@ def test_gc_removes_orphans_restores_flushed_rules_and_dry_run_changes_nothing(s
     nothing_to_repair(sb)
     sb.cnet("rm", "-f", "c1")
     sb.cnet("net", "rm", "a")
-    assert sb.snapshot() == sb.baseline
 
 
 FOREIGN = """
@@ -149,7 +139,7 @@ def test_foreign_rules_survive_every_command(sandbox):
     sb = sandbox
     sb.sh(FOREIGN.strip().replace("\n", " && "))
     mine = foreign(sb)
-    planted = sb.snapshot()
+    sb.baseline = sb.snapshot()  # teardown: the foreign rules and the DROP policy are all still there
     steps = [
         ("net", "create", "a", "--subnet", "10.76.0.0/24"),
         ("run", "-d", "--name", "c1", "--net", "a", "-p", "8080:80", "-p", "127.0.0.1:5353:53/udp", "--", "sleep", "1000"),
@@ -167,4 +157,3 @@ def test_foreign_rules_survive_every_command(sandbox):
     for argv in steps:
         sb.cnet(*argv)
         assert foreign(sb) == mine, argv
-    assert sb.snapshot() == planted
