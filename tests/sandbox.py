@@ -34,8 +34,18 @@ class Sandbox:
 
     def _start(self) -> None:
         self.proc = subprocess.Popen(
-            ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-             "sleep", "infinity"],
+            [
+                "unshare",
+                "--net",
+                "--mount",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--propagation",
+                "private",
+                "sleep",
+                "infinity",
+            ],
             start_new_session=True,
         )
         self.pid = self._find_init()
@@ -66,10 +76,18 @@ class Sandbox:
             env.update(extra)
         return env
 
-    def run(self, argv: list[str], *, check: bool = False, timeout: float = 60, env: dict | None = None,
-            input: str | None = None) -> subprocess.CompletedProcess:
-        res = subprocess.run(self.enter() + list(argv), capture_output=True, text=True, timeout=timeout,
-                             env=self.env(env), input=input)
+    def run(
+        self,
+        argv: list[str],
+        *,
+        check: bool = False,
+        timeout: float = 60,
+        env: dict | None = None,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess:
+        res = subprocess.run(
+            self.enter() + list(argv), capture_output=True, text=True, timeout=timeout, env=self.env(env), input=input
+        )
         if check and res.returncode != 0:
             raise AssertionError(f"{argv} failed ({res.returncode}):\nstdout: {res.stdout}\nstderr: {res.stderr}")
         return res
@@ -92,7 +110,7 @@ class Sandbox:
         return json.loads(self.run(["ip", "-j", "link"], check=True).stdout)
 
     def link_names(self) -> list[str]:
-        return sorted(l["ifname"] for l in self.links())
+        return sorted(link["ifname"] for link in self.links())
 
     def addrs(self, dev: str) -> list[str]:
         data = json.loads(self.run(["ip", "-j", "addr", "show", "dev", dev], check=True).stdout)
@@ -100,7 +118,11 @@ class Sandbox:
 
     def netns(self) -> list[str]:
         # Lines read "NAME" or "NAME (id: N)" once the namespace has a peer: keep the name.
-        return sorted(line.split()[0] for line in self.run(["ip", "netns", "list"], check=True).stdout.splitlines() if line.strip())
+        return sorted(
+            line.split()[0]
+            for line in self.run(["ip", "netns", "list"], check=True).stdout.splitlines()
+            if line.strip()
+        )
 
     def iptables_save(self) -> str:
         return self.run(["iptables-save"], check=True).stdout
@@ -116,7 +138,7 @@ class Sandbox:
                 table, buf = line, []
                 continue
             if line == "COMMIT":
-                meaningful = [l for l in buf if l.startswith("-A") or _meaningful_chain(l)]
+                meaningful = [entry for entry in buf if entry.startswith("-A") or _meaningful_chain(entry)]
                 if meaningful:
                     out.append(table)
                     out += buf
@@ -133,9 +155,13 @@ class Sandbox:
             return {}
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            tables = [r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-                "AND name NOT IN ('alembic_version', 'operations', 'operation_steps') ORDER BY name")]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+                    "AND name NOT IN ('alembic_version', 'operations', 'operation_steps') ORDER BY name"
+                )
+            ]
             rows = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
             return {t: r for t, r in rows.items() if r}  # no database = empty tables
         finally:

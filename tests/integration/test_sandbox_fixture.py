@@ -17,20 +17,39 @@ pytestmark = pytest.mark.root
 
 
 def run_inner(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
-    (tmp_path / "conftest.py").write_text("from tests.conftest import *  # noqa: F403\n"
-                                          "from tests.conftest import pytest_runtest_makereport  # noqa: F401\n")
+    (tmp_path / "conftest.py").write_text(
+        "from tests.conftest import *  # noqa: F403\n"
+        "from tests.conftest import pytest_runtest_makereport  # noqa: F401\n"
+    )
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(body))
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-         "-o", "markers=leaves_state", str(tmp_path / "test_inner.py")],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-o",
+            "markers=leaves_state",
+            str(tmp_path / "test_inner.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
     )
 
 
 def test_a_leftover_link_fails_teardown_and_the_opt_out_and_a_failed_test_do_not(tmp_path):
     pid_file = tmp_path / "sandbox.pid"
-    res = run_inner(tmp_path, f"""
+    res = run_inner(
+        tmp_path,
+        f"""
         import pytest
 
         def test_leaks_a_link(sandbox):
@@ -44,7 +63,8 @@ def test_a_leftover_link_fails_teardown_and_the_opt_out_and_a_failed_test_do_not
             sandbox.sh("ip link add cnetleak0 type veth peer name cnetleak1")
             open({str(pid_file)!r}, "w").write(str(sandbox.proc.pid))
             assert False, "the test's own failure"
-    """)
+    """,
+    )
     out = res.stdout
     # The leaking test passes its own call, then errors at teardown: counted as passed and as error.
     assert "1 failed, 2 passed, 1 error" in out, out + res.stderr
