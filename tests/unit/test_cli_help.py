@@ -106,3 +106,18 @@ def test_usage_error_is_one_line_exit_2():
     )
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("net",)], ids=["cnet", "cnet net"])
+def test_no_command_prints_the_help_and_exits_2(args):
+    res = subprocess.run([sys.executable, "-m", "cnet", *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 2
+    assert res.stderr.startswith("Usage: cnet") and "Commands:" in res.stderr
+
+
+def test_cli_uses_only_public_typer_names():
+    """typer vendors click as the private typer._click, which its docs say will change: the CLI
+    uses typer's public names only (errors: typer.Exit, typer.Abort, typer.TyperException)."""
+    for path in sorted((REPO / "cnet" / "cli").glob("*.py")):
+        text = path.read_text()
+        assert "typer._" not in text and "_click" not in text and "_coercion" not in text, path.name
