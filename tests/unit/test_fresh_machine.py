@@ -141,7 +141,7 @@ def test_check_on_a_fresh_checkout_plans_a_venv_and_changes_nothing(checkout):
     res = install_deps(checkout, "--check")
     assert res.returncode == 1
     assert venv_lines(res) == [f"install-deps: would create .venv with {BASE} (python {sys.version_info[0]}.{sys.version_info[1]}), "
-                               "then pip install -e .[test] into it"]
+                               "then pip install -e .[test,lint] into it"]
     assert tree(checkout) == before
 
 
@@ -169,14 +169,14 @@ def test_a_changed_pyproject_reinstalls(checkout):
     venv = fake_venv(checkout, BASE, stamp=f"checkout={checkout} python={BASE}")
     os.utime(venv / "cnet-install.stamp", (1_000_000_000, 1_000_000_000))
     (line,) = venv_lines(install_deps(checkout, "--check"))
-    assert line == "install-deps: would pip install -e .[test] into .venv (pyproject.toml changed since the last install)"
+    assert line == "install-deps: would pip install -e .[test,lint] into .venv (pyproject.toml changed since the last install)"
 
 
 def test_a_venv_whose_cnet_is_elsewhere_reinstalls(checkout):
     venv = fake_venv(checkout, BASE, stamp=f"checkout={checkout} python={BASE}")
     os.utime(checkout / "pyproject.toml", (1_000_000_000, 1_000_000_000))
     (line,) = venv_lines(install_deps(checkout, "--check"))
-    assert line == "install-deps: would pip install -e .[test] into .venv (its cnet is not this checkout's)"
+    assert line == "install-deps: would pip install -e .[test,lint] into .venv (its cnet is not this checkout's)"
     assert venv.exists()
 
 
