@@ -10,8 +10,8 @@ import typer
 from . import common
 
 if TYPE_CHECKING:
-    from ..services.context import Context
     from ..services.apply import Outcome
+    from ..services.context import Context
 
 
 def register(app: typer.Typer, net_app: typer.Typer) -> None:

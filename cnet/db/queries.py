@@ -10,16 +10,13 @@ from __future__ import annotations
 # --- networks -------------------------------------------------------------------------------------
 NETWORK_BY_REF = "SELECT * FROM networks WHERE name = ?1 OR id = ?1"
 NETWORK_NAME_TAKEN = "SELECT 1 FROM networks WHERE name = ?"
-NETWORK_OVERLAPPING = (
-    "SELECT name, subnet FROM networks WHERE subnet_first_int <= ? AND subnet_last_int >= ? LIMIT 1"
-)
+NETWORK_OVERLAPPING = "SELECT name, subnet FROM networks WHERE subnet_first_int <= ? AND subnet_last_int >= ? LIMIT 1"
 NETWORK_COUNT = "SELECT count(*) FROM networks"
 NETWORK_COUNT_OTHERS = "SELECT count(*) FROM networks WHERE id != ?"
 NETWORK_SET_STATE = "UPDATE networks SET state = ? WHERE id = ?"
 NETWORK_DELETE = "DELETE FROM networks WHERE id = ?"
 NETWORK_USERS = (
-    "SELECT c.name FROM endpoints e JOIN containers c ON c.id = e.container_id "
-    "WHERE e.network_id = ? ORDER BY c.name"
+    "SELECT c.name FROM endpoints e JOIN containers c ON c.id = e.container_id WHERE e.network_id = ? ORDER BY c.name"
 )
 NETWORK_MEMBERS = (
     "SELECT c.name, c.id, e.interface, e.ip, e.mac, e.host_veth FROM endpoints e "
@@ -175,8 +172,7 @@ OPS_RECENT = (
     "FROM operations o ORDER BY o.id DESC LIMIT ?"
 )
 OP_DETAIL = (
-    "SELECT id, kind, target, direction, status, started_at, finished_at, error, recovered "
-    "FROM operations WHERE id = ?"
+    "SELECT id, kind, target, direction, status, started_at, finished_at, error, recovered FROM operations WHERE id = ?"
 )
 OP_DETAIL_STEPS = (
     "SELECT seq, summary, command, undo_json, fallback_json, status, duration_ms, exit_code, error "

@@ -29,13 +29,22 @@ def port_rules(container_id: str, ports: Sequence[PortMapping]) -> list[ipt.Rule
 def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool) -> list[Step]:
     return [
         ipk.endpoint_host_side(
-            netns=netns, host_veth=ep.host_veth, interface=ep.interface, bridge=ep.bridge,
-            mtu=ep.mtu, mac=ep.mac, create_netns=create_netns,
+            netns=netns,
+            host_veth=ep.host_veth,
+            interface=ep.interface,
+            bridge=ep.bridge,
+            mtu=ep.mtu,
+            mac=ep.mac,
+            create_netns=create_netns,
         ),
         ipk.endpoint_container_side(
-            netns=netns, interface=ep.interface, ip=ep.ip, prefix_len=ep.prefix_len,
+            netns=netns,
+            interface=ep.interface,
+            ip=ep.ip,
+            prefix_len=ep.prefix_len,
             # Internal networks never get the default route: they have no way out.
-            gateway=ep.gateway if ep.is_default_route else None, loopback=first,
+            gateway=ep.gateway if ep.is_default_route else None,
+            loopback=first,
         ),
     ]
 
@@ -52,7 +61,11 @@ def wiring(
     for i, ep in enumerate(endpoints):
         plan.extend(endpoint_steps(container.netns, ep, first=(i == 0), create_netns=(i == 0)))
     if ports:
-        plan.add(ipt.rules_add(port_rules(container.id, ports), f"publish {len(ports)} port(s) of container {container.name}"))
+        plan.add(
+            ipt.rules_add(
+                port_rules(container.id, ports), f"publish {len(ports)} port(s) of container {container.name}"
+            )
+        )
     return plan
 
 
@@ -80,11 +93,18 @@ def release_steps(container: Container, ports: Sequence[PortMapping]) -> list[St
     """The container's process is gone: its published ports, then its namespace."""
     steps: list[Step] = []
     if ports:
-        steps.append(ipt.rules_remove(port_rules(container.id, ports), f"remove published ports of container {container.name}"))
+        steps.append(
+            ipt.rules_remove(port_rules(container.id, ports), f"remove published ports of container {container.name}")
+        )
         for p in ports:
             if p.protocol == "udp":
                 # Stale UDP conntrack entries would keep sending the port's traffic to the old IP.
-                steps.append(Step(summary=f"flush UDP conntrack entries for port {p.host_port}", do=ipt.conntrack_flush_udp(p.host_port)))
+                steps.append(
+                    Step(
+                        summary=f"flush UDP conntrack entries for port {p.host_port}",
+                        do=ipt.conntrack_flush_udp(p.host_port),
+                    )
+                )
     # Deleting the namespace once its processes are gone lets the kernel destroy the veths
     # asynchronously, which is cheaper than an explicit `ip link del` per veth (scripts/bench).
     steps.append(Step(summary=f"delete network namespace {container.netns}", do=ipk.netns_del(container.netns)))
@@ -103,7 +123,16 @@ def teardown(container: Container, ports: Sequence[PortMapping], *, timeout: flo
         pid = str(container.pid)
         if timeout is not None:
             plan.add(Step(summary="ask PID 1 to stop", do=cmd("kill", "-s", "TERM", pid)))
-            plan.add(Step(summary=f"give it {timeout:g} s (PID 1 ignores SIGTERM without a handler)", do=cmd("sleep", f"{timeout:g}")))
-        plan.add(Step(summary="kill PID 1 (the kernel then kills the whole PID namespace)", do=cmd("kill", "-s", "KILL", pid)))
+            plan.add(
+                Step(
+                    summary=f"give it {timeout:g} s (PID 1 ignores SIGTERM without a handler)",
+                    do=cmd("sleep", f"{timeout:g}"),
+                )
+            )
+        plan.add(
+            Step(
+                summary="kill PID 1 (the kernel then kills the whole PID namespace)", do=cmd("kill", "-s", "KILL", pid)
+            )
+        )
         plan.extend(release_steps(container, ports))
     return plan

@@ -10,7 +10,6 @@ from cnet.db import store as store_mod
 from cnet.errors import AllocationError, Conflict, ValidationError
 from cnet.records import Network, NetworkState
 
-
 _seq = iter(range(10**6))
 
 
@@ -189,7 +188,9 @@ def test_static_errors(store, addr, exc, fragment):
 def test_static_held_is_a_conflict(store):
     net = make_network(store, "10.0.0.0/24")
     assert static(store, net, "10.0.0.9") == "10.0.0.9"
-    with pytest.raises(Conflict, match="IP address 10.0.0.9 is already in use on network net\\d+ by another allocation"):
+    with pytest.raises(
+        Conflict, match="IP address 10.0.0.9 is already in use on network net\\d+ by another allocation"
+    ):
         static(store, net, "10.0.0.9")
     dyn = alloc(store, net)
     with pytest.raises(Conflict):

@@ -40,8 +40,12 @@ def container_env(c: Container) -> dict[str, str]:
 
 def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[str, ...] | list[str]) -> list[str]:
     return nsk.launch_argv(
-        container_id=container_id, hostname=hostname, command=list(command), python=sys.executable,
-        pythonpath=PYTHONPATH, state_dir=str(ctx.state_dir.resolve()),
+        container_id=container_id,
+        hostname=hostname,
+        command=list(command),
+        python=sys.executable,
+        pythonpath=PYTHONPATH,
+        state_dir=str(ctx.state_dir.resolve()),
         reap_log=str(container_dir(ctx, container_id) / "reap.log"),
     )
 

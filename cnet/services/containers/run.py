@@ -17,13 +17,29 @@ from ...db.connection import Connection
 from ...errors import CnetError, Conflict, ValidationError
 from ...kernel import ip as ipk
 from ...plans import container as plans
-from ...records import Container, ContainerState, Endpoint, Network, NetworkState, OpKind, PortMapping, PortSpec, RunRequest
+from ...records import (
+    Container,
+    ContainerState,
+    Endpoint,
+    Network,
+    NetworkState,
+    OpKind,
+    PortMapping,
+    PortSpec,
+    RunRequest,
+)
 from ..apply import Change, Outcome, apply
 from ..context import Context
 from .process import container_dir, launch_argv
 
-REQUIRED_TOOLS = {"ip": "iproute2", "iptables-restore": "iptables", "nsenter": "util-linux",
-                  "unshare": "util-linux", "setpriv": "util-linux", "env": "coreutils"}
+REQUIRED_TOOLS = {
+    "ip": "iproute2",
+    "iptables-restore": "iptables",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "setpriv": "util-linux",
+    "env": "coreutils",
+}
 
 parse_run_request = validate.run_request
 
@@ -94,8 +110,14 @@ def attach(
     addr = ipam.allocate_static(conn, net, static_ip) if static_ip else ipam.allocate(conn, net)
     ip = ipam.int_to_ip(addr)
     ep = store.insert_endpoint(
-        conn, container_id=container_id, network=net, interface=interface,
-        host_veth=naming.host_veth_name(container_id, net.id), ip=ip, ip_int=addr, mac=ipk.mac_for_ip(ip),
+        conn,
+        container_id=container_id,
+        network=net,
+        interface=interface,
+        host_veth=naming.host_veth_name(container_id, net.id),
+        ip=ip,
+        ip_int=addr,
+        mac=ipk.mac_for_ip(ip),
         default_route=default_route,
     )
     ipam.bind(conn, net.id, addr, ep.id)
@@ -144,8 +166,15 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
         check_ports(conn, req.ports)
         hostname = req.hostname or (name if _valid_hostname(name) else cid)
         container = Container(
-            id=cid, name=name, state=ContainerState.CREATING, command=req.command, hostname=hostname,
-            env=dict(req.env), detached=detached, netns=naming.netns_name(cid), created_at=time.time(),
+            id=cid,
+            name=name,
+            state=ContainerState.CREATING,
+            command=req.command,
+            hostname=hostname,
+            env=dict(req.env),
+            detached=detached,
+            netns=naming.netns_name(cid),
+            created_at=time.time(),
             spec={"networks": list(req.networks), "ports": [p.render() for p in req.ports], "ip": req.ip, "rm": remove},
             log_path=str(container_dir(ctx, cid) / "log") if detached else None,
         )
@@ -173,4 +202,3 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
     if not ctx.dry_run:
         out.result.container = replace(out.result.container, state=ContainerState.RUNNING)
     return out
-
