@@ -81,7 +81,8 @@ def network_subnet(value: str) -> ipaddress.IPv4Network:
             raise ValidationError(f"invalid subnet {value!r}: it overlaps the {what} {reserved}")
     if net.prefixlen > 30:
         raise ValidationError(
-            f"invalid subnet {value!r}: a /{net.prefixlen} has no room for a gateway and a container (use /30 or larger)"
+            f"invalid subnet {value!r}: a /{net.prefixlen} has no room for a gateway and a container "
+            "(use /30 or larger)"
         )
     return net
 
@@ -140,7 +141,8 @@ def port_mapping(spec: str) -> list[PortSpec]:
         raise ValidationError(
             f"invalid port mapping {spec!r}: host range has {h_hi - h_lo + 1} ports, container range {c_hi - c_lo + 1}"
         )
-    return [PortSpec(host_ip, h, c, protocol) for h, c in zip(range(h_lo, h_hi + 1), range(c_lo, c_hi + 1))]
+    pairs = zip(range(h_lo, h_hi + 1), range(c_lo, c_hi + 1), strict=True)
+    return [PortSpec(host_ip, h, c, protocol) for h, c in pairs]
 
 
 def _host_ip(text: str, spec: str) -> ipaddress.IPv4Address:

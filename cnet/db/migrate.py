@@ -29,7 +29,7 @@ def migrations_dir() -> Path:
     """The Alembic script folder: packaged as cnet.migrations when installed, else ./migrations."""
     spec = importlib.util.find_spec("cnet.migrations")
     if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
+        return Path(next(iter(spec.submodule_search_locations)))
     return Path(__file__).resolve().parents[2] / "migrations"
 
 

@@ -195,9 +195,10 @@ def test_isolation_stage_one_holds_only_drops_and_stage_two_jumps():
         rules += ipt.network_rules(name="n", bridge="cnet-b", subnet="10.5.0.0/24", internal=internal)
     stage1 = [r for r in rules if r.chain == "CNET-ISOLATION-1"]
     assert stage1 and all(r.spec[-1] in ("DROP", "CNET-ISOLATION-2") for r in stage1)
-    assert [r for r in rules if "DNAT" in r.spec and r.table == "filter" and "RETURN" in r.spec][
-        0
-    ].chain == "CNET-ISOLATION-2"
+    assert (
+        next(r for r in rules if "DNAT" in r.spec and r.table == "filter" and "RETURN" in r.spec).chain
+        == "CNET-ISOLATION-2"
+    )
 
 
 def test_port_rule():
@@ -246,7 +247,7 @@ def test_rules_add_is_one_restore_with_exact_undo():
     lines = step.do.stdin.splitlines()
     # Tables in raw, nat, filter order, each one transaction.
     assert lines[0] == "*nat" and lines.count("COMMIT") == 2 and lines[lines.index("COMMIT") + 1] == "*filter"
-    assert [l for l in lines if l.startswith("-A")] == [
+    assert [ln for ln in lines if ln.startswith("-A")] == [
         r.line("-A") for t in ("nat", "filter") for r in rules if r.table == t
     ]
     [undo] = step.undo

@@ -68,7 +68,7 @@ def test_shell_scripts_are_strict():
     scripts = _shell_scripts()
     assert {p.name for p in scripts} >= {"run", "install-deps", "test", "demo", "sandbox", "bench"}
     for path in scripts:
-        commands = [l for l in path.read_text().splitlines()[1:] if l.strip() and not l.startswith("#")]
+        commands = [ln for ln in path.read_text().splitlines()[1:] if ln.strip() and not ln.startswith("#")]
         assert commands[0] == "set -euo pipefail", f"{path.relative_to(REPO)} must start with set -euo pipefail"
 
 
@@ -125,7 +125,7 @@ def install_deps(root: Path, *args: str, python: str = BASE) -> subprocess.Compl
 
 def venv_lines(res: subprocess.CompletedProcess) -> list[str]:
     """--check's lines about .venv (the apt line depends on the machine)."""
-    return [l for l in res.stderr.splitlines() if "apt-get" not in l]
+    return [ln for ln in res.stderr.splitlines() if "apt-get" not in ln]
 
 
 def fake_venv(root: Path, python: str, stamp: str | None = None) -> Path:
@@ -233,7 +233,7 @@ def test_a_python_without_ensurepip_gets_its_venv_package(checkout, tmp_path, an
             == f"install-deps: {fake} has no ensurepip, so it cannot make a virtualenv; choose another with PYTHON=...\n"
         )
     else:
-        (apt,) = [l for l in res.stderr.splitlines() if "apt-get" in l]
+        (apt,) = [ln for ln in res.stderr.splitlines() if "apt-get" in ln]
         assert expect in apt.split()
 
 

@@ -129,9 +129,9 @@ def test_lower_layers_never_import_higher_ones():
             if layer_of(t) < layer_of(m):
                 bad.append(f"{m} -> {t}")
             for prefix, banned in FORBIDDEN.items():
-                if m == prefix or m.startswith(prefix + "."):
-                    if any(t == b or t.startswith(b + ".") for b in banned):
-                        bad.append(f"{m} -> {t}")
+                in_prefix = m == prefix or m.startswith(prefix + ".")
+                if in_prefix and any(t == b or t.startswith(b + ".") for b in banned):
+                    bad.append(f"{m} -> {t}")
     assert bad == []
 
 
@@ -192,14 +192,19 @@ def test_sql_runs_only_in_the_store_the_journal_and_ipam():
         if m in allowed:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Attribute) and node.attr in (
-                "execute",
-                "one",
-                "all",
-                "scalar",
-                "insert",
-                "exec_driver_sql",
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr
+                in (
+                    "execute",
+                    "one",
+                    "all",
+                    "scalar",
+                    "insert",
+                    "exec_driver_sql",
+                )
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("conn", "c", "store", "db")
             ):
-                if isinstance(node.value, ast.Name) and node.value.id in ("conn", "c", "store", "db"):
-                    bad.append(f"{m}:{node.lineno} {node.value.id}.{node.attr}")
+                bad.append(f"{m}:{node.lineno} {node.value.id}.{node.attr}")
     assert bad == []

@@ -154,7 +154,7 @@ def test_rows_are_sqlite3_rows(store):
     row = store.one("SELECT key, value, 7 AS n FROM settings")
     assert isinstance(row, sqlite3.Row)
     assert tuple(row) == ("k", "v", 7) and row[1] == "v" and row["value"] == "v" and row["n"] == 7
-    assert dict(zip(row.keys(), row)) == {"key": "k", "value": "v", "n": 7}
+    assert dict(zip(row.keys(), row, strict=False)) == {"key": "k", "value": "v", "n": 7}
     with pytest.raises(IndexError):
         row["missing"]
     assert [tuple(r) for r in store.all("SELECT key FROM settings")] == [("k",)]

@@ -30,7 +30,7 @@ def test_iptables_save_tokens_match_the_builders():
     rs = parse.iptables_save(SAVE)
     assert rs.chains["nat"]["POSTROUTING"] == "ACCEPT" and rs.chains["nat"]["CNET-DNAT"] == "-"
     jump = rs.in_chain("nat", "PREROUTING")[0]
-    built = [r for r in ipt.base_jumps() if r.table == "nat" and r.chain == "PREROUTING"][0]
+    built = next(r for r in ipt.base_jumps() if r.table == "nat" and r.chain == "PREROUTING")
     assert jump.spec == built.spec and jump.comment == "cnet:base" and jump.target == "CNET-DNAT"
     port = ipt.port_rules(
         container_id="b985c976d2c0",

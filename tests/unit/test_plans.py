@@ -114,7 +114,7 @@ def test_teardown_for_stop_and_rm_and_disconnect():
     stop = cplans.teardown(CTR, [TCP], timeout=2)
     assert [s.do.argv[:3] for s in stop][:3] == [("kill", "-s", "TERM"), ("sleep", "2"), ("kill", "-s", "KILL")]
     rm = cplans.teardown(CTR, [], timeout=None)
-    assert [s.summary for s in rm][0] == "kill PID 1 (the kernel then kills the whole PID namespace)"
+    assert next(s.summary for s in rm) == "kill PID 1 (the kernel then kills the whole PID namespace)"
     assert "|| true" in rm.as_shell_script()
     assert len(cplans.teardown(Container(**{**_fields(CTR), "state": ContainerState.EXITED}), [], timeout=None)) == 0
     off = cplans.disconnect(CTR.id, EP, [TCP])

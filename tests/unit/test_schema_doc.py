@@ -27,9 +27,9 @@ def test_schema_doc_describes_every_table_column_and_view():
         assert table.comment in doc
         for col in table.columns:
             row = next(
-                l
-                for l in doc.splitlines()
-                if l.startswith(f"| `{col.name}` |") and col.comment.replace("|", "\\|") in l
+                ln
+                for ln in doc.splitlines()
+                if ln.startswith(f"| `{col.name}` |") and col.comment.replace("|", "\\|") in ln
             )
             assert row
     for name in schema.VIEWS:

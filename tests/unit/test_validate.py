@@ -43,7 +43,7 @@ def test_invalid_names(bad):
 
 
 def test_empty_name():
-    with pytest.raises(ValidationError, match="^invalid network name: it is empty$"):
+    with pytest.raises(ValidationError, match=r"^invalid network name: it is empty$"):
         validate.name("", "network name")
 
 
@@ -96,14 +96,14 @@ def test_plain_subnet_allows_small_prefix():
     # --ip-range may be a single address or a /31; only a network's own subnet needs room.
     assert str(validate.subnet("10.0.0.4/31", "ip range")) == "10.0.0.4/31"
     with pytest.raises(
-        ValidationError, match="^invalid ip range '10.0.0.5/30': host bits are set; did you mean 10.0.0.4/30\\?$"
+        ValidationError, match=r"^invalid ip range '10\.0\.0\.5/30': host bits are set; did you mean 10\.0\.0\.4/30\?$"
     ):
         validate.subnet("10.0.0.5/30", "ip range")
 
 
 @pytest.mark.parametrize("value", ["abc", "10.0.0", "10.0.0.256", "fd00::1", "10.0.0.0/24", ""])
 def test_invalid_addresses(value):
-    with pytest.raises(ValidationError, match="^invalid gateway "):
+    with pytest.raises(ValidationError, match=r"^invalid gateway "):
         validate.ipv4_address(value, "gateway")
 
 

@@ -62,7 +62,8 @@ def start_process(ctx: Context, c: Container, *, foreground: bool) -> tuple[subp
         assert c.log_path is not None
         fd = os.open(c.log_path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
         try:
-            proc = ctx.runner.spawn(argv, env=container_env(c), stdin=open(os.devnull, "rb"), stdout=fd, stderr=fd)
+            with open(os.devnull, "rb") as devnull:
+                proc = ctx.runner.spawn(argv, env=container_env(c), stdin=devnull, stdout=fd, stderr=fd)
         finally:
             os.close(fd)
     store.set_watcher(ctx.store, c.id, proc.pid, procs.start_time(proc.pid))
