@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterable, Iterator
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from .records import Direction
 

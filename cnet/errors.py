@@ -39,7 +39,7 @@ class CommandFailed(CnetError):
         # Not just the last line: iptables-restore ends with a "Try `... -h'" hint and names the
         # real cause ("Chain ... does not exist") above it; the journal recognises an undo of
         # something already gone by that text.
-        lines = [l.strip() for l in self.stderr.splitlines() if l.strip() and not l.startswith("Try `")]
+        lines = [ln.strip() for ln in self.stderr.splitlines() if ln.strip() and not ln.startswith("Try `")]
         detail = "; ".join(lines[-3:]) if lines else "no error output"
         super().__init__(f"command failed (exit {code}): {shlex.join(self.argv)}: {detail}")
 

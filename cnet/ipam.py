@@ -69,7 +69,10 @@ def allocate(conn: Connection, network: Network) -> int:
     addr = cursor + 1 if lo <= cursor < hi else lo
     # Next-fit's common case, the address after the cursor is free: test and take it in one
     # statement.
-    if conn.execute(q.ALLOC_INSERT_IF_FREE, (network.id, addr, int_to_ip(addr), "dynamic", None, time.time())).rowcount != 1:
+    if (
+        conn.execute(q.ALLOC_INSERT_IF_FREE, (network.id, addr, int_to_ip(addr), "dynamic", None, time.time())).rowcount
+        != 1
+    ):
         found = next_free(conn, network.id, lo, hi, cursor)
         if found is None:
             raise AllocationError(

@@ -195,7 +195,10 @@ class Journal:
                         op.errors.append(err)
 
     def _finish(
-        self, op: Operation, status: OpStatus, on_success: Callable[[Connection], None] | None,
+        self,
+        op: Operation,
+        status: OpStatus,
+        on_success: Callable[[Connection], None] | None,
         error: str | None = None,
     ) -> None:
         handlers = self.handlers.get(op.kind, Handlers())
@@ -220,10 +223,17 @@ class Journal:
         assert row is not None
         op = Operation(row["id"], row["kind"], row["target"], Direction(row["direction"]))
         for r in conn.all(q.OP_STEPS, (op_id,)):
-            op.steps.append(StepRow(
-                r["id"], r["seq"], r["summary"], Command.from_json(json.loads(r["do_json"])),
-                _cmds(r["undo_json"]), _cmds(r["fallback_json"]), StepStatus(r["status"]),
-            ))
+            op.steps.append(
+                StepRow(
+                    r["id"],
+                    r["seq"],
+                    r["summary"],
+                    Command.from_json(json.loads(r["do_json"])),
+                    _cmds(r["undo_json"]),
+                    _cmds(r["fallback_json"]),
+                    StepStatus(r["status"]),
+                )
+            )
         return op
 
     def interrupted(self) -> list[int]:

@@ -115,23 +115,45 @@ class Network:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Network:
         return cls(
-            id=row["id"], name=row["name"], driver=row["driver"], subnet=row["subnet"],
-            subnet_first_int=row["subnet_first_int"], subnet_last_int=row["subnet_last_int"],
-            prefix_len=row["prefix_len"], gateway=row["gateway"], ip_range=row["ip_range"],
-            range_first_int=row["range_first_int"], range_last_int=row["range_last_int"],
-            alloc_cursor_int=row["alloc_cursor_int"], bridge=row["bridge"], mtu=row["mtu"],
-            internal=bool(row["internal"]), state=NetworkState(row["state"]), created_at=row["created_at"],
+            id=row["id"],
+            name=row["name"],
+            driver=row["driver"],
+            subnet=row["subnet"],
+            subnet_first_int=row["subnet_first_int"],
+            subnet_last_int=row["subnet_last_int"],
+            prefix_len=row["prefix_len"],
+            gateway=row["gateway"],
+            ip_range=row["ip_range"],
+            range_first_int=row["range_first_int"],
+            range_last_int=row["range_last_int"],
+            alloc_cursor_int=row["alloc_cursor_int"],
+            bridge=row["bridge"],
+            mtu=row["mtu"],
+            internal=bool(row["internal"]),
+            state=NetworkState(row["state"]),
+            created_at=row["created_at"],
         )
 
     def columns(self) -> dict[str, Any]:
         """The row to insert (networks table)."""
         return {
-            "id": self.id, "name": self.name, "driver": self.driver, "subnet": self.subnet,
-            "subnet_first_int": self.subnet_first_int, "subnet_last_int": self.subnet_last_int,
-            "prefix_len": self.prefix_len, "gateway": self.gateway, "ip_range": self.ip_range,
-            "range_first_int": self.range_first_int, "range_last_int": self.range_last_int,
-            "alloc_cursor_int": self.alloc_cursor_int, "bridge": self.bridge, "mtu": self.mtu,
-            "internal": int(self.internal), "state": str(self.state), "created_at": self.created_at,
+            "id": self.id,
+            "name": self.name,
+            "driver": self.driver,
+            "subnet": self.subnet,
+            "subnet_first_int": self.subnet_first_int,
+            "subnet_last_int": self.subnet_last_int,
+            "prefix_len": self.prefix_len,
+            "gateway": self.gateway,
+            "ip_range": self.ip_range,
+            "range_first_int": self.range_first_int,
+            "range_last_int": self.range_last_int,
+            "alloc_cursor_int": self.alloc_cursor_int,
+            "bridge": self.bridge,
+            "mtu": self.mtu,
+            "internal": int(self.internal),
+            "state": str(self.state),
+            "created_at": self.created_at,
         }
 
 
@@ -167,23 +189,46 @@ class Container:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Container:
         return cls(
-            id=row["id"], name=row["name"], state=ContainerState(row["state"]),
-            command=tuple(json.loads(row["command"])), hostname=row["hostname"], env=json.loads(row["env"]),
-            spec=json.loads(row["spec"]), detached=bool(row["detached"]), netns=row["netns"],
-            created_at=row["created_at"], log_path=row["log_path"], pid=row["pid"],
-            pid_start_time=row["pid_start_time"], watcher_pid=row["watcher_pid"],
-            watcher_start_time=row["watcher_start_time"], boot_id=row["boot_id"], exit_code=row["exit_code"],
-            started_at=row["started_at"], finished_at=row["finished_at"], kind=ContainerKind(row["kind"]),
-            cni_container_id=row["cni_container_id"], cni_ifname=row["cni_ifname"],
+            id=row["id"],
+            name=row["name"],
+            state=ContainerState(row["state"]),
+            command=tuple(json.loads(row["command"])),
+            hostname=row["hostname"],
+            env=json.loads(row["env"]),
+            spec=json.loads(row["spec"]),
+            detached=bool(row["detached"]),
+            netns=row["netns"],
+            created_at=row["created_at"],
+            log_path=row["log_path"],
+            pid=row["pid"],
+            pid_start_time=row["pid_start_time"],
+            watcher_pid=row["watcher_pid"],
+            watcher_start_time=row["watcher_start_time"],
+            boot_id=row["boot_id"],
+            exit_code=row["exit_code"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            kind=ContainerKind(row["kind"]),
+            cni_container_id=row["cni_container_id"],
+            cni_ifname=row["cni_ifname"],
         )
 
     def columns(self) -> dict[str, Any]:
         """The row to insert (containers table): what is known before the process starts."""
         return {
-            "id": self.id, "name": self.name, "state": str(self.state), "command": json.dumps(list(self.command)),
-            "hostname": self.hostname, "env": json.dumps(self.env), "spec": json.dumps(self.spec),
-            "detached": int(self.detached), "netns": self.netns, "log_path": self.log_path,
-            "created_at": self.created_at, "kind": str(self.kind), "cni_container_id": self.cni_container_id,
+            "id": self.id,
+            "name": self.name,
+            "state": str(self.state),
+            "command": json.dumps(list(self.command)),
+            "hostname": self.hostname,
+            "env": json.dumps(self.env),
+            "spec": json.dumps(self.spec),
+            "detached": int(self.detached),
+            "netns": self.netns,
+            "log_path": self.log_path,
+            "created_at": self.created_at,
+            "kind": str(self.kind),
+            "cni_container_id": self.cni_container_id,
             "cni_ifname": self.cni_ifname,
         }
 
@@ -211,10 +256,20 @@ class Endpoint:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Endpoint:
         return cls(
-            id=row["id"], container_id=row["container_id"], network_id=row["network_id"],
-            interface=row["interface"], host_veth=row["host_veth"], ip=row["ip"], ip_int=row["ip_int"],
-            mac=row["mac"], is_default_route=bool(row["is_default_route"]), created_at=row["created_at"],
-            network=row["network"], bridge=row["bridge"], gateway=row["gateway"], prefix_len=row["prefix_len"],
+            id=row["id"],
+            container_id=row["container_id"],
+            network_id=row["network_id"],
+            interface=row["interface"],
+            host_veth=row["host_veth"],
+            ip=row["ip"],
+            ip_int=row["ip_int"],
+            mac=row["mac"],
+            is_default_route=bool(row["is_default_route"]),
+            created_at=row["created_at"],
+            network=row["network"],
+            bridge=row["bridge"],
+            gateway=row["gateway"],
+            prefix_len=row["prefix_len"],
             mtu=row["mtu"],
         )
 
@@ -235,9 +290,14 @@ class PortMapping:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> PortMapping:
         return cls(
-            id=row["id"], container_id=row["container_id"], endpoint_id=row["endpoint_id"],
-            host_ip=row["host_ip"], host_port=row["host_port"], container_port=row["container_port"],
-            protocol=row["protocol"], container_ip=row["container_ip"],
+            id=row["id"],
+            container_id=row["container_id"],
+            endpoint_id=row["endpoint_id"],
+            host_ip=row["host_ip"],
+            host_port=row["host_port"],
+            container_port=row["container_port"],
+            protocol=row["protocol"],
+            container_ip=row["container_ip"],
         )
 
 

@@ -101,7 +101,7 @@ class ShellRunner:
             except sh.ErrorReturnCode as exc:  # includes SignalException: exit_code is -N
                 code = exc.exit_code
             finally:
-                for fd, target in zip(saved, (0, 1, 2)):
+                for fd, target in zip(saved, (0, 1, 2), strict=True):
                     os.dup2(fd, target)
                     os.close(fd)
             duration = (time.perf_counter() - started) * 1000

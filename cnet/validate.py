@@ -81,7 +81,8 @@ def network_subnet(value: str) -> ipaddress.IPv4Network:
             raise ValidationError(f"invalid subnet {value!r}: it overlaps the {what} {reserved}")
     if net.prefixlen > 30:
         raise ValidationError(
-            f"invalid subnet {value!r}: a /{net.prefixlen} has no room for a gateway and a container (use /30 or larger)"
+            f"invalid subnet {value!r}: a /{net.prefixlen} has no room for a gateway and a container "
+            "(use /30 or larger)"
         )
     return net
 
@@ -140,15 +141,18 @@ def port_mapping(spec: str) -> list[PortSpec]:
         raise ValidationError(
             f"invalid port mapping {spec!r}: host range has {h_hi - h_lo + 1} ports, container range {c_hi - c_lo + 1}"
         )
-    return [PortSpec(host_ip, h, c, protocol) for h, c in zip(range(h_lo, h_hi + 1), range(c_lo, c_hi + 1))]
+    pairs = zip(range(h_lo, h_hi + 1), range(c_lo, c_hi + 1), strict=True)
+    return [PortSpec(host_ip, h, c, protocol) for h, c in pairs]
 
 
 def _host_ip(text: str, spec: str) -> ipaddress.IPv4Address:
     """A port mapping's host IP: 0.0.0.0 (every address) or one unicast address. Whether this host
     has it (and that it is not a subnet's broadcast address here) is checked against the host."""
     addr = ipv4_address(text, "host IP in port mapping")
-    if addr.is_multicast or addr == ipaddress.IPv4Address("255.255.255.255") or (
-        addr.is_reserved and not addr.is_unspecified
+    if (
+        addr.is_multicast
+        or addr == ipaddress.IPv4Address("255.255.255.255")
+        or (addr.is_reserved and not addr.is_unspecified)
     ):
         raise ValidationError(f"invalid port mapping {spec!r}: host IP {addr} is not a unicast address")
     return addr
@@ -167,7 +171,9 @@ def env_pair(value: str) -> tuple[str, str]:
 
 def hostname(value: str) -> str:
     if not re.fullmatch(r"[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})", value or ""):
-        raise ValidationError(f"invalid hostname {value!r}: 1-63 characters [a-zA-Z0-9.-], starting with a letter or digit")
+        raise ValidationError(
+            f"invalid hostname {value!r}: 1-63 characters [a-zA-Z0-9.-], starting with a letter or digit"
+        )
     return value
 
 
@@ -175,8 +181,14 @@ DEFAULT_COMMAND = ("/bin/sh",)
 
 
 def run_request(
-    *, name: str | None, networks: Sequence[str], ports: Sequence[str], ip: str | None, hostname: str | None,
-    env: Sequence[str], command: Sequence[str],
+    *,
+    name: str | None,
+    networks: Sequence[str],
+    ports: Sequence[str],
+    ip: str | None,
+    hostname: str | None,
+    env: Sequence[str],
+    command: Sequence[str],
 ) -> RunRequest:
     """Everything `cnet run` was given, checked before the state or the kernel is touched."""
     if name is not None:

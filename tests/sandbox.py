@@ -29,9 +29,23 @@ class Sandbox:
             self._tmp = tempfile.TemporaryDirectory(prefix="cnet-test-")
             state_dir = Path(self._tmp.name) / "state"
         self.state_dir = Path(state_dir)
+        self.baseline: dict = {}
+        self._start()
+
+    def _start(self) -> None:
         self.proc = subprocess.Popen(
-            ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-             "sleep", "infinity"],
+            [
+                "unshare",
+                "--net",
+                "--mount",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--propagation",
+                "private",
+                "sleep",
+                "infinity",
+            ],
             start_new_session=True,
         )
         self.pid = self._find_init()
@@ -62,10 +76,18 @@ class Sandbox:
             env.update(extra)
         return env
 
-    def run(self, argv: list[str], *, check: bool = False, timeout: float = 60, env: dict | None = None,
-            input: str | None = None) -> subprocess.CompletedProcess:
-        res = subprocess.run(self.enter() + list(argv), capture_output=True, text=True, timeout=timeout,
-                             env=self.env(env), input=input)
+    def run(
+        self,
+        argv: list[str],
+        *,
+        check: bool = False,
+        timeout: float = 60,
+        env: dict | None = None,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess:
+        res = subprocess.run(
+            self.enter() + list(argv), capture_output=True, text=True, timeout=timeout, env=self.env(env), input=input
+        )
         if check and res.returncode != 0:
             raise AssertionError(f"{argv} failed ({res.returncode}):\nstdout: {res.stdout}\nstderr: {res.stderr}")
         return res
@@ -88,7 +110,7 @@ class Sandbox:
         return json.loads(self.run(["ip", "-j", "link"], check=True).stdout)
 
     def link_names(self) -> list[str]:
-        return sorted(l["ifname"] for l in self.links())
+        return sorted(link["ifname"] for link in self.links())
 
     def addrs(self, dev: str) -> list[str]:
         data = json.loads(self.run(["ip", "-j", "addr", "show", "dev", dev], check=True).stdout)
@@ -96,7 +118,11 @@ class Sandbox:
 
     def netns(self) -> list[str]:
         # Lines read "NAME" or "NAME (id: N)" once the namespace has a peer: keep the name.
-        return sorted(line.split()[0] for line in self.run(["ip", "netns", "list"], check=True).stdout.splitlines() if line.strip())
+        return sorted(
+            line.split()[0]
+            for line in self.run(["ip", "netns", "list"], check=True).stdout.splitlines()
+            if line.strip()
+        )
 
     def iptables_save(self) -> str:
         return self.run(["iptables-save"], check=True).stdout
@@ -112,7 +138,7 @@ class Sandbox:
                 table, buf = line, []
                 continue
             if line == "COMMIT":
-                meaningful = [l for l in buf if l.startswith("-A") or _meaningful_chain(l)]
+                meaningful = [entry for entry in buf if entry.startswith("-A") or _meaningful_chain(entry)]
                 if meaningful:
                     out.append(table)
                     out += buf
@@ -129,9 +155,13 @@ class Sandbox:
             return {}
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            tables = [r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-                "AND name NOT IN ('alembic_version', 'operations', 'operation_steps') ORDER BY name")]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+                    "AND name NOT IN ('alembic_version', 'operations', 'operation_steps') ORDER BY name"
+                )
+            ]
             rows = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
             return {t: r for t, r in rows.items() if r}  # no database = empty tables
         finally:
@@ -157,14 +187,53 @@ class Sandbox:
                 return value
             time.sleep(interval)
 
-    def close(self) -> None:
+    def reboot(self) -> None:
+        """A reboot: every process, link, rule and netns goes with the old namespaces; the state
+        directory (cnet.db, logs) stays. The same object goes on as the new host."""
+        self._kill()
+        self._start()
+
+    def _kill(self) -> None:
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        self._kill()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+# Rows that only exist while cnet holds something: none may survive a test that cleaned up.
+STATE_TABLES = ("networks", "containers", "endpoints", "ip_allocations", "port_mappings")
+
+
+def left_behind(sb: Sandbox, timeout: float = 10.0) -> list[str]:
+    """What the host holds beyond `sb.baseline`, one line per difference (empty: nothing).
+
+    Waits up to `timeout` for the host to settle (a released veth vanishes asynchronously once its
+    netns is gone; a container's reaper may still be finishing). Beyond the snapshot it checks the
+    database itself, whatever the baseline says: no state rows, no operation still running."""
+    sb.wait_for(lambda: sb.snapshot() == sb.baseline, timeout=timeout, interval=0.1)
+    snap = sb.snapshot()
+    problems = [
+        f"{key}: expected {sb.baseline.get(key)!r}, found {snap.get(key)!r}"
+        for key in sorted(set(snap) | set(sb.baseline))
+        if snap.get(key) != sb.baseline.get(key)
+    ]
+    rows = sb.db_rows()
+    problems += [f"table {t} still has rows: {rows[t]!r}" for t in STATE_TABLES if rows.get(t)]
+    path = sb.state_dir / "cnet.db"
+    if path.exists():
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            running = conn.execute("SELECT id, kind, target FROM operations WHERE status = 'running'").fetchall()
+        finally:
+            conn.close()
+        problems += [f"operation {op} ({kind} {target}) is still running" for op, kind, target in running]
+    return problems
 
 
 BUILTINS = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}

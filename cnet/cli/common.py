@@ -1,42 +1,48 @@
-"""Shared CLI plumbing: the per-command context, output helpers, and error-to-exit mapping."""
+"""Shared CLI plumbing: the per-command context, output helpers, and error-to-exit mapping.
+
+The global options build one services Context per invocation and hang it on click's context
+object (`typer.Context.obj`, public API); every command takes `cli: typer.Context` and asks for
+it through `context()`, `mutating()` or `reading()`. The root click context closes it on exit.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ..services.context import Context
 
-_ctx: Context | None = None
+if TYPE_CHECKING:
+    from ..commands import Plan
+    from ..records import Container
 
 
-def set_context(ctx: Context) -> None:
-    global _ctx
-    _ctx = ctx
+def context(cli: typer.Context) -> Context:
+    """cnet's Context for this invocation, as the global options made it."""
+    ctx = cli.obj
+    if not isinstance(ctx, Context):  # only a command run without the root callback gets here
+        raise RuntimeError("cnet's context was not set up by the global options")
+    return ctx
 
 
-def context() -> Context:
-    assert _ctx is not None
-    return _ctx
-
-
-def mutating() -> Context:
+def mutating(cli: typer.Context) -> Context:
     """Context for a command that changes state: root check, then crash recovery first."""
-    ctx = context()
+    ctx = context(cli)
     ctx.require_root()
     if not ctx.dry_run:
         recover(ctx)
     return ctx
 
 
-def reading() -> Context:
+def reading(cli: typer.Context) -> Context:
     """Context for a read-only command; recovers only when it can (root), else just reads."""
-    ctx = context()
+    ctx = context(cli)
     ctx.readonly = True
-    import os
-
     if not ctx.dry_run and os.geteuid() == 0:
         recover(ctx)
     return ctx
@@ -49,14 +55,45 @@ def recover(ctx: Context) -> None:
         print(line, file=sys.stderr)
 
 
-def print_json(data) -> None:
+def load_container(ctx: Context, ref: str) -> Container:
+    """The container record for a name, id or unique id prefix (NotFound otherwise)."""
+    from ..services import containers
+
+    with ctx.store.read() as conn:
+        return containers.get_container(conn, ref)
+
+
+def for_each(ctx: Context, refs: Iterable[str], action: Callable[[str], tuple[str, Plan | None]], verb: str) -> None:
+    """Apply `action` to every ref as `docker rm a b c` does: a failure is reported and the rest go
+    on; the exit status is 1 if any failed. `action(ref)` returns the name it acted on and its plan:
+    the plan is printed under `--dry-run`, the name otherwise."""
+    from ..errors import CnetError
+
+    failed = False
+    for ref in refs:
+        try:
+            name, plan = action(ref)
+        except CnetError as exc:
+            print(f"cnet: error: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        if ctx.dry_run:
+            assert plan is not None, "a dry run returns its plan"
+            print_plan(plan, f"cnet {verb} {name}")
+        else:
+            print(name)
+    if failed:
+        raise typer.Exit(1)
+
+
+def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
 def print_table(rows: list[dict], headers: list[str]) -> None:
     """tabulate's "simple" layout (numeric columns right-aligned, two spaces between columns),
-    written out: importing tabulate and its per-cell number parsing cost ~30-50 ms for 300 rows,
-    a quarter of what `cnet ps` may spend beyond its imports."""
+    written out: importing tabulate and its per-cell number parsing would dominate what `cnet ps`
+    spends beyond its imports for a few hundred rows (scripts/bench)."""
     cells = [[r.get(h, "") for h in headers] for r in rows]
     numeric = [
         any(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in cells)
@@ -68,16 +105,13 @@ def print_table(rows: list[dict], headers: list[str]) -> None:
     widths = [max([len(titles[i]) + 2] + [len(row[i]) for row in text]) for i in range(len(headers))]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
 
     out = [line(titles), "  ".join("-" * w for w in widths)] + [line(row) for row in text]
     print("\n".join(out))
 
 
-def print_plan(plan, title: str) -> None:
+def print_plan(plan: Plan, title: str) -> None:
     sys.stdout.write(plan.as_shell_script(title))
-
-
-def fail(message: str, code: int = 1) -> None:
-    print(f"cnet: error: {message}", file=sys.stderr)
-    raise typer.Exit(code)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import shlex
+import signal
 import sys
-from typing import TYPE_CHECKING, Annotated, Optional
+import time
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from . import common
 
 if TYPE_CHECKING:
+    from ..commands import Plan
     from ..services.containers import Wired
+    from ..services.context import Context
 
 
 def register(app: typer.Typer) -> None:
@@ -25,26 +31,44 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
+    cli: typer.Context,
     command: Annotated[Optional[list[str]], typer.Argument(help="Command and arguments (default: /bin/sh).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Container name (default: its 12-hex id).")] = None,
-    net: Annotated[Optional[list[str]], typer.Option("--net", help="Network to attach (repeatable; the first one gets the default route).")] = None,
-    publish: Annotated[Optional[list[str]], typer.Option("-p", "--publish", help="[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeatable).")] = None,
+    net: Annotated[
+        Optional[list[str]],
+        typer.Option("--net", help="Network to attach (repeatable; the first one gets the default route)."),
+    ] = None,
+    publish: Annotated[
+        Optional[list[str]],
+        typer.Option("-p", "--publish", help="[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeatable)."),
+    ] = None,
     ip: Annotated[Optional[str], typer.Option("--ip", help="Static address on the first network.")] = None,
     hostname: Annotated[Optional[str], typer.Option("--hostname", help="Hostname (default: the name).")] = None,
-    env: Annotated[Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")] = None,
-    detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background; output goes to `cnet logs`.")] = False,
+    env: Annotated[
+        Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("-d", "--detach", help="Run in the background; output goes to `cnet logs`.")
+    ] = False,
     remove: Annotated[bool, typer.Option("--rm", help="Remove the container's record when it exits.")] = False,
-    stop_timeout: Annotated[float, typer.Option("--stop-timeout", help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")] = 3.0,
+    stop_timeout: Annotated[
+        float, typer.Option("--stop-timeout", help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")
+    ] = 3.0,
 ) -> None:
     """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings."""
     from ..services import containers
 
     _not_negative(stop_timeout, "--stop-timeout")
-    ctx = common.context()
     req = containers.parse_run_request(
-        name=name, networks=net or [], ports=publish or [], ip=ip, hostname=hostname, env=env or [], command=command or []
+        name=name,
+        networks=net or [],
+        ports=publish or [],
+        ip=ip,
+        hostname=hostname,
+        env=env or [],
+        command=command or [],
     )
-    ctx = common.mutating()
+    ctx = common.mutating(cli)
     out = containers.run_container(ctx, req, detached=detach, remove=remove)
     if ctx.dry_run:
         common.print_plan(out.plan, f"cnet run {out.result.container.name}")
@@ -71,10 +95,11 @@ def _info_lines(wired: Wired, pid: int | None) -> list[str]:
     return lines
 
 
-def _foreground(ctx, containers, wired, pid, proc, stop_timeout: float, remove: bool) -> None:
-    import signal
+def _foreground(
+    ctx: Context, containers: ModuleType, wired: Wired, pid: int | None, proc: Any, stop_timeout: float, remove: bool
+) -> None:
 
-    def as_interrupt(_sig, _frame):
+    def as_interrupt(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, as_interrupt)
@@ -99,13 +124,14 @@ def _foreground(ctx, containers, wired, pid, proc, stop_timeout: float, remove: 
 
 
 def ps(
+    cli: typer.Context,
     all_: Annotated[bool, typer.Option("-a", "--all", help="Show exited containers too.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List running containers (-a: all)."""
     from ..services import containers
 
-    ctx = common.reading()
+    ctx = common.reading(cli)
     with ctx.store.read() as conn:
         rows = containers.list_containers(conn, all_)
     if json_:
@@ -117,12 +143,14 @@ def ps(
     common.print_table(rows, ["name", "id", "state", "pid", "ips", "ports", "command"])
 
 
-def inspect(refs: Annotated[list[str], typer.Argument(help="Container (or network) names or ids.")]) -> None:
+def inspect(
+    cli: typer.Context, refs: Annotated[list[str], typer.Argument(help="Container (or network) names or ids.")]
+) -> None:
     """Show containers (or networks) as JSON, with the nsenter command to enter a container."""
     from ..errors import NotFound
     from ..services import containers, networks
 
-    ctx = common.reading()
+    ctx = common.reading(cli)
     out = []
     with ctx.store.read() as conn:
         for ref in refs:
@@ -137,6 +165,7 @@ def inspect(refs: Annotated[list[str], typer.Argument(help="Container (or networ
 
 
 def exec_(
+    cli: typer.Context,
     container: Annotated[str, typer.Argument(help="Container name or id.")],
     command: Annotated[list[str], typer.Argument(help="Command and arguments.")],
 ) -> None:
@@ -146,15 +175,12 @@ def exec_(
     from ..kernel.netns import enter_argv
     from ..services import containers
 
-    ctx = common.reading()
-    with ctx.store.read() as conn:
-        row = containers.get_container(conn, container)
+    ctx = common.reading(cli)
+    row = common.load_container(ctx, container)
     if row.state != "running" or not row.pid or not procs.alive(row.pid, row.pid_start_time):
         raise Conflict(f"container {row.name} is not running")
     argv = enter_argv(row.pid, command)
     if ctx.dry_run:
-        import shlex
-
         print(shlex.join(argv))
         return
     ctx.require_root()
@@ -163,22 +189,22 @@ def exec_(
 
 
 def logs(
+    cli: typer.Context,
     container: Annotated[str, typer.Argument(help="Container name or id.")],
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new output until the container exits.")] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new output until the container exits.")
+    ] = False,
 ) -> None:
     """Print the output of a detached container."""
-    import time
-
     from ..errors import CnetError
     from ..services import containers
 
-    ctx = common.reading()
-    with ctx.store.read() as conn:
-        row = containers.get_container(conn, container)
+    ctx = common.reading(cli)
+    row = common.load_container(ctx, container)
     if not row.log_path:
         raise CnetError(f"container {row.name} runs in the foreground: its output went to its terminal")
     try:
-        f = open(row.log_path, "rb")
+        f = open(row.log_path, "rb")  # noqa: SIM115 -- closed by the with below; no log yet is no output
     except FileNotFoundError:
         return
     out = sys.stdout.buffer
@@ -202,6 +228,7 @@ def logs(
 
 
 def stop(
+    cli: typer.Context,
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
     time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
 ) -> None:
@@ -209,52 +236,47 @@ def stop(
     from ..services import containers
 
     _not_negative(time_, "-t / --time")
-    ctx = common.mutating()
-    _each(containers_, lambda ref: containers.stop_container(ctx, ref, timeout=time_), ctx.dry_run, "stop")
+    ctx = common.mutating(cli)
+
+    def stop_one(ref: str) -> tuple[str, Plan | None]:
+        out = containers.stop_container(ctx, ref, timeout=time_)
+        return out.result.name, out.plan
+
+    common.for_each(ctx, containers_, stop_one, "stop")
 
 
 def rm(
+    cli: typer.Context,
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
     force: Annotated[bool, typer.Option("-f", "--force", help="Kill a running container first.")] = False,
 ) -> None:
     """Remove containers' records (-f: kill and release running ones first)."""
     from ..services import containers
 
-    ctx = common.mutating()
-    _each(containers_, lambda ref: containers.remove_container(ctx, ref, force=force), ctx.dry_run, "rm")
+    ctx = common.mutating(cli)
+
+    def remove_one(ref: str) -> tuple[str, Plan | None]:
+        out = containers.remove_container(ctx, ref, force=force)
+        return out.result.name, out.plan
+
+    common.for_each(ctx, containers_, remove_one, "rm")
 
 
 def _not_negative(value: float, option: str) -> None:
-    # Checked here, not with typer's min=: a bounded option makes typer import pydantic (~60 ms)
-    # on every `cnet run` (see fastparams.py).
+    # Checked here rather than with typer's min=: the message reads like cnet's other errors, and
+    # a bounded option is what made typer >= 0.29 import pydantic on every run (the start-up test
+    # guards that).
     if value < 0:
         raise typer.BadParameter(f"must be 0 or more, not {value:g}", param_hint=f"'{option}'")
 
 
-def _each(refs: list[str], action, dry_run: bool, verb: str) -> None:
-    from ..errors import CnetError
-
-    failed = False
-    for ref in refs:
-        try:
-            out = action(ref)
-            if dry_run:
-                common.print_plan(out.plan, f"cnet {verb} {out.result.name}")
-            else:
-                print(out.result.name)
-        except CnetError as exc:
-            print(f"cnet: error: {exc}", file=sys.stderr)
-            failed = True
-    if failed:
-        raise typer.Exit(1)
-
-
 def reap(
+    cli: typer.Context,
     container_id: Annotated[str, typer.Argument()],
     exit_code: Annotated[int, typer.Argument()],
 ) -> None:
     """Internal: called by a container's watcher when its PID 1 exits."""
     from ..services import containers
 
-    ctx = common.context()
+    ctx = common.context(cli)
     containers.reap(ctx, container_id, exit_code)

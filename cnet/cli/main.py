@@ -3,7 +3,8 @@
     cnet [--state-dir DIR] [--dry-run] [-v] COMMAND ...
 
 Heavy modules (sqlalchemy, sh, tabulate, alembic) are imported inside the commands that need
-them, so `cnet --help` costs what typer costs.
+them, so `cnet --help` costs what typer costs. Only typer's public names are used: typer 0.27 and
+later derive every click error from `typer.TyperException` (see the pin in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import common
 from .cni import app as cni_app
 from .containers import register as register_containers
 from .maintenance import register as register_maintenance
@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
+def _print_version(value: bool) -> None:
     if value:
         from .. import __version__
 
@@ -43,25 +43,33 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def global_options(
+    cli: typer.Context,
     state_dir: Annotated[
         Optional[str],
-        typer.Option("--state-dir", help="State directory holding cnet.db and container logs [env: CNET_STATE_DIR; default: /var/lib/cnet]"),
+        typer.Option(
+            "--state-dir",
+            help="State directory holding cnet.db and container logs [env: CNET_STATE_DIR; default: /var/lib/cnet]",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the exact commands as a runnable shell script; change nothing.")
     ] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Echo each command as it runs.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    _version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     from ..services.context import Context, state_dir_from_env
 
-    common.set_context(
-        Context(
-            state_dir=state_dir_from_env(state_dir), dry_run=dry_run, verbose=verbose,
-            say=lambda line: print(line, file=sys.stderr, flush=True),
-            echo=lambda line: print(f"+ {line}", file=sys.stderr, flush=True),
-        )
+    ctx = Context(
+        state_dir=state_dir_from_env(state_dir),
+        dry_run=dry_run,
+        verbose=verbose,
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+        echo=lambda line: print(f"+ {line}", file=sys.stderr, flush=True),
     )
+    cli.obj = ctx  # subcommands' contexts inherit it
+    cli.call_on_close(ctx.close)  # the root context closes last, on success and on every error
 
 
 app.add_typer(net_app, name="net", help="Create, list, inspect and remove bridge networks; connect containers.")
@@ -71,56 +79,26 @@ register_maintenance(app, net_app)
 app.add_typer(cni_app, name="cni", help="Use cnet networks from CNI runtimes (podman, containerd, CRI-O): install the plugin, write conflists.")
 
 
-def _click_exceptions():
-    """(Exit, Abort, UsageError) classes: typer >= 0.20 vendors click as typer._click, older
-    releases use click itself; accept both so an upgrade of typer cannot turn usage errors into
-    tracebacks."""
-    exits, aborts, usage = [typer.Exit], [typer.Abort], []
-    try:
-        from typer._click import exceptions as vendored
-
-        usage.append(vendored.UsageError)
-    except ImportError:
-        pass
-    try:
-        # Only a loaded click can raise its exceptions: with a vendoring typer nothing imports
-        # it, and importing it just for this costs ~9 ms per command.
-        if usage and "click" not in sys.modules:
-            raise ImportError
-        import click.exceptions as real
-
-        exits.append(real.Exit)
-        aborts.append(real.Abort)
-        usage.append(real.UsageError)
-    except ImportError:
-        pass
-    return tuple(exits), tuple(aborts), tuple(usage)
-
-
 def main() -> None:
     import os
 
     os.umask(0o077)  # state, logs and journal are private to root
     from ..errors import CnetError
 
-    exit_types, abort_types, usage_types = _click_exceptions()
     code = 0
     try:
-        from .fastparams import install as fast_params
-
-        fast_params()  # typer would import pydantic (~100 ms) to convert plain values
         rv = app(prog_name="cnet", standalone_mode=False)
-        code = rv if isinstance(rv, int) else 0
-    except exit_types as exc:
+        code = rv if isinstance(rv, int) else 0  # click returns typer.Exit's code without standalone mode
+    except typer.Exit as exc:
         code = exc.exit_code
-    except usage_types as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # help was printed; like `git` with no args
-            code = 2
+    except typer.Abort:  # click's translation of Ctrl-C / EOF
+        code = 130
+    except typer.TyperException as exc:  # usage errors (exit 2) and the other errors click reports
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `cnet` or `cnet net` alone: the message is the help
+            print(exc.format_message(), file=sys.stderr)
         else:
             print(f"cnet: error: {exc.format_message()}", file=sys.stderr)
-            code = 2
-    except abort_types:
-        code = 130
+        code = exc.exit_code
     except KeyboardInterrupt:
         code = 130
     except CnetError as exc:
@@ -133,10 +111,6 @@ def main() -> None:
             raise
         print(f"cnet: internal error: {type(exc).__name__}: {exc} (set CNET_DEBUG=1 for a traceback)", file=sys.stderr)
         code = 70
-    finally:
-        ctx = common._ctx
-        if ctx is not None:
-            ctx.close()
     sys.exit(code)
 
 

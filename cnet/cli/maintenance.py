@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from . import common
+
+if TYPE_CHECKING:
+    from ..services.apply import Outcome
+    from ..services.context import Context
 
 
 def register(app: typer.Typer, net_app: typer.Typer) -> None:
@@ -14,8 +19,7 @@ def register(app: typer.Typer, net_app: typer.Typer) -> None:
     net_app.command("restore")(restore)
 
 
-def _report(out, title: str) -> None:
-    ctx = common.context()
+def _report(ctx: Context, out: Outcome, title: str) -> None:
     for line in out.result:
         print(f"cnet: {'would ' if ctx.dry_run else ''}{line}", file=sys.stderr)
     if ctx.dry_run:
@@ -24,20 +28,20 @@ def _report(out, title: str) -> None:
     print(f"{len(out.plan.steps)} repair step(s)" if out.plan.steps else "nothing to do")
 
 
-def gc() -> None:
+def gc(cli: typer.Context) -> None:
     """Compare the database with the kernel and repair both ways: remove cnet-named links, netns,
     chains and cnet-tagged rules that no record owns; re-create missing network objects and rules;
     release dead containers. Never touches anything that is not cnet's. With --dry-run: only list."""
     from ..services import reconcile
 
-    ctx = common.mutating()
-    _report(reconcile.reconcile(ctx, clean=True), "cnet gc")
+    ctx = common.mutating(cli)
+    _report(ctx, reconcile.reconcile(ctx, clean=True), "cnet gc")
 
 
-def restore() -> None:
+def restore(cli: typer.Context) -> None:
     """Re-create every network's kernel objects (bridge, address, rules, base chains) and the rules of
     live containers, e.g. at boot (systemd/cnet-restore.service). Removes nothing."""
     from ..services import reconcile
 
-    ctx = common.mutating()
-    _report(reconcile.reconcile(ctx, clean=False), "cnet net restore")
+    ctx = common.mutating(cli)
+    _report(ctx, reconcile.reconcile(ctx, clean=False), "cnet net restore")

@@ -2,45 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from . import common
+
+if TYPE_CHECKING:
+    from ..commands import Plan
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("create")
 def create(
+    cli: typer.Context,
     name: Annotated[str, typer.Argument(help="Network name: 1-64 characters [a-zA-Z0-9_.-].")],
-    subnet: Annotated[Optional[str], typer.Option(help="IPv4 subnet in CIDR form; default: a free /24 from 10.91.0.0/16-10.99.0.0/16.")] = None,
+    subnet: Annotated[
+        Optional[str],
+        typer.Option(help="IPv4 subnet in CIDR form; default: a free /24 from 10.91.0.0/16-10.99.0.0/16."),
+    ] = None,
     gateway: Annotated[Optional[str], typer.Option(help="Gateway address (default: first usable address).")] = None,
-    ip_range: Annotated[Optional[str], typer.Option("--ip-range", help="Allocate container addresses only from this sub-range (CIDR).")] = None,
+    ip_range: Annotated[
+        Optional[str], typer.Option("--ip-range", help="Allocate container addresses only from this sub-range (CIDR).")
+    ] = None,
     mtu: Annotated[int, typer.Option(help="MTU of the bridge and its veths.")] = 1500,
-    internal: Annotated[bool, typer.Option("--internal", help="No route out and no NAT: traffic stays on the bridge.")] = False,
+    internal: Annotated[
+        bool, typer.Option("--internal", help="No route out and no NAT: traffic stays on the bridge.")
+    ] = False,
     driver: Annotated[str, typer.Option(help="Network driver (only 'bridge').")] = "bridge",
 ) -> None:
     """Create a bridge network (bridge, gateway address, NAT and isolation rules)."""
     from ..services import networks
 
-    ctx = common.mutating()
+    ctx = common.mutating(cli)
     out = networks.create_network(
         ctx, name=name, subnet=subnet, gateway=gateway, ip_range=ip_range, mtu=mtu, internal=internal, driver=driver
     )
     if ctx.dry_run:
         n = out.result
-        common.print_plan(out.plan, f"cnet net create {name}: subnet {n.subnet}, gateway {n.gateway}, bridge {n.bridge}")
+        common.print_plan(
+            out.plan, f"cnet net create {name}: subnet {n.subnet}, gateway {n.gateway}, bridge {n.bridge}"
+        )
         return
     print(out.result.id)
 
 
 @app.command("ls")
-def ls(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def ls(cli: typer.Context, json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List networks."""
     from ..services import networks
 
-    ctx = common.reading()
+    ctx = common.reading(cli)
     with ctx.store.read() as conn:
         if json_:
             common.print_json(networks.inspect_all(conn))
@@ -52,44 +65,33 @@ def ls(json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = Fals
 
 
 @app.command("inspect")
-def inspect(names: Annotated[list[str], typer.Argument(help="Network names or ids.")]) -> None:
+def inspect(cli: typer.Context, names: Annotated[list[str], typer.Argument(help="Network names or ids.")]) -> None:
     """Show networks as JSON."""
     from ..services import networks
 
-    ctx = common.reading()
+    ctx = common.reading(cli)
     with ctx.store.read() as conn:
         data = [networks.inspect_network(conn, n) for n in names]
     common.print_json(data[0] if len(data) == 1 else data)
 
 
 @app.command("rm")
-def rm(names: Annotated[list[str], typer.Argument(help="Network names or ids.")]) -> None:
+def rm(cli: typer.Context, names: Annotated[list[str], typer.Argument(help="Network names or ids.")]) -> None:
     """Remove networks (refused while containers are attached). The last one removes cnet's base chains."""
     from ..services import networks
 
-    import sys
+    ctx = common.mutating(cli)
 
-    from ..errors import CnetError
+    def remove_one(ref: str) -> tuple[str, Plan]:
+        out = networks.remove_network(ctx, ref)
+        return out.result.name, out.plan
 
-    ctx = common.mutating()
-    failed = False
-    for n in names:
-        try:
-            out = networks.remove_network(ctx, n)
-        except CnetError as exc:  # report it, go on with the other names (as docker network rm)
-            print(f"cnet: error: {exc}", file=sys.stderr)
-            failed = True
-            continue
-        if ctx.dry_run:
-            common.print_plan(out.plan, f"cnet net rm {n}")
-        else:
-            print(out.result.name)
-    if failed:
-        raise typer.Exit(1)
+    common.for_each(ctx, names, remove_one, "net rm")
 
 
 @app.command("connect")
 def connect(
+    cli: typer.Context,
     network: Annotated[str, typer.Argument(help="Network name.")],
     container: Annotated[str, typer.Argument(help="Container name or id.")],
     ip: Annotated[Optional[str], typer.Option(help="Static address on that network.")] = None,
@@ -97,7 +99,7 @@ def connect(
     """Attach a running container to one more network (next ethN)."""
     from ..services import containers
 
-    ctx = common.mutating()
+    ctx = common.mutating(cli)
     out = containers.connect(ctx, network, container, ip)
     if ctx.dry_run:
         common.print_plan(out.plan, f"cnet net connect {network} {container}")
@@ -107,13 +109,14 @@ def connect(
 
 @app.command("disconnect")
 def disconnect(
+    cli: typer.Context,
     network: Annotated[str, typer.Argument(help="Network name.")],
     container: Annotated[str, typer.Argument(help="Container name or id.")],
 ) -> None:
     """Detach a container from a network (its mappings on that network go too)."""
     from ..services import containers
 
-    ctx = common.mutating()
+    ctx = common.mutating(cli)
     out = containers.disconnect(ctx, network, container)
     if ctx.dry_run:
         common.print_plan(out.plan, f"cnet net disconnect {network} {container}")

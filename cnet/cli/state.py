@@ -18,17 +18,18 @@ def register(app: typer.Typer) -> None:
 
 
 def sql(
-    query: Annotated[str, typer.Argument(help="One SQL statement (read-only), e.g. \"SELECT * FROM v_containers\".")],
+    cli: typer.Context,
+    query: Annotated[str, typer.Argument(help='One SQL statement (read-only), e.g. "SELECT * FROM v_containers".')],
     json_: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
 ) -> None:
     """Run one read-only SQL query on the state database. Views: v_containers, v_endpoints,
     v_ip_allocations, v_port_mappings, v_operation_commands."""
     from ..services import query as query_service
 
-    ctx = common.context()
+    ctx = common.context(cli)
     headers, rows = query_service.run_readonly(ctx.state_dir, query_text=query)
     if json_:
-        common.print_json([dict(zip(headers, r)) for r in rows])
+        common.print_json([dict(zip(headers, r, strict=True)) for r in rows])
         return
     from tabulate import tabulate
 
@@ -36,6 +37,7 @@ def sql(
 
 
 def journal(
+    cli: typer.Context,
     operation: Annotated[Optional[int], typer.Argument(help="Operation id: show its commands and undos.")] = None,
     limit: Annotated[int, typer.Option("-n", "--limit", help="How many recent operations to list.")] = 20,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -43,7 +45,7 @@ def journal(
     """List recent operations, or show the commands one operation ran and their undos."""
     from ..services import journal_view
 
-    ctx = common.reading()
+    ctx = common.reading(cli)
     with ctx.store.read() as conn:
         if operation is None:
             rows = journal_view.recent(conn, limit)
@@ -60,11 +62,11 @@ def journal(
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(cli: typer.Context) -> None:
     """Create or upgrade the state database to the newest schema."""
     from ..db import migrate
 
-    ctx = common.context()
+    ctx = common.context(cli)
     ctx.require_root()
     from ..db import connection
 
@@ -75,11 +77,11 @@ def db_upgrade() -> None:
 
 
 @db_app.command("check")
-def db_check() -> None:
+def db_check(cli: typer.Context) -> None:
     """Report drift between cnet's models and the migrated database (exit 1 if any)."""
     from ..db import migrate
 
-    ctx = common.context()
+    ctx = common.context(cli)
     diffs = migrate.check(ctx.store)
     if diffs:
         for d in diffs:

@@ -82,7 +82,9 @@ class Connection:
         the names come from code (records' columns()), never from user input."""
         cols = ", ".join(quote_identifier(c) for c in values)
         marks = ", ".join("?" * len(values))
-        cur = self.raw.execute(f"INSERT INTO {quote_identifier(table)} ({cols}) VALUES ({marks})", tuple(values.values()))
+        cur = self.raw.execute(
+            f"INSERT INTO {quote_identifier(table)} ({cols}) VALUES ({marks})", tuple(values.values())
+        )
         assert cur.lastrowid is not None
         return cur.lastrowid
 
@@ -139,7 +141,10 @@ def open_readonly(state_dir: Path) -> Connection:
     if not path.exists():
         raise CnetError(f"no cnet database at {path} (nothing has been created yet)")
     raw = sqlite3.connect(
-        f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False,
+        f"file:{path}?mode=ro",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
         timeout=BUSY_TIMEOUT_MS / 1000,
     )
     raw.execute("PRAGMA query_only = ON")

@@ -35,7 +35,7 @@ def migrations_dir() -> Path:
         return checkout
     spec = importlib.util.find_spec("cnet.migrations")
     if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
+        return Path(next(iter(spec.submodule_search_locations)))
     return checkout
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 # --- networks -------------------------------------------------------------------------------------
 NETWORK_BY_REF = "SELECT * FROM networks WHERE name = ?1 OR id = ?1"
 NETWORK_NAME_TAKEN = "SELECT 1 FROM networks WHERE name = ?"
-NETWORK_OVERLAPPING = (
-    "SELECT name, subnet FROM networks WHERE subnet_first_int <= ? AND subnet_last_int >= ? LIMIT 1"
-)
+NETWORK_OVERLAPPING = "SELECT name, subnet FROM networks WHERE subnet_first_int <= ? AND subnet_last_int >= ? LIMIT 1"
 NETWORK_COUNT = "SELECT count(*) FROM networks"
 NETWORK_COUNT_OTHERS = "SELECT count(*) FROM networks WHERE id != ?"
 NETWORK_SET_STATE = "UPDATE networks SET state = ? WHERE id = ?"
@@ -191,8 +189,7 @@ OPS_RECENT = (
     "FROM operations o ORDER BY o.id DESC LIMIT ?"
 )
 OP_DETAIL = (
-    "SELECT id, kind, target, direction, status, started_at, finished_at, error, recovered "
-    "FROM operations WHERE id = ?"
+    "SELECT id, kind, target, direction, status, started_at, finished_at, error, recovered FROM operations WHERE id = ?"
 )
 OP_DETAIL_STEPS = (
     "SELECT seq, summary, command, undo_json, fallback_json, status, duration_ms, exit_code, error "

@@ -12,11 +12,11 @@ from __future__ import annotations
 from sqlalchemy import (
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
-    Float,
     String,
     Table,
     Text,
@@ -37,21 +37,57 @@ networks = Table(
     "networks",
     metadata,
     Column("id", String(12), primary_key=True, comment="12-hex network id; the bridge name is derived from it"),
-    Column("name", String(64), nullable=False, unique=True, comment="user-chosen name, [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}"),
+    Column(
+        "name", String(64), nullable=False, unique=True, comment="user-chosen name, [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}"
+    ),
     Column("driver", String(16), nullable=False, default="bridge", comment="network driver; only 'bridge' exists"),
     Column("subnet", String(18), nullable=False, comment="IPv4 subnet in CIDR form, e.g. 175.50.0.0/24"),
-    Column("subnet_first_int", Integer, nullable=False, comment="network address of the subnet as an integer (overlap checks)"),
-    Column("subnet_last_int", Integer, nullable=False, comment="broadcast address of the subnet as an integer (overlap checks)"),
+    Column(
+        "subnet_first_int",
+        Integer,
+        nullable=False,
+        comment="network address of the subnet as an integer (overlap checks)",
+    ),
+    Column(
+        "subnet_last_int",
+        Integer,
+        nullable=False,
+        comment="broadcast address of the subnet as an integer (overlap checks)",
+    ),
     Column("prefix_len", Integer, nullable=False, comment="prefix length of the subnet"),
     Column("gateway", String(15), nullable=False, comment="gateway address, held by the bridge"),
-    Column("ip_range", String(18), nullable=True, comment="sub-range for dynamic allocation (CIDR), NULL = whole subnet"),
-    Column("range_first_int", Integer, nullable=False, comment="first address IPAM may hand out dynamically, as an integer"),
-    Column("range_last_int", Integer, nullable=False, comment="last address IPAM may hand out dynamically, as an integer"),
-    Column("alloc_cursor_int", Integer, nullable=False, comment="next-fit cursor: the address handed out last; the search resumes after it"),
-    Column("bridge", String(15), nullable=False, unique=True, comment="kernel bridge name (<= 15 bytes, starts with cnet-)"),
+    Column(
+        "ip_range", String(18), nullable=True, comment="sub-range for dynamic allocation (CIDR), NULL = whole subnet"
+    ),
+    Column(
+        "range_first_int", Integer, nullable=False, comment="first address IPAM may hand out dynamically, as an integer"
+    ),
+    Column(
+        "range_last_int", Integer, nullable=False, comment="last address IPAM may hand out dynamically, as an integer"
+    ),
+    Column(
+        "alloc_cursor_int",
+        Integer,
+        nullable=False,
+        comment="next-fit cursor: the address handed out last; the search resumes after it",
+    ),
+    Column(
+        "bridge", String(15), nullable=False, unique=True, comment="kernel bridge name (<= 15 bytes, starts with cnet-)"
+    ),
     Column("mtu", Integer, nullable=False, comment="MTU of the bridge and of every veth on it"),
-    Column("internal", Integer, nullable=False, default=0, comment="1 = no route out and no NAT, only traffic inside the bridge"),
-    Column("state", String(16), nullable=False, comment="creating | ready | removing (creating/removing only while an operation runs)"),
+    Column(
+        "internal",
+        Integer,
+        nullable=False,
+        default=0,
+        comment="1 = no route out and no NAT, only traffic inside the bridge",
+    ),
+    Column(
+        "state",
+        String(16),
+        nullable=False,
+        comment="creating | ready | removing (creating/removing only while an operation runs)",
+    ),
     Column("created_at", Float, nullable=False, comment="creation time, Unix seconds"),
     CheckConstraint("internal IN (0, 1)", name="internal_bool"),
     CheckConstraint("state IN ('creating', 'ready', 'removing')", name="state"),
@@ -67,15 +103,41 @@ containers = Table(
     Column("command", Text, nullable=False, comment="JSON list: the argv run as PID 1 of the container"),
     Column("hostname", String(64), nullable=False, comment="hostname inside the container's UTS namespace"),
     Column("env", Text, nullable=False, default="{}", comment="JSON object of environment variables given with -e"),
-    Column("spec", Text, nullable=False, default="{}", comment="JSON: the request as given (networks, ports, ip), kept after exit for inspect"),
+    Column(
+        "spec",
+        Text,
+        nullable=False,
+        default="{}",
+        comment="JSON: the request as given (networks, ports, ip), kept after exit for inspect",
+    ),
     Column("detached", Integer, nullable=False, default=0, comment="1 = started with -d (output in log_path)"),
     Column("netns", Text, nullable=False, comment="name of the pinned network namespace under /run/netns; kind cni: the runtime's netns path (CNI_NETNS)"),
     Column("pid", Integer, nullable=True, comment="host PID of the container's PID 1 while it runs"),
-    Column("pid_start_time", Integer, nullable=True, comment="start time of pid (clock ticks since boot), guards against PID reuse"),
-    Column("watcher_pid", Integer, nullable=True, comment="host PID of the light watcher that releases the network when PID 1 exits"),
+    Column(
+        "pid_start_time",
+        Integer,
+        nullable=True,
+        comment="start time of pid (clock ticks since boot), guards against PID reuse",
+    ),
+    Column(
+        "watcher_pid",
+        Integer,
+        nullable=True,
+        comment="host PID of the light watcher that releases the network when PID 1 exits",
+    ),
     Column("watcher_start_time", Integer, nullable=True, comment="start time of watcher_pid (clock ticks since boot)"),
-    Column("boot_id", String(36), nullable=True, comment="kernel boot id when started: a different one means the host rebooted"),
-    Column("exit_code", Integer, nullable=True, comment="exit code of PID 1 (128+N when killed by signal N), NULL while running"),
+    Column(
+        "boot_id",
+        String(36),
+        nullable=True,
+        comment="kernel boot id when started: a different one means the host rebooted",
+    ),
+    Column(
+        "exit_code",
+        Integer,
+        nullable=True,
+        comment="exit code of PID 1 (128+N when killed by signal N), NULL while running",
+    ),
     Column("log_path", Text, nullable=True, comment="file holding stdout/stderr of a detached container"),
     Column("created_at", Float, nullable=False, comment="creation time, Unix seconds"),
     Column("started_at", Float, nullable=True, comment="time PID 1 was started, Unix seconds"),
@@ -94,28 +156,70 @@ endpoints = Table(
     "endpoints",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True, comment="endpoint id"),
-    Column("container_id", String(12), ForeignKey("containers.id", ondelete="CASCADE"), nullable=False, comment="container this interface belongs to"),
-    Column("network_id", String(12), ForeignKey("networks.id", ondelete="RESTRICT"), nullable=False, comment="network the interface is attached to"),
+    Column(
+        "container_id",
+        String(12),
+        ForeignKey("containers.id", ondelete="CASCADE"),
+        nullable=False,
+        comment="container this interface belongs to",
+    ),
+    Column(
+        "network_id",
+        String(12),
+        ForeignKey("networks.id", ondelete="RESTRICT"),
+        nullable=False,
+        comment="network the interface is attached to",
+    ),
     Column("interface", String(15), nullable=False, comment="interface name inside the container: eth0, eth1, ..."),
-    Column("host_veth", String(15), nullable=False, unique=True, comment="host end of the veth pair, enslaved to the bridge"),
+    Column(
+        "host_veth",
+        String(15),
+        nullable=False,
+        unique=True,
+        comment="host end of the veth pair, enslaved to the bridge",
+    ),
     Column("ip", String(15), nullable=False, comment="the container's address on this network"),
     Column("ip_int", Integer, nullable=False, comment="the same address as an integer"),
     Column("mac", String(17), nullable=False, comment="MAC address of the container's interface (derived from the IP)"),
-    Column("is_default_route", Integer, nullable=False, default=0, comment="1 = the container's default route goes via this network's gateway"),
+    Column(
+        "is_default_route",
+        Integer,
+        nullable=False,
+        default=0,
+        comment="1 = the container's default route goes via this network's gateway",
+    ),
     Column("created_at", Float, nullable=False, comment="time of attachment, Unix seconds"),
     UniqueConstraint("container_id", "network_id", name="uq_endpoints_container_network"),
     UniqueConstraint("container_id", "interface", name="uq_endpoints_container_interface"),
-    comment="A container's attachment to a network: one veth pair and one address. Deleted when the container's process ends.",
+    comment=(
+        "A container's attachment to a network: one veth pair and one address. "
+        "Deleted when the container's process ends."
+    ),
 )
 
 ip_allocations = Table(
     "ip_allocations",
     metadata,
-    Column("network_id", String(12), ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True, comment="network the address belongs to"),
-    Column("address_int", Integer, primary_key=True, comment="allocated address as an integer (IPAM works on integers)"),
+    Column(
+        "network_id",
+        String(12),
+        ForeignKey("networks.id", ondelete="CASCADE"),
+        primary_key=True,
+        comment="network the address belongs to",
+    ),
+    Column(
+        "address_int", Integer, primary_key=True, comment="allocated address as an integer (IPAM works on integers)"
+    ),
     Column("address", String(15), nullable=False, comment="allocated address in dotted form"),
     Column("kind", String(16), nullable=False, comment="gateway | dynamic | static"),
-    Column("endpoint_id", Integer, ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=True, unique=True, comment="endpoint holding the address; NULL for the gateway"),
+    Column(
+        "endpoint_id",
+        Integer,
+        ForeignKey("endpoints.id", ondelete="CASCADE"),
+        nullable=True,
+        unique=True,
+        comment="endpoint holding the address; NULL for the gateway",
+    ),
     Column("allocated_at", Float, nullable=False, comment="allocation time, Unix seconds"),
     CheckConstraint("kind IN ('gateway', 'dynamic', 'static')", name="kind"),
     comment="Addresses in use per network. The primary key makes a double allocation impossible.",
@@ -125,9 +229,23 @@ port_mappings = Table(
     "port_mappings",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True, comment="mapping id"),
-    Column("container_id", String(12), ForeignKey("containers.id", ondelete="CASCADE"), nullable=False, comment="container the port is published for"),
-    Column("endpoint_id", Integer, ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False, comment="endpoint (network address) the traffic is sent to"),
-    Column("host_ip", String(15), nullable=False, comment="host address the mapping listens on; 0.0.0.0 = every address"),
+    Column(
+        "container_id",
+        String(12),
+        ForeignKey("containers.id", ondelete="CASCADE"),
+        nullable=False,
+        comment="container the port is published for",
+    ),
+    Column(
+        "endpoint_id",
+        Integer,
+        ForeignKey("endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+        comment="endpoint (network address) the traffic is sent to",
+    ),
+    Column(
+        "host_ip", String(15), nullable=False, comment="host address the mapping listens on; 0.0.0.0 = every address"
+    ),
     Column("host_port", Integer, nullable=False, comment="host port"),
     Column("container_port", Integer, nullable=False, comment="port inside the container"),
     Column("protocol", String(3), nullable=False, comment="tcp | udp"),
@@ -144,14 +262,30 @@ operations = Table(
     Column("id", Integer, primary_key=True, autoincrement=True, comment="operation id, shown by `cnet journal`"),
     Column("kind", String(32), nullable=False, comment="net-create, net-rm, run, release, net-connect, ..."),
     Column("target", String(64), nullable=False, comment="name or id of the network/container the operation acts on"),
-    Column("direction", String(8), nullable=False, comment="create = roll back on failure/crash; destroy = roll forward (finish it)"),
+    Column(
+        "direction",
+        String(8),
+        nullable=False,
+        comment="create = roll back on failure/crash; destroy = roll forward (finish it)",
+    ),
     Column("status", String(16), nullable=False, comment="running | done | rolled_back | failed"),
-    Column("owner_pid", Integer, nullable=True, comment="PID of the cnet process running it; a dead owner means it was interrupted"),
+    Column(
+        "owner_pid",
+        Integer,
+        nullable=True,
+        comment="PID of the cnet process running it; a dead owner means it was interrupted",
+    ),
     Column("owner_start_time", Integer, nullable=True, comment="start time of owner_pid, guards against PID reuse"),
     Column("started_at", Float, nullable=False, comment="start time, Unix seconds"),
     Column("finished_at", Float, nullable=True, comment="end time, Unix seconds"),
     Column("error", Text, nullable=True, comment="the error that ended it, if any"),
-    Column("recovered", Integer, nullable=False, default=0, comment="1 = finished by crash recovery in a later cnet process"),
+    Column(
+        "recovered",
+        Integer,
+        nullable=False,
+        default=0,
+        comment="1 = finished by crash recovery in a later cnet process",
+    ),
     CheckConstraint("status IN ('running', 'done', 'rolled_back', 'failed')", name="status"),
     CheckConstraint("direction IN ('create', 'destroy')", name="direction"),
     comment="The journal: one row per mutating operation.",
@@ -161,14 +295,33 @@ operation_steps = Table(
     "operation_steps",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True, comment="step id"),
-    Column("operation_id", Integer, ForeignKey("operations.id", ondelete="CASCADE"), nullable=False, comment="operation the step belongs to"),
+    Column(
+        "operation_id",
+        Integer,
+        ForeignKey("operations.id", ondelete="CASCADE"),
+        nullable=False,
+        comment="operation the step belongs to",
+    ),
     Column("seq", Integer, nullable=False, comment="order of the step within the operation, from 0"),
     Column("summary", Text, nullable=False, comment="what the step does, in words"),
-    Column("command", Text, nullable=False, comment="the command as a shell line (quoted, with its stdin as a heredoc)"),
+    Column(
+        "command", Text, nullable=False, comment="the command as a shell line (quoted, with its stdin as a heredoc)"
+    ),
     Column("do_json", Text, nullable=False, comment="JSON {argv, stdin} of the command"),
     Column("undo_json", Text, nullable=False, comment="JSON list of {argv, stdin}: the commands that undo the step"),
-    Column("fallback_json", Text, nullable=False, default="[]", comment="JSON list of {argv, stdin}: run one by one, errors tolerated, when a teardown command fails"),
-    Column("status", String(16), nullable=False, comment="pending | started | done | failed | undone | undo_failed | skipped"),
+    Column(
+        "fallback_json",
+        Text,
+        nullable=False,
+        default="[]",
+        comment="JSON list of {argv, stdin}: run one by one, errors tolerated, when a teardown command fails",
+    ),
+    Column(
+        "status",
+        String(16),
+        nullable=False,
+        comment="pending | started | done | failed | undone | undo_failed | skipped",
+    ),
     Column("started_at", Float, nullable=True, comment="when the command was started, Unix seconds"),
     Column("finished_at", Float, nullable=True, comment="when it ended, Unix seconds"),
     Column("duration_ms", Float, nullable=True, comment="run time of the command in milliseconds"),
@@ -204,7 +357,7 @@ VIEWS: dict[str, str] = {
                (SELECT group_concat(p.host_ip || ':' || p.host_port || '->' || p.container_port || '/' || p.protocol, ' ')
                   FROM port_mappings p WHERE p.container_id = c.id) AS ports,
                c.command, datetime(c.created_at, 'unixepoch') AS created
-        FROM containers c""",
+        FROM containers c""",  # noqa: E501 -- view SQL: migrations keep a byte-equal frozen copy
     "v_cni_attachments": """
         SELECT n.name AS network, c.cni_container_id AS container_id, c.cni_ifname AS ifname, c.netns,
                e.ip, n.prefix_len, e.mac, e.host_veth, c.state, c.name, c.id,
@@ -212,7 +365,7 @@ VIEWS: dict[str, str] = {
                   FROM port_mappings p WHERE p.container_id = c.id) AS ports,
                datetime(c.created_at, 'unixepoch') AS created
         FROM containers c LEFT JOIN endpoints e ON e.container_id = c.id LEFT JOIN networks n ON n.id = e.network_id
-        WHERE c.kind = 'cni'""",
+        WHERE c.kind = 'cni'""",  # noqa: E501
     "v_endpoints": """
         SELECT n.name AS network, c.name AS container, c.id AS container_id, e.interface, e.ip,
                n.prefix_len, n.gateway, e.mac, e.host_veth, n.bridge

@@ -130,7 +130,9 @@ def insert_container(conn: Connection, c: Container) -> None:
     conn.insert("containers", c.columns())
 
 
-def mark_running(conn: Connection, container_id: str, *, boot_id: str, watcher_pid: int, watcher_start: int | None) -> None:
+def mark_running(
+    conn: Connection, container_id: str, *, boot_id: str, watcher_pid: int, watcher_start: int | None
+) -> None:
     conn.execute(q.CONTAINER_MARK_RUNNING, (time.time(), boot_id, watcher_pid, watcher_start, container_id))
 
 
@@ -269,18 +271,48 @@ def next_interface(conn: Connection, container_id: str) -> str:
 
 
 def insert_endpoint(
-    conn: Connection, *, container_id: str, network: Network, interface: str, host_veth: str, ip: str, ip_int: int,
-    mac: str, default_route: bool,
+    conn: Connection,
+    *,
+    container_id: str,
+    network: Network,
+    interface: str,
+    host_veth: str,
+    ip: str,
+    ip_int: int,
+    mac: str,
+    default_route: bool,
 ) -> Endpoint:
     now = time.time()
-    ep_id = conn.insert("endpoints", {
-        "container_id": container_id, "network_id": network.id, "interface": interface, "host_veth": host_veth,
-        "ip": ip, "ip_int": ip_int, "mac": mac, "is_default_route": int(default_route), "created_at": now,
-    })
+    ep_id = conn.insert(
+        "endpoints",
+        {
+            "container_id": container_id,
+            "network_id": network.id,
+            "interface": interface,
+            "host_veth": host_veth,
+            "ip": ip,
+            "ip_int": ip_int,
+            "mac": mac,
+            "is_default_route": int(default_route),
+            "created_at": now,
+        },
+    )
     return Endpoint(
-        id=ep_id, container_id=container_id, network_id=network.id, interface=interface, host_veth=host_veth,
-        ip=ip, ip_int=ip_int, mac=mac, is_default_route=default_route, created_at=now, network=network.name,
-        bridge=network.bridge, gateway=network.gateway, prefix_len=network.prefix_len, mtu=network.mtu,
+        id=ep_id,
+        container_id=container_id,
+        network_id=network.id,
+        interface=interface,
+        host_veth=host_veth,
+        ip=ip,
+        ip_int=ip_int,
+        mac=mac,
+        is_default_route=default_route,
+        created_at=now,
+        network=network.name,
+        bridge=network.bridge,
+        gateway=network.gateway,
+        prefix_len=network.prefix_len,
+        mtu=network.mtu,
     )
 
 
@@ -316,14 +348,26 @@ def port_holder(conn: Connection, spec: PortSpec) -> str | None:
 
 
 def insert_port(conn: Connection, container_id: str, endpoint: Endpoint, spec: PortSpec) -> PortMapping:
-    port_id = conn.insert("port_mappings", {
-        "container_id": container_id, "endpoint_id": endpoint.id, "host_ip": spec.host_ip,
-        "host_port": spec.host_port, "container_port": spec.container_port, "protocol": spec.protocol,
-        "created_at": time.time(),
-    })
+    port_id = conn.insert(
+        "port_mappings",
+        {
+            "container_id": container_id,
+            "endpoint_id": endpoint.id,
+            "host_ip": spec.host_ip,
+            "host_port": spec.host_port,
+            "container_port": spec.container_port,
+            "protocol": spec.protocol,
+            "created_at": time.time(),
+        },
+    )
     return PortMapping(
-        id=port_id, container_id=container_id, endpoint_id=endpoint.id, host_ip=spec.host_ip,
-        host_port=spec.host_port, container_port=spec.container_port, protocol=spec.protocol,
+        id=port_id,
+        container_id=container_id,
+        endpoint_id=endpoint.id,
+        host_ip=spec.host_ip,
+        host_port=spec.host_port,
+        container_port=spec.container_port,
+        protocol=spec.protocol,
         container_ip=endpoint.ip,
     )
 

@@ -63,8 +63,9 @@ def endpoint_rules(*, host_veth: str, mac: str, ip: str) -> list[BridgeRule]:
     ]
 
 
-def restore_input(rules: list[BridgeRule], action: str, *, create_chain: bool = False,
-                  delete_chain: bool = False) -> str:
+def restore_input(
+    rules: list[BridgeRule], action: str, *, create_chain: bool = False, delete_chain: bool = False
+) -> str:
     out = ["*filter"]
     if create_chain:
         out.append(f":{CHAIN_SPOOF} RETURN")

@@ -129,7 +129,9 @@ def network_rules(*, name: str, bridge: str, subnet: str, internal: bool) -> lis
         Rule(
             "nat",
             CHAIN_POSTROUTING,
-            ("-s", subnet, "-d", subnet, "-o", bridge, "-m", "conntrack", "--ctstate", "DNAT") + c + ("-j", "MASQUERADE"),
+            ("-s", subnet, "-d", subnet, "-o", bridge, "-m", "conntrack", "--ctstate", "DNAT")
+            + c
+            + ("-j", "MASQUERADE"),
         ),
     ]
     return rules
@@ -148,7 +150,10 @@ def port_rules(
 
 
 def restore_input(
-    rules: list[Rule], action: str, *, new_chains: dict[str, tuple[str, ...]] | None = None,
+    rules: list[Rule],
+    action: str,
+    *,
+    new_chains: dict[str, tuple[str, ...]] | None = None,
     delete_chains: dict[str, tuple[str, ...]] | None = None,
 ) -> str:
     """Text for `iptables-restore --noflush`: one atomic transaction per table."""

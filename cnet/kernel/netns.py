@@ -23,24 +23,42 @@ INIT_SCRIPT = 'echo "$1" > /proc/sys/kernel/hostname || exit 125; shift; exec "$
 # - `env --default-signal=INT,QUIT`: a non-interactive shell starts background jobs with SIGINT
 #   and SIGQUIT ignored, which exec() keeps and no shell inside could undo.
 WATCH_SCRIPT = (
-    'py=$1 pypath=$2 state=$3 id=$4 log=$5 ns=$6 init=$7; shift 7; exec 3<&0; '
+    "py=$1 pypath=$2 state=$3 id=$4 log=$5 ns=$6 init=$7; shift 7; exec 3<&0; "
     'nsenter --net="$ns" unshare --mount --uts --ipc --mount-proc --propagation private '
     'setpriv --pdeathsig KILL env --default-signal=INT,QUIT /bin/sh -c "$init" cnet-init "$@" <&3 3<&- & '
-    'exec 3<&-; wait $!; rc=$?; '
+    "exec 3<&-; wait $!; rc=$?; "
     'exec nsenter --pid=/proc/self/ns/pid env PYTHONPATH="$pypath" "$py" -m cnet --state-dir "$state" '
     '_reap "$id" "$rc" </dev/null >>"$log" 2>&1'
 )
 
 
 def launch_argv(
-    *, container_id: str, hostname: str, command: list[str], python: str, pythonpath: str, state_dir: str,
+    *,
+    container_id: str,
+    hostname: str,
+    command: list[str],
+    python: str,
+    pythonpath: str,
+    state_dir: str,
     reap_log: str,
 ) -> list[str]:
     """The one command that starts a container: its watcher, which starts PID 1."""
     return [
-        "unshare", "--pid", "/bin/sh", "-c", WATCH_SCRIPT, "cnet-watch",
-        python, pythonpath, state_dir, container_id, reap_log, netns_path(container_id), INIT_SCRIPT,
-        hostname, *command,
+        "unshare",
+        "--pid",
+        "/bin/sh",
+        "-c",
+        WATCH_SCRIPT,
+        "cnet-watch",
+        python,
+        pythonpath,
+        state_dir,
+        container_id,
+        reap_log,
+        netns_path(container_id),
+        INIT_SCRIPT,
+        hostname,
+        *command,
     ]
 
 

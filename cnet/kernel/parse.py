@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ipaddress import IPv4Network
 
+
 @dataclass(frozen=True)
 class Link:
     name: str
@@ -30,9 +31,7 @@ def links(text: str) -> dict[str, Link]:
         name = d.get("ifname")
         if not name:
             continue
-        addrs = tuple(
-            f"{a['local']}/{a['prefixlen']}" for a in d.get("addr_info", []) if a.get("family") == "inet"
-        )
+        addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in d.get("addr_info", []) if a.get("family") == "inet")
         out[name] = Link(name, "UP" in d.get("flags", []), addrs)
     return out
 

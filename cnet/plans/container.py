@@ -29,13 +29,22 @@ def port_rules(container_id: str, ports: Sequence[PortMapping]) -> list[ipt.Rule
 def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool) -> list[Step]:
     return [
         ipk.endpoint_host_side(
-            netns=netns, host_veth=ep.host_veth, interface=ep.interface, bridge=ep.bridge,
-            mtu=ep.mtu, mac=ep.mac, create_netns=create_netns,
+            netns=netns,
+            host_veth=ep.host_veth,
+            interface=ep.interface,
+            bridge=ep.bridge,
+            mtu=ep.mtu,
+            mac=ep.mac,
+            create_netns=create_netns,
         ),
         ipk.endpoint_container_side(
-            netns=netns, interface=ep.interface, ip=ep.ip, prefix_len=ep.prefix_len,
+            netns=netns,
+            interface=ep.interface,
+            ip=ep.ip,
+            prefix_len=ep.prefix_len,
             # Internal networks never get the default route: they have no way out.
-            gateway=ep.gateway if ep.is_default_route else None, loopback=first,
+            gateway=ep.gateway if ep.is_default_route else None,
+            loopback=first,
         ),
     ]
 
@@ -52,7 +61,11 @@ def wiring(
     for i, ep in enumerate(endpoints):
         plan.extend(endpoint_steps(container.netns, ep, first=(i == 0), create_netns=(i == 0)))
     if ports:
-        plan.add(ipt.rules_add(port_rules(container.id, ports), f"publish {len(ports)} port(s) of container {container.name}"))
+        plan.add(
+            ipt.rules_add(
+                port_rules(container.id, ports), f"publish {len(ports)} port(s) of container {container.name}"
+            )
+        )
     return plan
 
 
@@ -109,7 +122,16 @@ def teardown(container: Container, ports: Sequence[PortMapping], *, timeout: flo
         pid = str(container.pid)
         if timeout is not None:
             plan.add(Step(summary="ask PID 1 to stop", do=cmd("kill", "-s", "TERM", pid)))
-            plan.add(Step(summary=f"give it {timeout:g} s (PID 1 ignores SIGTERM without a handler)", do=cmd("sleep", f"{timeout:g}")))
-        plan.add(Step(summary="kill PID 1 (the kernel then kills the whole PID namespace)", do=cmd("kill", "-s", "KILL", pid)))
+            plan.add(
+                Step(
+                    summary=f"give it {timeout:g} s (PID 1 ignores SIGTERM without a handler)",
+                    do=cmd("sleep", f"{timeout:g}"),
+                )
+            )
+        plan.add(
+            Step(
+                summary="kill PID 1 (the kernel then kills the whole PID namespace)", do=cmd("kill", "-s", "KILL", pid)
+            )
+        )
         plan.extend(release_steps(container, ports))
     return plan

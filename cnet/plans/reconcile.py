@@ -57,7 +57,8 @@ class Desired:
         """Namespaces that belong to a container being created or running, or that an operation
         is working on."""
         return {
-            c.netns for cid, c in self.containers.items()
+            c.netns
+            for cid, c in self.containers.items()
             if c.state in (ContainerState.CREATING, ContainerState.RUNNING) or cid in self.busy_containers
         }
 
@@ -214,7 +215,12 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[st
             if ns.startswith(NETNS_PREFIX) and ns not in live_netns:
                 pids = k.netns_pids.get(ns) or []
                 if pids:
-                    plan.add(Step(summary=f"kill the {len(pids)} orphan process(es) in {ns}", do=cmd("kill", "-KILL", *map(str, pids))))
+                    plan.add(
+                        Step(
+                            summary=f"kill the {len(pids)} orphan process(es) in {ns}",
+                            do=cmd("kill", "-KILL", *map(str, pids)),
+                        )
+                    )
                 plan.add(Step(summary=f"remove orphan network namespace {ns}", do=ipk.netns_del(ns)))
         for name in sorted(k.links):
             if name.startswith(LINK_PREFIX) and name not in bridges and name not in veths:
@@ -223,7 +229,9 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[st
     # Networks: bridge, gateway address, up, route_localnet; forwarding for all of them.
     ready = d.ready_networks
     if ready and k.ip_forward != "1":
-        plan.add(Step(summary="enable IPv4 forwarding (cnet networks exist)", do=ipk.sysctl_set("net.ipv4.ip_forward", "1")))
+        plan.add(
+            Step(summary="enable IPv4 forwarding (cnet networks exist)", do=ipk.sysctl_set("net.ipv4.ip_forward", "1"))
+        )
     for net in ready:
         link = k.links.get(net.bridge)
         gw = f"{net.gateway}/{net.prefix_len}"
@@ -232,7 +240,11 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[st
             notes.append(f"network {net.name}: bridge {net.bridge} re-created")
             continue
         if gw not in link.addrs:
-            plan.add(Step(summary=f"restore gateway {gw} on {net.bridge}", do=cmd("ip", "addr", "add", gw, "dev", net.bridge)))
+            plan.add(
+                Step(
+                    summary=f"restore gateway {gw} on {net.bridge}", do=cmd("ip", "addr", "add", gw, "dev", net.bridge)
+                )
+            )
         if not link.up:
             plan.add(Step(summary=f"bring {net.bridge} up", do=cmd("ip", "link", "set", net.bridge, "up")))
         if k.route_localnet.get(net.bridge) != "1":
@@ -243,7 +255,12 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[st
         if not d.stable_container(cid) or not c.pid or cid not in k.live_containers:
             continue
         if c.netns not in k.netns:
-            plan.add(Step(summary=f"re-pin network namespace {c.netns} of container {c.name}", do=cmd("ip", "netns", "attach", c.netns, str(c.pid))))
+            plan.add(
+                Step(
+                    summary=f"re-pin network namespace {c.netns} of container {c.name}",
+                    do=cmd("ip", "netns", "attach", c.netns, str(c.pid)),
+                )
+            )
         for ep in (e for e in d.endpoints if e.container_id == cid):
             if ep.host_veth in k.links or ep.network_id in d.busy_networks:
                 continue
@@ -263,5 +280,7 @@ def dead_release_steps(k: Kernel, d: Desired) -> list[Step]:
     for cid, c in d.containers.items():
         if d.stable_container(cid) and c.pid and cid not in k.live_containers and cid not in k.live_watchers:
             for s in release_steps(c, d.ports_by_container.get(cid, [])):
-                steps.append(Step(summary=f"release dead container {c.name}: {s.summary}", do=s.do, fallback=s.fallback))
+                steps.append(
+                    Step(summary=f"release dead container {c.name}: {s.summary}", do=s.do, fallback=s.fallback)
+                )
     return steps

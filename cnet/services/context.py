@@ -85,7 +85,9 @@ class Context:
         try:
             connection.ensure_state_dir(self.state_dir)
         except PermissionError:
-            raise PermissionDenied(f"cannot write the state dir {self.state_dir}: run as root (or use --dry-run)") from None
+            raise PermissionDenied(
+                f"cannot write the state dir {self.state_dir}: run as root (or use --dry-run)"
+            ) from None
         conn = connection.open_state(self.state_dir)
         migrate.ensure_current(conn, lock_path=self.state_dir / "migrate.lock")
         return conn
@@ -94,7 +96,9 @@ class Context:
         if self.dry_run:
             return
         if os.geteuid() != 0:
-            raise PermissionDenied("this command changes the kernel's network state and must run as root (try --dry-run)")
+            raise PermissionDenied(
+                "this command changes the kernel's network state and must run as root (try --dry-run)"
+            )
 
     def close(self) -> None:
         if self._store is not None:

@@ -19,9 +19,13 @@ def _ts(v: float | None) -> str:
 def recent(conn: Connection, limit: int) -> list[dict[str, Any]]:
     return [
         {
-            "id": r["id"], "kind": r["kind"], "target": r["target"],
-            "status": r["status"] + (" (recovered)" if r["recovered"] else ""), "started": _ts(r["started_at"]),
-            "steps": r["steps"], "ms": round(r["ms"], 1) if r["ms"] is not None else "",
+            "id": r["id"],
+            "kind": r["kind"],
+            "target": r["target"],
+            "status": r["status"] + (" (recovered)" if r["recovered"] else ""),
+            "started": _ts(r["started_at"]),
+            "steps": r["steps"],
+            "ms": round(r["ms"], 1) if r["ms"] is not None else "",
             "error": (r["error"] or "")[:60],
         }
         for r in store.recent_operations(conn, limit)
@@ -33,15 +37,25 @@ def detail(conn: Connection, op_id: int) -> dict[str, Any]:
     if op is None:
         raise NotFound(f"operation {op_id} not found")
     return {
-        "id": op["id"], "kind": op["kind"], "target": op["target"], "direction": op["direction"],
-        "status": op["status"], "started": _ts(op["started_at"]), "finished": _ts(op["finished_at"]),
-        "error": op["error"], "recovered": bool(op["recovered"]),
+        "id": op["id"],
+        "kind": op["kind"],
+        "target": op["target"],
+        "direction": op["direction"],
+        "status": op["status"],
+        "started": _ts(op["started_at"]),
+        "finished": _ts(op["finished_at"]),
+        "error": op["error"],
+        "recovered": bool(op["recovered"]),
         "steps": [
             {
-                "seq": s["seq"], "summary": s["summary"], "command": s["command"],
+                "seq": s["seq"],
+                "summary": s["summary"],
+                "command": s["command"],
                 "undo": [Command.from_json(c).render() for c in json.loads(s["undo_json"])],
                 "fallback": [Command.from_json(c).render() for c in json.loads(s["fallback_json"])],
-                "status": s["status"], "duration_ms": s["duration_ms"], "exit_code": s["exit_code"],
+                "status": s["status"],
+                "duration_ms": s["duration_ms"],
+                "exit_code": s["exit_code"],
                 "error": s["error"],
             }
             for s in store.operation_steps(conn, op_id)

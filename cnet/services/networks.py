@@ -110,15 +110,29 @@ def create_network(
         for route, dev in host_routes():
             if net_subnet.overlaps(route):
                 # The bridge's connected route would shadow (or be shadowed by) the host's.
-                raise Conflict(f"subnet {net_subnet} overlaps the host route {route} (dev {dev}); choose another subnet")
+                raise Conflict(
+                    f"subnet {net_subnet} overlaps the host route {route} (dev {dev}); choose another subnet"
+                )
         lo, hi = ipam.dynamic_bounds(net_subnet, rng)
         network_id = naming.new_id()
         net = Network(
-            id=network_id, name=name, driver=driver, subnet=str(net_subnet),
-            subnet_first_int=int(net_subnet.network_address), subnet_last_int=int(net_subnet.broadcast_address),
-            prefix_len=net_subnet.prefixlen, gateway=str(gw), ip_range=str(rng) if rng else None,
-            range_first_int=lo, range_last_int=hi, alloc_cursor_int=lo - 1, bridge=naming.bridge_name(network_id),
-            mtu=mtu, internal=internal, state=NetworkState.CREATING, created_at=time.time(),
+            id=network_id,
+            name=name,
+            driver=driver,
+            subnet=str(net_subnet),
+            subnet_first_int=int(net_subnet.network_address),
+            subnet_last_int=int(net_subnet.broadcast_address),
+            prefix_len=net_subnet.prefixlen,
+            gateway=str(gw),
+            ip_range=str(rng) if rng else None,
+            range_first_int=lo,
+            range_last_int=hi,
+            alloc_cursor_int=lo - 1,
+            bridge=naming.bridge_name(network_id),
+            mtu=mtu,
+            internal=internal,
+            state=NetworkState.CREATING,
+            created_at=time.time(),
         )
         first = store.network_count(conn) == 0
         before = read_ip_forward() if first else ""
@@ -131,7 +145,10 @@ def create_network(
             store.set_network_state(c, network_id, NetworkState.READY)
 
         return Change(
-            OpKind.NET_CREATE, network_id, plans.create(net, first=first, ip_forward_before=before), net,
+            OpKind.NET_CREATE,
+            network_id,
+            plans.create(net, first=first, ip_forward_before=before),
+            net,
             on_success=mark_ready,
         )
 
@@ -149,7 +166,9 @@ def remove_network(ctx: Context, name: str) -> Outcome[Network]:
         net = store.get_network(conn, name)
         containers, attachments = store.network_users(conn, net.id)
         if containers:
-            raise Conflict(f"network {net.name} still has containers: {', '.join(containers)} (stop or disconnect them first)")
+            raise Conflict(
+                f"network {net.name} still has containers: {', '.join(containers)} (stop or disconnect them first)"
+            )
         if attachments:
             raise Conflict(
                 f"network {net.name} still has CNI attachments: {', '.join(attachments)} "
@@ -172,15 +191,21 @@ def remove_network(ctx: Context, name: str) -> Outcome[Network]:
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="seconds")
 
 
 def list_networks(conn: Connection) -> list[dict[str, Any]]:
     """One row per network for `net ls`."""
     return [
         {
-            "name": n.name, "id": n.id, "driver": n.driver, "subnet": n.subnet, "gateway": n.gateway,
-            "bridge": n.bridge, "internal": n.internal, "containers": count,
+            "name": n.name,
+            "id": n.id,
+            "driver": n.driver,
+            "subnet": n.subnet,
+            "gateway": n.gateway,
+            "bridge": n.bridge,
+            "internal": n.internal,
+            "containers": count,
         }
         for n, count in store.networks_with_counts(conn)
     ]

@@ -72,8 +72,12 @@ def desired(conn: Connection, since_op: int) -> Desired:
     ports = store.ports_by_container(conn)
     busy_c, busy_n = busy(store.busy_operations(conn, since_op))
     return Desired(
-        store.all_networks(conn), containers, store.all_endpoints(conn),
-        {cid: p for cid, p in ports.items() if cid in containers}, busy_c, busy_n,
+        store.all_networks(conn),
+        containers,
+        store.all_endpoints(conn),
+        {cid: p for cid, p in ports.items() if cid in containers},
+        busy_c,
+        busy_n,
     )
 
 

@@ -99,14 +99,19 @@ def in_netns(netns: str | None, argv: list[str]) -> list[str]:
 
 def probe(sb, tools: Tools, targets: list[str], *, netns: str | None = None, timeout: float = 2.0) -> list:
     """Replies from `targets` ("tcp:IP:PORT") seen from `netns` (None: the sandbox host)."""
-    res = sb.run(in_netns(netns, ["python3", str(tools.probe), str(timeout), *targets]), check=True,
-                 timeout=30 + timeout * len(targets))
+    res = sb.run(
+        in_netns(netns, ["python3", str(tools.probe), str(timeout), *targets]),
+        check=True,
+        timeout=30 + timeout * len(targets),
+    )
     return json.loads(res.stdout)
 
 
 def answers(sb, tools: Tools, targets: list[str], *, netns: str | None = None) -> dict[str, str | None]:
     """{target: hostname of the container that answered, or None}."""
-    return {t: (r.split()[0] if r else None) for t, r in zip(targets, probe(sb, tools, targets, netns=netns))}
+    return {
+        t: (r.split()[0] if r else None) for t, r in zip(targets, probe(sb, tools, targets, netns=netns), strict=True)
+    }
 
 
 def run_server(sb, tools: Tools, name: str, *args: str, port: int = 80) -> dict:
@@ -115,7 +120,9 @@ def run_server(sb, tools: Tools, name: str, *args: str, port: int = 80) -> dict:
     sb.cnet("run", "-d", "--name", name, *args, "--", "python3", str(tools.server), str(port))
     info = inspect(sb, name)
     ok = sb.wait_for(
-        lambda: probe(sb, tools, [f"tcp:127.0.0.1:{port}"], netns=info["netns"], timeout=0.5)[0], timeout=15, interval=0.1
+        lambda: probe(sb, tools, [f"tcp:127.0.0.1:{port}"], netns=info["netns"], timeout=0.5)[0],
+        timeout=15,
+        interval=0.1,
     )
     assert ok, f"server in {name} did not come up: {sb.cnet('logs', name).stdout}"
     return info
@@ -148,7 +155,7 @@ def del_client(sb, c: Client) -> None:
 
 def no_cnet_leftovers(sb) -> None:
     """No cnet link, netns or rule (used between steps, before the full baseline check)."""
-    assert not [l for l in sb.link_names() if l.startswith("cnet")]
+    assert not [link for link in sb.link_names() if link.startswith("cnet")]
     assert not [n for n in sb.netns() if n.startswith("cnet")]
     assert "cnet:ctr:" not in sb.iptables_save()
 

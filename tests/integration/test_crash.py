@@ -18,10 +18,17 @@ import subprocess
 
 import pytest
 
-pytestmark = pytest.mark.root
+# Each case ends with the interrupted operation repaired, not undone: its network (and container)
+# stay, as the case's expected state says.
+pytestmark = [pytest.mark.root, pytest.mark.leaves_state]
 
-FAKED = {"ip": "/usr/sbin/ip", "iptables": "/usr/sbin/iptables", "iptables-restore": "/usr/sbin/iptables-restore",
-         "sysctl": "/usr/sbin/sysctl", "conntrack": "/usr/sbin/conntrack"}
+FAKED = {
+    "ip": "/usr/sbin/ip",
+    "iptables": "/usr/sbin/iptables",
+    "iptables-restore": "/usr/sbin/iptables-restore",
+    "sysctl": "/usr/sbin/sysctl",
+    "conntrack": "/usr/sbin/conntrack",
+}
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 FAKE = """#!/bin/sh
@@ -84,7 +91,12 @@ class Faults:
 
 
 def kernel(sb) -> dict:
-    return {"links": sb.link_names(), "rules": sb.rules(), "netns": sb.netns(), "ip_forward": sb.sysctl("net.ipv4.ip_forward")}
+    return {
+        "links": sb.link_names(),
+        "rules": sb.rules(),
+        "netns": sb.netns(),
+        "ip_forward": sb.sysctl("net.ipv4.ip_forward"),
+    }
 
 
 def db(sb) -> dict:
@@ -92,9 +104,10 @@ def db(sb) -> dict:
         "networks": "SELECT name, state FROM networks ORDER BY name",
         "containers": "SELECT name, state FROM containers ORDER BY name",
         "endpoints": "SELECT c.name, n.name, e.ip FROM endpoints e JOIN containers c ON c.id = e.container_id "
-                     "JOIN networks n ON n.id = e.network_id ORDER BY 1, 2",
+        "JOIN networks n ON n.id = e.network_id ORDER BY 1, 2",
         "ports": "SELECT host_port, protocol FROM port_mappings ORDER BY 1, 2",
-        "ips": "SELECT n.name, a.address, a.kind FROM ip_allocations a JOIN networks n ON n.id = a.network_id ORDER BY 1, 2",
+        "ips": "SELECT n.name, a.address, a.kind FROM ip_allocations a "
+        "JOIN networks n ON n.id = a.network_id ORDER BY 1, 2",
         "running_ops": "SELECT count(*) FROM operations WHERE status = 'running'",
     }
     import sqlite3
@@ -129,8 +142,23 @@ def setup(sb, faults: Faults, op: str) -> dict:
         sb.cnet("net", "create", "b", "--subnet", "10.62.0.0/24")
     snaps["net"] = (kernel(sb), db(sb))
     if op in ("stop", "rm-f", "connect", "disconnect"):
-        sb.cnet("run", "-d", "--name", "c1", "--net", "a", "-p", "8080:80", "-p", "5353:53/udp",
-                "-e", f"PATH={faults.path}", "--", "sleep", "1000")
+        sb.cnet(
+            "run",
+            "-d",
+            "--name",
+            "c1",
+            "--net",
+            "a",
+            "-p",
+            "8080:80",
+            "-p",
+            "5353:53/udp",
+            "-e",
+            f"PATH={faults.path}",
+            "--",
+            "sleep",
+            "1000",
+        )
         snaps["run"] = (kernel(sb), db(sb))
     if op == "disconnect":
         sb.cnet("net", "connect", "b", "c1")
@@ -197,7 +225,7 @@ def test_sigkill_at_every_step(sandbox, tmp_path, op, at, mode):
         assert res.returncode in (-9, 137), res  # nsenter reports the SIGKILLed child as 137
 
     ps = sb.cnet("ps", "-a")
-    lines = [l for l in ps.stderr.splitlines() if "recovered interrupted operation" in l]
+    lines = [line for line in ps.stderr.splitlines() if "recovered interrupted operation" in line]
     if op in REAPER_RACE:
         # Whoever was killed (stop/rm or the reaper racing it), its operation was finished once,
         # either by the reaper's own start-up recovery or by this `cnet ps`.

@@ -27,7 +27,20 @@ WEB_IP = "10.91.0.5"
 WEB_PORT = 8085
 HOST_PORT = 7070  # a host process (not cnet) listens here
 
-BAD_NAMES = ["", "badname!", "a/b", "a b", "x" * 65, "$(reboot)", "x;rm -rf /", "ネット", "café", "`id`", "a\nb", ".hidden"]
+BAD_NAMES = [
+    "",
+    "badname!",
+    "a/b",
+    "a b",
+    "x" * 65,
+    "$(reboot)",
+    "x;rm -rf /",
+    "ネット",
+    "café",
+    "`id`",
+    "a\nb",
+    ".hidden",
+]
 
 # (id, argv, expected exit code, words expected in the error line)
 CASES: list[tuple[str, list[str], int, str]] = []
@@ -50,28 +63,38 @@ case("ctr-name-exists", ["run", "--name", "web", "--net", NET, "--", "true"], ex
 case("net-name-bad-in-run", ["run", "--net", "a/b", "--", "true"], expect="network name")
 
 # --- subnets ----------------------------------------------------------------------------------
-for i, (subnet, expect) in enumerate([
-    ("10.0.0.0/33", "subnet"),
-    ("10.0.0/24", "subnet"),
-    ("abc", "subnet"),
-    ("300.1.1.0/24", "subnet"),
-    ("10.0.0.0", "CIDR"),
-    ("10.1.2.12/24", "host bits"),
-    ("10.2.0.0/31", "/31"),
-    ("10.2.0.0/32", "/32"),
-    ("10.91.0.128/25", "overlaps"),  # contained in `taken`
-    (SUBNET, "overlaps"),  # identical
-    ("10.91.0.0/16", "overlaps"),  # containing
-    ("fd00::/64", "not supported"),
-    ("", "subnet"),
-    ("10.0.0.0/-1", "subnet"),
-]):
+for i, (subnet, expect) in enumerate(
+    [
+        ("10.0.0.0/33", "subnet"),
+        ("10.0.0/24", "subnet"),
+        ("abc", "subnet"),
+        ("300.1.1.0/24", "subnet"),
+        ("10.0.0.0", "CIDR"),
+        ("10.1.2.12/24", "host bits"),
+        ("10.2.0.0/31", "/31"),
+        ("10.2.0.0/32", "/32"),
+        ("10.91.0.128/25", "overlaps"),  # contained in `taken`
+        (SUBNET, "overlaps"),  # identical
+        ("10.91.0.0/16", "overlaps"),  # containing
+        ("fd00::/64", "not supported"),
+        ("", "subnet"),
+        ("10.0.0.0/-1", "subnet"),
+    ]
+):
     case(f"subnet-{i}", ["net", "create", f"s{i}", "--subnet", subnet], expect=expect)
 case("gateway-outside", ["net", "create", "g1", "--subnet", "10.3.0.0/24", "--gateway", "10.4.0.1"], expect="outside")
-case("gateway-network-addr", ["net", "create", "g2", "--subnet", "10.3.0.0/24", "--gateway", "10.3.0.0"], expect="network or broadcast")
+case(
+    "gateway-network-addr",
+    ["net", "create", "g2", "--subnet", "10.3.0.0/24", "--gateway", "10.3.0.0"],
+    expect="network or broadcast",
+)
 case("gateway-not-ip", ["net", "create", "g3", "--subnet", "10.3.0.0/24", "--gateway", "10.3.0.x"], expect="gateway")
 case("gateway-ipv6", ["net", "create", "g4", "--subnet", "10.3.0.0/24", "--gateway", "fd00::1"], expect="not supported")
-case("ip-range-outside", ["net", "create", "g5", "--subnet", "10.3.0.0/24", "--ip-range", "10.4.0.0/25"], expect="not inside")
+case(
+    "ip-range-outside",
+    ["net", "create", "g5", "--subnet", "10.3.0.0/24", "--ip-range", "10.4.0.0/25"],
+    expect="not inside",
+)
 case("subnet-loopback", ["net", "create", "r1", "--subnet", "127.0.0.0/24"], expect="loopback range")
 case("subnet-multicast", ["net", "create", "r2", "--subnet", "224.1.0.0/24"], expect="multicast range")
 case("subnet-link-local", ["net", "create", "r3", "--subnet", "169.254.0.0/24"], expect="link-local range")
@@ -80,39 +103,43 @@ case("mtu-not-number", ["net", "create", "g7", "--mtu", "big"], code=2, expect="
 case("driver-unknown", ["net", "create", "g8", "--driver", "macvlan"], expect="driver")
 
 # --- ports ------------------------------------------------------------------------------------
-for i, (spec, expect) in enumerate([
-    ("0:80", "between 1 and 65535"),
-    ("65536:80", "between 1 and 65535"),
-    ("80:0", "between 1 and 65535"),
-    ("abc:80", "not a number"),
-    ("8080", "expected"),
-    ("1.2.3:80:80", "IPv4"),
-    ("9090-9089:80", "ends before it starts"),
-    ("9000-9002:80-81", "range"),
-    ("8081:80/sctp", "not supported"),
-    (f"{WEB_PORT}:80", "already mapped by container web"),
-    (f"127.0.0.1:{WEB_PORT}:80", "already mapped by container web"),
-    (f"{WEB_PORT}:80/tcp", "already mapped"),
-    (f"{HOST_PORT}:80", "host process"),
-    ("::1:8082:80", "port mapping"),
-    ("8082:80:80:80", "expected"),
-    ("-1:80", "port"),
-    ("10.99.99.99:8084:80", "not an address of this host"),
-]):
+for i, (spec, expect) in enumerate(
+    [
+        ("0:80", "between 1 and 65535"),
+        ("65536:80", "between 1 and 65535"),
+        ("80:0", "between 1 and 65535"),
+        ("abc:80", "not a number"),
+        ("8080", "expected"),
+        ("1.2.3:80:80", "IPv4"),
+        ("9090-9089:80", "ends before it starts"),
+        ("9000-9002:80-81", "range"),
+        ("8081:80/sctp", "not supported"),
+        (f"{WEB_PORT}:80", "already mapped by container web"),
+        (f"127.0.0.1:{WEB_PORT}:80", "already mapped by container web"),
+        (f"{WEB_PORT}:80/tcp", "already mapped"),
+        (f"{HOST_PORT}:80", "host process"),
+        ("::1:8082:80", "port mapping"),
+        ("8082:80:80:80", "expected"),
+        ("-1:80", "port"),
+        ("10.99.99.99:8084:80", "not an address of this host"),
+    ]
+):
     case(f"port-{i}", ["run", "--net", NET, "-p", spec, "--", "true"], expect=expect)
 case("port-twice", ["run", "--net", NET, "-p", "8083:80", "-p", "8083:81", "--", "true"], expect="given twice")
 case("port-without-net", ["run", "-p", "8083:80", "--", "true"], expect="needs a network")
 
 # --- IPs --------------------------------------------------------------------------------------
-for i, (ip, expect) in enumerate([
-    ("10.92.0.5", "outside"),
-    ("10.91.0.1", "gateway"),
-    ("10.91.0.0", "network address"),
-    ("10.91.0.255", "broadcast"),
-    (WEB_IP, "already in use"),
-    ("10.91.0.300", "not an IPv4 address"),
-    ("fd00::5", "not supported"),
-]):
+for i, (ip, expect) in enumerate(
+    [
+        ("10.92.0.5", "outside"),
+        ("10.91.0.1", "gateway"),
+        ("10.91.0.0", "network address"),
+        ("10.91.0.255", "broadcast"),
+        (WEB_IP, "already in use"),
+        ("10.91.0.300", "not an IPv4 address"),
+        ("fd00::5", "not supported"),
+    ]
+):
     case(f"ip-{i}", ["run", "--net", NET, "--ip", ip, "--", "true"], expect=expect)
 case("ip-without-net", ["run", "--ip", "10.91.0.9", "--", "true"], expect="needs a network")
 
@@ -143,22 +170,24 @@ case("rm-running", ["rm", "web"], expect="stop it first")
 case("journal-missing", ["journal", "999999"], expect="999999")
 
 # --- cnet sql -----------------------------------------------------------------------------------
-for i, (query, expect) in enumerate([
-    ("INSERT INTO settings (key, value) VALUES ('x', 'y')", "read-only"),
-    ("DELETE FROM networks", "read-only"),
-    ("UPDATE containers SET state = 'exited'", "read-only"),
-    ("DROP TABLE operations", "read-only"),
-    ("CREATE TABLE t (x)", "read-only"),
-    ("PRAGMA user_version = 7", "read-only"),
-    ("SELEC * FROM networks", "SQL error"),
-    ("SELECT * FROM no_such_table", "no such table"),
-    ("SELECT 1; SELECT 2", "one statement"),
-    ("SELECT 1; DELETE FROM networks", "one statement"),
-    ("", "empty"),
-    ("PRAGMA journal_mode = DELETE", "read-only"),
-    ("PRAGMA query_only = OFF", "read-only"),
-    ("SELECT load_extension('/nonexistent.so')", "read-only"),
-]):
+for i, (query, expect) in enumerate(
+    [
+        ("INSERT INTO settings (key, value) VALUES ('x', 'y')", "read-only"),
+        ("DELETE FROM networks", "read-only"),
+        ("UPDATE containers SET state = 'exited'", "read-only"),
+        ("DROP TABLE operations", "read-only"),
+        ("CREATE TABLE t (x)", "read-only"),
+        ("PRAGMA user_version = 7", "read-only"),
+        ("SELEC * FROM networks", "SQL error"),
+        ("SELECT * FROM no_such_table", "no such table"),
+        ("SELECT 1; SELECT 2", "one statement"),
+        ("SELECT 1; DELETE FROM networks", "one statement"),
+        ("", "empty"),
+        ("PRAGMA journal_mode = DELETE", "read-only"),
+        ("PRAGMA query_only = OFF", "read-only"),
+        ("SELECT load_extension('/nonexistent.so')", "read-only"),
+    ]
+):
     case(f"sql-{i}", ["sql", query], expect=expect)
 
 
@@ -195,12 +224,17 @@ def hostile_sb(tmp_path_factory):
     try:
         baseline = sb.snapshot()
         sb.cnet("net", "create", NET, "--subnet", SUBNET)
-        sb.cnet("run", "-d", "--name", "web", "--net", NET, "--ip", WEB_IP, "-p", f"{WEB_PORT}:80", "--", "sleep", "100000")
+        sb.cnet(
+            "run", "-d", "--name", "web", "--net", NET, "--ip", WEB_IP, "-p", f"{WEB_PORT}:80", "--", "sleep", "100000"
+        )
         listener = sb.popen(
-            ["python3", "-c",
-             "import socket, time\n"
-             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-             f"s.bind(('0.0.0.0', {HOST_PORT})); s.listen(); time.sleep(100000)"],
+            [
+                "python3",
+                "-c",
+                "import socket, time\n"
+                "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                f"s.bind(('0.0.0.0', {HOST_PORT})); s.listen(); time.sleep(100000)",
+            ],
         )
         assert sb.wait_for(lambda: sb.run(["ss", "-Htln", f"sport = :{HOST_PORT}"]).stdout.strip(), timeout=10)
         sb.tried = 0
@@ -221,7 +255,7 @@ def before(hostile_sb):
         # The kernel moves a new bridge's operstate from UNKNOWN to UP a moment after its first
         # port comes up (linkwatch): wait for that, so only cnet's changes can differ.
         links = json.loads(sb.run(["ip", "-j", "link"], check=True).stdout)
-        return all(l["operstate"] == "UP" for l in links if l["ifname"].startswith("cnet"))
+        return all(link["operstate"] == "UP" for link in links if link["ifname"].startswith("cnet"))
 
     assert sb.wait_for(settled, timeout=15)
     return dump_state(sb)
@@ -245,16 +279,17 @@ def test_dry_run_quotes_hostile_arguments(hostile_sb, before):
     """The printed script is safe to paste: a hostile command argument stays one quoted word."""
     sb = hostile_sb
     hostile = ["$(touch /tmp/pwned)", "`touch /tmp/pwned2`", "a; touch /tmp/pwned3", "'\"; touch /tmp/pwned4 #"]
-    res = sb.cnet("--dry-run", "run", "--name", "dry", "--net", NET, "-p", "9999:80", "-e", "X=$(id)", "--", "echo", *hostile)
+    res = sb.cnet(
+        "--dry-run", "run", "--name", "dry", "--net", NET, "-p", "9999:80", "-e", "X=$(id)", "--", "echo", *hostile
+    )
     assert res.stderr == ""
-    lines = [l for l in res.stdout.splitlines() if "pwned" in l]
+    lines = [line for line in res.stdout.splitlines() if "pwned" in line]
     assert len(lines) == 1, res.stdout
     words = shlex.split(lines[0])  # POSIX sh word splitting and quote removal
     # Every hostile argument survives as exactly one literal word, in order, at the end.
-    assert words[-len(hostile) - 1:] == ["echo", *hostile]
+    assert words[-len(hostile) - 1 :] == ["echo", *hostile]
     # ...and is single-quoted, so sh performs no command substitution inside it.
     assert "'$(touch /tmp/pwned)'" in lines[0]
     assert "'`touch /tmp/pwned2`'" in lines[0]
     assert res.stdout.startswith("#!/bin/sh\nset -e\n")
     assert dump_state(sb) == before, "--dry-run changed the host or the database"
-

@@ -47,7 +47,9 @@ def test_growth_compares_medians_of_first_and_last_k(bench):
 def test_floor_is_three_batched_processes_with_the_same_wiring_as_cnet(bench):
     cmds = bench.floor_commands(7, host_port=30007)
     assert [argv for argv, _ in cmds] == [
-        ["ip", "-batch", "-"], ["ip", "-n", "bfl7", "-batch", "-"], ["iptables-restore", "-w", "--noflush"],
+        ["ip", "-batch", "-"],
+        ["ip", "-n", "bfl7", "-batch", "-"],
+        ["iptables-restore", "-w", "--noflush"],
     ]
     host, inside, rules = (stdin for _, stdin in cmds)
     assert host.splitlines() == [
@@ -58,7 +60,10 @@ def test_floor_is_three_batched_processes_with_the_same_wiring_as_cnet(bench):
         "link set bflv7 up",
     ]
     assert inside.splitlines() == [
-        "link set lo up", "addr add 10.89.0.9/16 dev eth0", "link set eth0 up", "route add default via 10.89.0.1 dev eth0",
+        "link set lo up",
+        "addr add 10.89.0.9/16 dev eth0",
+        "link set eth0 up",
+        "route add default via 10.89.0.1 dev eth0",
     ]
     assert rules.splitlines() == [
         "*nat",
@@ -73,8 +78,12 @@ def test_floor_is_three_batched_processes_with_the_same_wiring_as_cnet(bench):
 def test_cni_chain_is_bridge_then_portmap(bench):
     confs = bench.cni_configs(host_port=40001, data_dir="/x/ipam")
     assert [c["type"] for c in confs] == ["bridge", "portmap"]
-    assert confs[0]["ipam"] == {"type": "host-local", "ranges": [[{"subnet": bench.CNI_SUBNET}]], "dataDir": "/x/ipam",
-                                "routes": [{"dst": "0.0.0.0/0"}]}
+    assert confs[0]["ipam"] == {
+        "type": "host-local",
+        "ranges": [[{"subnet": bench.CNI_SUBNET}]],
+        "dataDir": "/x/ipam",
+        "routes": [{"dst": "0.0.0.0/0"}],
+    }
     assert confs[1]["runtimeConfig"]["portMappings"] == [{"hostPort": 40001, "containerPort": 80, "protocol": "tcp"}]
     json.dumps(confs)  # what goes to the plugins' stdin
 
@@ -106,18 +115,35 @@ def test_cni_plugin_target_and_rows(bench):
 
 def _results(**over):
     r = {
-        "n": 300, "machine": "test",
-        "wiring": {"cnet": {"n": 300, "p50": 12.0, "p95": 15.0}, "floor": {"n": 300, "p50": 10.0, "p95": 11.0},
-                   "cni": "not installed", "ratio_to_floor": 1.2},
+        "n": 300,
+        "machine": "test",
+        "wiring": {
+            "cnet": {"n": 300, "p50": 12.0, "p95": 15.0},
+            "floor": {"n": 300, "p50": 10.0, "p95": 11.0},
+            "cni": "not installed",
+            "ratio_to_floor": 1.2,
+        },
         "growth": {"cnet": {"k": 30, "first": 10.0, "last": 12.0, "ratio": 1.2}},
         "run_until_port": {"n": 300, "p50": 250.0, "p95": 300.0},
         "rm_f": {"n": 300, "p50": 230.0, "p95": 260.0},
         "import_floor": {"n": 60, "p50": 160.0, "p95": 170.0},
         "startup": {"help": {"n": 20, "p50": 60.0, "p95": 70.0}, "ps": {"n": 20, "p50": 205.0, "p95": 230.0}},
-        "ipam": {"subnet": "10.0.0.0/16", "addresses": 65534, "total_s": 2.5, "first_1000_ms": 40.0,
-                 "last_1000_ms": 44.0, "last_over_first": 1.1, "exhausted_ms": 20.0},
-        "memory": {"containers": 300, "processes": 600, "commands": ["sh", "unshare"],
-                   "rss_mb_per_container": 3.1, "pss_mb_per_container": 0.3},
+        "ipam": {
+            "subnet": "10.0.0.0/16",
+            "addresses": 65534,
+            "total_s": 2.5,
+            "first_1000_ms": 40.0,
+            "last_1000_ms": 44.0,
+            "last_over_first": 1.1,
+            "exhausted_ms": 20.0,
+        },
+        "memory": {
+            "containers": 300,
+            "processes": 600,
+            "commands": ["sh", "unshare"],
+            "rss_mb_per_container": 3.1,
+            "pss_mb_per_container": 0.3,
+        },
         "iperf": {"direct_gbps": 20.0, "mapped_gbps": 19.0, "ratio": 0.95},
     }
     r.update(over)
@@ -127,12 +153,12 @@ def _results(**over):
 def test_targets_compare_with_the_import_floor_measured_in_the_same_run(bench):
     met = {t.name: t.met for t in bench.targets(_results())}
     assert met["wiring p50 / floor p50"] is True
-    assert met["wiring growth (last 30 / first 30)"] is False          # 1.2 > 1.1
-    assert met["run -d until port answers p50"] is True                # 250 <= 160 + 100
-    assert met["rm -f p50"] is False                                   # 230 > 160 + 60
-    assert met["ps with 300 containers p50"] is True                   # 205 <= 160 + 50
+    assert met["wiring growth (last 30 / first 30)"] is False  # 1.2 > 1.1
+    assert met["run -d until port answers p50"] is True  # 250 <= 160 + 100
+    assert met["rm -f p50"] is False  # 230 > 160 + 60
+    assert met["ps with 300 containers p50"] is True  # 205 <= 160 + 50
     assert met["memory kept per container (RSS)"] is False
-    assert met["throughput 127.0.0.1 mapping / direct"] is True        # higher is better
+    assert met["throughput 127.0.0.1 mapping / direct"] is True  # higher is better
     missing = {t.name: t.met for t in bench.targets(_results(iperf={}, import_floor={}))}
     assert missing["throughput 127.0.0.1 mapping / direct"] is None
     assert missing["rm -f p50"] is None
@@ -142,8 +168,8 @@ def test_table_shows_every_target_and_the_peer_ratios(bench):
     text = bench.render_table(_results())
     assert "not installed" in text
     assert "wiring p50 / floor p50" in text and "MISS" in text and "pass" in text
-    assert "1.76x podman (142 ms)" in text      # 250 / 142
-    assert "1.59x docker (145 ms)" in text      # rm -f 230 / 145
+    assert "1.76x podman (142 ms)" in text  # 250 / 142
+    assert "1.59x docker (145 ms)" in text  # rm -f 230 / 145
     assert "IPAM: 65534 addresses of 10.0.0.0/16 in 2.50 s" in text
 
 

@@ -46,7 +46,10 @@ def test_netns_add_and_del():
 
 def test_sysctl_steps():
     assert ipk.route_localnet("cnet-b").do.argv == (
-        "sysctl", "-q", "-w", "net.ipv4.conf.cnet-b.route_localnet=1",
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.conf.cnet-b.route_localnet=1",
     )
     on = ipk.ip_forward(True, "0")
     assert on.do.argv == ("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
@@ -58,8 +61,13 @@ def test_sysctl_steps():
 
 def test_endpoint_host_side_batch():
     step = ipk.endpoint_host_side(
-        netns="cnet-c1", host_veth="cnetvabc", interface="eth0", bridge="cnet-b",
-        mtu=1500, mac="02:42:0a:05:00:02", create_netns=True,
+        netns="cnet-c1",
+        host_veth="cnetvabc",
+        interface="eth0",
+        bridge="cnet-b",
+        mtu=1500,
+        mac="02:42:0a:05:00:02",
+        create_netns=True,
     )
     assert step.do.argv == ("ip", "-batch", "-")
     assert step.do.stdin.splitlines() == [
@@ -72,8 +80,13 @@ def test_endpoint_host_side_batch():
     # Undo in the order that works: the veth first, then the namespace.
     assert [u.argv for u in step.undo] == [("ip", "link", "del", "cnetvabc"), ("ip", "netns", "del", "cnet-c1")]
     again = ipk.endpoint_host_side(
-        netns="cnet-c1", host_veth="cnetvabc", interface="eth1", bridge="cnet-b",
-        mtu=1500, mac="02:42:0a:05:00:02", create_netns=False,
+        netns="cnet-c1",
+        host_veth="cnetvabc",
+        interface="eth1",
+        bridge="cnet-b",
+        mtu=1500,
+        mac="02:42:0a:05:00:02",
+        create_netns=False,
     )
     assert "netns add" not in again.do.stdin
     assert [u.argv for u in again.undo] == [("ip", "link", "del", "cnetvabc")]
@@ -112,7 +125,18 @@ def test_kernel_names_fit_and_start_with_cnet():
 # --- iptables.py ------------------------------------------------------------------------------
 def test_rule_argv_and_line():
     r = ipt.Rule("nat", "CNET-POSTROUTING", ("-s", "10.5.0.0/24", "-j", "MASQUERADE"))
-    assert r.argv("-D") == ("iptables", "-w", "-t", "nat", "-D", "CNET-POSTROUTING", "-s", "10.5.0.0/24", "-j", "MASQUERADE")
+    assert r.argv("-D") == (
+        "iptables",
+        "-w",
+        "-t",
+        "nat",
+        "-D",
+        "CNET-POSTROUTING",
+        "-s",
+        "10.5.0.0/24",
+        "-j",
+        "MASQUERADE",
+    )
     assert r.line("-A") == "-A CNET-POSTROUTING -s 10.5.0.0/24 -j MASQUERADE"
 
 
@@ -129,13 +153,25 @@ def test_network_rules_exact():
         ipt.Rule("filter", "CNET-ISOLATION-1", ("-i", "cnet-b", "!", "-o", "cnet-b") + c + ("-j", "CNET-ISOLATION-2")),
         ipt.Rule("filter", "CNET-ISOLATION-2", ("-o", "cnet-b") + c + ("-j", "DROP")),
         ipt.Rule("filter", "CNET-FORWARD", ("-i", "cnet-b", "-o", "cnet-b") + c + ("-j", "ACCEPT")),
-        ipt.Rule("filter", "CNET-FORWARD", ("-o", "cnet-b", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED") + c + ("-j", "ACCEPT")),
-        ipt.Rule("filter", "CNET-FORWARD", ("-o", "cnet-b", "-m", "conntrack", "--ctstate", "DNAT") + c + ("-j", "ACCEPT")),
+        ipt.Rule(
+            "filter",
+            "CNET-FORWARD",
+            ("-o", "cnet-b", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED") + c + ("-j", "ACCEPT"),
+        ),
+        ipt.Rule(
+            "filter", "CNET-FORWARD", ("-o", "cnet-b", "-m", "conntrack", "--ctstate", "DNAT") + c + ("-j", "ACCEPT")
+        ),
         ipt.Rule("filter", "CNET-FORWARD", ("-i", "cnet-b") + c + ("-j", "ACCEPT")),
         ipt.Rule("filter", "CNET-FORWARD", ("-o", "cnet-b") + c + ("-j", "DROP")),
         ipt.Rule("nat", "CNET-POSTROUTING", ("-s", "10.5.0.0/24", "!", "-o", "cnet-b") + c + ("-j", "MASQUERADE")),
         ipt.Rule("nat", "CNET-POSTROUTING", ("-s", "127.0.0.0/8", "-o", "cnet-b") + c + ("-j", "MASQUERADE")),
-        ipt.Rule("nat", "CNET-POSTROUTING", ("-s", "10.5.0.0/24", "-d", "10.5.0.0/24", "-o", "cnet-b", "-m", "conntrack", "--ctstate", "DNAT") + c + ("-j", "MASQUERADE")),
+        ipt.Rule(
+            "nat",
+            "CNET-POSTROUTING",
+            ("-s", "10.5.0.0/24", "-d", "10.5.0.0/24", "-o", "cnet-b", "-m", "conntrack", "--ctstate", "DNAT")
+            + c
+            + ("-j", "MASQUERADE"),
+        ),
     ]
 
 
@@ -159,19 +195,48 @@ def test_isolation_stage_one_holds_only_drops_and_stage_two_jumps():
         rules += ipt.network_rules(name="n", bridge="cnet-b", subnet="10.5.0.0/24", internal=internal)
     stage1 = [r for r in rules if r.chain == "CNET-ISOLATION-1"]
     assert stage1 and all(r.spec[-1] in ("DROP", "CNET-ISOLATION-2") for r in stage1)
-    assert [r for r in rules if "DNAT" in r.spec and r.table == "filter" and "RETURN" in r.spec][0].chain == "CNET-ISOLATION-2"
+    assert (
+        next(r for r in rules if "DNAT" in r.spec and r.table == "filter" and "RETURN" in r.spec).chain
+        == "CNET-ISOLATION-2"
+    )
 
 
 def test_port_rule():
-    [r] = ipt.port_rules(container_id="c" * 12, host_ip="127.0.0.1", host_port=8085, container_ip="10.5.0.2",
-                         container_port=80, protocol="tcp")
-    assert r.argv("-A") == (
-        "iptables", "-w", "-t", "nat", "-A", "CNET-DNAT", "-d", "127.0.0.1/32", "-p", "tcp", "-m", "tcp",
-        "--dport", "8085", "-m", "comment", "--comment", "cnet:ctr:" + "c" * 12, "-j", "DNAT",
-        "--to-destination", "10.5.0.2:80",
+    [r] = ipt.port_rules(
+        container_id="c" * 12,
+        host_ip="127.0.0.1",
+        host_port=8085,
+        container_ip="10.5.0.2",
+        container_port=80,
+        protocol="tcp",
     )
-    [any_ip] = ipt.port_rules(container_id="c" * 12, host_ip=None, host_port=53, container_ip="10.5.0.2",
-                              container_port=53, protocol="udp")
+    assert r.argv("-A") == (
+        "iptables",
+        "-w",
+        "-t",
+        "nat",
+        "-A",
+        "CNET-DNAT",
+        "-d",
+        "127.0.0.1/32",
+        "-p",
+        "tcp",
+        "-m",
+        "tcp",
+        "--dport",
+        "8085",
+        "-m",
+        "comment",
+        "--comment",
+        "cnet:ctr:" + "c" * 12,
+        "-j",
+        "DNAT",
+        "--to-destination",
+        "10.5.0.2:80",
+    )
+    [any_ip] = ipt.port_rules(
+        container_id="c" * 12, host_ip=None, host_port=53, container_ip="10.5.0.2", container_port=53, protocol="udp"
+    )
     assert "-d" not in any_ip.spec and any_ip.spec[:4] == ("-p", "udp", "-m", "udp")
 
 
@@ -182,7 +247,7 @@ def test_rules_add_is_one_restore_with_exact_undo():
     lines = step.do.stdin.splitlines()
     # Tables in raw, nat, filter order, each one transaction.
     assert lines[0] == "*nat" and lines.count("COMMIT") == 2 and lines[lines.index("COMMIT") + 1] == "*filter"
-    assert [l for l in lines if l.startswith("-A")] == [
+    assert [ln for ln in lines if ln.startswith("-A")] == [
         r.line("-A") for t in ("nat", "filter") for r in rules if r.table == t
     ]
     [undo] = step.undo
@@ -258,13 +323,33 @@ def test_every_chain_name_is_cnet_prefixed_and_short():
 # --- netns.py ---------------------------------------------------------------------------------
 def test_launch_argv():
     argv = nsk.launch_argv(
-        container_id="a" * 12, hostname="web", command=["python3", "-m", "http.server", "80"],
-        python="/usr/bin/python3", pythonpath="/opt/cnet", state_dir="/var/lib/cnet", reap_log="/var/lib/cnet/r.log",
+        container_id="a" * 12,
+        hostname="web",
+        command=["python3", "-m", "http.server", "80"],
+        python="/usr/bin/python3",
+        pythonpath="/opt/cnet",
+        state_dir="/var/lib/cnet",
+        reap_log="/var/lib/cnet/r.log",
     )
     assert argv == [
-        "unshare", "--pid", "/bin/sh", "-c", nsk.WATCH_SCRIPT, "cnet-watch",
-        "/usr/bin/python3", "/opt/cnet", "/var/lib/cnet", "a" * 12, "/var/lib/cnet/r.log",
-        "/run/netns/cnet-" + "a" * 12, nsk.INIT_SCRIPT, "web", "python3", "-m", "http.server", "80",
+        "unshare",
+        "--pid",
+        "/bin/sh",
+        "-c",
+        nsk.WATCH_SCRIPT,
+        "cnet-watch",
+        "/usr/bin/python3",
+        "/opt/cnet",
+        "/var/lib/cnet",
+        "a" * 12,
+        "/var/lib/cnet/r.log",
+        "/run/netns/cnet-" + "a" * 12,
+        nsk.INIT_SCRIPT,
+        "web",
+        "python3",
+        "-m",
+        "http.server",
+        "80",
     ]
 
 
@@ -276,7 +361,16 @@ def test_watch_script_never_forks_after_the_container_exits():
 
 def test_enter_argv():
     assert nsk.enter_argv(42, ["ip", "a"]) == [
-        "nsenter", "--target", "42", "--mount", "--uts", "--ipc", "--net", "--pid", "ip", "a",
+        "nsenter",
+        "--target",
+        "42",
+        "--mount",
+        "--uts",
+        "--ipc",
+        "--net",
+        "--pid",
+        "ip",
+        "a",
     ]
     assert nsk.enter_hint(42) == "nsenter --target 42 --mount --uts --ipc --net --pid"
 
@@ -285,9 +379,20 @@ def test_init_script_passes_user_args_verbatim(tmp_path):
     # The user's command is positional parameters: a shell metacharacter stays a literal argument.
     marker = tmp_path / "pwned"
     out = subprocess.run(
-        ["/bin/sh", "-c", nsk.INIT_SCRIPT.replace('echo "$1" > /proc/sys/kernel/hostname || exit 125; ', ""),
-         "cnet-init", "host", "printf", "%s|", f"$(touch {marker})", "a b"],
-        capture_output=True, text=True, check=True,
+        [
+            "/bin/sh",
+            "-c",
+            nsk.INIT_SCRIPT.replace('echo "$1" > /proc/sys/kernel/hostname || exit 125; ', ""),
+            "cnet-init",
+            "host",
+            "printf",
+            "%s|",
+            f"$(touch {marker})",
+            "a b",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout == f"$(touch {marker})|a b|"
     assert not marker.exists()
@@ -377,5 +482,9 @@ def test_teardown_plan_suffix_goes_after_the_heredoc_marker():
     assert script.splitlines()[3] == "ip link del x || true"
     assert f"iptables-restore --noflush <<'{HEREDOC_END}' || true\n*nat\nCOMMIT\n{HEREDOC_END}\n" in script
     # Runs to the end under set -e although every command fails.
-    fake = script.replace("ip link del x", "false").replace("iptables-restore --noflush", "sh -c 'cat >/dev/null; exit 1'")
-    assert subprocess.run(["/bin/sh", "-c", fake + "echo reached\n"], capture_output=True, text=True).stdout == "reached\n"
+    fake = script.replace("ip link del x", "false").replace(
+        "iptables-restore --noflush", "sh -c 'cat >/dev/null; exit 1'"
+    )
+    assert (
+        subprocess.run(["/bin/sh", "-c", fake + "echo reached\n"], capture_output=True, text=True).stdout == "reached\n"
+    )

@@ -34,8 +34,26 @@ PATHS = command_paths()
 def test_command_tree_is_complete():
     names = {" ".join(p) for p in PATHS}
     expected = {
-        "", "net", "net create", "net ls", "net inspect", "net rm", "net connect", "net disconnect",
-        "run", "ps", "inspect", "exec", "logs", "stop", "rm", "sql", "journal", "db", "db upgrade", "db check",
+        "",
+        "net",
+        "net create",
+        "net ls",
+        "net inspect",
+        "net rm",
+        "net connect",
+        "net disconnect",
+        "run",
+        "ps",
+        "inspect",
+        "exec",
+        "logs",
+        "stop",
+        "rm",
+        "sql",
+        "journal",
+        "db",
+        "db upgrade",
+        "db check",
     }
     assert expected <= names
 
@@ -54,7 +72,10 @@ def test_help(path):
 def _imported_modules(*args: str) -> tuple[int, set[str]]:
     res = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "cnet", *args],
-        capture_output=True, text=True, cwd=REPO, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
     )
     mods = set()
     for line in res.stderr.splitlines():
@@ -73,11 +94,30 @@ def test_help_does_not_import_heavy_modules(args):
 
 
 def test_version():
-    res = subprocess.run([sys.executable, "-m", "cnet", "--version"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "cnet", "--version"], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert res.returncode == 0 and res.stdout.startswith("cnet ")
 
 
 def test_usage_error_is_one_line_exit_2():
-    res = subprocess.run([sys.executable, "-m", "cnet", "net", "create"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "cnet", "net", "create"], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("net",)], ids=["cnet", "cnet net"])
+def test_no_command_prints_the_help_and_exits_2(args):
+    res = subprocess.run([sys.executable, "-m", "cnet", *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 2
+    assert res.stderr.startswith("Usage: cnet") and "Commands:" in res.stderr
+
+
+def test_cli_uses_only_public_typer_names():
+    """typer vendors click as the private typer._click, which its docs say will change: the CLI
+    uses typer's public names only (errors: typer.Exit, typer.Abort, typer.TyperException)."""
+    for path in sorted((REPO / "cnet" / "cli").glob("*.py")):
+        text = path.read_text()
+        assert "typer._" not in text and "_click" not in text and "_coercion" not in text, path.name

@@ -117,8 +117,13 @@ def run_cnet(*args, state_dir: Path, as_nobody: bool = False, env: dict | None =
         # /root (where this python may live) and pytest's tmp dirs are 0700: keep only the right to
         # read and search (CAP_DAC_READ_SEARCH), never to write; the effective uid is not root.
         argv = [
-            "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-            "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", *argv,
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+            *argv,
         ]
     full_env = dict(os.environ, PYTHONPATH=str(REPO))
     full_env.pop("CNET_STATE_DIR", None)
@@ -147,10 +152,22 @@ def populated_state(state_dir: Path) -> None:
         net_ = ipaddress.IPv4Network("10.5.0.0/24")
         lo, hi = ipam.dynamic_bounds(net_, None)
         net = Network(
-            id="aaaaaaaaaaaa", name="web", driver="bridge", subnet=str(net_),
-            subnet_first_int=int(net_.network_address), subnet_last_int=int(net_.broadcast_address),
-            prefix_len=24, gateway="10.5.0.1", ip_range=None, range_first_int=lo, range_last_int=hi,
-            alloc_cursor_int=lo - 1, bridge="cnet-aaaaaaaaaa", mtu=1500, internal=False, state=NetworkState.READY,
+            id="aaaaaaaaaaaa",
+            name="web",
+            driver="bridge",
+            subnet=str(net_),
+            subnet_first_int=int(net_.network_address),
+            subnet_last_int=int(net_.broadcast_address),
+            prefix_len=24,
+            gateway="10.5.0.1",
+            ip_range=None,
+            range_first_int=lo,
+            range_last_int=hi,
+            alloc_cursor_int=lo - 1,
+            bridge="cnet-aaaaaaaaaa",
+            mtu=1500,
+            internal=False,
+            state=NetworkState.READY,
             created_at=time.time(),
         )
         with st.write() as conn:
@@ -177,8 +194,18 @@ def test_dry_run_second_network_pinned(tmp_path):
     populated_state(state)
     before = tree(state)
     res = run_cnet(
-        "--dry-run", "net", "create", "db", "--subnet", "10.6.0.0/29", "--gateway", "10.6.0.6", "--mtu", "9000",
-        "--internal", state_dir=state,
+        "--dry-run",
+        "net",
+        "create",
+        "db",
+        "--subnet",
+        "10.6.0.0/29",
+        "--gateway",
+        "10.6.0.6",
+        "--mtu",
+        "9000",
+        "--internal",
+        state_dir=state,
     )
     assert res.returncode == 0, res.stderr
     assert normalize(res.stdout) == EXPECTED_SECOND_INTERNAL
@@ -231,8 +258,19 @@ def test_dry_run_as_non_root_with_existing_database(tmp_path):
     populated_state(state)
     before = tree(state)
     res = run_cnet(
-        "--dry-run", "net", "create", "db", "--subnet", "10.6.0.0/29", "--gateway", "10.6.0.6", "--mtu", "9000",
-        "--internal", state_dir=state, as_nobody=True,
+        "--dry-run",
+        "net",
+        "create",
+        "db",
+        "--subnet",
+        "10.6.0.0/29",
+        "--gateway",
+        "10.6.0.6",
+        "--mtu",
+        "9000",
+        "--internal",
+        state_dir=state,
+        as_nobody=True,
     )
     assert res.returncode == 0, res.stderr
     assert normalize(res.stdout) == EXPECTED_SECOND_INTERNAL

@@ -31,7 +31,18 @@ def test_endpoint_remove_has_a_per_rule_fallback():
     assert step.undo == ()
     assert [c.argv for c in step.fallback] == [r.argv("-D") for r in eb.endpoint_rules(**EP)]
     assert step.fallback[0].argv == (
-        "ebtables", "-t", "filter", "-D", "CNET-SPOOF", "-i", "cnetv1234567890", "-s", "!", "02:42:0a:05:00:02", "-j", "DROP",
+        "ebtables",
+        "-t",
+        "filter",
+        "-D",
+        "CNET-SPOOF",
+        "-i",
+        "cnetv1234567890",
+        "-s",
+        "!",
+        "02:42:0a:05:00:02",
+        "-j",
+        "DROP",
     )
 
 
@@ -41,7 +52,10 @@ def test_base_create_and_delete():
     [undo] = step.undo
     assert undo.stdin == "*filter\n-D INPUT -j CNET-SPOOF\n-D FORWARD -j CNET-SPOOF\n-F CNET-SPOOF\n-X CNET-SPOOF\n"
     assert [c.argv[3:] for c in eb.base_delete_fallback()] == [
-        ("-D", "INPUT", "-j", "CNET-SPOOF"), ("-D", "FORWARD", "-j", "CNET-SPOOF"), ("-F", "CNET-SPOOF"), ("-X", "CNET-SPOOF"),
+        ("-D", "INPUT", "-j", "CNET-SPOOF"),
+        ("-D", "FORWARD", "-j", "CNET-SPOOF"),
+        ("-F", "CNET-SPOOF"),
+        ("-X", "CNET-SPOOF"),
     ]
 
 

@@ -34,7 +34,9 @@ def _install_block() -> str:
 def test_unit_runs_the_path_the_readme_install_creates():
     exec_start = re.search(r"^ExecStart=(.*)$", UNIT.read_text(), flags=re.M).group(1)
     argv = shlex.split(exec_start)
-    assert argv[0].startswith("/") and "env" not in Path(argv[0]).name, "systemd needs an absolute path, not a PATH lookup"
+    assert argv[0].startswith("/") and "env" not in Path(argv[0]).name, (
+        "systemd needs an absolute path, not a PATH lookup"
+    )
     assert argv[1:] == ["net", "restore"]
     links = [shlex.split(line) for line in _install_block().splitlines() if line.startswith("ln ")]
     assert len(links) == 1, "the README's install links cnet into root's PATH once"
@@ -54,7 +56,11 @@ def test_readme_never_pip_installs_into_a_system_python():
 # --- the scripts ---------------------------------------------------------------------------------------
 def _shell_scripts() -> list[Path]:
     found = [REPO / ".ci" / "run"]
-    found += [p for p in sorted((REPO / "scripts").iterdir()) if p.is_file() and p.read_text().startswith("#!/usr/bin/env bash")]
+    found += [
+        p
+        for p in sorted((REPO / "scripts").iterdir())
+        if p.is_file() and p.read_text().startswith("#!/usr/bin/env bash")
+    ]
     return found
 
 
@@ -62,7 +68,7 @@ def test_shell_scripts_are_strict():
     scripts = _shell_scripts()
     assert {p.name for p in scripts} >= {"run", "install-deps", "test", "demo", "sandbox", "bench"}
     for path in scripts:
-        commands = [l for l in path.read_text().splitlines()[1:] if l.strip() and not l.startswith("#")]
+        commands = [ln for ln in path.read_text().splitlines()[1:] if ln.strip() and not ln.startswith("#")]
         assert commands[0] == "set -euo pipefail", f"{path.relative_to(REPO)} must start with set -euo pipefail"
 
 
@@ -112,13 +118,14 @@ def checkout(tmp_path):
 
 def install_deps(root: Path, *args: str, python: str = BASE) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHON=python)
-    return subprocess.run([str(root / "scripts" / "install-deps"), *args], capture_output=True, text=True,
-                          env=env, timeout=60)
+    return subprocess.run(
+        [str(root / "scripts" / "install-deps"), *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 def venv_lines(res: subprocess.CompletedProcess) -> list[str]:
     """--check's lines about .venv (the apt line depends on the machine)."""
-    return [l for l in res.stderr.splitlines() if "apt-get" not in l]
+    return [ln for ln in res.stderr.splitlines() if "apt-get" not in ln]
 
 
 def fake_venv(root: Path, python: str, stamp: str | None = None) -> Path:
@@ -140,8 +147,10 @@ def test_check_on_a_fresh_checkout_plans_a_venv_and_changes_nothing(checkout):
     before = tree(checkout)
     res = install_deps(checkout, "--check")
     assert res.returncode == 1
-    assert venv_lines(res) == [f"install-deps: would create .venv with {BASE} (python {sys.version_info[0]}.{sys.version_info[1]}), "
-                               "then pip install -e .[test] into it"]
+    assert venv_lines(res) == [
+        f"install-deps: would create .venv with {BASE} (python {sys.version_info[0]}.{sys.version_info[1]}), "
+        "then pip install -e .[test,lint] into it"
+    ]
     assert tree(checkout) == before
 
 
@@ -169,14 +178,17 @@ def test_a_changed_pyproject_reinstalls(checkout):
     venv = fake_venv(checkout, BASE, stamp=f"checkout={checkout} python={BASE}")
     os.utime(venv / "cnet-install.stamp", (1_000_000_000, 1_000_000_000))
     (line,) = venv_lines(install_deps(checkout, "--check"))
-    assert line == "install-deps: would pip install -e .[test] into .venv (pyproject.toml changed since the last install)"
+    assert (
+        line
+        == "install-deps: would pip install -e .[test,lint] into .venv (pyproject.toml changed since the last install)"
+    )
 
 
 def test_a_venv_whose_cnet_is_elsewhere_reinstalls(checkout):
     venv = fake_venv(checkout, BASE, stamp=f"checkout={checkout} python={BASE}")
     os.utime(checkout / "pyproject.toml", (1_000_000_000, 1_000_000_000))
     (line,) = venv_lines(install_deps(checkout, "--check"))
-    assert line == "install-deps: would pip install -e .[test] into .venv (its cnet is not this checkout's)"
+    assert line == "install-deps: would pip install -e .[test,lint] into .venv (its cnet is not this checkout's)"
     assert venv.exists()
 
 
@@ -196,11 +208,14 @@ def test_a_dot_venv_that_is_not_a_venv_is_left_alone(checkout, tmp_path, kind):
     assert venv.exists() or venv.is_symlink()
 
 
-@pytest.mark.parametrize(("answer", "expect"), [
-    ("{python3} 3.11 0", "python3-venv"),          # Debian's python3 without python3-venv
-    ("/usr/bin/python3.99 3.99 0", "python3.99-venv"),  # another Debian python, e.g. PYTHON=python3.12
-    ("/opt/odd/bin/python3 3.11 0", None),          # not Debian's: nothing apt could add
-])
+@pytest.mark.parametrize(
+    ("answer", "expect"),
+    [
+        ("{python3} 3.11 0", "python3-venv"),  # Debian's python3 without python3-venv
+        ("/usr/bin/python3.99 3.99 0", "python3.99-venv"),  # another Debian python, e.g. PYTHON=python3.12
+        ("/opt/odd/bin/python3 3.11 0", None),  # not Debian's: nothing apt could add
+    ],
+)
 def test_a_python_without_ensurepip_gets_its_venv_package(checkout, tmp_path, answer, expect):
     """Debian and Ubuntu ship venv's pip bootstrap (ensurepip) as python3.X-venv, not installed by
     default on Ubuntu 24.04. A stand-in interpreter answers install-deps' one question."""
@@ -213,9 +228,12 @@ def test_a_python_without_ensurepip_gets_its_venv_package(checkout, tmp_path, an
     res = install_deps(checkout, "--check", python=str(fake))
     assert res.returncode == 1
     if expect is None:
-        assert res.stderr == f"install-deps: {fake} has no ensurepip, so it cannot make a virtualenv; choose another with PYTHON=...\n"
+        assert (
+            res.stderr
+            == f"install-deps: {fake} has no ensurepip, so it cannot make a virtualenv; choose another with PYTHON=...\n"
+        )
     else:
-        (apt,) = [l for l in res.stderr.splitlines() if "apt-get" in l]
+        (apt,) = [ln for ln in res.stderr.splitlines() if "apt-get" in ln]
         assert expect in apt.split()
 
 
@@ -256,6 +274,11 @@ def test_this_checkouts_venv_is_up_to_date():
     """Run through scripts/test, pytest is the venv's, and install-deps has nothing left to do."""
     if Path(sys.prefix).resolve() != REPO / ".venv":
         pytest.skip("pytest is not running from this checkout's .venv (use scripts/test)")
-    res = subprocess.run([str(REPO / "scripts" / "install-deps"), "--check"], capture_output=True, text=True,
-                         env={k: v for k, v in os.environ.items() if k != "PYTHON"} | {"PYTHON": BASE}, timeout=60)
+    res = subprocess.run(
+        [str(REPO / "scripts" / "install-deps"), "--check"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHON"} | {"PYTHON": BASE},
+        timeout=60,
+    )
     assert (res.returncode, res.stderr) == (0, "")

@@ -35,7 +35,7 @@ class FakeRunner:
         if command.argv in self.fail_undo:
             raise CommandFailed(command.argv, 2, "undo exploded")
         if command.argv in self.absent_undo:
-            raise CommandFailed(command.argv, 1, "Cannot find device \"x\"")
+            raise CommandFailed(command.argv, 1, 'Cannot find device "x"')
         return Result("", 1.0)
 
     def try_run(self, command):
@@ -94,10 +94,7 @@ def op_row(store, op_id):
 
 def step_statuses(store, op_id):
     return [
-        r[0]
-        for r in store.execute(
-            "SELECT status FROM operation_steps WHERE operation_id = ? ORDER BY seq", (op_id,)
-        )
+        r[0] for r in store.execute("SELECT status FROM operation_steps WHERE operation_id = ? ORDER BY seq", (op_id,))
     ]
 
 
@@ -175,7 +172,12 @@ def test_undo_errors_are_collected_and_absent_is_fine(store, handlers):
         j.execute(op)
     # Every undo still ran despite the failure in the middle.
     assert [c for c in runner.calls if c[0] == "undo"] == [
-        ("undo", "3", "a"), ("undo", "3", "b"), ("undo", "2", "a"), ("undo", "2", "b"), ("undo", "1", "a"), ("undo", "1", "b"),
+        ("undo", "3", "a"),
+        ("undo", "3", "b"),
+        ("undo", "2", "a"),
+        ("undo", "2", "b"),
+        ("undo", "1", "a"),
+        ("undo", "1", "b"),
     ]
     assert "undo exploded" in str(exc.value) and "boom: it broke" in str(exc.value)
     assert len(exc.value.errors) == 1
@@ -221,7 +223,7 @@ def test_destroy_without_fallback_tolerates_absent(store, handlers):
         def run(self, command):
             self.calls.append(command.argv)
             if command.argv == ("do", "1"):
-                raise CommandFailed(command.argv, 1, "Cannot find device \"cnet-x\"")
+                raise CommandFailed(command.argv, 1, 'Cannot find device "cnet-x"')
             if command.argv == ("do", "2"):
                 raise CommandFailed(command.argv, 1, "Operation not permitted")
             return Result("", 1.0)
@@ -247,9 +249,7 @@ def dead_pid() -> int:
 def set_progress(store, op_id, statuses, owner_pid, owner_start):
     with store.write() as conn:
         for seq, st in enumerate(statuses):
-            conn.execute(
-                "UPDATE operation_steps SET status = ? WHERE operation_id = ? AND seq = ?", (st, op_id, seq)
-            )
+            conn.execute("UPDATE operation_steps SET status = ? WHERE operation_id = ? AND seq = ?", (st, op_id, seq))
         conn.execute(
             "UPDATE operations SET owner_pid = ?, owner_start_time = ? WHERE id = ?", (owner_pid, owner_start, op_id)
         )
@@ -262,7 +262,14 @@ def test_recovery_rolls_back_create_of_dead_owner(store, handlers):
     j = journal(store, runner)
     lines = j.recover()
     assert lines == [f"cnet: recovered interrupted operation {op.id} (test-create T1): rolled back"]
-    assert runner.calls == [("undo", "3", "a"), ("undo", "3", "b"), ("undo", "2", "a"), ("undo", "2", "b"), ("undo", "1", "a"), ("undo", "1", "b")]
+    assert runner.calls == [
+        ("undo", "3", "a"),
+        ("undo", "3", "b"),
+        ("undo", "2", "a"),
+        ("undo", "2", "b"),
+        ("undo", "1", "a"),
+        ("undo", "1", "b"),
+    ]
     status, error, recovered = op_row(store, op.id)
     assert (status, recovered) == ("rolled_back", 1)
     assert "interrupted" in error
@@ -290,7 +297,9 @@ def test_live_owner_is_not_touched(store, handlers):
     _, op = begin(store, FakeRunner())
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        set_progress(store, op.id, ["done", "started", "pending", "pending"], sleeper.pid, procs.start_time(sleeper.pid))
+        set_progress(
+            store, op.id, ["done", "started", "pending", "pending"], sleeper.pid, procs.start_time(sleeper.pid)
+        )
         runner = FakeRunner()
         assert journal(store, runner).recover() == []
         assert runner.calls == []
@@ -309,7 +318,9 @@ def test_reused_pid_counts_as_dead(store, handlers):
     _, op = begin(store, FakeRunner())
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        set_progress(store, op.id, ["started", "pending", "pending", "pending"], sleeper.pid, procs.start_time(sleeper.pid) - 1)
+        set_progress(
+            store, op.id, ["started", "pending", "pending", "pending"], sleeper.pid, procs.start_time(sleeper.pid) - 1
+        )
         runner = FakeRunner()
         assert len(journal(store, runner).recover()) == 1
         assert runner.calls == [("undo", "1", "a"), ("undo", "1", "b")]
@@ -354,7 +365,12 @@ def test_interrupt_with_failing_undo_says_rollback_incomplete(store, handlers):
     assert str(exc.value).startswith("interrupted (rollback incomplete: ")
     # Every undo still ran, newest first.
     assert [c for c in runner.calls if c[0] == "undo"] == [
-        ("undo", "3", "a"), ("undo", "3", "b"), ("undo", "2", "a"), ("undo", "2", "b"), ("undo", "1", "a"), ("undo", "1", "b"),
+        ("undo", "3", "a"),
+        ("undo", "3", "b"),
+        ("undo", "2", "a"),
+        ("undo", "2", "b"),
+        ("undo", "1", "a"),
+        ("undo", "1", "b"),
     ]
     assert op_row(store, op.id)[0] == "rolled_back"
     assert step_statuses(store, op.id) == ["undone", "undo_failed", "undone", "pending"]
@@ -363,9 +379,8 @@ def test_interrupt_with_failing_undo_says_rollback_incomplete(store, handlers):
 
 def test_unknown_kind_is_refused_at_begin(store):
     j = journal(store, FakeRunner())
-    with store.write() as conn:
-        with pytest.raises(ValueError, match="no journal handlers for operation kind 'nope'"):
-            j.begin(conn, "nope", "T1", plan_of())
+    with store.write() as conn, pytest.raises(ValueError, match="no journal handlers for operation kind 'nope'"):
+        j.begin(conn, "nope", "T1", plan_of())
     assert store.scalar("SELECT count(*) FROM operations") == 0
 
 

@@ -20,8 +20,21 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("cnet.cli", "cnet.__main__")),
     ("services", ("cnet.services",)),
     ("middle", ("cnet.plans", "cnet.journal", "cnet.db", "cnet.ipam", "cnet.runner")),
-    ("base", ("cnet.kernel", "cnet.commands", "cnet.records", "cnet.naming", "cnet.errors", "cnet.procs",
-              "cnet.validate", "cnet._shfast", "cnet.cni", "cnet")),
+    (
+        "base",
+        (
+            "cnet.kernel",
+            "cnet.commands",
+            "cnet.records",
+            "cnet.naming",
+            "cnet.errors",
+            "cnet.procs",
+            "cnet.validate",
+            "cnet._shfast",
+            "cnet.cni",
+            "cnet",
+        ),
+    ),
 ]
 # Inside the middle layer: plans are pure (no database, journal or processes), the database
 # layer knows nothing of plans, IPAM or the journal.
@@ -98,7 +111,7 @@ def test_no_import_cycles():
         stack.append(m)
         for t in sorted(edges[m]):
             if state.get(t) == 1:
-                cycle = stack[stack.index(t):] + [t]
+                cycle = stack[stack.index(t) :] + [t]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if t not in state:
                 visit(t)
@@ -117,9 +130,9 @@ def test_lower_layers_never_import_higher_ones():
             if layer_of(t) < layer_of(m):
                 bad.append(f"{m} -> {t}")
             for prefix, banned in FORBIDDEN.items():
-                if m == prefix or m.startswith(prefix + "."):
-                    if any(t == b or t.startswith(b + ".") for b in banned):
-                        bad.append(f"{m} -> {t}")
+                in_prefix = m == prefix or m.startswith(prefix + ".")
+                if in_prefix and any(t == b or t.startswith(b + ".") for b in banned):
+                    bad.append(f"{m} -> {t}")
     assert bad == []
 
 
@@ -167,14 +180,32 @@ def test_no_sql_built_with_f_strings():
 
 def test_sql_runs_only_in_the_store_the_journal_and_ipam():
     """Services and the CLI go through cnet.db.store (cnet sql's user statement excepted)."""
-    allowed = {"cnet.db.store", "cnet.db.connection", "cnet.db.migrate", "cnet.journal", "cnet.ipam",
-               "cnet.services.query"}
+    allowed = {
+        "cnet.db.store",
+        "cnet.db.connection",
+        "cnet.db.migrate",
+        "cnet.journal",
+        "cnet.ipam",
+        "cnet.services.query",
+    }
     bad = []
     for m, path in MODULES.items():
         if m in allowed:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Attribute) and node.attr in ("execute", "one", "all", "scalar", "insert", "exec_driver_sql"):
-                if isinstance(node.value, ast.Name) and node.value.id in ("conn", "c", "store", "db"):
-                    bad.append(f"{m}:{node.lineno} {node.value.id}.{node.attr}")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr
+                in (
+                    "execute",
+                    "one",
+                    "all",
+                    "scalar",
+                    "insert",
+                    "exec_driver_sql",
+                )
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("conn", "c", "store", "db")
+            ):
+                bad.append(f"{m}:{node.lineno} {node.value.id}.{node.attr}")
     assert bad == []

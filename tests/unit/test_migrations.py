@@ -5,9 +5,8 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
-from cnet.errors import CnetError
-
 from cnet.db import connection, migrate, schema
+from cnet.errors import CnetError
 
 
 @pytest.fixture
@@ -20,10 +19,7 @@ def store(tmp_path):
 
 def tables(conn) -> set[str]:
     return {
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
     }
 
 
@@ -158,7 +154,7 @@ def test_rows_are_sqlite3_rows(store):
     row = store.one("SELECT key, value, 7 AS n FROM settings")
     assert isinstance(row, sqlite3.Row)
     assert tuple(row) == ("k", "v", 7) and row[1] == "v" and row["value"] == "v" and row["n"] == 7
-    assert dict(zip(row.keys(), row)) == {"key": "k", "value": "v", "n": 7}
+    assert dict(zip(row.keys(), row, strict=False)) == {"key": "k", "value": "v", "n": 7}
     with pytest.raises(IndexError):
         row["missing"]
     assert [tuple(r) for r in store.all("SELECT key FROM settings")] == [("k",)]
@@ -182,10 +178,9 @@ def test_insert_quotes_identifiers_and_returns_the_rowid(store):
 
 def test_write_rolls_back_on_error_and_read_sees_one_snapshot(store):
     migrate.upgrade(store)
-    with pytest.raises(RuntimeError):
-        with store.write() as conn:
-            conn.execute("INSERT INTO settings (key, value) VALUES ('a', 'b')")
-            raise RuntimeError
+    with pytest.raises(RuntimeError), store.write() as conn:
+        conn.execute("INSERT INTO settings (key, value) VALUES ('a', 'b')")
+        raise RuntimeError
     assert store.scalar("SELECT count(*) FROM settings") == 0
     assert not store.raw.in_transaction
     with store.read() as conn:

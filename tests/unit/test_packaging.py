@@ -16,7 +16,8 @@ def wheel_names(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     res = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if res.returncode != 0:
         pytest.skip(f"cannot build a wheel here: {res.stderr.strip()[-300:]}")

@@ -30,10 +30,16 @@ def test_iptables_save_tokens_match_the_builders():
     rs = parse.iptables_save(SAVE)
     assert rs.chains["nat"]["POSTROUTING"] == "ACCEPT" and rs.chains["nat"]["CNET-DNAT"] == "-"
     jump = rs.in_chain("nat", "PREROUTING")[0]
-    built = [r for r in ipt.base_jumps() if r.table == "nat" and r.chain == "PREROUTING"][0]
+    built = next(r for r in ipt.base_jumps() if r.table == "nat" and r.chain == "PREROUTING")
     assert jump.spec == built.spec and jump.comment == "cnet:base" and jump.target == "CNET-DNAT"
-    port = ipt.port_rules(container_id="b985c976d2c0", host_ip="127.0.0.1", host_port=9090,
-                          container_ip="10.50.0.2", container_port=90, protocol="udp")[0]
+    port = ipt.port_rules(
+        container_id="b985c976d2c0",
+        host_ip="127.0.0.1",
+        host_port=9090,
+        container_ip="10.50.0.2",
+        container_port=90,
+        protocol="udp",
+    )[0]
     assert rs.in_chain("nat", "CNET-DNAT")[0].spec == port.spec
     foreign = rs.in_chain("nat", "PREROUTING")[1]
     assert foreign.comment == "someone else's rule"
@@ -41,11 +47,23 @@ def test_iptables_save_tokens_match_the_builders():
 
 
 def test_links_and_netns():
-    text = json.dumps([
-        {"ifname": "lo", "flags": ["LOOPBACK", "UP"], "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
-        {"ifname": "cnet-abc", "flags": ["BROADCAST"], "addr_info": [
-            {"family": "inet6", "local": "fe80::1", "prefixlen": 64}, {"family": "inet", "local": "10.1.0.1", "prefixlen": 24}]},
-    ])
+    text = json.dumps(
+        [
+            {
+                "ifname": "lo",
+                "flags": ["LOOPBACK", "UP"],
+                "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}],
+            },
+            {
+                "ifname": "cnet-abc",
+                "flags": ["BROADCAST"],
+                "addr_info": [
+                    {"family": "inet6", "local": "fe80::1", "prefixlen": 64},
+                    {"family": "inet", "local": "10.1.0.1", "prefixlen": 24},
+                ],
+            },
+        ]
+    )
     links = parse.links(text)
     assert links["lo"].up and links["lo"].addrs == ("127.0.0.1/8",)
     assert not links["cnet-abc"].up and links["cnet-abc"].addrs == ("10.1.0.1/24",)
@@ -57,9 +75,23 @@ def _desired(nets=(), ports=None, busy=()):
 
 
 NET = Network(
-    id="n1", name="a", driver="bridge", subnet="10.5.0.0/24", subnet_first_int=0, subnet_last_int=0, prefix_len=24,
-    gateway="10.5.0.1", ip_range=None, range_first_int=0, range_last_int=0, alloc_cursor_int=0, bridge="cnet-n1",
-    mtu=1500, internal=False, state=NetworkState.READY, created_at=0.0,
+    id="n1",
+    name="a",
+    driver="bridge",
+    subnet="10.5.0.0/24",
+    subnet_first_int=0,
+    subnet_last_int=0,
+    prefix_len=24,
+    gateway="10.5.0.1",
+    ip_range=None,
+    range_first_int=0,
+    range_last_int=0,
+    alloc_cursor_int=0,
+    bridge="cnet-n1",
+    mtu=1500,
+    internal=False,
+    state=NetworkState.READY,
+    created_at=0.0,
 )
 
 
@@ -85,20 +117,28 @@ def test_gc_diff_moves_an_earlier_layout_to_the_current_one():
     internal = dataclasses.replace(NET, id="n2", name="in", bridge="cnet-n2", subnet="10.6.0.0/24", internal=True)
     c = ("-m", "comment", "--comment")
     old = [
-        ipt.Rule("filter", "CNET-ISOLATION-1", ("-m", "conntrack", "--ctstate", "DNAT") + c + ("cnet:base", "-j", "RETURN")),
+        ipt.Rule(
+            "filter", "CNET-ISOLATION-1", ("-m", "conntrack", "--ctstate", "DNAT") + c + ("cnet:base", "-j", "RETURN")
+        ),
         ipt.Rule("filter", "CNET-FORWARD", ("-i", "cnet-n2") + c + ("cnet:net:in", "-j", "DROP")),
     ]
-    current = ipt.base_jumps() + ipt.base_rules() + network_plans.network_rules(NET) + network_plans.network_rules(internal)
+    current = (
+        ipt.base_jumps() + ipt.base_rules() + network_plans.network_rules(NET) + network_plans.network_rules(internal)
+    )
     kept = [r for r in current if r.chain != "CNET-ISOLATION-2" or "cnet:base" not in r.spec]
     kept = [r for r in kept if r.chain != "CNET-ISOLATION-1" or "cnet:net:in" not in r.spec]
-    text, notes = rec.firewall_diff(parse.iptables_save(_save_of(old + kept, ipt.BASE_CHAINS)), _desired([NET, internal]), clean=True)
+    text, notes = rec.firewall_diff(
+        parse.iptables_save(_save_of(old + kept, ipt.BASE_CHAINS)), _desired([NET, internal]), clean=True
+    )
     assert "-D CNET-ISOLATION-1 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN" in text
     assert "-I CNET-ISOLATION-2 1 -m conntrack --ctstate DNAT -m comment --comment cnet:base -j RETURN" in text
     assert "-A CNET-ISOLATION-1 -i cnet-n2 ! -o cnet-n2 -m comment --comment cnet:net:in -j DROP" in text
     assert "-D CNET-FORWARD -i cnet-n2 -m comment --comment cnet:net:in -j DROP" in text
     assert notes
     # Applied, the diff is a fixed point.
-    again = rec.firewall_diff(parse.iptables_save(_save_of(current, ipt.BASE_CHAINS)), _desired([NET, internal]), clean=True)
+    again = rec.firewall_diff(
+        parse.iptables_save(_save_of(current, ipt.BASE_CHAINS)), _desired([NET, internal]), clean=True
+    )
     assert again == ("", [])
 
 
@@ -118,7 +158,10 @@ def test_gc_diff_removes_orphans_and_base_when_no_network():
     text, _ = rec.firewall_diff(parse.iptables_save(save), _desired([]), clean=True)
     for chain in ("CNET-FORWARD", "CNET-OLD", "CNET-DNAT", "CNET-PREROUTING"):
         assert f"-X {chain}" in text
-    assert '-D FORWARD -m comment --comment "cnet:base" -j CNET-FORWARD' in text or "-D FORWARD -m comment --comment cnet:base -j CNET-FORWARD" in text
+    assert (
+        '-D FORWARD -m comment --comment "cnet:base" -j CNET-FORWARD' in text
+        or "-D FORWARD -m comment --comment cnet:base -j CNET-FORWARD" in text
+    )
     # restore (clean=False) never removes anything
     text, _ = rec.firewall_diff(parse.iptables_save(save), _desired([]), clean=False)
     assert text == ""

@@ -7,18 +7,53 @@ from cnet.plans import network as nplans
 from cnet.records import Container, ContainerState, Direction, Endpoint, Network, NetworkState, PortMapping
 
 NET = Network(
-    id="aaaaaaaaaaaa", name="web", driver="bridge", subnet="10.5.0.0/24", subnet_first_int=0, subnet_last_int=0,
-    prefix_len=24, gateway="10.5.0.1", ip_range=None, range_first_int=0, range_last_int=0, alloc_cursor_int=0,
-    bridge="cnet-aaaaaaaaaa", mtu=1500, internal=False, state=NetworkState.READY, created_at=0.0,
+    id="aaaaaaaaaaaa",
+    name="web",
+    driver="bridge",
+    subnet="10.5.0.0/24",
+    subnet_first_int=0,
+    subnet_last_int=0,
+    prefix_len=24,
+    gateway="10.5.0.1",
+    ip_range=None,
+    range_first_int=0,
+    range_last_int=0,
+    alloc_cursor_int=0,
+    bridge="cnet-aaaaaaaaaa",
+    mtu=1500,
+    internal=False,
+    state=NetworkState.READY,
+    created_at=0.0,
 )
 CTR = Container(
-    id="cccccccccccc", name="c1", state=ContainerState.RUNNING, command=("sleep", "9"), hostname="c1", env={},
-    spec={}, detached=True, netns="cnet-cccccccccccc", created_at=0.0, pid=4242,
+    id="cccccccccccc",
+    name="c1",
+    state=ContainerState.RUNNING,
+    command=("sleep", "9"),
+    hostname="c1",
+    env={},
+    spec={},
+    detached=True,
+    netns="cnet-cccccccccccc",
+    created_at=0.0,
+    pid=4242,
 )
 EP = Endpoint(
-    id=1, container_id=CTR.id, network_id=NET.id, interface="eth0", host_veth="cnetv0123456789", ip="10.5.0.2",
-    ip_int=0, mac="02:42:0a:05:00:02", is_default_route=True, created_at=0.0, network="web", bridge=NET.bridge,
-    gateway=NET.gateway, prefix_len=24, mtu=1500,
+    id=1,
+    container_id=CTR.id,
+    network_id=NET.id,
+    interface="eth0",
+    host_veth="cnetv0123456789",
+    ip="10.5.0.2",
+    ip_int=0,
+    mac="02:42:0a:05:00:02",
+    is_default_route=True,
+    created_at=0.0,
+    network="web",
+    bridge=NET.bridge,
+    gateway=NET.gateway,
+    prefix_len=24,
+    mtu=1500,
 )
 TCP = PortMapping(1, CTR.id, 1, "0.0.0.0", 8080, 80, "tcp", "10.5.0.2")
 UDP = PortMapping(2, CTR.id, 1, "127.0.0.1", 5353, 53, "udp", "10.5.0.2")
@@ -32,7 +67,10 @@ def test_states_compare_equal_to_the_stored_text():
 def test_network_create_and_remove_are_paired():
     first = nplans.create(NET, first=True, ip_forward_before="0")
     assert first.direction == Direction.CREATE
-    assert [s.summary for s in first][:2] == ["enable IPv4 forwarding", "install cnet base chains and one jump from each built-in chain"]
+    assert [s.summary for s in first][:2] == [
+        "enable IPv4 forwarding",
+        "install cnet base chains and one jump from each built-in chain",
+    ]
     rules = nplans.network_rules(NET)
     assert first.steps[-1] == ipt.rules_add(rules, "install firewall rules of network web")
     gone = nplans.remove(NET, last=True, ip_forward_before="0")
@@ -40,7 +78,9 @@ def test_network_create_and_remove_are_paired():
     assert gone.steps[0] == ipt.rules_remove(rules, "remove firewall rules of network web")
     assert gone.steps[0].fallback == tuple(ipt.single_deletes(rules))
     assert [s.summary for s in gone][1:] == [
-        "delete bridge cnet-aaaaaaaaaa", "remove cnet base chains and their jumps", "restore IPv4 forwarding to 0",
+        "delete bridge cnet-aaaaaaaaaa",
+        "remove cnet base chains and their jumps",
+        "restore IPv4 forwarding to 0",
     ]
     assert len(nplans.remove(NET, last=False, ip_forward_before="0")) == 2
 
@@ -74,11 +114,14 @@ def test_teardown_for_stop_and_rm_and_disconnect():
     stop = cplans.teardown(CTR, [TCP], timeout=2)
     assert [s.do.argv[:3] for s in stop][:3] == [("kill", "-s", "TERM"), ("sleep", "2"), ("kill", "-s", "KILL")]
     rm = cplans.teardown(CTR, [], timeout=None)
-    assert [s.summary for s in rm][0] == "kill PID 1 (the kernel then kills the whole PID namespace)"
+    assert next(s.summary for s in rm) == "kill PID 1 (the kernel then kills the whole PID namespace)"
     assert "|| true" in rm.as_shell_script()
     assert len(cplans.teardown(Container(**{**_fields(CTR), "state": ContainerState.EXITED}), [], timeout=None)) == 0
     off = cplans.disconnect(CTR.id, EP, [TCP])
-    assert off.teardown and [s.summary for s in off] == ["remove published ports on this network", "delete veth cnetv0123456789"]
+    assert off.teardown and [s.summary for s in off] == [
+        "remove published ports on this network",
+        "delete veth cnetv0123456789",
+    ]
 
 
 def _fields(c: Container) -> dict:

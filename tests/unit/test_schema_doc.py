@@ -10,8 +10,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def generated() -> str:
-    res = subprocess.run([sys.executable, str(REPO / "scripts" / "schema-doc")], capture_output=True, text=True,
-                         check=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "schema-doc")], capture_output=True, text=True, check=True, timeout=60
+    )
     return res.stdout
 
 
@@ -25,12 +26,18 @@ def test_schema_doc_describes_every_table_column_and_view():
         assert f"## `{table.name}`" in doc
         assert table.comment in doc
         for col in table.columns:
-            row = next(l for l in doc.splitlines() if l.startswith(f"| `{col.name}` |") and col.comment.replace("|", "\\|") in l)
+            row = next(
+                ln
+                for ln in doc.splitlines()
+                if ln.startswith(f"| `{col.name}` |") and col.comment.replace("|", "\\|") in ln
+            )
             assert row
     for name in schema.VIEWS:
         assert f"CREATE VIEW {name} AS" in doc
 
 
 def test_check_mode():
-    res = subprocess.run([sys.executable, str(REPO / "scripts" / "schema-doc"), "--check"], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "schema-doc"), "--check"], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr

@@ -8,13 +8,21 @@ import sys
 
 import pytest
 
-# pydantic: typer >= 0.2x imports it to convert option values unless cnet/cli/fastparams.py can
-# (a bounded option such as min= silently brings it back, ~60 ms).
+# pydantic: typer 0.29 and later import it to convert option values (pyproject.toml pins typer below
+# that; this fails loudly the day the pin is lifted).
 HEAVY = ("sqlalchemy", "alembic", "pydantic")
 
 
 def cnet(state_dir, *args, importtime=False):
-    argv = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "cnet", "--state-dir", str(state_dir), *args]
+    argv = [
+        sys.executable,
+        *(["-X", "importtime"] if importtime else []),
+        "-m",
+        "cnet",
+        "--state-dir",
+        str(state_dir),
+        *args,
+    ]
     env = dict(os.environ)
     env.pop("PYTHONPROFILEIMPORTTIME", None)
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
@@ -41,8 +49,13 @@ def state_dir(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "args",
-    [("ps",), ("ps", "-a", "--json"), ("net", "ls"), ("--dry-run", "net", "create", "x", "--subnet", "10.5.0.0/24"),
-     ("--dry-run", "run", "--stop-timeout", "2", "-e", "A=1", "--", "true")],
+    [
+        ("ps",),
+        ("ps", "-a", "--json"),
+        ("net", "ls"),
+        ("--dry-run", "net", "create", "x", "--subnet", "10.5.0.0/24"),
+        ("--dry-run", "run", "--stop-timeout", "2", "-e", "A=1", "--", "true"),
+    ],
     ids=lambda a: " ".join(a),
 )
 def test_no_sqlalchemy_on_an_up_to_date_database(state_dir, args):

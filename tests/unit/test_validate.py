@@ -15,8 +15,24 @@ def test_valid_names(good):
 
 @pytest.mark.parametrize(
     "bad",
-    ["badname!", "-x", "_x", ".x", "a/b", "a b", "$(reboot)", "x;rm -rf /", "ünïcode", "netž", "ｎｅｔ", "a\nb",
-     "abc\n", "abc\x00", "a*", "../x"],
+    [
+        "badname!",
+        "-x",
+        "_x",
+        ".x",
+        "a/b",
+        "a b",
+        "$(reboot)",
+        "x;rm -rf /",
+        "ünïcode",
+        "netž",
+        "ｎｅｔ",
+        "a\nb",
+        "abc\n",
+        "abc\x00",
+        "a*",
+        "../x",
+    ],
 )
 def test_invalid_names(bad):
     with pytest.raises(ValidationError) as exc:
@@ -27,7 +43,7 @@ def test_invalid_names(bad):
 
 
 def test_empty_name():
-    with pytest.raises(ValidationError, match="^invalid network name: it is empty$"):
+    with pytest.raises(ValidationError, match=r"^invalid network name: it is empty$"):
         validate.name("", "network name")
 
 
@@ -79,13 +95,15 @@ def test_valid_network_subnets(value):
 def test_plain_subnet_allows_small_prefix():
     # --ip-range may be a single address or a /31; only a network's own subnet needs room.
     assert str(validate.subnet("10.0.0.4/31", "ip range")) == "10.0.0.4/31"
-    with pytest.raises(ValidationError, match="^invalid ip range '10.0.0.5/30': host bits are set; did you mean 10.0.0.4/30\\?$"):
+    with pytest.raises(
+        ValidationError, match=r"^invalid ip range '10\.0\.0\.5/30': host bits are set; did you mean 10\.0\.0\.4/30\?$"
+    ):
         validate.subnet("10.0.0.5/30", "ip range")
 
 
 @pytest.mark.parametrize("value", ["abc", "10.0.0", "10.0.0.256", "fd00::1", "10.0.0.0/24", ""])
 def test_invalid_addresses(value):
-    with pytest.raises(ValidationError, match="^invalid gateway "):
+    with pytest.raises(ValidationError, match=r"^invalid gateway "):
         validate.ipv4_address(value, "gateway")
 
 
@@ -94,7 +112,10 @@ def test_ipv6_address_not_supported():
         validate.ipv4_address("::1", "gateway")
 
 
-@pytest.mark.parametrize("value, ok", [(576, True), (1500, True), (9000, True), (65535, True), (575, False), (0, False), (-1, False), (65536, False)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [(576, True), (1500, True), (9000, True), (65535, True), (575, False), (0, False), (-1, False), (65536, False)],
+)
 def test_mtu(value, ok):
     if ok:
         assert validate.mtu(value) == value
@@ -156,9 +177,16 @@ def test_invalid_port_specs(spec, fragment):
         ("1:65535", [PortSpec("0.0.0.0", 1, 65535, "tcp")]),
         (
             "8000-8002:9000-9002",
-            [PortSpec("0.0.0.0", 8000, 9000, "tcp"), PortSpec("0.0.0.0", 8001, 9001, "tcp"), PortSpec("0.0.0.0", 8002, 9002, "tcp")],
+            [
+                PortSpec("0.0.0.0", 8000, 9000, "tcp"),
+                PortSpec("0.0.0.0", 8001, 9001, "tcp"),
+                PortSpec("0.0.0.0", 8002, 9002, "tcp"),
+            ],
         ),
-        ("127.0.0.1:7000-7001:80-81/udp", [PortSpec("127.0.0.1", 7000, 80, "udp"), PortSpec("127.0.0.1", 7001, 81, "udp")]),
+        (
+            "127.0.0.1:7000-7001:80-81/udp",
+            [PortSpec("127.0.0.1", 7000, 80, "udp"), PortSpec("127.0.0.1", 7001, 81, "udp")],
+        ),
         ("5000-5000:6000", [PortSpec("0.0.0.0", 5000, 6000, "tcp")]),
     ],
 )

@@ -18,7 +18,22 @@ from .run import Wired, parse_run_request, run_container
 from .views import describe, exit_code, get_container, is_running, list_containers
 
 __all__ = [
-    "Wired", "claim_and_release", "connect", "container_env", "describe", "disconnect", "exit_code",
-    "get_container", "is_running", "list_containers", "parse_run_request", "reap", "reap_dead",
-    "remove_container", "remove_record", "run_container", "start_process", "stop_container",
+    "Wired",
+    "claim_and_release",
+    "connect",
+    "container_env",
+    "describe",
+    "disconnect",
+    "exit_code",
+    "get_container",
+    "is_running",
+    "list_containers",
+    "parse_run_request",
+    "reap",
+    "reap_dead",
+    "remove_container",
+    "remove_record",
+    "run_container",
+    "start_process",
+    "stop_container",
 ]

@@ -48,7 +48,10 @@ def disconnect(ctx: Context, network: str, ref: str) -> Outcome[Endpoint]:
             raise NotFound(f"container {c.name} is not connected to network {net.name}")
         ports = [p for p in store.ports_of(conn, c.id) if p.endpoint_id == ep.id]
         return Change(
-            OpKind.NET_DISCONNECT, f"{c.id}/{net.id}", plans.disconnect(c.id, ep, ports), ep,
+            OpKind.NET_DISCONNECT,
+            f"{c.id}/{net.id}",
+            plans.disconnect(c.id, ep, ports),
+            ep,
             title=f"container {c.name} disconnected from network {net.name}",
         )
 

@@ -40,8 +40,12 @@ def container_env(c: Container) -> dict[str, str]:
 
 def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[str, ...] | list[str]) -> list[str]:
     return nsk.launch_argv(
-        container_id=container_id, hostname=hostname, command=list(command), python=sys.executable,
-        pythonpath=PYTHONPATH, state_dir=str(ctx.state_dir.resolve()),
+        container_id=container_id,
+        hostname=hostname,
+        command=list(command),
+        python=sys.executable,
+        pythonpath=PYTHONPATH,
+        state_dir=str(ctx.state_dir.resolve()),
         reap_log=str(container_dir(ctx, container_id) / "reap.log"),
     )
 
@@ -58,7 +62,8 @@ def start_process(ctx: Context, c: Container, *, foreground: bool) -> tuple[subp
         assert c.log_path is not None
         fd = os.open(c.log_path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
         try:
-            proc = ctx.runner.spawn(argv, env=container_env(c), stdin=open(os.devnull, "rb"), stdout=fd, stderr=fd)
+            with open(os.devnull, "rb") as devnull:
+                proc = ctx.runner.spawn(argv, env=container_env(c), stdin=devnull, stdout=fd, stderr=fd)
         finally:
             os.close(fd)
     store.set_watcher(ctx.store, c.id, proc.pid, procs.start_time(proc.pid))

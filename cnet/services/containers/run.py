@@ -26,8 +26,14 @@ from ..context import Context
 from ..endpoints import attach, check_ports, restore_missing_networks, usable_network
 from .process import container_dir, launch_argv
 
-REQUIRED_TOOLS = {"ip": "iproute2", "iptables-restore": "iptables", "nsenter": "util-linux",
-                  "unshare": "util-linux", "setpriv": "util-linux", "env": "coreutils"}
+REQUIRED_TOOLS = {
+    "ip": "iproute2",
+    "iptables-restore": "iptables",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "setpriv": "util-linux",
+    "env": "coreutils",
+}
 
 parse_run_request = validate.run_request
 
@@ -77,8 +83,15 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
         check_ports(conn, req.ports)
         hostname = req.hostname or (name if _valid_hostname(name) else cid)
         container = Container(
-            id=cid, name=name, state=ContainerState.CREATING, command=req.command, hostname=hostname,
-            env=dict(req.env), detached=detached, netns=naming.netns_name(cid), created_at=time.time(),
+            id=cid,
+            name=name,
+            state=ContainerState.CREATING,
+            command=req.command,
+            hostname=hostname,
+            env=dict(req.env),
+            detached=detached,
+            netns=naming.netns_name(cid),
+            created_at=time.time(),
             spec={"networks": list(req.networks), "ports": [p.render() for p in req.ports], "ip": req.ip, "rm": remove},
             log_path=str(container_dir(ctx, cid) / "log") if detached else None,
         )
@@ -106,4 +119,3 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
     if not ctx.dry_run:
         out.result.container = replace(out.result.container, state=ContainerState.RUNNING)
     return out
-

@@ -41,8 +41,15 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
         "netns": c.netns,
         "log_path": c.log_path,
         "networks": [
-            {"network": e.network, "interface": e.interface, "ip": e.ip, "prefix_len": e.prefix_len,
-             "gateway": e.gateway, "mac": e.mac, "host_veth": e.host_veth}
+            {
+                "network": e.network,
+                "interface": e.interface,
+                "ip": e.ip,
+                "prefix_len": e.prefix_len,
+                "gateway": e.gateway,
+                "mac": e.mac,
+                "host_veth": e.host_veth,
+            }
             for e in eps
         ],
         "ports": [
@@ -63,9 +70,17 @@ def list_containers(conn: Connection, all_: bool) -> list[dict[str, Any]]:
     out = []
     for c in rows:
         state = str(c.state) if c.state != ContainerState.EXITED else f"exited ({c.exit_code})"
-        out.append({
-            "name": c.name, "id": c.id, "state": state, "pid": c.pid or "",
-            "ips": ",".join(ips.get(c.id, [])), "ports": ",".join(ports.get(c.id, [])),
-            "command": f"(CNI {c.cni_container_id[:12]} {c.cni_ifname})" if c.is_cni and c.cni_container_id else shlex.join(c.command),
-        })
+        out.append(
+            {
+                "name": c.name,
+                "id": c.id,
+                "state": state,
+                "pid": c.pid or "",
+                "ips": ",".join(ips.get(c.id, [])),
+                "ports": ",".join(ports.get(c.id, [])),
+                "command": f"(CNI {c.cni_container_id[:12]} {c.cni_ifname})"
+                if c.is_cni and c.cni_container_id
+                else shlex.join(c.command),
+            }
+        )
     return out
