@@ -211,8 +211,11 @@ def _spawn(command: Command, *, split_stderr: bool) -> tuple[int, str, str]:
         if command.stdin:
             os.write(fds[0], command.stdin.encode())
             os.lseek(fds[0], 0, os.SEEK_SET)
-        actions = [(os.POSIX_SPAWN_DUP2, fds[0], 0), (os.POSIX_SPAWN_DUP2, fds[1], 1),
-                   (os.POSIX_SPAWN_DUP2, fds[-1], 2)]
+        actions = [
+            (os.POSIX_SPAWN_DUP2, fds[0], 0),
+            (os.POSIX_SPAWN_DUP2, fds[1], 1),
+            (os.POSIX_SPAWN_DUP2, fds[-1], 2),
+        ]
         env = _command_env()
         try:
             pid = os.posix_spawnp(command.argv[0], list(command.argv), env, file_actions=actions)

@@ -553,7 +553,8 @@ class Bench:
         if res.returncode != 0:
             raise RuntimeError(f"cnet net create failed: {res.stderr.strip()}")
         bin_dir = self.tmp / "cni-bin"
-        subprocess.run(self.cnet("cni", "install", "--bin-dir", str(bin_dir)), check=True, capture_output=True, env=self.env)
+        install = self.cnet("cni", "install", "--bin-dir", str(bin_dir))
+        subprocess.run(install, check=True, capture_output=True, env=self.env)
         conflist = json.loads(subprocess.run(self.cnet("cni", "conflist", "benchcni"), check=True, capture_output=True,
                                              text=True, env=self.env).stdout)
         cnet_conf, ref_conf = cni_plugin_configs(cnet_conflist=conflist, data_dir=str(self.tmp / "cni-ref-ipam"))
@@ -726,7 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=20, help="samples per start-up command (default 20)")
     ap.add_argument("--iperf-time", type=int, default=3, help="seconds per iperf3 run (default 3)")
     ap.add_argument("--no-cni", action="store_true", help="skip the CNI reference plugins even when installed")
-    ap.add_argument("--cni-n", type=int, default=60, help="CNI ADD/DEL pairs per plugin (default 60; 0 skips the phase)")
+    ap.add_argument(
+        "--cni-n", type=int, default=60, help="CNI ADD/DEL pairs per plugin (default 60; 0 skips the phase)"
+    )
     ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.ipam_only:

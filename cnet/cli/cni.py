@@ -27,8 +27,14 @@ def install(
 
 @app.command("conflist")
 def conflist(
+    cli: typer.Context,
     network: Annotated[str, typer.Argument(help="An existing cnet network.")],
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write it to this file (e.g. /etc/cni/net.d/NAME.conflist) instead of printing it.")] = None,
+    output: Annotated[
+        Optional[str],
+        typer.Option(
+            "--output", "-o", help="Write it to this file (e.g. /etc/cni/net.d/NAME.conflist) instead of printing it."
+        ),
+    ] = None,
 ) -> None:
     """Print (or write) the CNI configuration list that puts a runtime's containers on a cnet network."""
     from pathlib import Path
@@ -36,7 +42,7 @@ def conflist(
     from ..db import store
     from ..services import cni_setup
 
-    ctx = common.reading()
+    ctx = common.reading(cli)
     with ctx.store.read() as conn:
         net = store.get_network(conn, network)
     doc = cni_setup.conflist_for(net, ctx.state_dir)

@@ -22,7 +22,7 @@ def _emit(doc: dict | None) -> None:
         sys.stdout.flush()
 
 
-def _terminate(_sig, _frame):
+def _terminate(_sig: int, _frame: object) -> None:
     # A runtime giving up on a slow call sends SIGTERM: turning it into an exception lets the
     # journal roll the half-made attachment back now rather than at the next call.
     raise KeyboardInterrupt
@@ -43,8 +43,9 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _terminate)
     from ..cni import protocol
+    from ..cni.versions import requested_version
 
-    version = protocol.requested_version(data)
+    version = requested_version(data)
     try:
         env = protocol.parse_env(os.environ)
         conf = protocol.parse_config(data, env.command)

@@ -76,7 +76,11 @@ app.add_typer(net_app, name="net", help="Create, list, inspect and remove bridge
 register_containers(app)
 register_state(app)
 register_maintenance(app, net_app)
-app.add_typer(cni_app, name="cni", help="Use cnet networks from CNI runtimes (podman, containerd, CRI-O): install the plugin, write conflists.")
+app.add_typer(
+    cni_app,
+    name="cni",
+    help="Use cnet networks from CNI runtimes (podman, containerd, CRI-O): install the plugin, write conflists.",
+)
 
 
 def main() -> None:

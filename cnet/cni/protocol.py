@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -25,13 +26,13 @@ from ..errors import (
     ValidationError,
 )
 from ..records import ALL_ADDRESSES, PortSpec
-from .versions import LATEST, SUPPORTED_VERSIONS, requested_version, version_report  # noqa: F401 (re-exported)
+from .versions import LATEST, SUPPORTED_VERSIONS
 
 COMMANDS = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
 # The configuration key spec 1.1.0 gives GC the attachments the runtime still uses.
 VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 # Configuration keys cnet does itself, so a config naming them would be silently misread.
-UNSUPPORTED_KEYS = {"ipam": "cnet allocates addresses itself (drop the \"ipam\" section)"}
+UNSUPPORTED_KEYS = {"ipam": 'cnet allocates addresses itself (drop the "ipam" section)'}
 
 
 class Code(IntEnum):
@@ -106,7 +107,7 @@ class Env:
         return dict(self.args).get(key)
 
 
-def parse_env(environ) -> Env:
+def parse_env(environ: Mapping[str, str]) -> Env:
     """The CNI_* variables for one call; raises CniError(4) naming the first bad one."""
     command = environ.get("CNI_COMMAND", "")
     if command not in COMMANDS:
@@ -123,7 +124,8 @@ def parse_env(environ) -> Env:
         if not CONTAINER_ID_RE.fullmatch(env.container_id):
             raise CniError(
                 Code.INVALID_ENVIRONMENT,
-                f"CNI_CONTAINERID {env.container_id!r} is invalid: letters, digits, '_', '.', '-', starting with a letter or digit",
+                f"CNI_CONTAINERID {env.container_id!r} is invalid: "
+                "letters, digits, '_', '.', '-', starting with a letter or digit",
             )
         check_ifname(env.ifname)
     if command in ("ADD", "CHECK") and not env.netns:
@@ -143,7 +145,10 @@ def check_ifname(name: str) -> str:
             f"CNI_IFNAME {name!r} is invalid: at most {IFNAME_MAX} bytes, no '/', ':' or whitespace, not '.' or '..'",
         )
     if not name.isprintable() or any(c in UNQUOTABLE for c in name):
-        raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_IFNAME {name!r} is invalid: quotes, '#', '\\' and unprintable characters are refused")
+        raise CniError(
+            Code.INVALID_ENVIRONMENT,
+            f"CNI_IFNAME {name!r} is invalid: quotes, '#', '\\' and unprintable characters are refused",
+        )
     return name
 
 
@@ -188,19 +193,19 @@ def parse_config(data: bytes | str, command: str) -> NetConf:
     version = check_version(doc.get("cniVersion"))
     name = doc.get("name")
     if not isinstance(name, str) or not name:
-        raise CniError(Code.INVALID_CONFIG, "the network configuration has no \"name\"")
+        raise CniError(Code.INVALID_CONFIG, 'the network configuration has no "name"')
     network = doc.get("network", name)
     if not isinstance(network, str) or not network:
-        raise CniError(Code.INVALID_CONFIG, "\"network\" must name a cnet network")
+        raise CniError(Code.INVALID_CONFIG, '"network" must name a cnet network')
     for key, why in UNSUPPORTED_KEYS.items():
         if key in doc:
             raise CniError(Code.UNSUPPORTED_FIELD, f"unsupported field {key!r}: {why}")
     state_dir = doc.get("stateDir")
     if state_dir is not None and (not isinstance(state_dir, str) or not state_dir.startswith("/")):
-        raise CniError(Code.INVALID_CONFIG, "\"stateDir\" must be an absolute path")
+        raise CniError(Code.INVALID_CONFIG, '"stateDir" must be an absolute path')
     rc = doc.get("runtimeConfig") or {}
     if not isinstance(rc, dict):
-        raise CniError(Code.INVALID_CONFIG, "\"runtimeConfig\" must be an object")
+        raise CniError(Code.INVALID_CONFIG, '"runtimeConfig" must be an object')
     prev = doc.get("prevResult")
     valid = None
     if command == "GC":
@@ -219,9 +224,9 @@ def parse_config(data: bytes | str, command: str) -> NetConf:
     )
 
 
-def check_version(version) -> str:
+def check_version(version: object) -> str:
     if version is None:
-        raise CniError(Code.INVALID_CONFIG, "the network configuration has no \"cniVersion\"")
+        raise CniError(Code.INVALID_CONFIG, 'the network configuration has no "cniVersion"')
     if version not in SUPPORTED_VERSIONS:
         raise CniError(
             Code.INCOMPATIBLE_VERSION,
@@ -231,7 +236,7 @@ def check_version(version) -> str:
     return version
 
 
-def _int(value, what: str) -> int:
+def _int(value: object, what: str) -> int:
     # JSON numbers only: a bool is an int to Python, "80" and 80.5 are no ports.
     if isinstance(value, bool) or not isinstance(value, int):
         raise CniError(Code.INVALID_CONFIG, f"{what} must be an integer, not {value!r}")
@@ -240,7 +245,7 @@ def _int(value, what: str) -> int:
     return value
 
 
-def parse_port_mappings(items) -> tuple[PortSpec, ...]:
+def parse_port_mappings(items: object) -> tuple[PortSpec, ...]:
     if not isinstance(items, list):
         raise CniError(Code.INVALID_CONFIG, "runtimeConfig.portMappings must be a list")
     out: list[PortSpec] = []
@@ -256,13 +261,16 @@ def parse_port_mappings(items) -> tuple[PortSpec, ...]:
         out.append(PortSpec(_host_ip(host_ip), host_port, container_port, protocol.lower()))
     seen: set[tuple[str, int, str]] = set()
     for p in out:
-        if any(k[1:] == (p.host_port, p.protocol) and (k[0] == p.host_ip or ALL_ADDRESSES in (k[0], p.host_ip)) for k in seen):
+        if any(
+            k[1:] == (p.host_port, p.protocol) and (k[0] == p.host_ip or ALL_ADDRESSES in (k[0], p.host_ip))
+            for k in seen
+        ):
             raise CniError(Code.INVALID_CONFIG, f"host port {p.host_port}/{p.protocol} is mapped twice")
         seen.add((p.host_ip, p.host_port, p.protocol))
     return tuple(out)
 
 
-def _host_ip(value) -> str:
+def _host_ip(value: object) -> str:
     try:
         addr = ipaddress.ip_address(value) if isinstance(value, str) else None
     except ValueError:
@@ -276,7 +284,7 @@ def _host_ip(value) -> str:
     return str(addr)
 
 
-def parse_ips(items) -> tuple[StaticIP, ...]:
+def parse_ips(items: object) -> tuple[StaticIP, ...]:
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise CniError(Code.INVALID_CONFIG, "runtimeConfig.ips must be a list of addresses")
     out = []
@@ -296,7 +304,7 @@ def parse_ips(items) -> tuple[StaticIP, ...]:
 MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 
 
-def parse_mac(value) -> str | None:
+def parse_mac(value: object) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not MAC_RE.fullmatch(value):
@@ -307,12 +315,16 @@ def parse_mac(value) -> str | None:
     return value.lower()
 
 
-def parse_valid_attachments(items) -> tuple[tuple[str, str], ...]:
+def parse_valid_attachments(items: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(items, list):
         raise CniError(Code.INVALID_CONFIG, f"{VALID_ATTACHMENTS} must be a list")
     out = []
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("containerID"), str) or not isinstance(item.get("ifname"), str):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("containerID"), str)
+            or not isinstance(item.get("ifname"), str)
+        ):
             raise CniError(Code.INVALID_CONFIG, f"{VALID_ATTACHMENTS} entry {item!r} needs containerID and ifname")
         out.append((item["containerID"], item["ifname"]))
     return tuple(out)

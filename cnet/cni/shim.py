@@ -28,7 +28,7 @@ def shim_text(python: str, package_root: str, search_path: list[str] | tuple[str
         raise ValidationError(f"the interpreter path {python!r} is too long for a #! line")
     return (
         f"{shebang}\n"
-        "# cnet's CNI plugin (CNI type \"cnet\"), written by `cnet cni install`.\n"
+        '# cnet\'s CNI plugin (CNI type "cnet"), written by `cnet cni install`.\n'
         "# -SE and absolute paths: neither site's start-up nor the runtime's environment decide anything.\n"
         "import sys\n"
         f"sys.path[:0] = {[package_root, *[p for p in search_path if p != package_root]]!r}\n"

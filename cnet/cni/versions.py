@@ -26,4 +26,7 @@ def requested_version(data: bytes | str) -> str | None:
 def version_report(data: bytes | str) -> dict:
     """VERSION never fails: it answers in the version asked for when cnet speaks it."""
     asked = requested_version(data)
-    return {"cniVersion": asked if asked in SUPPORTED_VERSIONS else LATEST, "supportedVersions": list(SUPPORTED_VERSIONS)}
+    return {
+        "cniVersion": asked if asked in SUPPORTED_VERSIONS else LATEST,
+        "supportedVersions": list(SUPPORTED_VERSIONS),
+    }

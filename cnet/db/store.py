@@ -67,8 +67,10 @@ def forget_network(conn: Connection, network_id: str) -> None:
 def network_users(conn: Connection, network_id: str) -> tuple[list[str], list[str]]:
     """Names of the containers on a network, and of the CNI attachments on it."""
     rows = conn.all(q.NETWORK_USERS, (network_id,))
-    return ([r["name"] for r in rows if r["kind"] != ContainerKind.CNI],
-            [r["name"] for r in rows if r["kind"] == ContainerKind.CNI])
+    return (
+        [r["name"] for r in rows if r["kind"] != ContainerKind.CNI],
+        [r["name"] for r in rows if r["kind"] == ContainerKind.CNI],
+    )
 
 
 def network_members(conn: Connection, network_id: str) -> list[sqlite3.Row]:

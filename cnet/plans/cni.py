@@ -50,7 +50,9 @@ def check_reads(att: Container, ep: Endpoint) -> dict[str, Command]:
     }
 
 
-def check_problems(ep: Endpoint, *, host: dict | None, interface: Link | None, default_gateways: list[str]) -> list[str]:
+def check_problems(
+    ep: Endpoint, *, host: dict | None, interface: Link | None, default_gateways: list[str]
+) -> list[str]:
     """What the kernel lacks of the attachment's record, one sentence each ([] = all there).
     `host`: the host veth as `ip -j link` shows it (None: missing)."""
     problems = []

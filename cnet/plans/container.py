@@ -97,7 +97,12 @@ def port_release_steps(container_id: str, what: str, ports: Sequence[PortMapping
         steps.append(ipt.rules_remove(port_rules(container_id, ports), f"remove published ports of {what}"))
         for p in ports:
             if p.protocol == "udp":
-                steps.append(Step(summary=f"flush UDP conntrack entries for port {p.host_port}", do=ipt.conntrack_flush_udp(p.host_port)))
+                steps.append(
+                    Step(
+                        summary=f"flush UDP conntrack entries for port {p.host_port}",
+                        do=ipt.conntrack_flush_udp(p.host_port),
+                    )
+                )
     return steps
 
 

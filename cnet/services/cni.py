@@ -15,9 +15,11 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from .. import ipam, naming
 from ..cni.protocol import Attachment, CniError, Code, Env, NetConf, result_document
+from ..commands import Command
 from ..db import store
 from ..db.connection import Connection, db_path
 from ..errors import CommandFailed, Conflict, ValidationError
@@ -84,7 +86,9 @@ def _static_ip(net: Network, conf: NetConf) -> str | None:
 
 def add(ctx: Context, env: Env, conf: NetConf) -> dict:
     if not _has_state(ctx):
-        raise CniError(Code.INVALID_CONFIG, f"cnet network {conf.network!r} not found (no cnet state in {ctx.state_dir})")
+        raise CniError(
+            Code.INVALID_CONFIG, f"cnet network {conf.network!r} not found (no cnet state in {ctx.state_dir})"
+        )
     if not os.path.exists(env.netns):
         raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns} does not exist")
     _prepare(ctx)
@@ -100,7 +104,9 @@ def add(ctx: Context, env: Env, conf: NetConf) -> dict:
             raise CniError(Code.TRY_AGAIN_LATER, f"network {net.name} is {net.state}")
         held = store.attachment(conn, env.container_id, env.ifname)
         if held is not None:
-            raise Conflict(f"container {_short(env.container_id)} already has {env.ifname} attached by cnet ({held.name})")
+            raise Conflict(
+                f"container {_short(env.container_id)} already has {env.ifname} attached by cnet ({held.name})"
+            )
         if conf.port_mappings and net.internal:
             raise ValidationError(f"network {net.name} is internal: it cannot publish ports")
         static = _static_ip(net, conf)
@@ -109,13 +115,27 @@ def add(ctx: Context, env: Env, conf: NetConf) -> dict:
         check_ports(conn, conf.port_mappings, host_check=False)
         att_id = naming.new_id()
         att = Container(
-            id=att_id, name=_attachment_name(conn, env, att_id), state=ContainerState.CREATING, command=(),
-            hostname=env.arg("K8S_POD_NAME") or "", env={}, detached=False, netns=env.netns,
-            created_at=time.time(), kind=ContainerKind.CNI, cni_container_id=env.container_id,
+            id=att_id,
+            name=_attachment_name(conn, env, att_id),
+            state=ContainerState.CREATING,
+            command=(),
+            hostname=env.arg("K8S_POD_NAME") or "",
+            env={},
+            detached=False,
+            netns=env.netns,
+            created_at=time.time(),
+            kind=ContainerKind.CNI,
+            cni_container_id=env.container_id,
             cni_ifname=env.ifname,
-            spec={"cni": {"network": net.name, "ports": [p.render() for p in conf.port_mappings],
-                          "ips": [f"{i.address}/{i.prefix_len}" if i.prefix_len else i.address for i in conf.ips],
-                          "mac": conf.mac, "args": {k: v for k, v in env.args if k != "IgnoreUnknown"}}},
+            spec={
+                "cni": {
+                    "network": net.name,
+                    "ports": [p.render() for p in conf.port_mappings],
+                    "ips": [f"{i.address}/{i.prefix_len}" if i.prefix_len else i.address for i in conf.ips],
+                    "mac": conf.mac,
+                    "args": {k: v for k, v in env.args if k != "IgnoreUnknown"},
+                }
+            },
         )
         store.insert_container(conn, att)
         # One default route per runtime container: via its first cnet attachment that may have one.
@@ -126,18 +146,30 @@ def add(ctx: Context, env: Env, conf: NetConf) -> dict:
         def attached(c: Connection) -> None:
             store.set_container_state(c, att_id, ContainerState.ATTACHED)
 
-        return Change(OpKind.CNI_ADD, att_id, plans.attach(att, ep, ports, before=restore), (att, ep, net),
-                      on_success=attached)
+        return Change(
+            OpKind.CNI_ADD, att_id, plans.attach(att, ep, ports, before=restore), (att, ep, net), on_success=attached
+        )
 
     att, ep, net = apply(ctx, prepare).result
-    return result_document(conf.cni_version, Attachment(
-        bridge=net.bridge, host_veth=ep.host_veth, ifname=ep.interface, mac=ep.mac, sandbox=att.netns, ip=ep.ip,
-        prefix_len=ep.prefix_len, gateway=ep.gateway, default_route=ep.is_default_route, mtu=ep.mtu,
-    ))
+    return result_document(
+        conf.cni_version,
+        Attachment(
+            bridge=net.bridge,
+            host_veth=ep.host_veth,
+            ifname=ep.interface,
+            mac=ep.mac,
+            sandbox=att.netns,
+            ip=ep.ip,
+            prefix_len=ep.prefix_len,
+            gateway=ep.gateway,
+            default_route=ep.is_default_route,
+            mtu=ep.mtu,
+        ),
+    )
 
 
 # --- DEL ------------------------------------------------------------------------------------------
-def delete(ctx: Context, env: Env, conf: NetConf) -> None:
+def delete(ctx: Context, env: Env, _conf: NetConf) -> None:
     if not _has_state(ctx):
         return
     _prepare(ctx)
@@ -148,13 +180,17 @@ def delete(ctx: Context, env: Env, conf: NetConf) -> None:
 # --- CHECK ----------------------------------------------------------------------------------------
 def check(ctx: Context, env: Env, conf: NetConf) -> None:
     if not _has_state(ctx):
-        raise CniError(Code.UNKNOWN_CONTAINER, f"no cnet attachment {env.ifname} for container {_short(env.container_id)}")
+        raise CniError(
+            Code.UNKNOWN_CONTAINER, f"no cnet attachment {env.ifname} for container {_short(env.container_id)}"
+        )
     _prepare(ctx)
     with ctx.store.read() as conn:
         att = store.attachment(conn, env.container_id, env.ifname)
         eps = store.endpoints_of(conn, att.id) if att is not None else []
     if att is None or att.state != ContainerState.ATTACHED or not eps:
-        raise CniError(Code.UNKNOWN_CONTAINER, f"no cnet attachment {env.ifname} for container {_short(env.container_id)}")
+        raise CniError(
+            Code.UNKNOWN_CONTAINER, f"no cnet attachment {env.ifname} for container {_short(env.container_id)}"
+        )
     ep = eps[0]
     if ep.network != conf.network:
         raise CniError(Code.CHECK_FAILED, f"{env.ifname} is attached to network {ep.network}, not {conf.network}")
@@ -170,23 +206,27 @@ def check(ctx: Context, env: Env, conf: NetConf) -> None:
     links = parse.links(json.dumps(inside)) if inside else {}
     routes = _read_json(ctx, reads["routes"]) or []
     problems = plans.check_problems(
-        ep, host=host[0] if host else None, interface=links.get(ep.interface),
-        default_gateways=[r.get("gateway") for r in routes if r.get("gateway")],
+        ep,
+        host=host[0] if host else None,
+        interface=links.get(ep.interface),
+        default_gateways=[str(r["gateway"]) for r in routes if r.get("gateway")],
     )
     if problems:
         raise CniError(Code.CHECK_FAILED, f"attachment {att.name}: " + "; ".join(problems))
 
 
-def _read_json(ctx: Context, command) -> list | None:
-    """A read's JSON, or None when the command fails (the object it asks about is missing)."""
+def _read_json(ctx: Context, command: Command) -> list[dict[str, Any]] | None:
+    """A read's JSON (`ip -j` prints a list), or None when the command fails (the object it asks
+    about is missing)."""
     try:
-        return json.loads(ctx.runner.read(command) or "[]")
+        data = json.loads(ctx.runner.read(command) or "[]")
     except CommandFailed:
         return None
+    return data if isinstance(data, list) else None
 
 
 # --- GC and STATUS (spec 1.1.0) -------------------------------------------------------------------
-def gc(ctx: Context, env: Env, conf: NetConf) -> None:
+def gc(ctx: Context, _env: Env, conf: NetConf) -> None:
     """Release every attachment on this network that the runtime did not list as valid."""
     if not _has_state(ctx):
         return
@@ -203,10 +243,12 @@ def gc(ctx: Context, env: Env, conf: NetConf) -> None:
     return
 
 
-def status(ctx: Context, env: Env, conf: NetConf) -> None:
+def status(ctx: Context, _env: Env, conf: NetConf) -> None:
     """Ready when the network exists, is ready and its bridge is there; otherwise code 50."""
     if not _has_state(ctx):
-        raise CniError(Code.NOT_AVAILABLE, f"cnet network {conf.network!r} does not exist (no cnet state in {ctx.state_dir})")
+        raise CniError(
+            Code.NOT_AVAILABLE, f"cnet network {conf.network!r} does not exist (no cnet state in {ctx.state_dir})"
+        )
     with ctx.store.read() as conn:
         net = store.find_network(conn, conf.network)
     if net is None:
@@ -215,9 +257,16 @@ def status(ctx: Context, env: Env, conf: NetConf) -> None:
         raise CniError(Code.NOT_AVAILABLE, f"cnet network {net.name} is {net.state}")
     # One stat(), as run's check: /proc/sys/net follows the caller's network namespace.
     if not Path("/proc/sys/net/ipv4/conf", net.bridge).exists():
-        raise CniError(Code.NOT_AVAILABLE, f"the bridge {net.bridge} of network {net.name} is missing (`cnet net restore` re-creates it)")
+        raise CniError(
+            Code.NOT_AVAILABLE,
+            f"the bridge {net.bridge} of network {net.name} is missing (`cnet net restore` re-creates it)",
+        )
 
 
 VERBS: dict[str, Callable[[Context, Env, NetConf], dict | None]] = {
-    "ADD": add, "DEL": delete, "CHECK": check, "GC": gc, "STATUS": status,
+    "ADD": add,
+    "DEL": delete,
+    "CHECK": check,
+    "GC": gc,
+    "STATUS": status,
 }

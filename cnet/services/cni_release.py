@@ -27,7 +27,9 @@ def release(ctx: Context, cni_container_id: str, ifname: str) -> bool:
     def prepare(conn: Connection) -> Change[bool]:
         att = store.attachment(conn, cni_container_id, ifname)
         if att is not None and att.state == ContainerState.CREATING:
-            raise CniError(Code.TRY_AGAIN_LATER, f"an ADD of {ifname} for container {_short(cni_container_id)} is still running")
+            raise CniError(
+                Code.TRY_AGAIN_LATER, f"an ADD of {ifname} for container {_short(cni_container_id)} is still running"
+            )
         if att is None or not store.claim_attachment(conn, att.id):
             return Change(OpKind.CNI_DEL, cni_container_id, Plan(direction=Direction.DESTROY), False)
         plan = plans.detach(att, store.endpoints_of(conn, att.id), store.ports_of(conn, att.id))
@@ -46,12 +48,16 @@ def release_vanished(ctx: Context) -> tuple[list[str], list[Step]]:
     note per attachment and, for --dry-run, the steps a real run would take."""
     with ctx.store.read() as conn:
         gone = vanished(conn)
-        shown = [
-            s for a in gone
-            for s in plans.detach(a, store.endpoints_of(conn, a.id), store.ports_of(conn, a.id)).steps
-        ] if ctx.dry_run else []
-    notes = [f"release CNI attachment {a.name} (container {_short(a.cni_container_id or '')} {a.cni_ifname}): "
-             f"its network namespace {a.netns} is gone" for a in gone]
+        shown = (
+            [s for a in gone for s in plans.detach(a, store.endpoints_of(conn, a.id), store.ports_of(conn, a.id)).steps]
+            if ctx.dry_run
+            else []
+        )
+    notes = [
+        f"release CNI attachment {a.name} (container {_short(a.cni_container_id or '')} {a.cni_ifname}): "
+        f"its network namespace {a.netns} is gone"
+        for a in gone
+    ]
     if not ctx.dry_run:
         for a in gone:
             release(ctx, a.cni_container_id or "", a.cni_ifname or "")

@@ -66,7 +66,13 @@ def usable_network(conn: Connection, ref: str) -> Network:
 
 
 def attach(
-    conn: Connection, container_id: str, net: Network, interface: str, static_ip: str | None, *, default_route: bool,
+    conn: Connection,
+    container_id: str,
+    net: Network,
+    interface: str,
+    static_ip: str | None,
+    *,
+    default_route: bool,
     mac: str | None = None,
 ) -> Endpoint:
     """Allocate an address on the network and record the endpoint holding it (its MAC derived
@@ -74,8 +80,14 @@ def attach(
     addr = ipam.allocate_static(conn, net, static_ip) if static_ip else ipam.allocate(conn, net)
     ip = ipam.int_to_ip(addr)
     ep = store.insert_endpoint(
-        conn, container_id=container_id, network=net, interface=interface,
-        host_veth=naming.host_veth_name(container_id, net.id), ip=ip, ip_int=addr, mac=mac or ipk.mac_for_ip(ip),
+        conn,
+        container_id=container_id,
+        network=net,
+        interface=interface,
+        host_veth=naming.host_veth_name(container_id, net.id),
+        ip=ip,
+        ip_int=addr,
+        mac=mac or ipk.mac_for_ip(ip),
         default_route=default_route,
     )
     ipam.bind(conn, net.id, addr, ep.id)

@@ -35,14 +35,28 @@ class Plugin:
     def conflist(self, network: str) -> dict:
         return json.loads(self.sb.cnet("cni", "conflist", network).stdout)
 
-    def conf(self, network: str, *, version: str | None = None, runtime: dict | None = None,
-             prev: dict | None = None, **extra) -> dict:
+    def conf(
+        self,
+        network: str,
+        *,
+        version: str | None = None,
+        runtime: dict | None = None,
+        prev: dict | None = None,
+        **extra,
+    ) -> dict:
         return plugin_conf(self.conflist(network), version=version, runtime=runtime, prev=prev, **extra)
 
-    def argv(self, command: str, *, container_id: str = "", netns: str = "", ifname: str = "",
-             env: dict | None = None) -> list[str]:
-        cni_env = {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": netns,
-                   "CNI_IFNAME": ifname, "CNI_PATH": str(self.path.parent), **(env or {})}
+    def argv(
+        self, command: str, *, container_id: str = "", netns: str = "", ifname: str = "", env: dict | None = None
+    ) -> list[str]:
+        cni_env = {
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": container_id,
+            "CNI_NETNS": netns,
+            "CNI_IFNAME": ifname,
+            "CNI_PATH": str(self.path.parent),
+            **(env or {}),
+        }
         # `env -i`: a Kubernetes runtime passes little more than these; the plugin must cope.
         return ["env", "-i", *(f"{k}={v}" for k, v in cni_env.items() if v != ""), str(self.path)]
 
@@ -58,8 +72,9 @@ class Plugin:
         return reply(proc.returncode, proc.stdout.read(), proc.stderr.read())
 
     def popen(self, command: str, conf: dict, **kw) -> subprocess.Popen:
-        proc = self.sb.popen(self.argv(command, **kw), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+        proc = self.sb.popen(
+            self.argv(command, **kw), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         proc.stdin.write(json.dumps(conf))
         proc.stdin.close()
         return proc
@@ -69,7 +84,9 @@ class Plugin:
         return self.call("ADD", conf, container_id=cid, netns=f"/run/netns/{netns}", ifname=ifname, **kw)
 
     def delete(self, conf: dict, cid: str, netns: str | None, ifname: str = "eth0", **kw) -> Reply:
-        return self.call("DEL", conf, container_id=cid, netns=f"/run/netns/{netns}" if netns else "", ifname=ifname, **kw)
+        return self.call(
+            "DEL", conf, container_id=cid, netns=f"/run/netns/{netns}" if netns else "", ifname=ifname, **kw
+        )
 
 
 def reply(rc: int, stdout: str, stderr: str) -> Reply:
@@ -80,8 +97,9 @@ def reply(rc: int, stdout: str, stderr: str) -> Reply:
     return Reply(rc, doc, stdout, stderr)
 
 
-def plugin_conf(conflist: dict, *, version: str | None = None, runtime: dict | None = None,
-                prev: dict | None = None, **extra) -> dict:
+def plugin_conf(
+    conflist: dict, *, version: str | None = None, runtime: dict | None = None, prev: dict | None = None, **extra
+) -> dict:
     conf = dict(conflist["plugins"][0])
     conf["name"] = conflist["name"]
     conf["cniVersion"] = version or conflist["cniVersion"]
@@ -113,6 +131,7 @@ def attachments(sb) -> list[tuple]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return conn.execute(
-            "SELECT cni_container_id, cni_ifname, state FROM containers WHERE kind = 'cni' ORDER BY 1, 2").fetchall()
+            "SELECT cni_container_id, cni_ifname, state FROM containers WHERE kind = 'cni' ORDER BY 1, 2"
+        ).fetchall()
     finally:
         conn.close()

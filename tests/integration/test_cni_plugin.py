@@ -30,6 +30,10 @@ def host_veth(doc: dict) -> str:
     return doc["interfaces"][1]["name"]
 
 
+def veths(sb) -> list[str]:
+    return [name for name in sb.link_names() if name.startswith("cnetv")]
+
+
 def wait_gone(sb, link: str) -> bool:
     return sb.wait_for(lambda: link not in sb.link_names(), timeout=5)
 
@@ -56,11 +60,16 @@ def test_add_check_del(sandbox, cni):
     (row,) = [c for c in json.loads(sb.cnet("ps", "--json").stdout) if c["id"] != ""]
     assert row["ips"] == ip["address"].split("/")[0] and row["state"] == "attached"
     info = json.loads(sb.cnet("inspect", row["name"]).stdout)
-    assert info["kind"] == "cni" and info["cni"] == {"container_id": cid(1), "ifname": "eth0", "netns": "/run/netns/rt1"}
+    assert info["kind"] == "cni" and info["cni"] == {
+        "container_id": cid(1),
+        "ifname": "eth0",
+        "netns": "/run/netns/rt1",
+    }
     assert info["networks"][0]["network"] == "blue"
     rows = json.loads(sb.cnet("sql", "SELECT * FROM v_cni_attachments", "--json").stdout)
     assert [(r["container_id"], r["ifname"], r["network"], r["ip"]) for r in rows] == [
-        (cid(1), "eth0", "blue", ip["address"].split("/")[0])]
+        (cid(1), "eth0", "blue", ip["address"].split("/")[0])
+    ]
     assert "cni-add" in sb.cnet("journal").stdout
     res = sb.cnet("net", "rm", "blue", check=False)
     assert res.returncode == 1 and "attach" in res.stderr and row["name"] in res.stderr
@@ -149,21 +158,32 @@ def test_port_mappings_reach_the_attachment(sandbox, cni, tools):
     sb.cnet("net", "create", "blue", "--subnet", "10.77.0.0/24")
     client = add_client(sb)
     sb.sh("ip netns add rt1 && ip -n rt1 link set lo up")  # lo is the runtime's to bring up
-    conf = cni.conf("blue", runtime={"portMappings": [
-        {"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": "127.0.0.1"},
-        {"hostPort": 8081, "containerPort": 80, "protocol": "tcp"},
-        {"hostPort": 8082, "containerPort": 80, "protocol": "udp"},
-    ]})
+    conf = cni.conf(
+        "blue",
+        runtime={
+            "portMappings": [
+                {"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": "127.0.0.1"},
+                {"hostPort": 8081, "containerPort": 80, "protocol": "tcp"},
+                {"hostPort": 8082, "containerPort": 80, "protocol": "udp"},
+            ]
+        },
+    )
     r = cni.add(conf, cid(1), "rt1")
     assert r.rc == 0, r
     att_ip = r.doc["ips"][0]["address"].split("/")[0]
     server = sb.popen(["nsenter", "--net=/run/netns/rt1", "python3", str(tools.server), "80"])
     try:
-        assert sb.wait_for(lambda: answers(sb, tools, ["tcp:127.0.0.1:80"], netns="rt1")["tcp:127.0.0.1:80"], timeout=10)
+        assert sb.wait_for(
+            lambda: answers(sb, tools, ["tcp:127.0.0.1:80"], netns="rt1")["tcp:127.0.0.1:80"], timeout=10
+        )
         got = answers(sb, tools, ["tcp:127.0.0.1:8080", "tcp:127.0.0.1:8081", "udp:127.0.0.1:8082"])
         assert all(got.values()), got
-        ext = answers(sb, tools, [f"tcp:{client.host_ip}:8081", f"udp:{client.host_ip}:8082", "tcp:127.0.0.1:8080"],
-                      netns=client.netns)
+        ext = answers(
+            sb,
+            tools,
+            [f"tcp:{client.host_ip}:8081", f"udp:{client.host_ip}:8082", "tcp:127.0.0.1:8080"],
+            netns=client.netns,
+        )
         assert ext[f"tcp:{client.host_ip}:8081"] and ext[f"udp:{client.host_ip}:8082"]
         assert ext["tcp:127.0.0.1:8080"] is None  # a 127.0.0.1 mapping stays local
         ctr = run_server(sb, tools, "c1", "--net", "blue", port=90)
@@ -198,7 +218,12 @@ def test_bad_input_gets_a_cni_error_and_changes_nothing(sandbox, cni):
     good = cni.conf("blue")
 
     def ports(*specs):
-        return cni.conf("blue", runtime={"portMappings": [dict(zip(("hostPort", "containerPort", "hostIP"), s)) for s in specs]})
+        return cni.conf(
+            "blue",
+            runtime={
+                "portMappings": [dict(zip(("hostPort", "containerPort", "hostIP"), s, strict=False)) for s in specs]
+            },
+        )
 
     cases = {
         "unknown network": (dict(good, network="nope"), {}, 7),
@@ -219,8 +244,11 @@ def test_bad_input_gets_a_cni_error_and_changes_nothing(sandbox, cni):
         "the kernel refuses (ifname lo exists)": (good, {"ifname": "lo"}, 100),
     }
     for what, (conf, over, code) in cases.items():
-        kw = {"container_id": over.get("cid", cid(2)), "netns": over.get("netns", "/run/netns/rt2"),
-              "ifname": over.get("ifname", "eth0")}
+        kw = {
+            "container_id": over.get("cid", cid(2)),
+            "netns": over.get("netns", "/run/netns/rt2"),
+            "ifname": over.get("ifname", "eth0"),
+        }
         r = cni.call("ADD", conf, **kw)
         assert r.rc == 1 and r.doc is not None, (what, r)
         assert r.code == code and r.doc["msg"] and r.stderr == "", (what, r.doc)
@@ -313,7 +341,7 @@ def test_sigkill_mid_add_is_repaired(sandbox, cni, tmp_path):
         proc = cni.popen("ADD", conf, container_id=cid(1), netns="/run/netns/rt1", ifname="eth0", env={"PATH": path})
         plugin = _plugin_pid(proc.pid)
         assert sb.wait_for(lambda: Path(f"{hang}.pid").exists(), timeout=30), "the plugin never reached the port step"
-        assert len([l for l in sb.link_names() if l.startswith("cnetv")]) == 1  # the veth is made
+        assert len(veths(sb)) == 1  # the veth is made
         os.kill(plugin, signal.SIGKILL)
         cni.finish(proc, timeout=30)
         os.kill(int(Path(f"{hang}.pid").read_text()), signal.SIGKILL)  # the fake's sleep, ours too
@@ -330,10 +358,13 @@ def test_sigkill_mid_add_is_repaired(sandbox, cni, tmp_path):
     r = cni.add(conf, cid(1), "rt1", env={"PATH": path})
     assert r.rc == 0, r
     assert attachments(sb) == [(cid(1), "eth0", "attached")]
-    assert len([l for l in sb.link_names() if l.startswith("cnetv")]) == 1
+    assert len(veths(sb)) == 1
     assert ns_addrs(sb, "rt1", "eth0") == [r.doc["ips"][0]["address"]]
-    ops = json.loads(sb.cnet("sql", "SELECT kind, status, recovered FROM operations WHERE kind = 'cni-add' ORDER BY id",
-                             "--json").stdout)
+    ops = json.loads(
+        sb.cnet(
+            "sql", "SELECT kind, status, recovered FROM operations WHERE kind = 'cni-add' ORDER BY id", "--json"
+        ).stdout
+    )
     assert [(o["status"], o["recovered"]) for o in ops] == [("rolled_back", 1), ("rolled_back", 1), ("done", 0)]
     assert cni.delete(conf, cid(1), "rt1").rc == 0
     sb.sh("ip netns del rt1")
@@ -369,8 +400,7 @@ def test_gc_and_status_verbs(sandbox, cni):
     r = cni.call("GC", gc)
     assert (r.rc, r.stdout) == (0, ""), r
     assert attachments(sb) == [(cid(1), "eth0", "attached")]
-    assert sorted(l for l in sb.link_names() if l.startswith("cnetv")) == [
-        l for l in sb.link_names() if l.startswith("cnetv")] and len([l for l in sb.link_names() if l.startswith("cnetv")]) == 1
+    assert len(veths(sb)) == 1
     assert cni.call("GC", dict(conf, network="nope")).rc == 0
 
     assert (cni.call("STATUS", conf).rc, cni.call("STATUS", conf).stdout) == (0, "")

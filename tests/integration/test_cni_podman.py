@@ -42,7 +42,11 @@ def v1_hierarchies() -> list[tuple[str, str]]:
         fstype, _src, opts = post.split()[:3]
         if fstype == "cgroup":
             point = pre.split()[4]
-            keep = [o for o in opts.split(",") if o not in ("rw", "ro") and not o.startswith(("relatime", "nosuid", "nodev", "noexec"))]
+            keep = [
+                o
+                for o in opts.split(",")
+                if o not in ("rw", "ro") and not o.startswith(("relatime", "nosuid", "nodev", "noexec"))
+            ]
             out.append((point, ",".join(keep) or "none"))
     return out
 
@@ -58,7 +62,9 @@ class Podman:
         argv = ["podman", "--root", str(self.root / "storage"), "--runroot", "/run/containers/storage", *args]
         res = self.sb.run(argv, env={"CONTAINERS_CONF": str(self.conf)}, timeout=timeout)
         if check and res.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-3000:]}")
+            raise AssertionError(
+                f"podman {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-3000:]}"
+            )
         return res
 
 
@@ -69,7 +75,8 @@ def podman(sandbox, tmp_path) -> Podman:
     (root / "net.d").mkdir(parents=True)
     (root / "cni-bin").mkdir()
     shutil.copytree("/etc/containers", root / "etc-containers")
-    (root / "containers.conf").write_text(textwrap.dedent(f"""\
+    (root / "containers.conf").write_text(
+        textwrap.dedent(f"""\
         [network]
         network_backend = "cni"
         cni_plugin_dirs = ["{root}/cni-bin", "/usr/lib/cni"]
@@ -77,7 +84,8 @@ def podman(sandbox, tmp_path) -> Podman:
         [engine]
         cgroup_manager = "cgroupfs"
         events_logger = "file"
-        """))
+        """)
+    )
     rootfs = root / "rootfs"
     for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "www", "run"):
         (rootfs / d).mkdir(parents=True)
@@ -86,16 +94,23 @@ def podman(sandbox, tmp_path) -> Podman:
         (rootfs / "bin" / applet).symlink_to("busybox")
     (rootfs / "www" / "index.html").write_text("hello from podman\n")
     cgroups = " && ".join(f"mkdir -p {p} && mount -t cgroup -o {o} cgroup {p}" for p, o in v1_hierarchies())
-    sb.sh(" && ".join(filter(None, [
-        "mount -t sysfs sysfs /sys",
-        "mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup",
-        cgroups,
-        "mount -t tmpfs tmpfs /var/lib",
-        "mount -t tmpfs tmpfs /var/tmp",
-        "mkdir -p /etc/cni/net.d && mount -t tmpfs tmpfs /etc/cni/net.d",
-        f"mount --bind {root}/etc-containers /etc/containers",
-        "for d in containers libpod crun; do mkdir -p /run/$d && mount -t tmpfs tmpfs /run/$d; done",
-    ])))
+    sb.sh(
+        " && ".join(
+            filter(
+                None,
+                [
+                    "mount -t sysfs sysfs /sys",
+                    "mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup",
+                    cgroups,
+                    "mount -t tmpfs tmpfs /var/lib",
+                    "mount -t tmpfs tmpfs /var/tmp",
+                    "mkdir -p /etc/cni/net.d && mount -t tmpfs tmpfs /etc/cni/net.d",
+                    f"mount --bind {root}/etc-containers /etc/containers",
+                    "for d in containers libpod crun; do mkdir -p /run/$d && mount -t tmpfs tmpfs /run/$d; done",
+                ],
+            )
+        )
+    )
     sb.baseline = sb.snapshot()  # after the mounts: they are not what the test compares
     return Podman(sb, root)
 
@@ -103,14 +118,31 @@ def podman(sandbox, tmp_path) -> Podman:
 def test_podman_run_on_a_cnet_network(sandbox, podman, tools, tmp_path):
     sb = sandbox
     sb.cnet("net", "create", "cnetnet", "--subnet", "10.77.0.0/24")
-    cni = Plugin(sb, podman.root / "cni-bin")
+    Plugin(sb, podman.root / "cni-bin")  # `cnet cni install` into podman's plugin directory
     sb.cnet("cni", "conflist", "cnetnet", "--output", str(podman.root / "net.d" / "cnetnet.conflist"))
     assert podman("info", "--format", "{{.Host.NetworkBackend}}").stdout.strip() == "cni"
     listed = podman("network", "ls", "--format", "{{.Name}} {{.Driver}}").stdout.split("\n")
     assert "cnetnet cnet" in listed
 
-    podman("run", "-d", "--name", "web", "--cgroups=disabled", "--network", "cnetnet", "-p", "127.0.0.1:8080:80",
-           "--rootfs", str(podman.rootfs), "/bin/httpd", "-f", "-p", "80", "-h", "/www")
+    podman(
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--cgroups=disabled",
+        "--network",
+        "cnetnet",
+        "-p",
+        "127.0.0.1:8080:80",
+        "--rootfs",
+        str(podman.rootfs),
+        "/bin/httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    )
     (att,) = attachments(sb)
     assert att[1:] == ("eth0", "attached")
     web_ip = json.loads(podman("inspect", "web").stdout)[0]["NetworkSettings"]["Networks"]["cnetnet"]["IPAddress"]
@@ -119,7 +151,19 @@ def test_podman_run_on_a_cnet_network(sandbox, podman, tools, tmp_path):
     assert row["ips"] == web_ip and "127.0.0.1:8080->80/tcp" in row["ports"]
 
     # Served on 127.0.0.1 through cnet's mapping (from inside the sandbox).
-    got = sb.wait_for(lambda: sb.run(["python3", "-c", f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/', timeout=1).read().decode())"]).stdout, timeout=20, interval=0.2)
+    got = sb.wait_for(
+        lambda: (
+            sb.run(
+                [
+                    "python3",
+                    "-c",
+                    "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/', timeout=1).read().decode())",
+                ]
+            ).stdout
+        ),
+        timeout=20,
+        interval=0.2,
+    )
     assert got.strip() == "hello from podman"
 
     # A `cnet run` container on the same network reaches it, and it reaches the container, directly.
@@ -127,7 +171,9 @@ def test_podman_run_on_a_cnet_network(sandbox, podman, tools, tmp_path):
     ctr_ip = ctr["networks"][0]["ip"]
     res = podman("exec", "web", "/bin/sh", "-c", f"echo ping | nc -w 3 {ctr_ip} 90")
     assert res.stdout.split() == ["c1", web_ip, "ping"]
-    res = sb.run(["nsenter", f"--net=/run/netns/{ctr['netns']}", "busybox", "wget", "-qO-", f"http://{web_ip}/"], check=True)
+    res = sb.run(
+        ["nsenter", f"--net=/run/netns/{ctr['netns']}", "busybox", "wget", "-qO-", f"http://{web_ip}/"], check=True
+    )
     assert res.stdout.strip() == "hello from podman"
 
     # `podman rm -f` sends DEL: everything cnet made for it goes.

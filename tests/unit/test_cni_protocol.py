@@ -5,15 +5,21 @@ import json
 import pytest
 
 from cnet.cni import protocol as p
-from cnet.cni.protocol import Code, CniError
+from cnet.cni import versions
+from cnet.cni.protocol import CniError, Code
 from cnet.errors import AllocationError, CommandFailed, Conflict, NotFound, PermissionDenied, ValidationError
 
 CID = "a1c9d041ff66" + "0" * 52
 
 
 def env(**kw):
-    base = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": CID, "CNI_NETNS": "/run/netns/x", "CNI_IFNAME": "eth0",
-            "CNI_PATH": "/opt/cni/bin"}
+    base = {
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": CID,
+        "CNI_NETNS": "/run/netns/x",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": "/opt/cni/bin",
+    }
     base.update(kw)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -79,7 +85,15 @@ def conf(**kw):
 
 def test_config_minimal():
     c = p.parse_config(conf(), "ADD")
-    assert (c.cni_version, c.name, c.network, c.state_dir, c.port_mappings, c.ips, c.mac) == ("1.0.0", "net1", "net1", None, (), (), None)
+    assert (c.cni_version, c.name, c.network, c.state_dir, c.port_mappings, c.ips, c.mac) == (
+        "1.0.0",
+        "net1",
+        "net1",
+        None,
+        (),
+        (),
+        None,
+    )
 
 
 def test_config_network_and_state_dir():
@@ -119,22 +133,39 @@ def rc(**kw):
 
 
 def test_port_mappings():
-    c = p.parse_config(rc(portMappings=[
-        {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
-        {"hostPort": 5353, "containerPort": 53, "protocol": "UDP", "hostIP": "127.0.0.1"},
-        {"hostPort": 9000, "containerPort": 90, "hostIP": ""},
-    ]), "ADD")
+    c = p.parse_config(
+        rc(
+            portMappings=[
+                {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                {"hostPort": 5353, "containerPort": 53, "protocol": "UDP", "hostIP": "127.0.0.1"},
+                {"hostPort": 9000, "containerPort": 90, "hostIP": ""},
+            ]
+        ),
+        "ADD",
+    )
     assert [(m.host_ip, m.host_port, m.container_port, m.protocol) for m in c.port_mappings] == [
-        ("0.0.0.0", 8080, 80, "tcp"), ("127.0.0.1", 5353, 53, "udp"), ("0.0.0.0", 9000, 90, "tcp")]
+        ("0.0.0.0", 8080, 80, "tcp"),
+        ("127.0.0.1", 5353, 53, "udp"),
+        ("0.0.0.0", 9000, 90, "tcp"),
+    ]
 
 
-@pytest.mark.parametrize("mapping", [
-    {"hostPort": "80", "containerPort": 80}, {"hostPort": 0, "containerPort": 80}, {"hostPort": 70000, "containerPort": 80},
-    {"hostPort": True, "containerPort": 80}, {"hostPort": 80.5, "containerPort": 80}, {"containerPort": 80},
-    {"hostPort": 80, "containerPort": 80, "protocol": "sctp"}, {"hostPort": 80, "containerPort": 80, "hostIP": "::1"},
-    {"hostPort": 80, "containerPort": 80, "hostIP": "224.0.0.1"}, {"hostPort": 80, "containerPort": 80, "hostIP": "nope"},
-    "80:80",
-])
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        {"hostPort": "80", "containerPort": 80},
+        {"hostPort": 0, "containerPort": 80},
+        {"hostPort": 70000, "containerPort": 80},
+        {"hostPort": True, "containerPort": 80},
+        {"hostPort": 80.5, "containerPort": 80},
+        {"containerPort": 80},
+        {"hostPort": 80, "containerPort": 80, "protocol": "sctp"},
+        {"hostPort": 80, "containerPort": 80, "hostIP": "::1"},
+        {"hostPort": 80, "containerPort": 80, "hostIP": "224.0.0.1"},
+        {"hostPort": 80, "containerPort": 80, "hostIP": "nope"},
+        "80:80",
+    ],
+)
 def test_bad_port_mapping(mapping):
     assert code_of(p.parse_config, rc(portMappings=[mapping]), "ADD") == Code.INVALID_CONFIG
 
@@ -165,7 +196,9 @@ def test_mac():
 
 
 def test_gc_valid_attachments():
-    c = p.parse_config(conf(cniVersion="1.1.0", **{p.VALID_ATTACHMENTS: [{"containerID": "a", "ifname": "eth0"}]}), "GC")
+    c = p.parse_config(
+        conf(cniVersion="1.1.0", **{p.VALID_ATTACHMENTS: [{"containerID": "a", "ifname": "eth0"}]}), "GC"
+    )
     assert c.valid_attachments == (("a", "eth0"),)
     assert p.parse_config(conf(cniVersion="1.1.0"), "GC").valid_attachments == ()
     assert p.parse_config(conf(), "ADD").valid_attachments is None
@@ -178,25 +211,41 @@ def test_prev_result_kept():
 
 
 # --- output documents ---------------------------------------------------------------------------
-@pytest.mark.parametrize("asked, answered", [("1.0.0", "1.0.0"), ("0.4.0", "0.4.0"), ("9.9.9", "1.1.0"), (None, "1.1.0")])
+@pytest.mark.parametrize(
+    "asked, answered", [("1.0.0", "1.0.0"), ("0.4.0", "0.4.0"), ("9.9.9", "1.1.0"), (None, "1.1.0")]
+)
 def test_version_report(asked, answered):
     data = json.dumps({"cniVersion": asked}) if asked else "garbage"
-    doc = p.version_report(data)
+    doc = versions.version_report(data)
     assert doc == {"cniVersion": answered, "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}
 
 
 def test_error_document():
     err = CniError(Code.INVALID_CONFIG, "network 'x' not found", "more")
-    assert p.error_document("1.0.0", err) == {"cniVersion": "1.0.0", "code": 7, "msg": "network 'x' not found", "details": "more"}
+    assert p.error_document("1.0.0", err) == {
+        "cniVersion": "1.0.0",
+        "code": 7,
+        "msg": "network 'x' not found",
+        "details": "more",
+    }
     assert p.error_document("garbage", CniError(1, "m"))["cniVersion"] == p.LATEST
     assert "details" not in p.error_document("0.4.0", CniError(1, "m"))
 
 
-@pytest.mark.parametrize("exc, code", [
-    (ValidationError("v"), 7), (NotFound("n"), 7), (Conflict("c"), 101), (AllocationError("a"), 102),
-    (PermissionDenied("p"), 104), (CommandFailed(("ip", "link"), 2, "RTNETLINK answers: File exists"), 100),
-    (KeyboardInterrupt(), 11), (OSError(5, "Input/output error"), 5), (RuntimeError("bug"), 199),
-])
+@pytest.mark.parametrize(
+    "exc, code",
+    [
+        (ValidationError("v"), 7),
+        (NotFound("n"), 7),
+        (Conflict("c"), 101),
+        (AllocationError("a"), 102),
+        (PermissionDenied("p"), 104),
+        (CommandFailed(("ip", "link"), 2, "RTNETLINK answers: File exists"), 100),
+        (KeyboardInterrupt(), 11),
+        (OSError(5, "Input/output error"), 5),
+        (RuntimeError("bug"), 199),
+    ],
+)
 def test_error_codes(exc, code):
     assert p.error_from(exc).code == code
 
@@ -207,8 +256,18 @@ def test_database_busy_is_try_again():
     assert p.error_from(sqlite3.OperationalError("database is locked")).code == Code.TRY_AGAIN_LATER
 
 
-ATT = p.Attachment(bridge="cnet-abc", host_veth="cnetv123", ifname="net1", mac="02:42:0a:01:00:05",
-                   sandbox="/run/netns/x", ip="10.1.0.5", prefix_len=24, gateway="10.1.0.1", default_route=True, mtu=1500)
+ATT = p.Attachment(
+    bridge="cnet-abc",
+    host_veth="cnetv123",
+    ifname="net1",
+    mac="02:42:0a:01:00:05",
+    sandbox="/run/netns/x",
+    ip="10.1.0.5",
+    prefix_len=24,
+    gateway="10.1.0.1",
+    default_route=True,
+    mtu=1500,
+)
 
 
 @pytest.mark.parametrize("version", ["1.0.0", "1.1.0"])

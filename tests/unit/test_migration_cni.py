@@ -36,7 +36,10 @@ def conn(tmp_path):
 
 
 def counts(conn) -> dict:
-    return {t: conn.scalar("SELECT count(*) FROM " + t) for t in ("containers", "endpoints", "ip_allocations", "port_mappings")}
+    return {
+        t: conn.scalar("SELECT count(*) FROM " + t)
+        for t in ("containers", "endpoints", "ip_allocations", "port_mappings")
+    }
 
 
 def test_upgrade_keeps_every_row(conn):
@@ -56,12 +59,17 @@ def test_new_constraints(conn):
     migrate.upgrade(conn)
     for sql in ROWS[:2]:
         conn.execute(sql)
-    att = ("INSERT INTO containers (id, name, state, command, hostname, env, spec, detached, netns, created_at, kind, "
-           "cni_container_id, cni_ifname) VALUES (?, ?, ?, '[]', 'h', '{}', '{}', 0, '/run/netns/x', 0, ?, 'abc', ?)")
+    att = (
+        "INSERT INTO containers (id, name, state, command, hostname, env, spec, detached, netns, created_at, kind, "
+        "cni_container_id, cni_ifname) VALUES (?, ?, ?, '[]', 'h', '{}', '{}', 0, '/run/netns/x', 0, ?, 'abc', ?)"
+    )
     conn.execute(att, ("a1", "a1", "attached", "cni", "eth0"))
     conn.execute(att, ("a2", "a2", "attached", "cni", "eth1"))
-    for bad in (("a3", "a3", "attached", "cni", "eth0"), ("a4", "a4", "attached", "docker", "eth9"),
-                ("a5", "a5", "sleeping", "cni", "eth9")):
+    for bad in (
+        ("a3", "a3", "attached", "cni", "eth0"),
+        ("a4", "a4", "attached", "docker", "eth9"),
+        ("a5", "a5", "sleeping", "cni", "eth9"),
+    ):
         with pytest.raises(sqlite3.IntegrityError):
             conn.execute(att, bad)
 
@@ -74,10 +82,12 @@ def test_downgrade_drops_only_cni_attachments(conn):
         conn.execute(sql)
     conn.execute(
         "INSERT INTO containers (id, name, state, command, hostname, env, spec, detached, netns, created_at, kind, "
-        "cni_container_id, cni_ifname) VALUES ('a1', 'a1', 'attached', '[]', 'h', '{}', '{}', 0, '/run/netns/x', 0, 'cni', 'abc', 'eth0')")
+        "cni_container_id, cni_ifname) VALUES ('a1', 'a1', 'attached', '[]', 'h', '{}', '{}', 0, '/run/netns/x', 0, 'cni', 'abc', 'eth0')"
+    )
     conn.execute(
         "INSERT INTO endpoints (container_id, network_id, interface, host_veth, ip, ip_int, mac, is_default_route, created_at) "
-        "VALUES ('a1', 'n1', 'eth0', 'v2', '10.5.0.3', 3, 'm', 1, 0)")
+        "VALUES ('a1', 'n1', 'eth0', 'v2', '10.5.0.3', 3, 'm', 1, 0)"
+    )
     with migrate.sqlalchemy_connection(conn) as sa_conn:
         command.downgrade(migrate.alembic_config(sa_conn), previous_revision())
     assert counts(conn) == {"containers": 1, "endpoints": 1, "ip_allocations": 1, "port_mappings": 1}
