@@ -35,6 +35,10 @@ VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 UNSUPPORTED_KEYS = {"ipam": 'cnet allocates addresses itself (drop the "ipam" section)'}
 
 
+# The spec version each newer verb arrived with.
+VERB_SINCE = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+
+
 class Code(IntEnum):
     """Error codes: 1-99 are the spec's (50-99 for STATUS), 100 and up are cnet's own."""
 
@@ -191,6 +195,10 @@ def parse_config(data: bytes | str, command: str) -> NetConf:
     if not isinstance(doc, dict):
         raise CniError(Code.DECODE_FAILURE, "the network configuration on stdin is not a JSON object")
     version = check_version(doc.get("cniVersion"))
+    needs = VERB_SINCE.get(command)
+    if needs and SUPPORTED_VERSIONS.index(version) < SUPPORTED_VERSIONS.index(needs):
+        # As the reference plugins (skel) answer: the verb did not exist in that version.
+        raise CniError(Code.INCOMPATIBLE_VERSION, f"config version {version} does not allow {command} (needs {needs})")
     name = doc.get("name")
     if not isinstance(name, str) or not name:
         raise CniError(Code.INVALID_CONFIG, 'the network configuration has no "name"')

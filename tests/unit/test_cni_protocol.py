@@ -291,3 +291,11 @@ def test_result_without_default_route():
     from dataclasses import replace
 
     assert p.result_document("1.0.0", replace(ATT, default_route=False))["routes"] == []
+
+
+@pytest.mark.parametrize(
+    "command, too_old, enough", [("CHECK", "0.3.1", "0.4.0"), ("GC", "1.0.0", "1.1.0"), ("STATUS", "1.0.0", "1.1.0")]
+)
+def test_newer_verbs_need_their_version(command, too_old, enough):
+    assert code_of(p.parse_config, conf(cniVersion=too_old), command) == Code.INCOMPATIBLE_VERSION
+    assert p.parse_config(conf(cniVersion=enough), command).cni_version == enough
