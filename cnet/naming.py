@@ -8,8 +8,8 @@ most 15 bytes (IFNAMSIZ - 1) and derived from ids or hashes, never from user-typ
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-import secrets
 
 # Frozen: existing installations carry these chains. Never rename.
 CHAIN_FORWARD = "CNET-FORWARD"
@@ -27,7 +27,9 @@ ID_RE = re.compile(r"^[0-9a-f]{12}$")
 
 def new_id() -> str:
     """A 12-hex-digit id, like Docker's short ids."""
-    return secrets.token_hex(6)
+    # os.urandom is what secrets.token_hex reads; importing secrets (random, hmac, base64)
+    # would be paid by every CNI call.
+    return os.urandom(6).hex()
 
 
 def bridge_name(network_id: str) -> str:

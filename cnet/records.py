@@ -26,6 +26,8 @@ class OpKind(StrEnum):
     NET_DISCONNECT = "net-disconnect"
     GC = "gc"
     NET_RESTORE = "net-restore"
+    CNI_ADD = "cni-add"  # a CNI runtime's ADD: wire an attachment (target: its containers row id)
+    CNI_DEL = "cni-del"  # DEL, GC, or `cnet gc` for a vanished namespace: release one
 
 
 class Direction(StrEnum):
@@ -58,6 +60,14 @@ class ContainerState(StrEnum):
     RUNNING = "running"
     EXITED = "exited"
     REMOVING = "removing"
+    ATTACHED = "attached"  # kind cni: wired by the runtime's ADD, until its DEL
+
+
+class ContainerKind(StrEnum):
+    """containers.kind: what a row stands for."""
+
+    CNET = "cnet"  # a process `cnet run` started, with its own namespaces and watcher
+    CNI = "cni"  # an attachment a CNI runtime made in its own namespace (no process of cnet's)
 
 
 class NetworkState(StrEnum):
@@ -168,6 +178,13 @@ class Container:
     exit_code: int | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    kind: ContainerKind = ContainerKind.CNET
+    cni_container_id: str | None = None  # kind cni: CNI_CONTAINERID
+    cni_ifname: str | None = None  # kind cni: CNI_IFNAME
+
+    @property
+    def is_cni(self) -> bool:
+        return self.kind == ContainerKind.CNI
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Container:
@@ -191,6 +208,9 @@ class Container:
             exit_code=row["exit_code"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
+            kind=ContainerKind(row["kind"]),
+            cni_container_id=row["cni_container_id"],
+            cni_ifname=row["cni_ifname"],
         )
 
     def columns(self) -> dict[str, Any]:
@@ -207,6 +227,9 @@ class Container:
             "netns": self.netns,
             "log_path": self.log_path,
             "created_at": self.created_at,
+            "kind": str(self.kind),
+            "cni_container_id": self.cni_container_id,
+            "cni_ifname": self.cni_ifname,
         }
 
 

@@ -37,6 +37,8 @@ NET_SUBNET = "10.88.0.0/16"
 FLOOR_SUBNET, FLOOR_GW, FLOOR_BRIDGE, FLOOR_CHAIN = "10.89.0.0/16", "10.89.0.1", "bflbr0", "BENCH-DNAT"
 CNI_SUBNET, CNI_BRIDGE = "10.90.0.0/16", "bcnibr0"
 CNI_DIR = Path("/usr/lib/cni")
+# cnet's own CNI plugin against the reference bridge + host-local (phase "CNI plugin ADD/DEL").
+CNI_PLUGIN_SUBNET, CNI_REF_SUBNET, CNI_REF_BRIDGE = "10.87.0.0/16", "10.86.0.0/16", "bcnirf0"
 PORT_BASE, FLOOR_PORT_BASE, CNI_PORT_BASE, IPERF_PORT = 20000, 30000, 40000, 5201
 
 
@@ -145,6 +147,25 @@ def cni_configs(*, host_port: int, container_port: int = 80, bridge: str = CNI_B
     ]
 
 
+def cni_plugin_configs(*, cnet_conflist: dict, data_dir: str) -> tuple[dict, dict]:
+    """What libcni hands each plugin for one ADD or DEL: cnet's entry of `cnet cni conflist`
+    (with the list's name and cniVersion added), and the reference bridge + host-local in the
+    same version. No ports and no masquerading on either side (cnet's NAT is per network)."""
+    cnet = dict(cnet_conflist["plugins"][0], name=cnet_conflist["name"], cniVersion=cnet_conflist["cniVersion"])
+    ref = {"cniVersion": cnet_conflist["cniVersion"], "name": "benchref", "type": "bridge", "bridge": CNI_REF_BRIDGE,
+           "isGateway": True, "ipMasq": False, "hairpinMode": True,
+           "ipam": {"type": "host-local", "ranges": [[{"subnet": CNI_REF_SUBNET}]], "dataDir": data_dir,
+                    "routes": [{"dst": "0.0.0.0/0"}]}}
+    return cnet, ref
+
+
+def cni_env(command: str, i: int, netns: str, cni_path: str) -> dict:
+    """The environment libcni gives a plugin, and nothing else (a Kubernetes runtime passes
+    little more): the plugin must find its tools itself."""
+    return {"CNI_COMMAND": command, "CNI_CONTAINERID": f"bench{i:06d}", "CNI_NETNS": f"/run/netns/{netns}",
+            "CNI_IFNAME": "eth0", "CNI_PATH": cni_path}
+
+
 # --- targets (pure) -----------------------------------------------------------------------------------
 @dataclass
 class Target:
@@ -176,6 +197,7 @@ def targets(r: dict) -> list[Target]:
         Target("IPAM last 1000 / first 1000", g("ipam", "last_over_first"), 1.5, "x"),
         Target("memory kept per container (RSS)", g("memory", "rss_mb_per_container"), 2.0, "MB"),
         Target("throughput 127.0.0.1 mapping / direct", g("iperf", "ratio"), 0.9, "x", higher_is_better=True),
+        Target("CNI ADD p50 / bridge+host-local ADD p50", g("cni_plugin", "add_ratio"), 1.0, "x"),
     ]
 
 
@@ -213,6 +235,11 @@ def render_table(r: dict) -> str:
         ("cnet --help", _get(r, "startup", "help")),
         (f"cnet ps ({r['n']} containers)", _get(r, "startup", "ps")),
         (f"cnet inspect ({r['n']} containers)", _get(r, "startup", "inspect")),
+        ("CNI ADD, cnet plugin", _get(r, "cni_plugin", "add", "cnet")),
+        ("CNI ADD, bridge + host-local", _get(r, "cni_plugin", "add", "reference")),
+        ("CNI DEL, cnet plugin", _get(r, "cni_plugin", "del", "cnet")),
+        ("CNI DEL, bridge + host-local", _get(r, "cni_plugin", "del", "reference")),
+        ("python -SE -c pass (the plugin's interpreter floor)", r.get("python_bare")),
         ("spawn `true` via sh", _get(r, "spawn", "sh")),
         ("spawn `true` via subprocess", _get(r, "spawn", "subprocess")),
     ]
@@ -272,13 +299,14 @@ def timed(argv: list[str], stdin: str | None = None, env: dict | None = None) ->
     res = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env)
     elapsed = ms_since(t0)
     if res.returncode != 0:
-        raise RuntimeError(f"{argv} failed ({res.returncode}): {res.stderr.strip()}")
+        raise RuntimeError(f"{argv} failed ({res.returncode}): {res.stderr.strip()} {res.stdout.strip()[-500:]}")
     return elapsed
 
 
 class Bench:
-    def __init__(self, n: int, state_dir: Path, repeat: int, iperf_time: int, with_cni: bool):
+    def __init__(self, n: int, state_dir: Path, repeat: int, iperf_time: int, with_cni: bool, cni_n: int = 60):
         self.n = n
+        self.cni_n = cni_n
         self.state_dir = state_dir
         self.repeat = repeat
         self.iperf_time = iperf_time
@@ -515,6 +543,45 @@ class Bench:
         run(["ip", "link", "del", "bgrbr"], None)
         run(["iptables-restore", "-w", "--noflush"], "*nat\n-D OUTPUT -j BENCH-GROWTH\n-F BENCH-GROWTH\n-X BENCH-GROWTH\nCOMMIT\n")
 
+    def cni_plugin(self) -> None:
+        """CNI ADD and DEL: cnet's plugin (as `cnet cni install` puts it in a runtime's plugin
+        directory) beside the reference bridge + host-local, each exec'd as libcni does it (the
+        CNI_* variables only, the configuration on stdin), interleaved and alternating which goes
+        first. The runtime's namespaces are made and removed untimed."""
+        res = subprocess.run(self.cnet("net", "create", "benchcni", "--subnet", CNI_PLUGIN_SUBNET),
+                             capture_output=True, text=True, env=self.env)
+        if res.returncode != 0:
+            raise RuntimeError(f"cnet net create failed: {res.stderr.strip()}")
+        bin_dir = self.tmp / "cni-bin"
+        install = self.cnet("cni", "install", "--bin-dir", str(bin_dir))
+        subprocess.run(install, check=True, capture_output=True, env=self.env)
+        conflist = json.loads(subprocess.run(self.cnet("cni", "conflist", "benchcni"), check=True, capture_output=True,
+                                             text=True, env=self.env).stdout)
+        cnet_conf, ref_conf = cni_plugin_configs(cnet_conflist=conflist, data_dir=str(self.tmp / "cni-ref-ipam"))
+        plugins = {"cnet": (str(bin_dir / "cnet"), cnet_conf), "reference": (str(CNI_DIR / "bridge"), ref_conf)}
+        times: dict[str, dict[str, list[float]]] = {"add": {k: [] for k in plugins}, "del": {k: [] for k in plugins}}
+        for i in range(self.cni_n):
+            order = list(plugins) if i % 2 == 0 else list(reversed(plugins))
+            for who in order:
+                run(["ip", "netns", "add", f"bcp-{who}-{i}"])
+            for verb, key in (("ADD", "add"), ("DEL", "del")):
+                for who in order:
+                    path, conf = plugins[who]
+                    env = cni_env(verb, i, f"bcp-{who}-{i}", str(CNI_DIR))
+                    times[key][who].append(timed([path], json.dumps(conf), env=env))
+            for who in order:
+                run(["ip", "netns", "del", f"bcp-{who}-{i}"])
+        bare = [timed([PYTHON, "-SE", "-c", "pass"]) for _ in range(self.repeat)]
+        subprocess.run(self.cnet("net", "rm", "benchcni"), check=True, capture_output=True, env=self.env)
+        out = {k: {who: summary(v) for who, v in per.items()} for k, per in times.items()}
+        self.r["cni_plugin"] = {
+            "n": self.cni_n, **out,
+            "add_ratio": ratio(percentile(times["add"]["cnet"], 50), percentile(times["add"]["reference"], 50)),
+            "del_ratio": ratio(percentile(times["del"]["cnet"], 50), percentile(times["del"]["reference"], 50)),
+        }
+        self.r["python_bare"] = summary(bare)
+        self.r.setdefault("samples", {})["cni_plugin"] = times
+
     def ipam(self) -> None:
         # On disk, like /var/lib/cnet (the sandbox's tmpfs would hide the WAL checkpoints' writes).
         where = Path(tempfile.mkdtemp(prefix="ipam-", dir=os.environ.get("CNET_BENCH_DISK") or str(self.tmp)))
@@ -528,6 +595,8 @@ class Bench:
         phases = [("setup", self.setup), (f"{self.n} x run -d / floor{' / CNI' if self.with_cni else ''}", self.containers_loop),
                   ("start-up", self.startup), ("spawn overhead", self.spawn_overhead), ("memory", self.memory),
                   ("iperf3", self.iperf), (f"{self.n} x rm -f", self.rm_loop),
+                  *([(f"CNI plugin ADD/DEL x {self.cni_n} (cnet vs bridge + host-local)", self.cni_plugin)]
+                    if self.with_cni and self.cni_n > 0 else []),
                   ("kernel growth (same wiring by hand, accumulating)", self.kernel_growth), ("IPAM /16", self.ipam)]
         for label, fn in phases:
             print(f"bench: {label}", file=sys.stderr, flush=True)
@@ -658,6 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=20, help="samples per start-up command (default 20)")
     ap.add_argument("--iperf-time", type=int, default=3, help="seconds per iperf3 run (default 3)")
     ap.add_argument("--no-cni", action="store_true", help="skip the CNI reference plugins even when installed")
+    ap.add_argument(
+        "--cni-n", type=int, default=60, help="CNI ADD/DEL pairs per plugin (default 60; 0 skips the phase)"
+    )
     ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.ipam_only:
@@ -669,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: refusing to run outside the sandbox; use scripts/bench", file=sys.stderr)
         return 1
     state_dir = Path(os.environ["CNET_STATE_DIR"])
-    results = Bench(args.n, state_dir, args.repeat, args.iperf_time, with_cni=not args.no_cni).all()
+    results = Bench(args.n, state_dir, args.repeat, args.iperf_time, with_cni=not args.no_cni, cni_n=args.cni_n).all()
     print(render_table(results))
     if args.json:
         results["targets"] = [{"name": t.name, "value": t.value, "limit": t.limit, "unit": t.unit, "met": t.met} for t in targets(results)]

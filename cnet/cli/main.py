@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .cni import app as cni_app
 from .containers import register as register_containers
 from .maintenance import register as register_maintenance
 from .networks import app as net_app
@@ -75,6 +76,11 @@ app.add_typer(net_app, name="net", help="Create, list, inspect and remove bridge
 register_containers(app)
 register_state(app)
 register_maintenance(app, net_app)
+app.add_typer(
+    cni_app,
+    name="cni",
+    help="Use cnet networks from CNI runtimes (podman, containerd, CRI-O): install the plugin, write conflists.",
+)
 
 
 def main() -> None:

@@ -22,15 +22,21 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from alembic.config import Config
 
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0003_cni"
 
 
 def migrations_dir() -> Path:
-    """The Alembic script folder: packaged as cnet.migrations when installed, else ./migrations."""
+    """The Alembic script folder: the checkout's own ./migrations when cnet runs from a checkout,
+    else the packaged cnet.migrations. The checkout comes first: an editable install of another
+    checkout (a second git worktree) maps cnet.migrations to *its* folder, whose revisions are
+    not this code's."""
+    checkout = Path(__file__).resolve().parents[2] / "migrations"
+    if (checkout / "versions" / "0001_initial.py").exists():
+        return checkout
     spec = importlib.util.find_spec("cnet.migrations")
     if spec is not None and spec.submodule_search_locations:
         return Path(next(iter(spec.submodule_search_locations)))
-    return Path(__file__).resolve().parents[2] / "migrations"
+    return checkout
 
 
 CURRENT_REVISION = "SELECT version_num FROM alembic_version"

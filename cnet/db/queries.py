@@ -16,7 +16,8 @@ NETWORK_COUNT_OTHERS = "SELECT count(*) FROM networks WHERE id != ?"
 NETWORK_SET_STATE = "UPDATE networks SET state = ? WHERE id = ?"
 NETWORK_DELETE = "DELETE FROM networks WHERE id = ?"
 NETWORK_USERS = (
-    "SELECT c.name FROM endpoints e JOIN containers c ON c.id = e.container_id WHERE e.network_id = ? ORDER BY c.name"
+    "SELECT c.name, c.kind FROM endpoints e JOIN containers c ON c.id = e.container_id "
+    "WHERE e.network_id = ? ORDER BY c.name"
 )
 NETWORK_MEMBERS = (
     "SELECT c.name, c.id, e.interface, e.ip, e.mac, e.host_veth FROM endpoints e "
@@ -76,10 +77,26 @@ CONTAINERS_RUNNING_PROCESSES = (
     "FROM containers WHERE state = 'running'"
 )
 CONTAINERS_ALL = "SELECT * FROM containers ORDER BY created_at, id"
-CONTAINERS_RUNNING = "SELECT * FROM containers WHERE state = 'running' ORDER BY created_at, id"
+# `cnet ps` without -a: running containers and the attachments CNI runtimes hold.
+CONTAINERS_RUNNING = "SELECT * FROM containers WHERE state IN ('running', 'attached') ORDER BY created_at, id"
 CONTAINER_IDS = "SELECT id FROM containers"
 CONTAINER_EXIT_CODE = "SELECT exit_code FROM containers WHERE id = ?"
 CONTAINER_STATE = "SELECT state FROM containers WHERE id = ?"
+CONTAINER_SET_STATE = "UPDATE containers SET state = ? WHERE id = ?"
+
+# --- CNI attachments (containers of kind cni) -------------------------------------------------------
+ATTACHMENT_BY_RUNTIME = "SELECT * FROM containers WHERE kind = 'cni' AND cni_container_id = ? AND cni_ifname = ?"
+ATTACHMENTS_ALL = "SELECT * FROM containers WHERE kind = 'cni' ORDER BY created_at, id"
+ATTACHMENTS_ON_NETWORK = (
+    "SELECT c.* FROM containers c JOIN endpoints e ON e.container_id = c.id "
+    "WHERE c.kind = 'cni' AND e.network_id = ? ORDER BY c.created_at, c.id"
+)
+# Exactly one DEL (or GC, or `cnet gc`) takes an attachment out of `attached`.
+ATTACHMENT_CLAIM = "UPDATE containers SET state = 'removing' WHERE id = ? AND state = 'attached'"
+ATTACHMENT_HAS_DEFAULT_ROUTE = (
+    "SELECT 1 FROM containers c JOIN endpoints e ON e.container_id = c.id "
+    "WHERE c.kind = 'cni' AND c.cni_container_id = ? AND e.is_default_route = 1"
+)
 
 # --- endpoints (always with the network facts their wiring needs) ---------------------------------
 _ENDPOINTS = (

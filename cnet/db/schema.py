@@ -99,7 +99,12 @@ containers = Table(
     metadata,
     Column("id", String(12), primary_key=True, comment="12-hex container id"),
     Column("name", String(64), nullable=False, unique=True, comment="user-chosen name, or the id when none was given"),
-    Column("state", String(16), nullable=False, comment="creating | running | exited | removing"),
+    Column(
+        "state",
+        String(16),
+        nullable=False,
+        comment="creating | running | exited | removing; kind cni: creating | attached | removing",
+    ),
     Column("command", Text, nullable=False, comment="JSON list: the argv run as PID 1 of the container"),
     Column("hostname", String(64), nullable=False, comment="hostname inside the container's UTS namespace"),
     Column("env", Text, nullable=False, default="{}", comment="JSON object of environment variables given with -e"),
@@ -111,7 +116,12 @@ containers = Table(
         comment="JSON: the request as given (networks, ports, ip), kept after exit for inspect",
     ),
     Column("detached", Integer, nullable=False, default=0, comment="1 = started with -d (output in log_path)"),
-    Column("netns", String(32), nullable=False, comment="name of the pinned network namespace under /run/netns"),
+    Column(
+        "netns",
+        Text,
+        nullable=False,
+        comment="name of the pinned network namespace under /run/netns; kind cni: the runtime's netns path (CNI_NETNS)",
+    ),
     Column("pid", Integer, nullable=True, comment="host PID of the container's PID 1 while it runs"),
     Column(
         "pid_start_time",
@@ -142,8 +152,27 @@ containers = Table(
     Column("created_at", Float, nullable=False, comment="creation time, Unix seconds"),
     Column("started_at", Float, nullable=True, comment="time PID 1 was started, Unix seconds"),
     Column("finished_at", Float, nullable=True, comment="time PID 1 was seen to exit, Unix seconds"),
-    CheckConstraint("state IN ('creating', 'running', 'exited', 'removing')", name="state"),
-    comment="Containers: processes in fresh namespaces (one row per `cnet run`, until `cnet rm`).",
+    Column(
+        "kind",
+        String(8),
+        nullable=False,
+        server_default="cnet",
+        comment="cnet = a process started by `cnet run`; cni = an attachment a CNI runtime made (ADD), "
+        "released by its DEL",
+    ),
+    Column("cni_container_id", Text, nullable=True, comment="kind cni: the runtime's container id (CNI_CONTAINERID)"),
+    Column(
+        "cni_ifname",
+        String(15),
+        nullable=True,
+        comment="kind cni: the interface name in the runtime's netns (CNI_IFNAME)",
+    ),
+    CheckConstraint("state IN ('creating', 'running', 'exited', 'removing', 'attached')", name="state"),
+    CheckConstraint("kind IN ('cnet', 'cni')", name="kind"),
+    # NULLs are distinct: only CNI attachments are constrained, one per (container, ifname).
+    UniqueConstraint("cni_container_id", "cni_ifname", name="uq_containers_cni_attachment"),
+    comment="Containers: processes in fresh namespaces (one row per `cnet run`, until `cnet rm`), "
+    "and attachments CNI runtimes made (state attached, from ADD to DEL).",
 )
 
 endpoints = Table(
@@ -345,13 +374,21 @@ Index("ix_containers_state", containers.c.state)
 # kept here so tests and docs share one definition.
 VIEWS: dict[str, str] = {
     "v_containers": """
-        SELECT c.name, c.id, c.state, c.pid, c.exit_code, c.hostname,
+        SELECT c.name, c.id, c.kind, c.state, c.pid, c.exit_code, c.hostname,
                (SELECT group_concat(n.name || ':' || e.ip, ' ') FROM endpoints e
                   JOIN networks n ON n.id = e.network_id WHERE e.container_id = c.id) AS ips,
                (SELECT group_concat(p.host_ip || ':' || p.host_port || '->' || p.container_port || '/' || p.protocol, ' ')
                   FROM port_mappings p WHERE p.container_id = c.id) AS ports,
                c.command, datetime(c.created_at, 'unixepoch') AS created
         FROM containers c""",  # noqa: E501 -- view SQL: migrations keep a byte-equal frozen copy
+    "v_cni_attachments": """
+        SELECT n.name AS network, c.cni_container_id AS container_id, c.cni_ifname AS ifname, c.netns,
+               e.ip, n.prefix_len, e.mac, e.host_veth, c.state, c.name, c.id,
+               (SELECT group_concat(p.host_ip || ':' || p.host_port || '->' || p.container_port || '/' || p.protocol, ' ')
+                  FROM port_mappings p WHERE p.container_id = c.id) AS ports,
+               datetime(c.created_at, 'unixepoch') AS created
+        FROM containers c LEFT JOIN endpoints e ON e.container_id = c.id LEFT JOIN networks n ON n.id = e.network_id
+        WHERE c.kind = 'cni'""",  # noqa: E501
     "v_endpoints": """
         SELECT n.name AS network, c.name AS container, c.id AS container_id, e.interface, e.ip,
                n.prefix_len, n.gateway, e.mac, e.host_veth, n.bridge

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import NotFound
-from ..records import Container, ContainerState, Endpoint, Network, NetworkState, PortMapping, PortSpec
+from ..records import Container, ContainerKind, ContainerState, Endpoint, Network, NetworkState, PortMapping, PortSpec
 from . import queries as q
 from .connection import Connection
 
@@ -64,9 +64,13 @@ def forget_network(conn: Connection, network_id: str) -> None:
         conn.execute(q.SETTING_DELETE, (IP_FORWARD_SETTING,))
 
 
-def network_users(conn: Connection, network_id: str) -> list[str]:
-    """Names of the containers attached to a network."""
-    return [r[0] for r in conn.all(q.NETWORK_USERS, (network_id,))]
+def network_users(conn: Connection, network_id: str) -> tuple[list[str], list[str]]:
+    """Names of the containers on a network, and of the CNI attachments on it."""
+    rows = conn.all(q.NETWORK_USERS, (network_id,))
+    return (
+        [r["name"] for r in rows if r["kind"] != ContainerKind.CNI],
+        [r["name"] for r in rows if r["kind"] == ContainerKind.CNI],
+    )
 
 
 def network_members(conn: Connection, network_id: str) -> list[sqlite3.Row]:
@@ -211,6 +215,35 @@ def exit_code(conn: Connection, container_id: str) -> int | None:
 def container_state(conn: Connection, container_id: str) -> ContainerState | None:
     state = conn.scalar(q.CONTAINER_STATE, (container_id,))
     return None if state is None else ContainerState(state)
+
+
+def set_container_state(conn: Connection, container_id: str, state: ContainerState) -> None:
+    conn.execute(q.CONTAINER_SET_STATE, (state, container_id))
+
+
+# --- CNI attachments ---------------------------------------------------------------------------------
+def attachment(conn: Connection, cni_container_id: str, ifname: str) -> Container | None:
+    """The attachment a runtime made for (CNI_CONTAINERID, CNI_IFNAME), if any."""
+    row = conn.one(q.ATTACHMENT_BY_RUNTIME, (cni_container_id, ifname))
+    return None if row is None else Container.from_row(row)
+
+
+def attachments(conn: Connection) -> list[Container]:
+    return [Container.from_row(r) for r in conn.all(q.ATTACHMENTS_ALL)]
+
+
+def attachments_on(conn: Connection, network_id: str) -> list[Container]:
+    return [Container.from_row(r) for r in conn.all(q.ATTACHMENTS_ON_NETWORK, (network_id,))]
+
+
+def claim_attachment(conn: Connection, attachment_id: str) -> bool:
+    """Take an attachment out of `attached` for releasing it (True for exactly one caller)."""
+    return conn.execute(q.ATTACHMENT_CLAIM, (attachment_id,)).rowcount == 1
+
+
+def cni_has_default_route(conn: Connection, cni_container_id: str) -> bool:
+    """Whether one of the runtime container's cnet attachments holds its default route."""
+    return conn.one(q.ATTACHMENT_HAS_DEFAULT_ROUTE, (cni_container_id,)) is not None
 
 
 # --- endpoints ---------------------------------------------------------------------------------------

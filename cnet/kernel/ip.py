@@ -9,6 +9,12 @@ from __future__ import annotations
 from ..commands import Command, Step, cmd
 
 
+def netns_path(netns: str) -> str:
+    """A namespace by name (pinned under /run/netns by `ip netns add`) or by path (a CNI runtime's,
+    which iproute2's `netns` argument takes as well when it contains a '/')."""
+    return netns if netns.startswith("/") else f"/run/netns/{netns}"
+
+
 def batch(lines: list[str], netns: str | None = None, force: bool = False) -> Command:
     """One `ip -batch -` process for several changes (inside `netns` if given)."""
     argv: list[str] = []
@@ -17,7 +23,7 @@ def batch(lines: list[str], netns: str | None = None, force: bool = False) -> Co
         # the whole mount table, and every pinned netns is a mount: the cost grows with every
         # container (scripts/bench, kernel growth). nsenter only enters the network namespace
         # (netlink needs nothing else) and stays flat.
-        argv += ["nsenter", f"--net=/run/netns/{netns}"]
+        argv += ["nsenter", f"--net={netns_path(netns)}"]
     argv.append("ip")
     if force:
         # -force: keep going after an error (used by best-effort teardown only).

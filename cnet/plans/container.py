@@ -89,22 +89,26 @@ def disconnect(container_id: str, ep: Endpoint, ports: Sequence[PortMapping]) ->
     return plan
 
 
-def release_steps(container: Container, ports: Sequence[PortMapping]) -> list[Step]:
-    """The container's process is gone: its published ports, then its namespace."""
+def port_release_steps(container_id: str, what: str, ports: Sequence[PortMapping]) -> list[Step]:
+    """Unpublish ports: their rules, and the UDP conntrack entries that would keep sending the
+    ports' traffic to the old address."""
     steps: list[Step] = []
     if ports:
-        steps.append(
-            ipt.rules_remove(port_rules(container.id, ports), f"remove published ports of container {container.name}")
-        )
+        steps.append(ipt.rules_remove(port_rules(container_id, ports), f"remove published ports of {what}"))
         for p in ports:
             if p.protocol == "udp":
-                # Stale UDP conntrack entries would keep sending the port's traffic to the old IP.
                 steps.append(
                     Step(
                         summary=f"flush UDP conntrack entries for port {p.host_port}",
                         do=ipt.conntrack_flush_udp(p.host_port),
                     )
                 )
+    return steps
+
+
+def release_steps(container: Container, ports: Sequence[PortMapping]) -> list[Step]:
+    """The container's process is gone: its published ports, then its namespace."""
+    steps = port_release_steps(container.id, f"container {container.name}", ports)
     # Deleting the namespace once its processes are gone lets the kernel destroy the veths
     # asynchronously, which is cheaper than an explicit `ip link del` per veth (scripts/bench).
     steps.append(Step(summary=f"delete network namespace {container.netns}", do=ipk.netns_del(container.netns)))

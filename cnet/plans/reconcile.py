@@ -50,7 +50,12 @@ class Desired:
 
     def stable_container(self, cid: str) -> bool:
         c = self.containers.get(cid)
-        return c is not None and c.state == ContainerState.RUNNING and cid not in self.busy_containers
+        # A CNI attachment (attached) is as stable as a running container: gc restores its rules.
+        return (
+            c is not None
+            and c.state in (ContainerState.RUNNING, ContainerState.ATTACHED)
+            and cid not in self.busy_containers
+        )
 
     def live_netns(self) -> set[str]:
         """Namespaces that belong to a container being created or running, or that an operation
@@ -69,7 +74,14 @@ def busy(operations: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
     for kind, target in operations:
         if kind in (OpKind.NET_CREATE, OpKind.NET_RM):
             nets.add(target)
-        elif kind in (OpKind.RUN, OpKind.RELEASE, OpKind.NET_CONNECT, OpKind.NET_DISCONNECT):
+        elif kind in (
+            OpKind.RUN,
+            OpKind.RELEASE,
+            OpKind.NET_CONNECT,
+            OpKind.NET_DISCONNECT,
+            OpKind.CNI_ADD,
+            OpKind.CNI_DEL,
+        ):
             ctrs.add(target.split("/")[0])
     return ctrs, nets
 

@@ -39,6 +39,8 @@ class Context:
     echo: Callable[[str], None] | None = None
     # Set by read-only commands: a missing database is an empty state, not one to create.
     readonly: bool = False
+    # The CNI plugin: commands run without the `sh` package (cnet.runner.SpawnRunner).
+    light_runner: bool = False
     _store: Connection | None = field(default=None, init=False, repr=False)
     _runner: ShellRunner | None = field(default=None, init=False, repr=False)
     _journal: Journal | None = field(default=None, init=False, repr=False)
@@ -46,9 +48,14 @@ class Context:
     @property
     def runner(self) -> ShellRunner:
         if self._runner is None:
-            from ..runner import ShellRunner
+            if self.light_runner:
+                from ..runner import SpawnRunner
 
-            self._runner = ShellRunner(echo=self.echo if self.verbose else None)
+                self._runner = SpawnRunner(echo=self.echo if self.verbose else None)
+            else:
+                from ..runner import ShellRunner
+
+                self._runner = ShellRunner(echo=self.echo if self.verbose else None)
         return self._runner
 
     @property

@@ -30,4 +30,9 @@ JOURNAL_HANDLERS: dict[str, Handlers] = {
     # Reconciliation owns no rows: the kernel is brought back to what the database says.
     OpKind.GC: Handlers(),
     OpKind.NET_RESTORE: Handlers(),
+    # A CNI attachment is a containers row of kind cni: a rolled-back ADD leaves no row (its
+    # endpoint, address and ports go with it); a finished DEL releases it as a container's
+    # release does, and the row, claimed as removing, goes too.
+    OpKind.CNI_ADD: Handlers(rolled_back=store.delete_container),
+    OpKind.CNI_DEL: Handlers(completed=store.finish_release),
 }

@@ -164,10 +164,15 @@ def remove_network(ctx: Context, name: str) -> Outcome[Network]:
 
     def prepare(conn: Connection) -> Change[Network]:
         net = store.get_network(conn, name)
-        users = store.network_users(conn, net.id)
-        if users:
+        containers, attachments = store.network_users(conn, net.id)
+        if containers:
             raise Conflict(
-                f"network {net.name} still has containers: {', '.join(users)} (stop or disconnect them first)"
+                f"network {net.name} still has containers: {', '.join(containers)} (stop or disconnect them first)"
+            )
+        if attachments:
+            raise Conflict(
+                f"network {net.name} still has CNI attachments: {', '.join(attachments)} "
+                "(their runtimes' DEL releases them)"
             )
         if net.state != NetworkState.READY:
             raise Conflict(f"network {net.name} is {net.state}; try again when that operation ends")

@@ -98,10 +98,20 @@ def reconcile(ctx: Context, *, clean: bool) -> Outcome[list[str]]:
 
 
 def _reconcile_locked(ctx: Context, *, clean: bool) -> Outcome[list[str]]:
+    released: list[str] = []
+    if clean:
+        # CNI attachments whose runtime lost their namespace without a DEL: released first (each
+        # its own operation, as a DEL would), so the kernel is then compared with what remains.
+        from .cni_release import release_vanished
+
+        released, planned = release_vanished(ctx)
     k, d = _state(ctx, clean=clean)
     plan, notes = plan_reconcile(k, d, clean=clean)
+    notes = released + notes
     if clean:
         notes += _orphan_container_dirs(ctx, set(d.containers))
+        if ctx.dry_run:
+            plan.steps[:0] = planned
     if ctx.dry_run:
         plan.steps[:0] = dead_release_steps(k, d)
     kind, title = (OpKind.GC, "gc finished") if clean else (OpKind.NET_RESTORE, "net restore finished")

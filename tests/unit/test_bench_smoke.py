@@ -88,6 +88,48 @@ def test_cni_chain_is_bridge_then_portmap(bench):
     json.dumps(confs)  # what goes to the plugins' stdin
 
 
+def test_cni_plugin_phase_hands_both_plugins_what_libcni_would(bench):
+    conflist = {
+        "cniVersion": "1.0.0",
+        "name": "benchcni",
+        "plugins": [{"type": "cnet", "network": "benchcni", "capabilities": {"portMappings": True}}],
+    }
+    cnet, ref = bench.cni_plugin_configs(cnet_conflist=conflist, data_dir="/x/ipam")
+    assert cnet == {
+        "type": "cnet",
+        "network": "benchcni",
+        "capabilities": {"portMappings": True},
+        "name": "benchcni",
+        "cniVersion": "1.0.0",
+    }
+    assert (ref["type"], ref["cniVersion"], ref["ipMasq"]) == ("bridge", "1.0.0", False)
+    assert ref["ipam"]["type"] == "host-local" and ref["ipam"]["ranges"] == [[{"subnet": bench.CNI_REF_SUBNET}]]
+    env = bench.cni_env("ADD", 7, "ns7", "/usr/lib/cni")
+    assert env == {
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": "bench000007",
+        "CNI_NETNS": "/run/netns/ns7",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": "/usr/lib/cni",
+    }
+
+
+def test_cni_plugin_target_and_rows(bench):
+    r = _results(
+        cni_plugin={
+            "n": 60,
+            "add": {"cnet": {"n": 60, "p50": 80.0, "p95": 90.0}, "reference": {"n": 60, "p50": 40.0, "p95": 45.0}},
+            "del": {"cnet": {"n": 60, "p50": 70.0, "p95": 80.0}, "reference": {"n": 60, "p50": 30.0, "p95": 35.0}},
+            "add_ratio": 2.0,
+            "del_ratio": 70 / 30,
+        }
+    )
+    met = {t.name: t.met for t in bench.targets(r)}
+    assert met["CNI ADD p50 / bridge+host-local ADD p50"] is False
+    text = bench.render_table(r)
+    assert "CNI ADD, cnet plugin" in text and "CNI DEL, bridge + host-local" in text
+
+
 def _results(**over):
     r = {
         "n": 300,

@@ -10,7 +10,7 @@ from ...plans import container as plans
 from ...records import ContainerState, Endpoint, OpKind
 from ..apply import Change, Outcome, apply
 from ..context import Context
-from .run import attach, restore_missing_networks, usable_network
+from ..endpoints import attach, restore_missing_networks, usable_network
 
 
 def connect(ctx: Context, network: str, ref: str, ip: str | None = None) -> Outcome[Endpoint]:

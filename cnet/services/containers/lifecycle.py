@@ -83,10 +83,19 @@ def reap_dead(ctx: Context) -> list[str]:
     return lines
 
 
+def refuse_attachment(c: Container, verb: str) -> None:
+    if c.is_cni:
+        raise Conflict(
+            f"cannot {verb} {c.name}: it is a CNI attachment, owned by its runtime (its DEL releases it; "
+            "`cnet gc` does once its network namespace is gone)"
+        )
+
+
 def stop_container(ctx: Context, ref: str, timeout: float = 10.0) -> Outcome[Container]:
     ctx.require_root()
     with ctx.store.read() as conn:
         c = store.get_container(conn, ref)
+        refuse_attachment(c, "stop")
         if ctx.dry_run:
             return Outcome(plans.teardown(c, store.ports_of(conn, c.id), timeout=timeout), c)
     if c.state == ContainerState.RUNNING:
@@ -103,6 +112,7 @@ def remove_container(ctx: Context, ref: str, force: bool = False) -> Outcome[Con
     ctx.require_root()
     with ctx.store.read() as conn:
         c = store.get_container(conn, ref)
+    refuse_attachment(c, "remove")
     if c.state in (ContainerState.RUNNING, ContainerState.CREATING) and not force:
         raise Conflict(f"container {c.name} is {c.state}: stop it first or use rm -f")
     if ctx.dry_run:

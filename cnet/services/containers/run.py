@@ -3,33 +3,27 @@ process with process.start_process()."""
 
 from __future__ import annotations
 
-import errno
 import shutil
-import socket
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from ... import ipam, naming, procs, validate
-from ...commands import Plan, Step
+from ...commands import Plan
 from ...db import store
 from ...db.connection import Connection
 from ...errors import CnetError, Conflict, ValidationError
-from ...kernel import ip as ipk
 from ...plans import container as plans
 from ...records import (
     Container,
     ContainerState,
     Endpoint,
-    Network,
-    NetworkState,
     OpKind,
     PortMapping,
-    PortSpec,
     RunRequest,
 )
 from ..apply import Change, Outcome, apply
 from ..context import Context
+from ..endpoints import attach, check_ports, restore_missing_networks, usable_network
 from .process import container_dir, launch_argv
 
 REQUIRED_TOOLS = {
@@ -58,83 +52,6 @@ def _require_tools() -> None:
     for tool, package in REQUIRED_TOOLS.items():
         if shutil.which(tool) is None:
             raise CnetError(f"the command {tool!r} is missing: install {package}")
-
-
-def host_port_state(host_ip: str, port: int, protocol: str) -> str:
-    """'free', 'in-use' (a host process listens there: the DNAT rule would shadow it) or
-    'not-local' (no such address on this host: the mapping could never be reached), found by
-    binding a throwaway socket, which changes nothing."""
-    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
-    s = socket.socket(socket.AF_INET, kind)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
-        s.bind((host_ip, port))
-        return "free"
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            return "in-use"
-        if exc.errno == errno.EADDRNOTAVAIL:
-            return "not-local"
-        return "free"  # EACCES: a non-root --dry-run may not bind low ports; not a conflict
-    finally:
-        s.close()
-
-
-def check_ports(conn: Connection, specs: tuple[PortSpec, ...]) -> None:
-    for spec in specs:
-        holder = store.port_holder(conn, spec)
-        if holder:
-            raise Conflict(
-                f"host port {spec.host_ip}:{spec.host_port}/{spec.protocol} is already mapped by container {holder}"
-            )
-        state = host_port_state(spec.host_ip, spec.host_port, spec.protocol)
-        if state == "in-use":
-            raise Conflict(
-                f"host port {spec.host_ip}:{spec.host_port}/{spec.protocol} is already in use by a host process"
-            )
-        if state == "not-local":
-            raise ValidationError(f"host IP {spec.host_ip} in port mapping is not an address of this host")
-
-
-def usable_network(conn: Connection, ref: str) -> Network:
-    net = store.get_network(conn, ref)
-    if net.state != NetworkState.READY:
-        raise Conflict(f"network {net.name} is {net.state}")
-    return net
-
-
-def attach(
-    conn: Connection, container_id: str, net: Network, interface: str, static_ip: str | None, *, default_route: bool
-) -> Endpoint:
-    """Allocate an address on the network and record the endpoint holding it."""
-    addr = ipam.allocate_static(conn, net, static_ip) if static_ip else ipam.allocate(conn, net)
-    ip = ipam.int_to_ip(addr)
-    ep = store.insert_endpoint(
-        conn,
-        container_id=container_id,
-        network=net,
-        interface=interface,
-        host_veth=naming.host_veth_name(container_id, net.id),
-        ip=ip,
-        ip_int=addr,
-        mac=ipk.mac_for_ip(ip),
-        default_route=default_route,
-    )
-    ipam.bind(conn, net.id, addr, ep.id)
-    return ep
-
-
-def restore_missing_networks(ctx: Context, names: tuple[str, ...] | list[str]) -> list[Step]:
-    """A network whose bridge is gone (the host rebooted) is re-created before it is used. The
-    check is one stat() per network; the reconciler is imported only when a bridge is really
-    missing (start-up time of every run: tests/unit/test_startup_imports.py, scripts/bench)."""
-    with ctx.store.read() as conn:
-        bridges = [b for b in (store.ready_bridge(conn, n) for n in names) if b is not None]
-    if all(Path("/proc/sys/net/ipv4/conf", b).exists() for b in bridges):
-        return []
-    from ..reconcile import ensure_networks
-
-    return ensure_networks(ctx, names)
 
 
 def _valid_hostname(name: str) -> bool:

@@ -58,6 +58,8 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
         ],
         "requested": c.spec,
         "nsenter": nsk.enter_hint(c.pid) if c.pid and c.state == ContainerState.RUNNING else None,
+        "kind": str(c.kind),
+        "cni": {"container_id": c.cni_container_id, "ifname": c.cni_ifname, "netns": c.netns} if c.is_cni else None,
     }
 
 
@@ -76,7 +78,9 @@ def list_containers(conn: Connection, all_: bool) -> list[dict[str, Any]]:
                 "pid": c.pid or "",
                 "ips": ",".join(ips.get(c.id, [])),
                 "ports": ",".join(ports.get(c.id, [])),
-                "command": shlex.join(c.command),
+                "command": f"(CNI {c.cni_container_id[:12]} {c.cni_ifname})"
+                if c.is_cni and c.cni_container_id
+                else shlex.join(c.command),
             }
         )
     return out

@@ -1,0 +1,73 @@
+"""Plans for a CNI attachment: a runtime's network namespace wired to a cnet network (ADD), and
+released again (DEL, GC, or `cnet gc` once the namespace is gone). Pure.
+
+The wiring is a container's endpoint and port mappings (cnet.plans.container builds both), with
+two differences: the namespace is the runtime's (a path, CNI_NETNS, which cnet neither creates
+nor deletes, and whose lo is the runtime's business), and the interface is named by the runtime
+(CNI_IFNAME).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..commands import Command, Plan, Step, cmd
+from ..kernel import ip as ipk
+from ..kernel import iptables as ipt
+from ..kernel.parse import Link
+from ..records import Container, Direction, Endpoint, PortMapping
+from .container import endpoint_steps, port_release_steps, port_rules
+
+
+def attach(att: Container, ep: Endpoint, ports: Sequence[PortMapping], *, before: Sequence[Step] = ()) -> Plan:
+    """ADD: the veth pair with its peer born in the runtime's namespace, the address and default
+    route inside, then the published ports. `before`: a network to restore first."""
+    plan = Plan(list(before))
+    plan.extend(endpoint_steps(att.netns, ep, first=False, create_netns=False))
+    if ports:
+        plan.add(ipt.rules_add(port_rules(att.id, ports), f"publish {len(ports)} port(s) of CNI attachment {att.name}"))
+    return plan
+
+
+def detach(att: Container, endpoints: Sequence[Endpoint], ports: Sequence[PortMapping]) -> Plan:
+    """Its published ports, then its veth (the peer in the runtime's namespace goes with it).
+    Best effort: whatever is already gone (the namespace, the interface) is fine."""
+    plan = Plan(port_release_steps(att.id, f"CNI attachment {att.name}", ports), direction=Direction.DESTROY)
+    for ep in endpoints:
+        plan.add(Step(summary=f"delete veth {ep.host_veth}", do=ipk.link_del(ep.host_veth)))
+    return plan
+
+
+# --- CHECK -----------------------------------------------------------------------------------------
+def check_reads(att: Container, ep: Endpoint) -> dict[str, Command]:
+    """The read-only commands CHECK runs: the host veth, and inside the runtime's namespace the
+    interface and the default route."""
+    inside = ["nsenter", f"--net={att.netns}", "ip", "-j"]
+    return {
+        "host": cmd("ip", "-j", "link", "show", "dev", ep.host_veth),
+        "interface": cmd(*inside, "addr", "show", "dev", ep.interface),
+        "routes": cmd(*inside, "route", "show", "default"),
+    }
+
+
+def check_problems(
+    ep: Endpoint, *, host: dict | None, interface: Link | None, default_gateways: list[str]
+) -> list[str]:
+    """What the kernel lacks of the attachment's record, one sentence each ([] = all there).
+    `host`: the host veth as `ip -j link` shows it (None: missing)."""
+    problems = []
+    if host is None:
+        problems.append(f"the host veth {ep.host_veth} is missing")
+    elif host.get("master") != ep.bridge:
+        problems.append(f"the host veth {ep.host_veth} is not on bridge {ep.bridge}")
+    if interface is None:
+        problems.append(f"interface {ep.interface} is missing from the namespace")
+        return problems
+    want = f"{ep.ip}/{ep.prefix_len}"
+    if want not in interface.addrs:
+        problems.append(f"interface {ep.interface} lacks its address {want}")
+    if not interface.up:
+        problems.append(f"interface {ep.interface} is down")
+    if ep.is_default_route and ep.gateway not in default_gateways:
+        problems.append(f"the default route via {ep.gateway} is missing")
+    return problems

@@ -1,0 +1,107 @@
+"""Putting an endpoint on a network, shared by `cnet run`, `net connect` and CNI ADD: the network
+must be usable (its bridge re-created first if a reboot took it), the host ports free, and the
+endpoint gets its address from IPAM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import ipam, naming
+from ..commands import Step
+from ..db import store
+from ..db.connection import Connection
+from ..errors import Conflict, ValidationError
+from ..kernel import ip as ipk
+from ..records import Endpoint, Network, NetworkState, PortSpec
+from .context import Context
+
+
+def host_port_state(host_ip: str, port: int, protocol: str) -> str:
+    """'free', 'in-use' (a host process listens there: the DNAT rule would shadow it) or
+    'not-local' (no such address on this host: the mapping could never be reached), found by
+    binding a throwaway socket, which changes nothing."""
+    import errno
+    import socket  # here: the CNI plugin never probes the host's ports, and pays every import
+
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+        s.bind((host_ip, port))
+        return "free"
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return "in-use"
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return "not-local"
+        return "free"  # EACCES: a non-root --dry-run may not bind low ports; not a conflict
+    finally:
+        s.close()
+
+
+def check_ports(conn: Connection, specs: tuple[PortSpec, ...], *, host_check: bool = True) -> None:
+    """Each host port must be free of cnet's own mappings, and (host_check) of host processes."""
+    for spec in specs:
+        holder = store.port_holder(conn, spec)
+        if holder:
+            raise Conflict(
+                f"host port {spec.host_ip}:{spec.host_port}/{spec.protocol} is already mapped by container {holder}"
+            )
+        if not host_check:
+            continue
+        state = host_port_state(spec.host_ip, spec.host_port, spec.protocol)
+        if state == "in-use":
+            raise Conflict(
+                f"host port {spec.host_ip}:{spec.host_port}/{spec.protocol} is already in use by a host process"
+            )
+        if state == "not-local":
+            raise ValidationError(f"host IP {spec.host_ip} in port mapping is not an address of this host")
+
+
+def usable_network(conn: Connection, ref: str) -> Network:
+    net = store.get_network(conn, ref)
+    if net.state != NetworkState.READY:
+        raise Conflict(f"network {net.name} is {net.state}")
+    return net
+
+
+def attach(
+    conn: Connection,
+    container_id: str,
+    net: Network,
+    interface: str,
+    static_ip: str | None,
+    *,
+    default_route: bool,
+    mac: str | None = None,
+) -> Endpoint:
+    """Allocate an address on the network and record the endpoint holding it (its MAC derived
+    from the address unless one is asked for)."""
+    addr = ipam.allocate_static(conn, net, static_ip) if static_ip else ipam.allocate(conn, net)
+    ip = ipam.int_to_ip(addr)
+    ep = store.insert_endpoint(
+        conn,
+        container_id=container_id,
+        network=net,
+        interface=interface,
+        host_veth=naming.host_veth_name(container_id, net.id),
+        ip=ip,
+        ip_int=addr,
+        mac=mac or ipk.mac_for_ip(ip),
+        default_route=default_route,
+    )
+    ipam.bind(conn, net.id, addr, ep.id)
+    return ep
+
+
+def restore_missing_networks(ctx: Context, names: tuple[str, ...] | list[str]) -> list[Step]:
+    """A network whose bridge is gone (the host rebooted) is re-created before it is used. The
+    check is one stat() per network; the reconciler is imported only when a bridge is really
+    missing (start-up time of every run: tests/unit/test_startup_imports.py, scripts/bench)."""
+    with ctx.store.read() as conn:
+        bridges = [b for b in (store.ready_bridge(conn, n) for n in names) if b is not None]
+    if all(Path("/proc/sys/net/ipv4/conf", b).exists() for b in bridges):
+        return []
+    from .reconcile import ensure_networks
+
+    return ensure_networks(ctx, names)

@@ -1,0 +1,301 @@
+"""The CNI protocol layer, pure: environment, configuration, versions, result and error documents."""
+
+import json
+
+import pytest
+
+from cnet.cni import protocol as p
+from cnet.cni import versions
+from cnet.cni.protocol import CniError, Code
+from cnet.errors import AllocationError, CommandFailed, Conflict, NotFound, PermissionDenied, ValidationError
+
+CID = "a1c9d041ff66" + "0" * 52
+
+
+def env(**kw):
+    base = {
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": CID,
+        "CNI_NETNS": "/run/netns/x",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": "/opt/cni/bin",
+    }
+    base.update(kw)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def code_of(fn, *args):
+    with pytest.raises(CniError) as info:
+        fn(*args)
+    return info.value.code
+
+
+# --- environment --------------------------------------------------------------------------------
+def test_env_add():
+    e = p.parse_env(env(CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAME=web;junk"))
+    assert (e.command, e.container_id, e.netns, e.ifname) == ("ADD", CID, "/run/netns/x", "eth0")
+    assert e.arg("K8S_POD_NAME") == "web" and e.arg("junk") is None
+
+
+@pytest.mark.parametrize("bad", [None, "", "add", "DELETE", "VERSION2"])
+def test_env_unknown_command(bad):
+    assert code_of(p.parse_env, env(CNI_COMMAND=bad)) == Code.INVALID_ENVIRONMENT
+
+
+@pytest.mark.parametrize("command", ["ADD", "CHECK"])
+def test_env_netns_required(command):
+    assert code_of(p.parse_env, env(CNI_COMMAND=command, CNI_NETNS=None)) == Code.INVALID_ENVIRONMENT
+
+
+def test_env_del_without_netns_is_fine():
+    assert p.parse_env(env(CNI_COMMAND="DEL", CNI_NETNS=None)).netns == ""
+
+
+@pytest.mark.parametrize("cid", ["", "-abc", "a b", "a/b", "x" * 300, "é"])
+def test_env_bad_container_id(cid):
+    assert code_of(p.parse_env, env(CNI_CONTAINERID=cid)) == Code.INVALID_ENVIRONMENT
+
+
+@pytest.mark.parametrize("ifname", ["", ".", "..", "a/b", "a:b", "a b", "x" * 16, "eth\t0", "e\x01"])
+def test_env_bad_ifname(ifname):
+    assert code_of(p.parse_env, env(CNI_IFNAME=ifname)) == Code.INVALID_ENVIRONMENT
+
+
+@pytest.mark.parametrize("ifname", ["eth0", "net1", "x" * 15, "my-if.2", "veth_A"])
+def test_env_any_ifname(ifname):
+    assert p.parse_env(env(CNI_IFNAME=ifname)).ifname == ifname
+
+
+def test_env_relative_netns():
+    assert code_of(p.parse_env, env(CNI_NETNS="netns-1")) == Code.INVALID_ENVIRONMENT
+
+
+@pytest.mark.parametrize("command", ["GC", "STATUS"])
+def test_env_gc_status_need_no_container(command):
+    e = p.parse_env({"CNI_COMMAND": command, "CNI_PATH": "/x"})
+    assert e.command == command and e.container_id == ""
+
+
+# --- configuration ------------------------------------------------------------------------------
+def conf(**kw):
+    doc = {"cniVersion": "1.0.0", "name": "net1", "type": "cnet"}
+    doc.update(kw)
+    return json.dumps(doc)
+
+
+def test_config_minimal():
+    c = p.parse_config(conf(), "ADD")
+    assert (c.cni_version, c.name, c.network, c.state_dir, c.port_mappings, c.ips, c.mac) == (
+        "1.0.0",
+        "net1",
+        "net1",
+        None,
+        (),
+        (),
+        None,
+    )
+
+
+def test_config_network_and_state_dir():
+    c = p.parse_config(conf(network="blue", stateDir="/srv/cnet"), "ADD")
+    assert (c.network, c.state_dir) == ("blue", "/srv/cnet")
+
+
+@pytest.mark.parametrize("data", ["", "{", "not json", b"\xff\xfe", "[1, 2]", "42", "null"])
+def test_config_garbage(data):
+    assert code_of(p.parse_config, data, "ADD") == Code.DECODE_FAILURE
+
+
+@pytest.mark.parametrize("version", ["0.1.0", "0.2.0", "2.0.0", "1.2.0", "1.0", 1])
+def test_config_unsupported_version(version):
+    assert code_of(p.parse_config, conf(cniVersion=version), "ADD") == Code.INCOMPATIBLE_VERSION
+
+
+@pytest.mark.parametrize("version", p.SUPPORTED_VERSIONS)
+def test_config_supported_versions(version):
+    assert p.parse_config(conf(cniVersion=version), "ADD").cni_version == version
+
+
+def test_config_needs_version_and_name():
+    assert code_of(p.parse_config, json.dumps({"name": "n"}), "ADD") == Code.INVALID_CONFIG
+    assert code_of(p.parse_config, json.dumps({"cniVersion": "1.0.0"}), "ADD") == Code.INVALID_CONFIG
+    assert code_of(p.parse_config, conf(network=""), "ADD") == Code.INVALID_CONFIG
+    assert code_of(p.parse_config, conf(stateDir="rel/dir"), "ADD") == Code.INVALID_CONFIG
+    assert code_of(p.parse_config, conf(runtimeConfig=[1]), "ADD") == Code.INVALID_CONFIG
+
+
+def test_config_ipam_is_unsupported():
+    assert code_of(p.parse_config, conf(ipam={"type": "host-local"}), "ADD") == Code.UNSUPPORTED_FIELD
+
+
+def rc(**kw):
+    return conf(runtimeConfig=kw)
+
+
+def test_port_mappings():
+    c = p.parse_config(
+        rc(
+            portMappings=[
+                {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                {"hostPort": 5353, "containerPort": 53, "protocol": "UDP", "hostIP": "127.0.0.1"},
+                {"hostPort": 9000, "containerPort": 90, "hostIP": ""},
+            ]
+        ),
+        "ADD",
+    )
+    assert [(m.host_ip, m.host_port, m.container_port, m.protocol) for m in c.port_mappings] == [
+        ("0.0.0.0", 8080, 80, "tcp"),
+        ("127.0.0.1", 5353, 53, "udp"),
+        ("0.0.0.0", 9000, 90, "tcp"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        {"hostPort": "80", "containerPort": 80},
+        {"hostPort": 0, "containerPort": 80},
+        {"hostPort": 70000, "containerPort": 80},
+        {"hostPort": True, "containerPort": 80},
+        {"hostPort": 80.5, "containerPort": 80},
+        {"containerPort": 80},
+        {"hostPort": 80, "containerPort": 80, "protocol": "sctp"},
+        {"hostPort": 80, "containerPort": 80, "hostIP": "::1"},
+        {"hostPort": 80, "containerPort": 80, "hostIP": "224.0.0.1"},
+        {"hostPort": 80, "containerPort": 80, "hostIP": "nope"},
+        "80:80",
+    ],
+)
+def test_bad_port_mapping(mapping):
+    assert code_of(p.parse_config, rc(portMappings=[mapping]), "ADD") == Code.INVALID_CONFIG
+
+
+def test_port_mapped_twice_in_one_request():
+    twice = [{"hostPort": 80, "containerPort": 80}, {"hostPort": 80, "containerPort": 81, "hostIP": "127.0.0.1"}]
+    assert code_of(p.parse_config, rc(portMappings=twice), "ADD") == Code.INVALID_CONFIG
+    udp = [{"hostPort": 80, "containerPort": 80}, {"hostPort": 80, "containerPort": 80, "protocol": "udp"}]
+    assert len(p.parse_config(rc(portMappings=udp), "ADD").port_mappings) == 2
+
+
+def test_runtime_config_only_read_by_add():
+    bad = rc(portMappings="garbage", ips="x", mac="y")
+    assert p.parse_config(bad, "DEL").port_mappings == ()
+
+
+def test_ips():
+    assert p.parse_config(rc(ips=["10.1.0.5/24"]), "ADD").ips == (p.StaticIP("10.1.0.5", 24),)
+    assert p.parse_config(rc(ips=["10.1.0.5"]), "ADD").ips == (p.StaticIP("10.1.0.5", None),)
+    for bad in (["fd00::5/64"], ["10.1.0.5", "10.1.0.6"], ["x"], "10.1.0.5", [5]):
+        assert code_of(p.parse_config, rc(ips=bad), "ADD") == Code.INVALID_CONFIG
+
+
+def test_mac():
+    assert p.parse_config(rc(mac="02:AA:bb:cc:dd:ee"), "ADD").mac == "02:aa:bb:cc:dd:ee"
+    for bad in ("01:00:5e:00:00:01", "00:00:00:00:00:00", "02-aa-bb-cc-dd-ee", "02:aa:bb", 5):
+        assert code_of(p.parse_config, rc(mac=bad), "ADD") == Code.INVALID_CONFIG
+
+
+def test_gc_valid_attachments():
+    c = p.parse_config(
+        conf(cniVersion="1.1.0", **{p.VALID_ATTACHMENTS: [{"containerID": "a", "ifname": "eth0"}]}), "GC"
+    )
+    assert c.valid_attachments == (("a", "eth0"),)
+    assert p.parse_config(conf(cniVersion="1.1.0"), "GC").valid_attachments == ()
+    assert p.parse_config(conf(), "ADD").valid_attachments is None
+    bad = conf(cniVersion="1.1.0", **{p.VALID_ATTACHMENTS: [{"containerID": "a"}]})
+    assert code_of(p.parse_config, bad, "GC") == Code.INVALID_CONFIG
+
+
+def test_prev_result_kept():
+    assert p.parse_config(conf(prevResult={"ips": []}), "DEL").prev_result == {"ips": []}
+
+
+# --- output documents ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "asked, answered", [("1.0.0", "1.0.0"), ("0.4.0", "0.4.0"), ("9.9.9", "1.1.0"), (None, "1.1.0")]
+)
+def test_version_report(asked, answered):
+    data = json.dumps({"cniVersion": asked}) if asked else "garbage"
+    doc = versions.version_report(data)
+    assert doc == {"cniVersion": answered, "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}
+
+
+def test_error_document():
+    err = CniError(Code.INVALID_CONFIG, "network 'x' not found", "more")
+    assert p.error_document("1.0.0", err) == {
+        "cniVersion": "1.0.0",
+        "code": 7,
+        "msg": "network 'x' not found",
+        "details": "more",
+    }
+    assert p.error_document("garbage", CniError(1, "m"))["cniVersion"] == p.LATEST
+    assert "details" not in p.error_document("0.4.0", CniError(1, "m"))
+
+
+@pytest.mark.parametrize(
+    "exc, code",
+    [
+        (ValidationError("v"), 7),
+        (NotFound("n"), 7),
+        (Conflict("c"), 101),
+        (AllocationError("a"), 102),
+        (PermissionDenied("p"), 104),
+        (CommandFailed(("ip", "link"), 2, "RTNETLINK answers: File exists"), 100),
+        (KeyboardInterrupt(), 11),
+        (OSError(5, "Input/output error"), 5),
+        (RuntimeError("bug"), 199),
+    ],
+)
+def test_error_codes(exc, code):
+    assert p.error_from(exc).code == code
+
+
+def test_database_busy_is_try_again():
+    import sqlite3
+
+    assert p.error_from(sqlite3.OperationalError("database is locked")).code == Code.TRY_AGAIN_LATER
+
+
+ATT = p.Attachment(
+    bridge="cnet-abc",
+    host_veth="cnetv123",
+    ifname="net1",
+    mac="02:42:0a:01:00:05",
+    sandbox="/run/netns/x",
+    ip="10.1.0.5",
+    prefix_len=24,
+    gateway="10.1.0.1",
+    default_route=True,
+    mtu=1500,
+)
+
+
+@pytest.mark.parametrize("version", ["1.0.0", "1.1.0"])
+def test_result_new_style(version):
+    doc = p.result_document(version, ATT)
+    assert doc["cniVersion"] == version
+    assert doc["interfaces"][2]["name"] == "net1" and doc["interfaces"][2]["sandbox"] == "/run/netns/x"
+    assert doc["ips"] == [{"address": "10.1.0.5/24", "gateway": "10.1.0.1", "interface": 2}]
+    assert doc["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.1.0.1"}]
+    assert doc["dns"] == {}
+    assert ("mtu" in doc["interfaces"][2]) == (version == "1.1.0")
+
+
+@pytest.mark.parametrize("version", ["0.3.0", "0.3.1", "0.4.0"])
+def test_result_old_style_has_ip_version(version):
+    doc = p.result_document(version, ATT)
+    assert doc["ips"][0]["version"] == "4" and doc["cniVersion"] == version
+
+
+def test_result_without_default_route():
+    from dataclasses import replace
+
+    assert p.result_document("1.0.0", replace(ATT, default_route=False))["routes"] == []
+
+
+@pytest.mark.parametrize(
+    "command, too_old, enough", [("CHECK", "0.3.1", "0.4.0"), ("GC", "1.0.0", "1.1.0"), ("STATUS", "1.0.0", "1.1.0")]
+)
+def test_newer_verbs_need_their_version(command, too_old, enough):
+    assert code_of(p.parse_config, conf(cniVersion=too_old), command) == Code.INCOMPATIBLE_VERSION
+    assert p.parse_config(conf(cniVersion=enough), command).cni_version == enough
