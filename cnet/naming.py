@@ -7,9 +7,8 @@ most 15 bytes (IFNAMSIZ - 1) and derived from ids or hashes, never from user-typ
 
 from __future__ import annotations
 
-import hashlib
+import os
 import re
-import secrets
 
 # Frozen: existing installations carry these chains. Never rename.
 CHAIN_FORWARD = "CNET-FORWARD"
@@ -27,7 +26,7 @@ ID_RE = re.compile(r"^[0-9a-f]{12}$")
 
 def new_id() -> str:
     """A 12-hex-digit id, like Docker's short ids."""
-    return secrets.token_hex(6)
+    return os.urandom(6).hex()  # what secrets.token_hex(6) does, without importing hashlib and random
 
 
 def bridge_name(network_id: str) -> str:
@@ -37,6 +36,8 @@ def bridge_name(network_id: str) -> str:
 def host_veth_name(container_id: str, network_id: str) -> str:
     # One veth per (container, network): a hash keeps both in 15 bytes without collisions
     # between a container's several endpoints.
+    import hashlib  # loads OpenSSL: paid by the commands that name a veth, not by `ps`
+
     digest = hashlib.sha256(f"{container_id}/{network_id}".encode()).hexdigest()
     return ("cnetv" + digest)[:IFNAME_MAX]
 

@@ -9,7 +9,6 @@ same on a file and on --dry-run's in-memory copy.
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,8 @@ HEAD_REVISION = "0001_initial"
 
 def migrations_dir() -> Path:
     """The Alembic script folder: packaged as cnet.migrations when installed, else ./migrations."""
+    import importlib.util
+
     spec = importlib.util.find_spec("cnet.migrations")
     if spec is not None and spec.submodule_search_locations:
         return Path(list(spec.submodule_search_locations)[0])

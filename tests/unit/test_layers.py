@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cnet.procs",
             "cnet.validate",
             "cnet._shfast",
+            "cnet._profile",
             "cnet",
         ),
     ),
