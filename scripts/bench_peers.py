@@ -225,12 +225,12 @@ def measure(cnet: list[str], cnet_env: dict[str, str], scratch: Path, www: Path,
     prof_env = dict(cnet_env, CNET_PROFILE="1")
     parts: dict[str, list[dict[str, float]]] = {"run": [], "rm": []}
     for i in range(profiled):
-        ms, launched, err = cnet_run(f"pf{i}", CNET_PEER_PORT + rounds + i, prof_env)
+        _, launched, err = cnet_run(f"pf{i}", CNET_PEER_PORT + rounds + i, prof_env)
         b = breakdown(launched, err)
         if b:
             parts["run"].append(b)
     for i in range(profiled):
-        ms, launched, err = timed_run(cnet + ["rm", "-f", f"pf{i}"], prof_env, f"cnet rm pf{i}")
+        _, launched, err = timed_run(cnet + ["rm", "-f", f"pf{i}"], prof_env, f"cnet rm pf{i}")
         b = breakdown(launched, err)
         if b:
             parts["rm"].append(b)
