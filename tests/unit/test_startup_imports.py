@@ -211,3 +211,18 @@ def test_large_output_reaches_a_pipe_whole(tmp_path):
     out = (first + rest).decode()  # fresh random ids, same length and shape
     assert len(out) == len(r.stdout) and out.splitlines()[-1] == r.stdout.splitlines()[-1]
     assert p.returncode == 0
+
+
+def test_container_use_cases_load_lazily_with_the_same_names():
+    """services.containers loads each module on first use; `connect` (a function named like its
+    module) stays the function whichever name is asked for first."""
+    probe = (
+        "import sys, cnet.services.containers as c; "
+        "assert 'cnet.services.containers.run' not in sys.modules; "
+        "c.disconnect; assert callable(c.connect), c.connect; "
+        "from cnet.services.containers import connect; assert callable(connect); "
+        "import cnet.services.containers.connect; assert callable(c.connect); "
+        "assert c.list_containers.__module__ == 'cnet.services.containers.views'; print('ok')"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "ok", r.stderr

@@ -49,9 +49,13 @@ def __getattr__(name: str) -> Any:
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     # The import statement's own function (CNET_PROFILE times imports through it).
-    value = getattr(__import__(f"{__name__}.{home}", fromlist=(name,)), name)
-    globals()[name] = value  # found once; later lookups are plain attribute reads
-    return value
+    module = __import__(f"{__name__}.{home}", fromlist=(name,))
+    # Bind every name of that module at once: loading connect.py makes the package attribute
+    # `connect` the submodule, which must be the function again, as the eager imports left it.
+    for other, other_home in _HOME.items():
+        if other_home == home:
+            globals()[other] = getattr(module, other)
+    return globals()[name]
 
 
 __all__ = [
