@@ -236,6 +236,7 @@ def describe(conn: Connection, net: Network) -> dict[str, Any]:
         "gateway": net.gateway,
         "ip_range": net.ip_range,
         "bridge": net.bridge,
+        "bridge_mac": net.bridge_mac,
         "mtu": net.mtu,
         "internal": net.internal,
         "state": str(net.state),
