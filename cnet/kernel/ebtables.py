@@ -166,10 +166,13 @@ def endpoints_add(targets: Sequence[SpoofTarget]) -> Step:
     """Pin each endpoint to its IP and MAC, in one transaction; the undo deletes exactly them."""
     rules = targets_rules(targets)
     what = "; ".join(f"{t.host_veth} to {t.ip} and {t.mac}" for t in targets)
+    # The undo deletes rule by rule: after a crash nobody knows whether the step ran, and a batch
+    # delete of rules that are not there fails as a whole ("final implicit COMMIT failed"),
+    # where a single delete says "does a matching rule exist", which the journal takes as gone.
     return Step(
         summary=f"pin {what} (anti-spoofing)",
         do=restore(restore_input(rules, "-A")),
-        undo=(restore(restore_input(rules, "-D")),),
+        undo=tuple(cmd(*r.argv("-D")) for r in rules),
         atomic=True,
     )
 
