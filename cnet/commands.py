@@ -62,6 +62,12 @@ class Step:
     # Teardown only: when `do` fails (e.g. a batch delete where one rule is already gone), run
     # these one by one, tolerating errors, so teardown stays idempotent and best-effort.
     fallback: tuple[Command, ...] = ()
+    # `do` is one all-or-nothing change (a single sysctl write, a one-table restore transaction):
+    # when it fails, nothing changed, so a rollback has nothing of this step to undo.
+    atomic: bool = False
+    # Lower-case fragments of stderr by which a failing `do` says it had nothing to do (conntrack
+    # exits 1 when no entry matched): the step counts as done, also in a create plan.
+    nothing_to_do: tuple[str, ...] = ()
 
     def undo_json(self) -> str:
         return json.dumps([c.to_json() for c in self.undo])
@@ -107,5 +113,5 @@ class Plan:
             lines.append(f"# {title}")
         for step in self.steps:
             lines.append(f"# step: {step.summary}")
-            lines.append(step.do.render(" || true" if self.teardown else ""))
+            lines.append(step.do.render(" || true" if self.teardown or step.nothing_to_do else ""))
         return "\n".join(lines) + "\n"

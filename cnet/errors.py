@@ -43,6 +43,10 @@ class CommandFailed(CnetError):
         detail = "; ".join(lines[-3:]) if lines else "no error output"
         super().__init__(f"command failed (exit {code}): {shlex.join(self.argv)}: {detail}")
 
+    def add_detail(self, text: str) -> None:
+        """Append what the rollback found (e.g. "nothing was changed") to the one-line message."""
+        self.args = (f"{self.args[0]} ({text})",)
+
 
 class RollbackIncomplete(CnetError):
     """A failure (or an interrupt: Ctrl-C, SIGTERM) happened and some undo commands failed too;

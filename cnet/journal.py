@@ -67,6 +67,8 @@ class StepRow:
     undo: list[Command]
     fallback: list[Command]
     status: StepStatus
+    atomic: bool = False
+    nothing_to_do: tuple[str, ...] = ()
 
 
 @dataclass
@@ -109,7 +111,17 @@ class Journal:
             ).lastrowid
             assert step_id is not None
             op.steps.append(
-                StepRow(step_id, seq, step.summary, step.do, list(step.undo), list(step.fallback), StepStatus.PENDING)
+                StepRow(
+                    step_id,
+                    seq,
+                    step.summary,
+                    step.do,
+                    list(step.undo),
+                    list(step.fallback),
+                    StepStatus.PENDING,
+                    step.atomic,
+                    step.nothing_to_do,
+                )
             )
         return op
 
@@ -122,6 +134,10 @@ class Journal:
             result = self.runner.run(step.do)
         except CommandFailed as exc:
             now = time.time()
+            if any(m in exc.stderr.lower() for m in step.nothing_to_do):
+                self.conn.execute(q.STEP_DONE, (now, (now - started) * 1000, step.id))
+                step.status = StepStatus.DONE
+                return
             self.conn.execute(q.STEP_FAILED, (now, (now - started) * 1000, exc.code, exc.stderr[-4000:], step.id))
             step.status = StepStatus.FAILED
             raise
@@ -143,6 +159,10 @@ class Journal:
                     self._run_step(step)
         except CommandFailed as exc:
             errors = self._undo(op)
+            if not errors and not any(s.status == StepStatus.UNDONE for s in op.steps):
+                # The failed step changed nothing and no earlier step had run: say so, rather
+                # than leave the user wondering what the rollback left.
+                exc.add_detail("nothing was changed")
             self._finish(op, OpStatus.ROLLED_BACK, None, error=str(exc))
             if errors:
                 raise RollbackIncomplete(exc, errors) from None
@@ -163,6 +183,8 @@ class Journal:
         for step in reversed(op.steps):
             if step.status not in (StepStatus.STARTED, StepStatus.DONE, StepStatus.FAILED):
                 continue
+            if step.status == StepStatus.FAILED and step.atomic:
+                continue  # it failed as a whole: there is nothing of it to undo
             failed = []
             for undo in step.undo:
                 ok, err = self.runner.try_run(undo)

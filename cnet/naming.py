@@ -35,6 +35,14 @@ def bridge_name(network_id: str) -> str:
     return ("cnet-" + network_id)[:IFNAME_MAX]
 
 
+def bridge_mac(network_id: str) -> str:
+    """The bridge's own MAC: locally administered unicast (0a:), then the same ten hex digits as
+    the bridge name, so `ip link` shows which network a MAC belongs to. Containers' MACs start
+    with 02:42: the two never meet. Migration 0004_bridge_mac derives existing rows the same way."""
+    digits = network_id[:10]
+    return "0a:" + ":".join(digits[i : i + 2] for i in range(0, 10, 2))
+
+
 def host_veth_name(container_id: str, network_id: str) -> str:
     # One veth per (container, network): a hash keeps both in 15 bytes without collisions
     # between a container's several endpoints.

@@ -111,6 +111,7 @@ class Network:
     internal: bool
     state: NetworkState
     created_at: float
+    bridge_mac: str
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Network:
@@ -132,6 +133,7 @@ class Network:
             internal=bool(row["internal"]),
             state=NetworkState(row["state"]),
             created_at=row["created_at"],
+            bridge_mac=row["bridge_mac"],
         )
 
     def columns(self) -> dict[str, Any]:
@@ -154,6 +156,7 @@ class Network:
             "internal": int(self.internal),
             "state": str(self.state),
             "created_at": self.created_at,
+            "bridge_mac": self.bridge_mac,
         }
 
 

@@ -715,7 +715,7 @@ def ipam_only(state_dir: str) -> dict:
     net = Network(id="0123456789ab", name="ipambench", driver="bridge", subnet=subnet, subnet_first_int=first,
                   subnet_last_int=last, prefix_len=16, gateway="10.0.0.1", ip_range=None,
                   range_first_int=first + 1, range_last_int=last - 1, alloc_cursor_int=first, bridge="cnet-ipambench",
-                  mtu=1500, internal=False, state=NetworkState.READY, created_at=time.time())
+                  mtu=1500, internal=False, state=NetworkState.READY, created_at=time.time(), bridge_mac="0a:01:23:45:67:89")
     with store.write() as conn:
         store_mod.insert_network(conn, net)
     per: list[float] = []

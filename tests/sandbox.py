@@ -146,6 +146,24 @@ class Sandbox:
             buf.append(line.rsplit(" [", 1)[0] if line.startswith(":") else line)
         return out
 
+    def ebtables_save(self) -> str:
+        return self.run(["ebtables-nft-save"], check=True).stdout
+
+    def bridge_rules(self) -> list[str]:
+        """ebtables-nft-save (the bridge family, where cnet's anti-spoofing lives) without comments
+        and tables that hold nothing: like rules(), an emptied table equals none."""
+        out, table, buf = [], None, []
+        for line in self.ebtables_save().splitlines() + ["*end"]:
+            if line.startswith("#") or not line.strip():
+                continue
+            if line.startswith("*"):
+                if table and any(e.startswith("-A") or _meaningful_chain(e) for e in buf):
+                    out += [table, *buf]
+                table, buf = line, []
+                continue
+            buf.append(line)
+        return out
+
     def sysctl(self, key: str) -> str:
         return self.run(["sysctl", "-n", key], check=True).stdout.strip()
 
@@ -168,10 +186,12 @@ class Sandbox:
             conn.close()
 
     def snapshot(self) -> dict:
-        """Links, rules, netns, forwarding and state rows: what 'left nothing behind' compares."""
+        """Links, rules (iptables and ebtables), netns, forwarding and state rows: what 'left nothing
+        behind' compares."""
         return {
             "links": self.link_names(),
             "rules": self.rules(),
+            "bridge_rules": self.bridge_rules(),
             "netns": self.netns(),
             "ip_forward": self.sysctl("net.ipv4.ip_forward"),
             "db": self.db_rows(),
@@ -236,7 +256,7 @@ def left_behind(sb: Sandbox, timeout: float = 10.0) -> list[str]:
     return problems
 
 
-BUILTINS = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
+BUILTINS = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING", "BROUTING"}
 
 
 def _meaningful_chain(line: str) -> bool:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from alembic.config import Config
 
-HEAD_REVISION = "0003_cni"
+HEAD_REVISION = "0004_bridge_mac"
 
 
 def migrations_dir() -> Path:

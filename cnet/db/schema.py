@@ -89,6 +89,13 @@ networks = Table(
         comment="creating | ready | removing (creating/removing only while an operation runs)",
     ),
     Column("created_at", Float, nullable=False, comment="creation time, Unix seconds"),
+    Column(
+        "bridge_mac",
+        String(17),
+        nullable=False,
+        server_default="",  # only for the migration's ADD COLUMN: every insert gives the MAC
+        comment="the bridge's own MAC, set at creation and on re-creation (0a: + the bridge name's hex digits)",
+    ),
     CheckConstraint("internal IN (0, 1)", name="internal_bool"),
     CheckConstraint("state IN ('creating', 'ready', 'removing')", name="state"),
     comment="Bridge networks (one row per `cnet net create`).",

@@ -8,24 +8,33 @@ pins every endpoint to the addresses it was given:
   filter  FORWARD  -> CNET-SPOOF   (frames from a port to another port)
 
   CNET-SPOOF, per endpoint (matched by its host-side veth, whose name starts with "cnet"):
-    -i VETH -s ! MAC                     -j DROP   Ethernet source must be the endpoint's MAC
-    -i VETH -p IPv4 --ip-src ! IP        -j DROP   IPv4 source must be the endpoint's address
-    -i VETH -p ARP --arp-mac-src ! MAC   -j DROP   ARP may only announce its own MAC...
-    -i VETH -p ARP --arp-ip-src ! IP     -j DROP   ...and its own address (no answering for others)
+    -s ! MAC -i VETH                     -j DROP   Ethernet source must be the endpoint's MAC
+    -p IPv4 -i VETH --ip-src ! IP        -j DROP   IPv4 source must be the endpoint's address
+    -p ARP -i VETH --arp-mac-src ! MAC   -j DROP   ARP may only announce its own MAC...
+    -p ARP -i VETH --arp-ip-src ! IP     -j DROP   ...and its own address (no answering for others)
 
-Rules are applied with `ebtables-restore --noflush`, one atomic transaction per change, like the
-iptables rules. ebtables has no comments: a rule's owner is its `-i` veth, which cnet names.
+The tokens are in the order `ebtables-save` prints them, so a saved rule compares equal to the one
+built here. Rules are applied with `ebtables-nft-restore --noflush`, one atomic transaction per
+change (a single table), like the iptables rules. The nft binaries are named explicitly: the
+`ebtables` alternative may point at ebtables-legacy, whose rules live elsewhere. ebtables has no
+comments: a rule's owner is its `-i` veth, which cnet names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..commands import Command, Step, cmd
 from ..naming import CHAIN_SPOOF
 
+EBTABLES = "ebtables-nft"
+EBTABLES_RESTORE = "ebtables-nft-restore"
+EBTABLES_SAVE = "ebtables-nft-save"
+
 # The built-in chains that jump into CNET-SPOOF.
 HOOKS = ("INPUT", "FORWARD")
+JUMP_SPEC = ("-j", CHAIN_SPOOF)
 
 
 @dataclass(frozen=True)
@@ -44,11 +53,20 @@ class BridgeRule:
         return " ".join((action, self.chain) + self.spec)
 
     def argv(self, action: str) -> tuple[str, ...]:
-        return ("ebtables", "-t", "filter", action, self.chain) + self.spec
+        return (EBTABLES, "-t", "filter", action, self.chain) + self.spec
+
+
+@dataclass(frozen=True)
+class SpoofTarget:
+    """What one endpoint may send as: its host-side veth, MAC and IPv4 address."""
+
+    host_veth: str
+    mac: str
+    ip: str
 
 
 def jumps() -> list[BridgeRule]:
-    return [BridgeRule(hook, ("-j", CHAIN_SPOOF)) for hook in HOOKS]
+    return [BridgeRule(hook, JUMP_SPEC) for hook in HOOKS]
 
 
 def endpoint_rules(*, host_veth: str, mac: str, ip: str) -> list[BridgeRule]:
@@ -56,11 +74,18 @@ def endpoint_rules(*, host_veth: str, mac: str, ip: str) -> list[BridgeRule]:
     about itself. Everything else arriving on its veth is dropped before the bridge sees it."""
     i = ("-i", host_veth)
     return [
-        BridgeRule(CHAIN_SPOOF, i + ("-s", "!", mac, "-j", "DROP")),
+        BridgeRule(CHAIN_SPOOF, ("-s", "!", mac) + i + ("-j", "DROP")),
         BridgeRule(CHAIN_SPOOF, ("-p", "IPv4") + i + ("--ip-src", "!", ip, "-j", "DROP")),
         BridgeRule(CHAIN_SPOOF, ("-p", "ARP") + i + ("--arp-mac-src", "!", mac, "-j", "DROP")),
         BridgeRule(CHAIN_SPOOF, ("-p", "ARP") + i + ("--arp-ip-src", "!", ip, "-j", "DROP")),
     ]
+
+
+def targets_rules(targets: Sequence[SpoofTarget]) -> list[BridgeRule]:
+    rules: list[BridgeRule] = []
+    for t in targets:
+        rules += endpoint_rules(host_veth=t.host_veth, mac=t.mac, ip=t.ip)
+    return rules
 
 
 def restore_input(
@@ -76,15 +101,37 @@ def restore_input(
 
 
 def restore(text: str) -> Command:
-    return cmd("ebtables-restore", "--noflush", stdin=text)
+    return cmd(EBTABLES_RESTORE, "--noflush", stdin=text)
 
 
-def base_create() -> Step:
-    """The CNET-SPOOF chain and a jump into it from INPUT and FORWARD; undo removes both."""
+def save() -> Command:
+    return cmd(EBTABLES_SAVE)
+
+
+def insert_jump_line(hook: str) -> str:
+    # First in its built-in chain: no foreign ACCEPT placed earlier lets a spoofed frame through.
+    return f"-I {hook} 1 " + " ".join(JUMP_SPEC)
+
+
+def base_create(*, chain_present: bool = False, jump_counts: dict[str, int] | None = None) -> Step:
+    """The CNET-SPOOF chain and exactly one jump into it from INPUT and FORWARD; undo removes them.
+
+    Adopts what an earlier life left (the database lost, the kernel kept its rules): an existing
+    chain is flushed rather than declared again (nothing in it can belong to a row: this runs with
+    the first network), a single existing jump is kept and duplicates are removed."""
+    counts = jump_counts or {}
+    lines = ["*filter", f"-F {CHAIN_SPOOF}" if chain_present else f":{CHAIN_SPOOF} RETURN"]
+    for hook in HOOKS:
+        n = counts.get(hook, 0)
+        if n == 1:
+            continue
+        lines += [f"-D {hook} " + " ".join(JUMP_SPEC)] * n
+        lines.append(insert_jump_line(hook))
     return Step(
         summary="install the anti-spoofing chain and its jumps (ebtables)",
-        do=restore(restore_input(jumps(), "-A", create_chain=True)),
+        do=restore("\n".join(lines) + "\n"),
         undo=(base_delete_command(),),
+        atomic=True,
     )
 
 
@@ -97,25 +144,52 @@ def base_delete_command() -> Command:
 def base_delete_fallback() -> tuple[Command, ...]:
     """One command per change, for when the batch fails because part of it is already gone."""
     return tuple(cmd(*j.argv("-D")) for j in jumps()) + (
-        cmd("ebtables", "-t", "filter", "-F", CHAIN_SPOOF),
-        cmd("ebtables", "-t", "filter", "-X", CHAIN_SPOOF),
+        cmd(EBTABLES, "-t", "filter", "-F", CHAIN_SPOOF),
+        cmd(EBTABLES, "-t", "filter", "-X", CHAIN_SPOOF),
+    )
+
+
+def base_remove() -> Step:
+    """Teardown of base_create() with the last network."""
+    return Step(
+        summary="remove the anti-spoofing chain and its jumps (ebtables)",
+        do=base_delete_command(),
+        fallback=base_delete_fallback(),
+    )
+
+
+def _names(targets: Sequence[SpoofTarget]) -> str:
+    return ", ".join(t.host_veth for t in targets)
+
+
+def endpoints_add(targets: Sequence[SpoofTarget]) -> Step:
+    """Pin each endpoint to its IP and MAC, in one transaction; the undo deletes exactly them."""
+    rules = targets_rules(targets)
+    what = "; ".join(f"{t.host_veth} to {t.ip} and {t.mac}" for t in targets)
+    # The undo deletes rule by rule: after a crash nobody knows whether the step ran, and a batch
+    # delete of rules that are not there fails as a whole ("final implicit COMMIT failed"),
+    # where a single delete says "does a matching rule exist", which the journal takes as gone.
+    return Step(
+        summary=f"pin {what} (anti-spoofing)",
+        do=restore(restore_input(rules, "-A")),
+        undo=tuple(cmd(*r.argv("-D")) for r in rules),
+        atomic=True,
+    )
+
+
+def endpoints_remove(targets: Sequence[SpoofTarget]) -> Step:
+    """Teardown: one transaction, with a per-rule fallback when some rule is already gone."""
+    rules = targets_rules(targets)
+    return Step(
+        summary=f"remove the anti-spoofing rules of {_names(targets)}",
+        do=restore(restore_input(rules, "-D")),
+        fallback=tuple(cmd(*r.argv("-D")) for r in rules),
     )
 
 
 def endpoint_add(*, host_veth: str, mac: str, ip: str) -> Step:
-    rules = endpoint_rules(host_veth=host_veth, mac=mac, ip=ip)
-    return Step(
-        summary=f"pin {host_veth} to {ip} and {mac} (anti-spoofing)",
-        do=restore(restore_input(rules, "-A")),
-        undo=(restore(restore_input(rules, "-D")),),
-    )
+    return endpoints_add([SpoofTarget(host_veth, mac, ip)])
 
 
 def endpoint_remove(*, host_veth: str, mac: str, ip: str) -> Step:
-    """Teardown: one transaction, with a per-rule fallback when some rule is already gone."""
-    rules = endpoint_rules(host_veth=host_veth, mac=mac, ip=ip)
-    return Step(
-        summary=f"remove the anti-spoofing rules of {host_veth}",
-        do=restore(restore_input(rules, "-D")),
-        fallback=tuple(cmd(*r.argv("-D")) for r in rules),
-    )
+    return endpoints_remove([SpoofTarget(host_veth, mac, ip)])

@@ -32,12 +32,15 @@ def batch(lines: list[str], netns: str | None = None, force: bool = False) -> Co
     return Command(tuple(argv), "\n".join(lines) + "\n")
 
 
-def bridge_create(bridge: str, gateway: str, prefix_len: int, mtu: int) -> Step:
+def bridge_create(bridge: str, gateway: str, prefix_len: int, mtu: int, mac: str) -> Step:
+    """The bridge is born with a MAC of its own. Without one it copies the lowest MAC of its ports
+    and changes it whenever that port leaves: every neighbour's ARP entry for the gateway then
+    points at a MAC nobody answers to until it expires (no way out, no host services)."""
     return Step(
-        summary=f"create bridge {bridge} with gateway {gateway}/{prefix_len}",
+        summary=f"create bridge {bridge} ({mac}) with gateway {gateway}/{prefix_len}",
         do=batch(
             [
-                f"link add name {bridge} mtu {mtu} type bridge",
+                f"link add name {bridge} address {mac} mtu {mtu} type bridge",
                 f"addr add {gateway}/{prefix_len} dev {bridge}",
                 f"link set {bridge} up",
             ]
@@ -139,12 +142,19 @@ def sysctl_set(key: str, value: str) -> Command:
     return cmd("sysctl", "-q", "-w", f"{key}={value}")
 
 
+def bridge_set_mac(bridge: str, mac: str) -> Step:
+    return Step(
+        summary=f"give bridge {bridge} its own MAC {mac}", do=cmd("ip", "link", "set", "dev", bridge, "address", mac)
+    )
+
+
 def route_localnet(bridge: str) -> Step:
     # Lets DNAT'ed packets from 127.0.0.1 leave through the bridge (127.0.0.1 port mappings);
     # the raw-table guard in iptables.py keeps it from exposing the host's loopback services.
     return Step(
         summary=f"allow 127.0.0.1 port mappings through {bridge} (route_localnet)",
         do=sysctl_set(f"net.ipv4.conf.{bridge}.route_localnet", "1"),
+        atomic=True,
     )
 
 
@@ -153,4 +163,5 @@ def ip_forward(enable: bool, previous: str) -> Step:
         summary="enable IPv4 forwarding" if enable else f"restore IPv4 forwarding to {previous}",
         do=sysctl_set("net.ipv4.ip_forward", "1" if enable else previous),
         undo=(sysctl_set("net.ipv4.ip_forward", previous),) if enable else (),
+        atomic=True,
     )

@@ -198,24 +198,30 @@ def single_deletes(rules: list[Rule]) -> list[Command]:
     return [cmd(*r.argv("-D")) for r in rules]
 
 
-def base_create() -> Step:
-    jumps = base_jumps()
+def base_create(leftovers: dict[tuple[str, str], list[tuple[tuple[str, ...], str]]] | None = None) -> Step:
+    """The base chains, their rules and one jump from each built-in chain.
+
+    `leftovers`: (table, built-in chain) -> (spec, delete line) of each cnet rule found there, left
+    by an earlier life (the database lost, the kernel kept its rules). The chains are declared
+    again, which empties them (with no network left, nothing in them belongs to a row); a built-in
+    chain holding exactly the jump keeps it, any other cnet rules there are replaced by the one
+    jump: never a second one."""
+    found = leftovers or {}
     text = restore_input(base_rules(), "-A", new_chains=BASE_CHAINS)
-    # Jumps go in a second transaction block per table after the chains exist; iptables-restore
-    # processes a table block in order, so appending the -I lines to the same text is enough.
-    jump_lines = _insert_jumps(jumps)
+    # iptables-restore processes a table block in order: the jump lines go after the chains exist.
+    by_table: dict[str, list[str]] = {}
+    for j in base_jumps():
+        have = found.get((j.table, j.chain), [])
+        if [spec for spec, _line in have] == [j.spec]:
+            continue
+        lines = by_table.setdefault(j.table, [])
+        lines += [line for _spec, line in have]
+        lines.append(j.line("-I").replace(f"-I {j.chain} ", f"-I {j.chain} 1 ", 1))
     return Step(
         summary="install cnet base chains and one jump from each built-in chain",
-        do=restore(_merge(text, jump_lines)),
+        do=restore(_merge(text, by_table)),
         undo=(base_delete_command(),),
     )
-
-
-def _insert_jumps(jumps: list[Rule]) -> dict[str, list[str]]:
-    by_table: dict[str, list[str]] = {}
-    for j in jumps:
-        by_table.setdefault(j.table, []).append(j.line("-I").replace(f"-I {j.chain} ", f"-I {j.chain} 1 ", 1))
-    return by_table
 
 
 def _merge(text: str, extra: dict[str, list[str]]) -> str:
@@ -246,3 +252,8 @@ def base_delete_command() -> Command:
 
 def conntrack_flush_udp(host_port: int) -> Command:
     return cmd("conntrack", "-D", "-p", "udp", "--orig-port-dst", str(host_port))
+
+
+def jump_hooks() -> set[tuple[str, str]]:
+    """The (table, built-in chain) pairs cnet jumps from."""
+    return {(j.table, j.chain) for j in base_jumps()}

@@ -1,4 +1,5 @@
-"""Parsers for what the kernel reports: `ip -j addr`/`ip -j link`, `ip netns list`, `iptables-save`.
+"""Parsers for what the kernel reports: `ip -j addr`/`ip -j link`, `ip netns list`, `iptables-save`,
+`ebtables-save`.
 
 Pure functions on text, so the reconciliation (cnet.plans.reconcile) can be tested without root. Rules
 are parsed into the same (table, chain, spec) shape that kernel/iptables.py builds: iptables-save
@@ -22,6 +23,7 @@ class Link:
     name: str
     up: bool
     addrs: tuple[str, ...]  # IPv4 "a.b.c.d/len"
+    mac: str | None = None
 
 
 def links(text: str) -> dict[str, Link]:
@@ -32,7 +34,7 @@ def links(text: str) -> dict[str, Link]:
         if not name:
             continue
         addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in d.get("addr_info", []) if a.get("family") == "inet")
-        out[name] = Link(name, "UP" in d.get("flags", []), addrs)
+        out[name] = Link(name, "UP" in d.get("flags", []), addrs, d.get("address"))
     return out
 
 
@@ -55,6 +57,10 @@ class SavedRule:
     @property
     def target(self) -> str | None:
         return option(self.spec, "-j")
+
+    @property
+    def in_iface(self) -> str | None:
+        return option(self.spec, "-i")
 
     def delete_line(self) -> str:
         return "-D" + self.line[2:]
@@ -96,6 +102,13 @@ def iptables_save(text: str) -> Ruleset:
             tokens = shlex.split(line)
             rs.rules.append(SavedRule(table, tokens[1], tuple(tokens[2:]), line))
     return rs
+
+
+def ebtables_save(text: str) -> Ruleset:
+    """`ebtables-nft-save`: the same shape as iptables-save (`*filter`, `:CHAIN POLICY`, `-A CHAIN
+    ...`), without COMMIT lines; `-c` counters ("[0:0] -A ...") are not asked for. A rule's
+    tokens are printed in a fixed order (kernel/ebtables.py builds them in that order)."""
+    return iptables_save(text)
 
 
 def proc_net_route(text: str) -> list[tuple[IPv4Network, str]]:

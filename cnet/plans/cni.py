@@ -16,7 +16,7 @@ from ..kernel import ip as ipk
 from ..kernel import iptables as ipt
 from ..kernel.parse import Link
 from ..records import Container, Direction, Endpoint, PortMapping
-from .container import endpoint_steps, port_release_steps, port_rules
+from .container import endpoint_steps, port_release_steps, port_rules, spoof_add, spoof_remove
 
 
 def attach(att: Container, ep: Endpoint, ports: Sequence[PortMapping], *, before: Sequence[Step] = ()) -> Plan:
@@ -24,6 +24,7 @@ def attach(att: Container, ep: Endpoint, ports: Sequence[PortMapping], *, before
     route inside, then the published ports. `before`: a network to restore first."""
     plan = Plan(list(before))
     plan.extend(endpoint_steps(att.netns, ep, first=False, create_netns=False))
+    plan.add(spoof_add([ep]))  # pinned to its address and MAC, as a `cnet run` endpoint is
     if ports:
         plan.add(ipt.rules_add(port_rules(att.id, ports), f"publish {len(ports)} port(s) of CNI attachment {att.name}"))
     return plan
@@ -33,6 +34,8 @@ def detach(att: Container, endpoints: Sequence[Endpoint], ports: Sequence[PortMa
     """Its published ports, then its veth (the peer in the runtime's namespace goes with it).
     Best effort: whatever is already gone (the namespace, the interface) is fine."""
     plan = Plan(port_release_steps(att.id, f"CNI attachment {att.name}", ports), direction=Direction.DESTROY)
+    if endpoints:
+        plan.add(spoof_remove(endpoints))
     for ep in endpoints:
         plan.add(Step(summary=f"delete veth {ep.host_veth}", do=ipk.link_del(ep.host_veth)))
     return plan

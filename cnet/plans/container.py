@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..commands import Plan, Step, cmd
+from ..kernel import ebtables as eb
 from ..kernel import ip as ipk
 from ..kernel import iptables as ipt
 from ..records import ALL_ADDRESSES, Container, ContainerState, Direction, Endpoint, PortMapping
@@ -24,6 +25,36 @@ def port_rules(container_id: str, ports: Sequence[PortMapping]) -> list[ipt.Rule
             protocol=p.protocol,
         )
     return rules
+
+
+def spoof_targets(endpoints: Sequence[Endpoint]) -> list[eb.SpoofTarget]:
+    return [eb.SpoofTarget(ep.host_veth, ep.mac, ep.ip) for ep in endpoints]
+
+
+def spoof_add(endpoints: Sequence[Endpoint]) -> Step:
+    """Each endpoint may send only with its own IP and MAC (one ebtables transaction)."""
+    return eb.endpoints_add(spoof_targets(endpoints))
+
+
+def spoof_remove(endpoints: Sequence[Endpoint]) -> Step:
+    return eb.endpoints_remove(spoof_targets(endpoints))
+
+
+def udp_conntrack_flushes(ports: Sequence[PortMapping]) -> list[Step]:
+    """A UDP "connection" lives on while packets keep coming: a client sending from one source
+    port would stay tied to the mapping's old container (or to none) forever. Flushed when a
+    mapping is installed and when it is removed. conntrack exits 1 when there was nothing to
+    flush: that counts as done."""
+    steps = []
+    for port in sorted({p.host_port for p in ports if p.protocol == "udp"}):
+        steps.append(
+            Step(
+                summary=f"flush UDP conntrack entries for port {port}",
+                do=ipt.conntrack_flush_udp(port),
+                nothing_to_do=("0 flow entries",),
+            )
+        )
+    return steps
 
 
 def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool) -> list[Step]:
@@ -60,12 +91,15 @@ def wiring(
         plan.extend(ipk.loopback_only(container.netns))
     for i, ep in enumerate(endpoints):
         plan.extend(endpoint_steps(container.netns, ep, first=(i == 0), create_netns=(i == 0)))
+    if endpoints:
+        plan.add(spoof_add(endpoints))
     if ports:
         plan.add(
             ipt.rules_add(
                 port_rules(container.id, ports), f"publish {len(ports)} port(s) of container {container.name}"
             )
         )
+        plan.extend(udp_conntrack_flushes(ports))
     return plan
 
 
@@ -77,14 +111,18 @@ def launch_step(argv: Sequence[str]) -> Step:
 def connect(netns: str, ep: Endpoint, *, first: bool, before: Sequence[Step] = ()) -> Plan:
     plan = Plan(list(before))
     plan.extend(endpoint_steps(netns, ep, first=first, create_netns=False))
+    plan.add(spoof_add([ep]))
     return plan
 
 
 def disconnect(container_id: str, ep: Endpoint, ports: Sequence[PortMapping]) -> Plan:
-    """Its ports on that network, then its veth (the peer inside goes with it)."""
+    """Its ports on that network, its anti-spoofing rules, then its veth (the peer inside goes
+    with it)."""
     plan = Plan(direction=Direction.DESTROY)
     if ports:
         plan.add(ipt.rules_remove(port_rules(container_id, ports), "remove published ports on this network"))
+        plan.extend(udp_conntrack_flushes(ports))
+    plan.add(spoof_remove([ep]))
     plan.add(Step(summary=f"delete veth {ep.host_veth}", do=ipk.link_del(ep.host_veth)))
     return plan
 
@@ -95,31 +133,33 @@ def port_release_steps(container_id: str, what: str, ports: Sequence[PortMapping
     steps: list[Step] = []
     if ports:
         steps.append(ipt.rules_remove(port_rules(container_id, ports), f"remove published ports of {what}"))
-        for p in ports:
-            if p.protocol == "udp":
-                steps.append(
-                    Step(
-                        summary=f"flush UDP conntrack entries for port {p.host_port}",
-                        do=ipt.conntrack_flush_udp(p.host_port),
-                    )
-                )
+        steps.extend(udp_conntrack_flushes(ports))
     return steps
 
 
-def release_steps(container: Container, ports: Sequence[PortMapping]) -> list[Step]:
-    """The container's process is gone: its published ports, then its namespace."""
+def release_steps(container: Container, ports: Sequence[PortMapping], endpoints: Sequence[Endpoint] = ()) -> list[Step]:
+    """The container's process is gone: its published ports, its anti-spoofing rules, then its
+    namespace."""
     steps = port_release_steps(container.id, f"container {container.name}", ports)
+    if endpoints:
+        steps.append(spoof_remove(endpoints))
     # Deleting the namespace once its processes are gone lets the kernel destroy the veths
     # asynchronously, which is cheaper than an explicit `ip link del` per veth (scripts/bench).
     steps.append(Step(summary=f"delete network namespace {container.netns}", do=ipk.netns_del(container.netns)))
     return steps
 
 
-def release(container: Container, ports: Sequence[PortMapping]) -> Plan:
-    return Plan(release_steps(container, ports), direction=Direction.DESTROY)
+def release(container: Container, ports: Sequence[PortMapping], endpoints: Sequence[Endpoint] = ()) -> Plan:
+    return Plan(release_steps(container, ports, endpoints), direction=Direction.DESTROY)
 
 
-def teardown(container: Container, ports: Sequence[PortMapping], *, timeout: float | None) -> Plan:
+def teardown(
+    container: Container,
+    ports: Sequence[PortMapping],
+    *,
+    timeout: float | None,
+    endpoints: Sequence[Endpoint] = (),
+) -> Plan:
     """What stop (timeout given) or rm -f (timeout None) would do, for --dry-run. cnet signals
     with os.kill() and polls /proc; the script shows the equivalent commands."""
     plan = Plan(direction=Direction.DESTROY)
@@ -138,5 +178,5 @@ def teardown(container: Container, ports: Sequence[PortMapping], *, timeout: flo
                 summary="kill PID 1 (the kernel then kills the whole PID namespace)", do=cmd("kill", "-s", "KILL", pid)
             )
         )
-        plan.extend(release_steps(container, ports))
+        plan.extend(release_steps(container, ports, endpoints))
     return plan

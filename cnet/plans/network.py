@@ -2,59 +2,121 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ..commands import Plan, Step, cmd
+from ..kernel import ebtables as eb
 from ..kernel import ip as ipk
 from ..kernel import iptables as ipt
+from ..kernel import parse
+from ..naming import CHAIN_SPOOF
 from ..records import Direction, Network
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What `net create` / `net rm` read of the host before planning: sysctls are written only
+    when their value must change (a read-only /proc/sys is then no obstacle), and the base chains
+    adopt what an earlier life left instead of adding a second jump."""
+
+    ip_forward: str = "0"
+    # What a new bridge inherits (net.ipv4.conf.default.route_localnet).
+    route_localnet_default: str = "0"
+    sysctl_writable: bool = True
+    rules: parse.Ruleset = field(default_factory=parse.Ruleset)  # iptables-save (first network only)
+    bridge_rules: parse.Ruleset = field(default_factory=parse.Ruleset)  # ebtables-save (idem)
+
+    @property
+    def route_localnet_inherited(self) -> bool:
+        return self.route_localnet_default == "1"
+
+    def route_localnet_blocked(self) -> bool:
+        """route_localnet must be set on a new bridge but /proc/sys is read-only: the network
+        works, 127.0.0.1 port mappings into it do not."""
+        return not self.route_localnet_inherited and not self.sysctl_writable
 
 
 def network_rules(net: Network) -> list[ipt.Rule]:
     return ipt.network_rules(name=net.name, bridge=net.bridge, subnet=net.subnet, internal=net.internal)
 
 
-def bridge_steps(net: Network) -> list[Step]:
-    """The bridge with its gateway address, and route_localnet on it (no rules)."""
+def bridge_steps(net: Network, *, route_localnet: bool = True) -> list[Step]:
+    """The bridge with its own MAC and gateway address, and route_localnet on it (no rules)."""
+    steps = [ipk.bridge_create(net.bridge, net.gateway, net.prefix_len, net.mtu, net.bridge_mac)]
+    if route_localnet:
+        steps.append(ipk.route_localnet(net.bridge))
+    return steps
+
+
+def network_steps(net: Network, facts: HostFacts | None = None) -> list[Step]:
+    """The steps that create one network's kernel objects (without the base chains)."""
+    facts = facts or HostFacts()
+    write_localnet = not facts.route_localnet_inherited and facts.sysctl_writable
     return [
-        ipk.bridge_create(net.bridge, net.gateway, net.prefix_len, net.mtu),
-        ipk.route_localnet(net.bridge),
+        *bridge_steps(net, route_localnet=write_localnet),
+        ipt.rules_add(network_rules(net), f"install firewall rules of network {net.name}"),
     ]
 
 
-def network_steps(net: Network) -> list[Step]:
-    """The steps that create one network's kernel objects (without the base chains)."""
-    return [*bridge_steps(net), ipt.rules_add(network_rules(net), f"install firewall rules of network {net.name}")]
+def leftover_jumps(rules: parse.Ruleset) -> dict[tuple[str, str], list[tuple[tuple[str, ...], str]]]:
+    """cnet's rules in the built-in chains it jumps from, as an earlier life left them."""
+    hooks = ipt.jump_hooks()
+    out: dict[tuple[str, str], list[tuple[tuple[str, ...], str]]] = {}
+    for r in rules.rules:
+        if (r.table, r.chain) not in hooks:
+            continue
+        if (r.target or "").startswith("CNET-") or (r.comment or "").startswith("cnet:"):
+            out.setdefault((r.table, r.chain), []).append((r.spec, r.delete_line()))
+    return out
 
 
-def base_steps(ip_forward_before: str) -> list[Step]:
-    return [ipk.ip_forward(True, ip_forward_before), ipt.base_create()]
+def spoof_jump_counts(bridge_rules: parse.Ruleset) -> dict[str, int]:
+    return {hook: sum(1 for r in bridge_rules.in_chain("filter", hook) if r.spec == eb.JUMP_SPEC) for hook in eb.HOOKS}
 
 
-def create(net: Network, *, first: bool, ip_forward_before: str) -> Plan:
+def base_steps(facts: HostFacts) -> list[Step]:
+    steps = []
+    if facts.ip_forward != "1":
+        steps.append(ipk.ip_forward(True, facts.ip_forward))
+    steps.append(ipt.base_create(leftover_jumps(facts.rules)))
+    steps.append(
+        eb.base_create(
+            chain_present=facts.bridge_rules.has_chain("filter", CHAIN_SPOOF),
+            jump_counts=spoof_jump_counts(facts.bridge_rules),
+        )
+    )
+    return steps
+
+
+def create(net: Network, *, first: bool, facts: HostFacts) -> Plan:
     """`net create`: the base chains and forwarding with the first network, then the network."""
     plan = Plan()
     if first:
-        plan.extend(base_steps(ip_forward_before))
-    plan.extend(network_steps(net))
+        plan.extend(base_steps(facts))
+    plan.extend(network_steps(net, facts))
     return plan
 
 
-def base_removal_steps(ip_forward_before: str) -> list[Step]:
+def base_removal_steps(ip_forward_before: str, facts: HostFacts) -> list[Step]:
     fallback = [cmd(*j.argv("-D")) for j in ipt.base_jumps()]
     for table, chains in ipt.BASE_CHAINS.items():
         fallback += [cmd("iptables", "-w", "-t", table, "-F", c) for c in chains]
         fallback += [cmd("iptables", "-w", "-t", table, "-X", c) for c in chains]
-    return [
+    steps = [
         Step(summary="remove cnet base chains and their jumps", do=ipt.base_delete_command(), fallback=tuple(fallback)),
-        ipk.ip_forward(False, ip_forward_before),
+        eb.base_remove(),
     ]
+    if facts.ip_forward != ip_forward_before and facts.sysctl_writable:
+        steps.append(ipk.ip_forward(False, ip_forward_before))
+    return steps
 
 
-def remove(net: Network, *, last: bool, ip_forward_before: str) -> Plan:
+def remove(net: Network, *, last: bool, ip_forward_before: str, facts: HostFacts) -> Plan:
     """`net rm`: its rules and bridge; with the last network the base chains, and ip_forward as
-    it was before cnet."""
+    it was before cnet (when it is not that already)."""
     plan = Plan(direction=Direction.DESTROY)
     plan.add(ipt.rules_remove(network_rules(net), f"remove firewall rules of network {net.name}"))
     plan.add(ipk.bridge_delete(net.bridge))
     if last:
-        plan.extend(base_removal_steps(ip_forward_before))
+        plan.extend(base_removal_steps(ip_forward_before, facts))
     return plan

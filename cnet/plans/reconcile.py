@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 
 from .. import naming
 from ..commands import Plan, Step, cmd
+from ..kernel import ebtables as eb
 from ..kernel import ip as ipk
 from ..kernel import iptables as ipt
 from ..kernel import parse
 from ..records import Container, ContainerState, Direction, Endpoint, Network, NetworkState, OpKind, PortMapping
-from .container import endpoint_steps, port_rules, release_steps
+from .container import endpoint_steps, port_rules, release_steps, udp_conntrack_flushes
 from .network import bridge_steps, network_rules
+from .spoof import spoof_diff
 
 CNET_CHAIN_PREFIX = "CNET-"
 COMMENT_PREFIX = "cnet:"
@@ -28,6 +30,8 @@ class Kernel:
     links: dict[str, parse.Link]
     netns: set[str]
     rules: parse.Ruleset
+    bridge_rules: parse.Ruleset = field(default_factory=parse.Ruleset)  # ebtables-save
+    sysctl_writable: bool = True
     netns_pids: dict[str, list[int]] = field(default_factory=dict)
     ip_forward: str | None = None
     route_localnet: dict[str, str | None] = field(default_factory=dict)  # bridge -> sysctl value
@@ -237,19 +241,31 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[st
             if name.startswith(LINK_PREFIX) and name not in bridges and name not in veths:
                 plan.add(Step(summary=f"remove orphan link {name}", do=ipk.link_del(name)))
 
-    # Networks: bridge, gateway address, up, route_localnet; forwarding for all of them.
+    # Networks: bridge (with its own MAC), gateway address, up, route_localnet; forwarding for
+    # all of them. Sysctls are written only when their value is wrong and /proc/sys is writable.
     ready = d.ready_networks
     if ready and k.ip_forward != "1":
-        plan.add(
-            Step(summary="enable IPv4 forwarding (cnet networks exist)", do=ipk.sysctl_set("net.ipv4.ip_forward", "1"))
-        )
+        if k.sysctl_writable:
+            plan.add(
+                Step(
+                    summary="enable IPv4 forwarding (cnet networks exist)",
+                    do=ipk.sysctl_set("net.ipv4.ip_forward", "1"),
+                )
+            )
+        else:
+            notes.append("IPv4 forwarding is off and /proc/sys is read-only: cnet cannot turn it on")
     for net in ready:
         link = k.links.get(net.bridge)
         gw = f"{net.gateway}/{net.prefix_len}"
         if link is None:
-            plan.extend(bridge_steps(net))  # its rules come with the firewall diff below
+            plan.extend(bridge_steps(net, route_localnet=k.sysctl_writable))  # its rules come with the diffs below
             notes.append(f"network {net.name}: bridge {net.bridge} re-created")
+            if not k.sysctl_writable:
+                notes.append(f"network {net.name}: /proc/sys is read-only, route_localnet stays off on {net.bridge}")
             continue
+        if link.mac is not None and link.mac != net.bridge_mac:
+            plan.add(ipk.bridge_set_mac(net.bridge, net.bridge_mac))
+            notes.append(f"network {net.name}: bridge {net.bridge} given its own MAC {net.bridge_mac}")
         if gw not in link.addrs:
             plan.add(
                 Step(
@@ -259,7 +275,10 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[st
         if not link.up:
             plan.add(Step(summary=f"bring {net.bridge} up", do=cmd("ip", "link", "set", net.bridge, "up")))
         if k.route_localnet.get(net.bridge) != "1":
-            plan.add(ipk.route_localnet(net.bridge))
+            if k.sysctl_writable:
+                plan.add(ipk.route_localnet(net.bridge))
+            else:
+                notes.append(f"network {net.name}: /proc/sys is read-only, route_localnet stays off on {net.bridge}")
 
     # Live containers whose namespace name or veth was removed by hand.
     for cid, c in d.containers.items():
@@ -281,7 +300,43 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[st
     text, fw_notes = firewall_diff(k.rules, d, clean=clean)
     if text:
         plan.add(Step(summary="; ".join(fw_notes), do=ipt.restore(text)))
-    return plan, notes + fw_notes
+        # A UDP mapping put back clears the conntrack entries that kept its port elsewhere.
+        plan.extend(udp_conntrack_flushes([p for cid in restored_ports(k.rules, d) for p in d.ports_by_container[cid]]))
+    eb_text, eb_notes = spoof_diff(
+        k.bridge_rules,
+        base_wanted=bool(d.networks),
+        expected={
+            e.host_veth: eb.SpoofTarget(e.host_veth, e.mac, e.ip)
+            for e in d.endpoints
+            if d.stable_container(e.container_id)
+        },
+        owned=owned_veths(d),
+        clean=clean,
+    )
+    if eb_text:
+        plan.add(Step(summary="; ".join(eb_notes), do=eb.restore(eb_text)))
+    return plan, notes + fw_notes + eb_notes
+
+
+def owned_veths(d: Desired) -> set[str]:
+    """Every endpoint's veth, and any veth a busy container may have on any network (an operation
+    that started after the kernel was read may have removed its rows and rules already)."""
+    owned = {e.host_veth for e in d.endpoints}
+    owned |= {naming.host_veth_name(cid, n.id) for cid in d.busy_containers for n in d.networks}
+    return owned
+
+
+def restored_ports(rules: parse.Ruleset, d: Desired) -> list[str]:
+    """Stable containers whose port rules the firewall diff puts back (missing or altered)."""
+    out = []
+    for cid, ports in sorted(d.ports_by_container.items()):
+        if not d.stable_container(cid) or not ports:
+            continue
+        comment = naming.container_comment(cid)
+        have = sorted(r.spec for r in rules.rules if r.comment == comment)
+        if have != sorted(r.spec for r in port_rules(cid, ports)):
+            out.append(cid)
+    return out
 
 
 def dead_release_steps(k: Kernel, d: Desired) -> list[Step]:
@@ -290,7 +345,8 @@ def dead_release_steps(k: Kernel, d: Desired) -> list[Step]:
     steps: list[Step] = []
     for cid, c in d.containers.items():
         if d.stable_container(cid) and c.pid and cid not in k.live_containers and cid not in k.live_watchers:
-            for s in release_steps(c, d.ports_by_container.get(cid, [])):
+            eps = [e for e in d.endpoints if e.container_id == cid]
+            for s in release_steps(c, d.ports_by_container.get(cid, []), eps):
                 steps.append(
                     Step(summary=f"release dead container {c.name}: {s.summary}", do=s.do, fallback=s.fallback)
                 )

@@ -18,17 +18,11 @@ from ..plans import network as plans
 from ..records import Network, NetworkState, OpKind
 from .apply import Change, Outcome, apply
 from .context import Context
+from .hostfacts import host_facts
 
 DEFAULT_POOLS = [ipaddress.IPv4Network(f"10.{n}.0.0/16") for n in range(91, 100)]
 DEFAULT_POOL_PREFIX = 24
 DEFAULT_MTU = 1500
-
-
-def read_ip_forward() -> str:
-    try:
-        return Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() or "0"
-    except OSError:
-        return "0"
 
 
 def host_routes() -> list[tuple[ipaddress.IPv4Network, str]]:
@@ -97,6 +91,7 @@ def create_network(
     if requested is None and (gateway or ip_range):
         raise ValidationError("--gateway and --ip-range need --subnet")
     ctx.require_root()
+    facts = None
 
     def prepare(conn: Connection) -> Change[Network]:
         if store.network_name_taken(conn, name):
@@ -133,11 +128,17 @@ def create_network(
             internal=internal,
             state=NetworkState.CREATING,
             created_at=time.time(),
+            bridge_mac=naming.bridge_mac(network_id),
         )
         first = store.network_count(conn) == 0
-        before = read_ip_forward() if first else ""
+        assert facts is not None
         if first:
-            store.put_setting(conn, store.IP_FORWARD_SETTING, before)
+            if facts.ip_forward != "1" and not facts.sysctl_writable:
+                raise CnetError(
+                    "IPv4 forwarding is off and /proc/sys is read-only: turn net.ipv4.ip_forward on where "
+                    "/proc/sys is writable, then run this again"
+                )
+            store.put_setting(conn, store.IP_FORWARD_SETTING, facts.ip_forward)
         store.insert_network(conn, net)
         ipam.reserve_gateway(conn, network_id, net.gateway)
 
@@ -147,13 +148,24 @@ def create_network(
         return Change(
             OpKind.NET_CREATE,
             network_id,
-            plans.create(net, first=first, ip_forward_before=before),
+            plans.create(net, first=first, facts=facts),
             net,
             on_success=mark_ready,
         )
 
     with ctx.network_lock():
+        # The network lock serializes create/remove and gc: the count cannot change before
+        # prepare() runs. Only the first network reads the rule sets (its base chains adopt
+        # what an earlier life left); every network reads the sysctls.
+        with ctx.store.read() as conn:
+            first = store.network_count(conn) == 0
+        facts = host_facts(ctx if first else None)
         out = apply(ctx, prepare)
+    if facts.route_localnet_blocked():
+        ctx.say(
+            f"cnet: warning: /proc/sys is read-only: route_localnet stays off on the bridge of network {name}, "
+            "so its 127.0.0.1 port mappings will not answer (other host addresses will)"
+        )
     if ctx.dry_run:
         return out
     return Outcome(out.plan, replace(out.result, state=NetworkState.READY))
@@ -178,7 +190,7 @@ def remove_network(ctx: Context, name: str) -> Outcome[Network]:
             raise Conflict(f"network {net.name} is {net.state}; try again when that operation ends")
         last = store.other_network_count(conn, net.id) == 0
         before = store.get_setting(conn, store.IP_FORWARD_SETTING)
-        plan = plans.remove(net, last=last, ip_forward_before=before or "0")
+        plan = plans.remove(net, last=last, ip_forward_before=before or "0", facts=host_facts())
         if not ctx.dry_run:
             store.set_network_state(conn, net.id, NetworkState.REMOVING)
         return Change(OpKind.NET_RM, net.id, plan, net, title=f"network {net.name} removed")
@@ -229,6 +241,7 @@ def describe(conn: Connection, net: Network) -> dict[str, Any]:
         "gateway": net.gateway,
         "ip_range": net.ip_range,
         "bridge": net.bridge,
+        "bridge_mac": net.bridge_mac,
         "mtu": net.mtu,
         "internal": net.internal,
         "state": str(net.state),

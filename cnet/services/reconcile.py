@@ -3,14 +3,15 @@
     cnet gc            orphans out (cnet-named kernel objects no row owns), missing objects back
     cnet net restore   missing objects back only (what a reboot took away); run at boot by systemd
 
-The kernel is read first (`ip -j addr`, `ip netns list`, `iptables-save`: three processes), the
-database second: every object present at observation time was created by an operation whose rows
-were committed before its first command, so nothing a concurrent `cnet run` is building can look
-like an orphan. Containers and networks that an unfinished (or newer) operation touches are "busy"
-and neither cleaned nor repaired. Only cnet's own objects are ever changed: links named cnet*,
-netns cnet-*, chains CNET-*, rules inside CNET-* chains, and rules of built-in chains that carry a
-`cnet:` comment. A foreign rule, even one in a built-in chain next to cnet's jump, is never touched.
-The plans themselves are pure (cnet.plans.reconcile).
+The kernel is read first (`ip -j addr`, `ip netns list`, `iptables-save`, `ebtables-nft-save`:
+four processes), the database second: every object present at observation time was created by an
+operation whose rows were committed before its first command, so nothing a concurrent `cnet run`
+is building can look like an orphan. Containers and networks that an unfinished (or newer)
+operation touches are "busy" and neither cleaned nor repaired. Only cnet's own objects are ever
+changed: links named cnet*, netns cnet-*, chains CNET-*, rules inside CNET-* chains, rules of
+built-in chains that carry a `cnet:` comment, and anti-spoofing rules (ebtables CNET-SPOOF) of
+veths named cnet*. A foreign rule, even one in a built-in chain next to cnet's jump, is never
+touched. The plans themselves are pure (cnet.plans.reconcile).
 """
 
 from __future__ import annotations
@@ -23,18 +24,13 @@ from ..commands import Step, cmd
 from ..db import store
 from ..db.connection import Connection
 from ..errors import CommandFailed
+from ..kernel import ebtables as eb
 from ..kernel import parse
 from ..plans.reconcile import NETNS_PREFIX, Desired, Kernel, busy, dead_release_steps, plan_reconcile
 from ..records import NetworkState, OpKind
 from .apply import Change, Outcome, apply
 from .context import Context
-
-
-def _sysctl(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
+from .hostfacts import sysctl, sysctl_writable
 
 
 def observe(ctx: Context) -> Kernel:
@@ -43,7 +39,9 @@ def observe(ctx: Context) -> Kernel:
         links=parse.links(run.read(cmd("ip", "-j", "addr"))),
         netns=parse.netns_names(run.read(cmd("ip", "netns", "list"))),
         rules=parse.iptables_save(run.read(cmd("iptables-save"))),
-        ip_forward=_sysctl("/proc/sys/net/ipv4/ip_forward"),
+        bridge_rules=parse.ebtables_save(run.read(eb.save())),
+        ip_forward=sysctl("/proc/sys/net/ipv4/ip_forward"),
+        sysctl_writable=sysctl_writable(),
     )
 
 
@@ -51,7 +49,7 @@ def _observe_host(ctx: Context, k: Kernel, d: Desired, *, clean: bool) -> None:
     """The /proc facts the plan needs: route_localnet of each bridge, which container processes
     and watchers live, and (gc only) the processes left in orphan namespaces."""
     for net in d.ready_networks:
-        k.route_localnet[net.bridge] = _sysctl(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet")
+        k.route_localnet[net.bridge] = sysctl(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet")
     for cid, c in d.containers.items():
         if c.pid and procs.alive(c.pid, c.pid_start_time):
             k.live_containers.add(cid)

@@ -1,6 +1,6 @@
 """Crash at any point: cnet SIGKILLed at every step of every mutating operation.
 
-Fakes for ip, iptables, iptables-restore, sysctl and conntrack go first on PATH. Each counts its
+Fakes for ip, iptables, iptables-restore, ebtables-nft-restore, sysctl and conntrack go first on PATH. Each counts its
 call in a shared counter; the call numbered AT SIGKILLs the cnet process that ran it (its parent),
 either before running the real command ("pre": the journal says started, nothing happened) or
 right after it ("post": the change happened, the journal never heard). Then a plain `cnet ps` must
@@ -26,6 +26,7 @@ FAKED = {
     "ip": "/usr/sbin/ip",
     "iptables": "/usr/sbin/iptables",
     "iptables-restore": "/usr/sbin/iptables-restore",
+    "ebtables-nft-restore": "/usr/sbin/ebtables-nft-restore",
     "sysctl": "/usr/sbin/sysctl",
     "conntrack": "/usr/sbin/conntrack",
 }
@@ -46,14 +47,14 @@ exit $rc
 
 # Commands each operation runs (given the setup below); test_step_counts keeps this table honest.
 STEPS = {
-    "net-create": 5,  # ip_forward, base chains, bridge, route_localnet, network rules
-    "run-d": 3,  # host side, container side, port rules
-    "run-fg": 3,
-    "stop": 3,  # port rules, udp conntrack flush, netns
-    "rm-f": 3,
-    "connect": 2,  # host side, container side
-    "disconnect": 1,  # veth
-    "net-rm": 4,  # network rules, bridge, base chains, ip_forward
+    "net-create": 6,  # ip_forward, base chains, anti-spoofing chain, bridge, route_localnet, network rules
+    "run-d": 4,  # host side, container side, anti-spoofing rules, port rules
+    "run-fg": 4,
+    "stop": 4,  # port rules, udp conntrack flush, anti-spoofing rules, netns
+    "rm-f": 4,
+    "connect": 3,  # host side, container side, anti-spoofing rules
+    "disconnect": 2,  # anti-spoofing rules, veth
+    "net-rm": 5,  # network rules, bridge, base chains, anti-spoofing chain, ip_forward
 }
 DESTROY = {"stop", "rm-f", "disconnect", "net-rm"}
 REAPER_RACE = {"stop", "rm-f"}
@@ -94,6 +95,7 @@ def kernel(sb) -> dict:
     return {
         "links": sb.link_names(),
         "rules": sb.rules(),
+        "bridge_rules": sb.bridge_rules(),
         "netns": sb.netns(),
         "ip_forward": sb.sysctl("net.ipv4.ip_forward"),
     }

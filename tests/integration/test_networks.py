@@ -32,6 +32,8 @@ def bridge_facts(sb, dev: str) -> dict:
         "mtu": d["mtu"],
         "addrs": [f"{a['local']}/{a['prefixlen']}" for a in d["addr_info"] if a["family"] == "inet"],
         "route_localnet": sb.sysctl(f"net.ipv4.conf.{dev}.route_localnet"),
+        # Its own MAC: 0a: and the ten hex digits of its name.
+        "own_mac": d.get("address") == "0a:" + ":".join(dev[5:][i : i + 2] for i in range(0, 10, 2)),
     }
 
 
@@ -394,6 +396,7 @@ def normalized_state(sb) -> dict:
         "links": [BRIDGE_RE.sub("BR", link) for link in sb.link_names()],
         "bridge": facts,
         "rules": [BRIDGE_RE.sub("BR", r) for r in sb.rules()],
+        "bridge_rules": sb.bridge_rules(),
         "ip_forward": sb.sysctl("net.ipv4.ip_forward"),
     }
 
@@ -410,6 +413,8 @@ def test_dry_run_changes_nothing_and_its_script_makes_the_same_network(sandbox, 
     sb.cnet(*args)
     by_cnet = normalized_state(sb)
     assert by_cnet["bridge"]["addrs"] == ["10.9.0.254/24"] and by_cnet["bridge"]["mtu"] == 1450
+    assert by_cnet["bridge"]["own_mac"] and "-I INPUT 1 -j CNET-SPOOF" not in by_cnet["bridge_rules"]
+    assert "-A INPUT -j CNET-SPOOF" in by_cnet["bridge_rules"]
 
     fresh = Sandbox(tmp_path / "fresh-state")
     try:

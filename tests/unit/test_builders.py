@@ -15,10 +15,11 @@ from cnet.records import Direction
 
 # --- ip.py ------------------------------------------------------------------------------------
 def test_bridge_create_is_one_batch_with_link_del_undo():
-    step = ipk.bridge_create("cnet-0123456789", "10.5.0.1", 24, 1400)
+    step = ipk.bridge_create("cnet-0123456789", "10.5.0.1", 24, 1400, "0a:01:23:45:67:89")
     assert step.do.argv == ("ip", "-batch", "-")
     assert step.do.stdin == (
-        "link add name cnet-0123456789 mtu 1400 type bridge\n"
+        # Its own MAC: otherwise it copies its lowest port's and changes it when that port leaves.
+        "link add name cnet-0123456789 address 0a:01:23:45:67:89 mtu 1400 type bridge\n"
         "addr add 10.5.0.1/24 dev cnet-0123456789\n"
         "link set cnet-0123456789 up\n"
     )
@@ -57,6 +58,30 @@ def test_sysctl_steps():
     off = ipk.ip_forward(False, "0")
     assert off.do.argv == ("sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
     assert off.undo == ()
+    # One value written or not: a failed write changed nothing, a rollback has nothing to undo.
+    assert on.atomic and off.atomic and ipk.route_localnet("cnet-b").atomic
+
+
+def test_bridge_set_mac():
+    assert ipk.bridge_set_mac("cnet-b", "0a:00:00:00:00:01").do.argv == (
+        "ip",
+        "link",
+        "set",
+        "dev",
+        "cnet-b",
+        "address",
+        "0a:00:00:00:00:01",
+    )
+
+
+def test_bridge_mac_is_local_unicast_and_follows_the_bridge_name():
+    from cnet import naming
+
+    mac = naming.bridge_mac("0123456789ab")
+    assert mac == "0a:01:23:45:67:89" and naming.bridge_name("0123456789ab") == "cnet-0123456789"
+    first = int(mac[:2], 16)
+    assert first & 0b10 and not first & 0b01  # locally administered, unicast
+    assert not mac.startswith("02:42:")  # never a container's MAC (ip.mac_for_ip)
 
 
 def test_endpoint_host_side_batch():
@@ -282,6 +307,7 @@ def test_base_create_and_delete():
     ]
     [undo] = step.undo
     assert undo == ipt.base_delete_command()
+    assert not step.atomic  # one transaction per table: a later table may fail after an earlier one
     assert undo.stdin.splitlines() == [
         "*raw",
         "-D PREROUTING -m comment --comment cnet:base -j CNET-PREROUTING",
@@ -488,3 +514,23 @@ def test_teardown_plan_suffix_goes_after_the_heredoc_marker():
     assert (
         subprocess.run(["/bin/sh", "-c", fake + "echo reached\n"], capture_output=True, text=True).stdout == "reached\n"
     )
+
+
+def test_base_create_adopts_leftover_jumps_without_duplicating_them():
+    """The database was lost, the kernel kept cnet's rules: a built-in chain holding exactly the
+    jump keeps it; one holding it twice (or an other cnet rule) gets exactly one again."""
+    jumps = {(j.table, j.chain): j for j in ipt.base_jumps()}
+    raw = jumps[("raw", "PREROUTING")]
+    fwd = jumps[("filter", "FORWARD")]
+    stale = ("-m", "comment", "--comment", "cnet:base", "-j", "CNET-OLD")
+    leftovers = {
+        ("raw", "PREROUTING"): [(raw.spec, raw.line("-D"))],
+        ("filter", "FORWARD"): [(fwd.spec, fwd.line("-D")), (fwd.spec, fwd.line("-D")), (stale, "-D FORWARD x")],
+    }
+    lines = ipt.base_create(leftovers).do.stdin.splitlines()
+    assert not any(line.startswith(("-I PREROUTING", "-D PREROUTING")) and "CNET-PREROUTING" in line for line in lines)
+    assert lines.count(fwd.line("-D")) == 2 and "-D FORWARD x" in lines
+    assert lines.count("-I FORWARD 1 -m comment --comment cnet:base -j CNET-FORWARD") == 1
+    assert lines.index("-I FORWARD 1 -m comment --comment cnet:base -j CNET-FORWARD") > lines.index("-D FORWARD x")
+    # The nat jumps were not there: inserted as on a fresh host.
+    assert "-I POSTROUTING 1 -m comment --comment cnet:base -j CNET-POSTROUTING" in lines

@@ -51,7 +51,7 @@ UDP = PortMapping(1, ATT.id, 1, "127.0.0.1", 5353, 53, "udp", "10.5.0.2")
 def test_attach_wires_the_runtimes_netns_by_path_and_leaves_its_lo_alone():
     plan = plans.attach(ATT, EP, [UDP])
     assert plan.direction == Direction.CREATE
-    host, inside, ports = plan.steps
+    host, inside, spoof, ports = plan.steps
     assert host == cplans.endpoint_steps(ATT.netns, EP, first=False, create_netns=False)[0]
     assert (
         "link add name cnetv0123456789 mtu 1500 type veth peer name net1 mtu 1500 address 02:00:00:aa:bb:cc "
@@ -64,18 +64,20 @@ def test_attach_wires_the_runtimes_netns_by_path_and_leaves_its_lo_alone():
         "link set net1 up",
         "route add default via 10.5.0.1 dev net1",
     ]
+    assert spoof == cplans.spoof_add([EP])  # pinned to its address and MAC like any endpoint
     assert ports == ipt.rules_add(cplans.port_rules(ATT.id, [UDP]), f"publish 1 port(s) of CNI attachment {ATT.name}")
 
 
 def test_attach_without_default_route_or_ports():
     plan = plans.attach(ATT, replace(EP, is_default_route=False), [])
-    assert len(plan.steps) == 2 and "route" not in plan.steps[1].do.stdin
+    assert len(plan.steps) == 3 and "route" not in plan.steps[1].do.stdin
 
 
 def test_detach_unpublishes_then_deletes_the_veth_only():
     plan = plans.detach(ATT, [EP], [UDP])
     assert plan.direction == Direction.DESTROY
-    assert plan.steps[:-1] == cplans.port_release_steps(ATT.id, f"CNI attachment {ATT.name}", [UDP])
+    assert plan.steps[:-2] == cplans.port_release_steps(ATT.id, f"CNI attachment {ATT.name}", [UDP])
+    assert plan.steps[-2] == cplans.spoof_remove([EP])
     assert plan.steps[-1].do == cmd("ip", "link", "del", "cnetv0123456789")
     assert not any("netns" in " ".join(s.do.argv) for s in plan.steps)
 

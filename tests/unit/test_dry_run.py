@@ -52,9 +52,16 @@ COMMIT
 -I FORWARD 1 -m comment --comment cnet:base -j CNET-FORWARD
 COMMIT
 CNET_EOF
-# step: create bridge cnet-BRIDGE with gateway 10.5.0.1/24
+# step: install the anti-spoofing chain and its jumps (ebtables)
+ebtables-nft-restore --noflush <<'CNET_EOF'
+*filter
+:CNET-SPOOF RETURN
+-I INPUT 1 -j CNET-SPOOF
+-I FORWARD 1 -j CNET-SPOOF
+CNET_EOF
+# step: create bridge cnet-BRIDGE (0a:MAC) with gateway 10.5.0.1/24
 ip -batch - <<'CNET_EOF'
-link add name cnet-BRIDGE mtu 1500 type bridge
+link add name cnet-BRIDGE address 0a:MAC mtu 1500 type bridge
 addr add 10.5.0.1/24 dev cnet-BRIDGE
 link set cnet-BRIDGE up
 CNET_EOF
@@ -84,9 +91,9 @@ EXPECTED_SECOND_INTERNAL = """\
 #!/bin/sh
 set -e
 # cnet net create db: subnet 10.6.0.0/29, gateway 10.6.0.6, bridge cnet-BRIDGE
-# step: create bridge cnet-BRIDGE with gateway 10.6.0.6/29
+# step: create bridge cnet-BRIDGE (0a:MAC) with gateway 10.6.0.6/29
 ip -batch - <<'CNET_EOF'
-link add name cnet-BRIDGE mtu 9000 type bridge
+link add name cnet-BRIDGE address 0a:MAC mtu 9000 type bridge
 addr add 10.6.0.6/29 dev cnet-BRIDGE
 link set cnet-BRIDGE up
 CNET_EOF
@@ -102,13 +109,24 @@ COMMIT
 CNET_EOF
 """
 
-BRIDGE_RE = re.compile(r"cnet-[0-9a-f]{10}\b")
+BRIDGE_RE = re.compile(r"cnet-([0-9a-f]{10})\b")
+BRIDGE_MAC_RE = re.compile(r"\b0a((?::[0-9a-f]{2}){5})\b")
 
 
 def normalize(script: str) -> str:
     bridges = set(BRIDGE_RE.findall(script))
     assert len(bridges) <= 1, bridges  # one network, one bridge name throughout
-    return BRIDGE_RE.sub("cnet-BRIDGE", script)
+    # The bridge's own MAC carries the bridge name's digits.
+    macs = {m.replace(":", "") for m in BRIDGE_MAC_RE.findall(script)}
+    assert macs <= bridges, (macs, bridges)
+    return BRIDGE_MAC_RE.sub("0a:MAC", BRIDGE_RE.sub("cnet-BRIDGE", script))
+
+
+def isolated() -> list[str]:
+    """A fresh network namespace for the dry-run (when root): the plan reads the host's sysctls
+    and, for a first network, its rule sets; a fresh namespace makes the pinned script the same
+    on every machine (forwarding off, no rules)."""
+    return ["unshare", "--net"] if os.geteuid() == 0 and shutil.which("unshare") else []
 
 
 def run_cnet(*args, state_dir: Path, as_nobody: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -125,6 +143,7 @@ def run_cnet(*args, state_dir: Path, as_nobody: bool = False, env: dict | None =
             "--ambient-caps=+dac_read_search",
             *argv,
         ]
+    argv = isolated() + argv
     full_env = dict(os.environ, PYTHONPATH=str(REPO))
     full_env.pop("CNET_STATE_DIR", None)
     full_env.update(env or {})
@@ -169,6 +188,7 @@ def populated_state(state_dir: Path) -> None:
             internal=False,
             state=NetworkState.READY,
             created_at=time.time(),
+            bridge_mac="0a:aa:aa:aa:aa:aa",
         )
         with st.write() as conn:
             store_mod.insert_network(conn, net)
@@ -230,9 +250,10 @@ def test_dry_run_net_rm_of_last_network(tmp_path):
         "# step: remove firewall rules of network web",
         "# step: delete bridge cnet-aaaaaaaaaa",
         "# step: remove cnet base chains and their jumps",
-        "# step: restore IPv4 forwarding to 0",
+        "# step: remove the anti-spoofing chain and its jumps (ebtables)",
     ]
-    assert "sysctl -q -w net.ipv4.ip_forward=0" in res.stdout
+    # Forwarding is off (the fresh namespace), as it was before cnet: nothing to write back.
+    assert "ip_forward" not in res.stdout
     assert tree(state) == before
 
 
@@ -368,13 +389,18 @@ def test_dry_run_and_real_run_fail_alike(tmp_path, kwargs, fragment):
 
 # --- teardown-like plans: `|| true` exactly where the real run goes past errors -------------------
 class CannedKernel(NoKernel):
-    """Answers the reconciler's three reads; anything that would change the kernel fails the test."""
+    """Answers the reconciler's four reads; anything that would change the kernel fails the test."""
 
     def __init__(self, save: str):
         self.save = save
 
     def read(self, command):
-        return {("ip", "-j", "addr"): "[]", ("ip", "netns", "list"): "", ("iptables-save",): self.save}[command.argv]
+        return {
+            ("ip", "-j", "addr"): "[]",
+            ("ip", "netns", "list"): "",
+            ("iptables-save",): self.save,
+            ("ebtables-nft-save",): "",
+        }[command.argv]
 
 
 ORPHAN_SAVE = """*filter

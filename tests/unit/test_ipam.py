@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from cnet import ipam
+from cnet import ipam, naming
 from cnet.db import store as store_mod
 from cnet.errors import AllocationError, Conflict, ValidationError
 from cnet.records import Network, NetworkState
@@ -37,6 +37,7 @@ def make_network(store, subnet: str, *, gateway: str | None = None, ip_range: st
         internal=False,
         state=NetworkState.READY,
         created_at=time.time(),
+        bridge_mac=naming.bridge_mac(f"{n:012x}"),
     )
     with store.write() as conn:
         store_mod.insert_network(conn, net)

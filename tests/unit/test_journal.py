@@ -399,3 +399,52 @@ def test_teardown_plan_is_journaled_as_destroy(store, handlers):
     assert store.scalar("SELECT direction FROM operations WHERE id = ?", (op.id,)) == "destroy"
     j.execute(op)
     assert handlers == [("completed", "T9")]
+
+
+def test_a_failed_atomic_first_step_has_nothing_to_undo_and_says_so(store, handlers):
+    """A single sysctl write (or one-table restore) that fails changed nothing: its undo is not run
+    (on a read-only /proc/sys it would fail too and turn into "rollback incomplete"), and the error
+    says that nothing was changed."""
+    plan = Plan([Step("one value", cmd("do", "1"), undo=(cmd("undo", "1"),), atomic=True), *plan_of(2).steps[1:]])
+    runner = FakeRunner(fail={("do", "1")})
+    j, op = begin(store, runner, plan=plan)
+    with pytest.raises(CommandFailed) as exc:
+        j.execute(op)
+    assert not isinstance(exc.value, RollbackIncomplete)
+    assert str(exc.value).endswith("boom: it broke (nothing was changed)")
+    assert [c for c in runner.calls if c[0] == "undo"] == []
+    assert step_statuses(store, op.id) == ["failed", "pending"]
+    assert op_row(store, op.id)[:2] == ("rolled_back", str(exc.value))
+
+
+def test_a_failed_atomic_later_step_undoes_the_earlier_ones_only(store, handlers):
+    plan = plan_of(2)
+    plan.add(Step("one value", cmd("do", "3"), undo=(cmd("undo", "3"),), atomic=True))
+    runner = FakeRunner(fail={("do", "3")})
+    j, op = begin(store, runner, plan=plan)
+    with pytest.raises(CommandFailed) as exc:
+        j.execute(op)
+    assert "nothing was changed" not in str(exc.value)
+    assert [c for c in runner.calls if c[0] == "undo"] == [
+        ("undo", "2", "a"),
+        ("undo", "2", "b"),
+        ("undo", "1", "a"),
+        ("undo", "1", "b"),
+    ]
+
+
+def test_nothing_to_do_counts_as_done_in_a_create_plan(store, handlers):
+    class NoEntries(FakeRunner):
+        def run(self, command):
+            if command.argv == ("conntrack", "-D"):
+                self.calls.append(command.argv)
+                raise CommandFailed(command.argv, 1, "conntrack v1.4.7: 0 flow entries have been deleted.")
+            return super().run(command)
+
+    plan = plan_of(1)
+    plan.add(Step("flush", cmd("conntrack", "-D"), nothing_to_do=("0 flow entries",)))
+    runner = NoEntries()
+    j, op = begin(store, runner, plan=plan)
+    j.execute(op)
+    assert step_statuses(store, op.id) == ["done", "done"]
+    assert op_row(store, op.id)[0] == "done"

@@ -210,3 +210,26 @@ def test_snapshot_is_an_in_memory_copy(store, tmp_path):
         assert snap.scalar("PRAGMA foreign_keys") == 1
         snap.execute("DELETE FROM settings")
     assert store.scalar("SELECT count(*) FROM settings") == 1
+
+
+def test_0004_gives_existing_networks_their_bridge_mac_and_keeps_every_row(store):
+    """Upgrading a database with a network, a container and its endpoint: the network gets the MAC
+    cnet.naming gives new ones, and nothing else changes (no table copy cascading into rows)."""
+    from cnet import naming
+
+    migrate.upgrade(store, "0001_initial")
+    store.execute(
+        "INSERT INTO networks (id, name, driver, subnet, subnet_first_int, subnet_last_int, prefix_len, gateway,"
+        " range_first_int, range_last_int, alloc_cursor_int, bridge, mtu, internal, state, created_at)"
+        " VALUES ('0123456789ab', 'web', 'bridge', '10.5.0.0/24', 1, 2, 24, '10.5.0.1', 1, 2, 1,"
+        " 'cnet-0123456789', 1500, 0, 'ready', 0)"
+    )
+    store.execute(
+        "INSERT INTO ip_allocations (network_id, address_int, address, kind, allocated_at)"
+        " VALUES ('0123456789ab', 1, '10.5.0.1', 'gateway', 0)"
+    )
+    before = store.all("SELECT * FROM ip_allocations")
+    migrate.upgrade(store)
+    assert store.scalar("SELECT bridge_mac FROM networks") == naming.bridge_mac("0123456789ab") == "0a:01:23:45:67:89"
+    assert [tuple(r) for r in store.all("SELECT * FROM ip_allocations")] == [tuple(r) for r in before]
+    assert migrate.check(store) == []

@@ -92,6 +92,7 @@ NET = Network(
     internal=False,
     state=NetworkState.READY,
     created_at=0.0,
+    bridge_mac="0a:00:00:00:00:01",
 )
 
 

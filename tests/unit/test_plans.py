@@ -24,6 +24,7 @@ NET = Network(
     internal=False,
     state=NetworkState.READY,
     created_at=0.0,
+    bridge_mac="0a:aa:aa:aa:aa:aa",
 )
 CTR = Container(
     id="cccccccccccc",
@@ -64,45 +65,103 @@ def test_states_compare_equal_to_the_stored_text():
     assert f"{NetworkState.READY}" == "ready"
 
 
+FRESH = nplans.HostFacts(ip_forward="0")
+FORWARDING = nplans.HostFacts(ip_forward="1")
+
+
 def test_network_create_and_remove_are_paired():
-    first = nplans.create(NET, first=True, ip_forward_before="0")
+    first = nplans.create(NET, first=True, facts=FRESH)
     assert first.direction == Direction.CREATE
-    assert [s.summary for s in first][:2] == [
+    assert [s.summary for s in first] == [
         "enable IPv4 forwarding",
         "install cnet base chains and one jump from each built-in chain",
+        "install the anti-spoofing chain and its jumps (ebtables)",
+        "create bridge cnet-aaaaaaaaaa (0a:aa:aa:aa:aa:aa) with gateway 10.5.0.1/24",
+        "allow 127.0.0.1 port mappings through cnet-aaaaaaaaaa (route_localnet)",
+        "install firewall rules of network web",
     ]
     rules = nplans.network_rules(NET)
     assert first.steps[-1] == ipt.rules_add(rules, "install firewall rules of network web")
-    gone = nplans.remove(NET, last=True, ip_forward_before="0")
+    gone = nplans.remove(NET, last=True, ip_forward_before="0", facts=FORWARDING)
     assert gone.teardown
     assert gone.steps[0] == ipt.rules_remove(rules, "remove firewall rules of network web")
     assert gone.steps[0].fallback == tuple(ipt.single_deletes(rules))
     assert [s.summary for s in gone][1:] == [
         "delete bridge cnet-aaaaaaaaaa",
         "remove cnet base chains and their jumps",
+        "remove the anti-spoofing chain and its jumps (ebtables)",
         "restore IPv4 forwarding to 0",
     ]
-    assert len(nplans.remove(NET, last=False, ip_forward_before="0")) == 2
+    assert len(nplans.remove(NET, last=False, ip_forward_before="0", facts=FORWARDING)) == 2
+
+
+def test_sysctls_are_written_only_when_their_value_must_change():
+    """Forwarding already on: no write, and so nothing for a rollback to undo; a bridge inheriting
+    route_localnet=1 needs no write either; forwarding left as cnet found it is not restored."""
+    on = nplans.HostFacts(ip_forward="1", route_localnet_default="1", sysctl_writable=False)
+    plan = nplans.create(NET, first=True, facts=on)
+    assert not [s for s in plan if s.do.argv[0] == "sysctl"]
+    assert not on.route_localnet_blocked()
+    gone = nplans.remove(NET, last=True, ip_forward_before="1", facts=on)
+    assert not [s for s in gone if s.do.argv[0] == "sysctl"]
+    # /proc/sys read-only and a bridge that would need route_localnet: the network is made
+    # without it (the service warns that 127.0.0.1 mappings into it will not answer).
+    ro = nplans.HostFacts(ip_forward="1", sysctl_writable=False)
+    assert ro.route_localnet_blocked()
+    assert not [s for s in nplans.create(NET, first=False, facts=ro) if s.do.argv[0] == "sysctl"]
+
+
+def test_first_network_adopts_leftover_spoof_chain_and_jumps():
+    from cnet.kernel import parse
+
+    left = parse.ebtables_save(
+        "*filter\n:INPUT ACCEPT\n:FORWARD ACCEPT\n:OUTPUT ACCEPT\n:CNET-SPOOF RETURN\n"
+        "-A INPUT -j CNET-SPOOF\n-A FORWARD -j CNET-SPOOF\n-A FORWARD -j CNET-SPOOF\n"
+        "-A CNET-SPOOF -s ! 02:42:0a:05:00:09 -i cnetvdead -j DROP\n"
+    )
+    plan = nplans.create(NET, first=True, facts=nplans.HostFacts(ip_forward="1", bridge_rules=left))
+    [step] = [s for s in plan if s.do.argv[0] == "ebtables-nft-restore"]
+    assert step.do.stdin.splitlines() == [
+        "*filter",
+        "-F CNET-SPOOF",  # kept, emptied: no row owns anything in it with no network yet
+        "-D FORWARD -j CNET-SPOOF",
+        "-D FORWARD -j CNET-SPOOF",
+        "-I FORWARD 1 -j CNET-SPOOF",
+    ]
 
 
 def test_wiring_then_ports_and_launch_is_separate():
-    plan = cplans.wiring(CTR, [EP], [TCP])
+    plan = cplans.wiring(CTR, [EP], [TCP, UDP])
     assert plan.direction == Direction.CREATE
     assert [s.summary for s in plan] == [
         "create veth cnetv0123456789 on cnet-aaaaaaaaaa, peer eth0 in cnet-cccccccccccc",
         "configure eth0 10.5.0.2/24 in cnet-cccccccccccc",
-        "publish 1 port(s) of container c1",
+        "pin cnetv0123456789 to 10.5.0.2 and 02:42:0a:05:00:02 (anti-spoofing)",
+        "publish 2 port(s) of container c1",
+        # Installed as well as removed: a client that kept sending from one source port while
+        # the old container went away would otherwise never reach the new one.
+        "flush UDP conntrack entries for port 5353",
     ]
-    assert plan.steps[2].undo == (ipt.restore(ipt.restore_input(cplans.port_rules(CTR.id, [TCP]), "-D")),)
+    assert plan.steps[3].undo == (ipt.restore(ipt.restore_input(cplans.port_rules(CTR.id, [TCP, UDP]), "-D")),)
+    spoof = plan.steps[2]
+    assert spoof.do.argv == ("ebtables-nft-restore", "--noflush") and spoof.atomic
+    assert [u.argv[3:] for u in spoof.undo] == [
+        tuple(line.split()) for line in spoof.do.stdin.replace("-A ", "-D ").splitlines()[1:]
+    ]
+    # conntrack exits 1 when nothing matched: done, not a failure (and `|| true` in the script).
+    flush = plan.steps[4]
+    assert flush.nothing_to_do == ("0 flow entries",)
+    assert "conntrack -D -p udp --orig-port-dst 5353 || true" in plan.as_shell_script()
     assert cplans.launch_step(["unshare", "x"]).do == cmd("unshare", "x")
 
 
 def test_release_removes_ports_flushes_udp_then_the_netns():
-    plan = cplans.release(CTR, [TCP, UDP])
+    plan = cplans.release(CTR, [TCP, UDP], [EP])
     assert plan.teardown
     assert [s.summary for s in plan] == [
         "remove published ports of container c1",
         "flush UDP conntrack entries for port 5353",
+        "remove the anti-spoofing rules of cnetv0123456789",
         "delete network namespace cnet-cccccccccccc",
     ]
     # 127.0.0.1 mappings match their address, 0.0.0.0 ones any.
@@ -120,8 +179,11 @@ def test_teardown_for_stop_and_rm_and_disconnect():
     off = cplans.disconnect(CTR.id, EP, [TCP])
     assert off.teardown and [s.summary for s in off] == [
         "remove published ports on this network",
+        "remove the anti-spoofing rules of cnetv0123456789",
         "delete veth cnetv0123456789",
     ]
+    on = cplans.connect(CTR.netns, EP, first=False)
+    assert [s.summary for s in on][-1] == "pin cnetv0123456789 to 10.5.0.2 and 02:42:0a:05:00:02 (anti-spoofing)"
 
 
 def _fields(c: Container) -> dict:

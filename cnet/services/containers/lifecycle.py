@@ -31,7 +31,7 @@ def claim_and_release(
             return Change(OpKind.RELEASE, container_id, Plan(), False)  # no steps: no operation
         c = store.container_by_id(conn, container_id)
         assert c is not None
-        plan = plans.release(c, store.ports_of(conn, container_id))
+        plan = plans.release(c, store.ports_of(conn, container_id), store.endpoints_of(conn, container_id))
         return Change(OpKind.RELEASE, container_id, plan, True, title=f"release of container {c.name} finished")
 
     try:
@@ -97,7 +97,12 @@ def stop_container(ctx: Context, ref: str, timeout: float = 10.0) -> Outcome[Con
         c = store.get_container(conn, ref)
         refuse_attachment(c, "stop")
         if ctx.dry_run:
-            return Outcome(plans.teardown(c, store.ports_of(conn, c.id), timeout=timeout), c)
+            return Outcome(
+                plans.teardown(
+                    c, store.ports_of(conn, c.id), timeout=timeout, endpoints=store.endpoints_of(conn, c.id)
+                ),
+                c,
+            )
     if c.state == ContainerState.RUNNING:
         stop_process(ctx, c, timeout)
         # The watcher knows the real exit code and releases the network itself within moments;
@@ -117,7 +122,10 @@ def remove_container(ctx: Context, ref: str, force: bool = False) -> Outcome[Con
         raise Conflict(f"container {c.name} is {c.state}: stop it first or use rm -f")
     if ctx.dry_run:
         with ctx.store.read() as conn:
-            return Outcome(plans.teardown(c, store.ports_of(conn, c.id), timeout=None), c)
+            return Outcome(
+                plans.teardown(c, store.ports_of(conn, c.id), timeout=None, endpoints=store.endpoints_of(conn, c.id)),
+                c,
+            )
     if c.state == ContainerState.RUNNING:
         # The record is going away and this command releases the network itself: stop the
         # watcher first, so it does not exec cnet's reaper (a whole Python start-up competing

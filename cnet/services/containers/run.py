@@ -29,6 +29,7 @@ from .process import container_dir, launch_argv
 REQUIRED_TOOLS = {
     "ip": "iproute2",
     "iptables-restore": "iptables",
+    "ebtables-nft-restore": "iptables",  # Debian's iptables package ships the ebtables-nft tools
     "nsenter": "util-linux",
     "unshare": "util-linux",
     "setpriv": "util-linux",
@@ -47,9 +48,10 @@ class Wired:
     ports: list[PortMapping] = field(default_factory=list)
 
 
-def _require_tools() -> None:
+def _require_tools(udp: bool = False) -> None:
     """A missing tool would otherwise surface only as the container's exit code 127."""
-    for tool, package in REQUIRED_TOOLS.items():
+    tools = dict(REQUIRED_TOOLS, conntrack="conntrack") if udp else REQUIRED_TOOLS
+    for tool, package in tools.items():
         if shutil.which(tool) is None:
             raise CnetError(f"the command {tool!r} is missing: install {package}")
 
@@ -66,7 +68,7 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
     """Validate, allocate and wire; the caller then starts the process with start_process()."""
     ctx.require_root()
     if not ctx.dry_run:
-        _require_tools()
+        _require_tools(udp=any(p.protocol == "udp" for p in req.ports))
     restore_steps = restore_missing_networks(ctx, req.networks)
 
     def prepare(conn: Connection) -> Change[Wired]:
