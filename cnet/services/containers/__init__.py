@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from .connect import connect, disconnect
 from .lifecycle import claim_and_release, reap, reap_dead, remove_container, remove_record, stop_container
-from .process import container_env, start_process
+from .process import cnet_env, container_env, env_file, start_process, write_env_file
 from .run import Wired, parse_run_request, run_container
 from .views import describe, exit_code, get_container, is_running, list_containers
 
 __all__ = [
     "Wired",
     "claim_and_release",
+    "cnet_env",
     "connect",
     "container_env",
     "describe",
     "disconnect",
+    "env_file",
     "exit_code",
     "get_container",
     "is_running",
@@ -36,4 +38,5 @@ __all__ = [
     "run_container",
     "start_process",
     "stop_container",
+    "write_env_file",
 ]
