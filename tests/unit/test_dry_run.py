@@ -374,7 +374,9 @@ class CannedKernel(NoKernel):
         self.save = save
 
     def read(self, command):
-        return {("ip", "-j", "addr"): "[]", ("ip", "netns", "list"): "", ("iptables-save",): self.save}[command.argv]
+        return {("ip", "-d", "-j", "addr"): "[]", ("ip", "netns", "list"): "", ("iptables-save",): self.save}[
+            command.argv
+        ]
 
 
 ORPHAN_SAVE = """*filter
