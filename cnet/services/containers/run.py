@@ -18,6 +18,7 @@ from ...errors import CnetError, Conflict, ValidationError
 from ...kernel import ip as ipk
 from ...plans import container as plans
 from ...records import (
+    ALL_ADDRESSES,
     Container,
     ContainerState,
     Endpoint,
@@ -96,6 +97,20 @@ def check_ports(conn: Connection, specs: tuple[PortSpec, ...]) -> None:
             raise ValidationError(f"host IP {spec.host_ip} in port mapping is not an address of this host")
 
 
+def check_host_ips(ctx: Context, specs: tuple[PortSpec, ...]) -> None:
+    """Host IPs given in -p are addresses of this host, not a subnet's broadcast or network
+    address: `ip -j addr` is read only when some mapping names a host IP."""
+    ips = sorted({s.host_ip for s in specs if s.host_ip != ALL_ADDRESSES})
+    if not ips:
+        return
+    from ...commands import cmd
+    from ...kernel import parse
+
+    addrs = parse.host_addrs(ctx.runner.read(cmd("ip", "-j", "addr")))
+    for ip in ips:
+        validate.host_ip_of_this_host(ip, addrs)
+
+
 def usable_network(conn: Connection, ref: str) -> Network:
     net = store.get_network(conn, ref)
     if net.state != NetworkState.READY:
@@ -150,6 +165,7 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
     ctx.require_root()
     if not ctx.dry_run:
         _require_tools()
+    check_host_ips(ctx, req.ports)
     restore_steps = restore_missing_networks(ctx, req.networks)
 
     def prepare(conn: Connection) -> Change[Wired]:
