@@ -116,11 +116,8 @@ def host_ip_of_this_host(ip: str, addrs: Sequence[HostAddr]) -> None:
     addr = ipaddress.IPv4Address(ip)
     for a in addrs:
         iface = ipaddress.IPv4Interface(f"{a.local}/{a.prefixlen}")
-        if (
-            a.broadcast
-            and addr == ipaddress.IPv4Address(a.broadcast)
-            or (iface.network.prefixlen < 31 and addr == iface.network.broadcast_address)
-        ):
+        is_broadcast = a.broadcast is not None and addr == ipaddress.IPv4Address(a.broadcast)
+        if is_broadcast or (iface.network.prefixlen < 31 and addr == iface.network.broadcast_address):
             raise ValidationError(
                 f"host IP {ip} in port mapping is the broadcast address of {iface} on this host, not a unicast address"
             )
