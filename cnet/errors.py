@@ -29,6 +29,11 @@ class PermissionDenied(CnetError):
     """A mutating command was run without root."""
 
 
+class StateError(CnetError):
+    """The state dir or database cannot be used as it is (full disk, damaged or newer database,
+    read-only, wrong owner or mode); nothing was changed."""
+
+
 class CommandFailed(CnetError):
     """A generated kernel command exited non-zero."""
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .errors import ValidationError
 from .naming import NAME_RE
 from .records import ALL_ADDRESSES, PortSpec, RunRequest
+
+if TYPE_CHECKING:
+    from .kernel.parse import HostAddr
 
 __all__ = ["PortSpec"]  # re-exported: the parsed form of -p
 
@@ -85,6 +89,47 @@ def network_subnet(value: str) -> ipaddress.IPv4Network:
             "(use /30 or larger)"
         )
     return net
+
+
+SQLITE_MAX_INT = 2**63 - 1
+
+
+def integer(value: int, what: str, lo: int, hi: int = SQLITE_MAX_INT) -> int:
+    """An integer argument within [lo, hi] (ids and counts end up in SQLite's 64-bit integers)."""
+    if not lo <= value <= hi:
+        raise ValidationError(f"invalid {what} {value}: must be between {lo} and {hi}")
+    return value
+
+
+def seconds(value: float, what: str) -> float:
+    """A timeout: a finite number of seconds, 0 or more."""
+    import math
+
+    if not math.isfinite(value) or value < 0:
+        raise ValidationError(f"invalid {what} {value:g}: must be a finite number of seconds, 0 or more")
+    return value
+
+
+def host_ip_of_this_host(ip: str, addrs: Sequence[HostAddr]) -> None:
+    """A port mapping's host IP must be a unicast address of this host: one of its addresses (or
+    any address of a loopback prefix, 127.0.0.0/8), never a subnet's network or broadcast
+    address, although binding a socket to the latter succeeds."""
+    addr = ipaddress.IPv4Address(ip)
+    for a in addrs:
+        iface = ipaddress.IPv4Interface(f"{a.local}/{a.prefixlen}")
+        is_broadcast = a.broadcast is not None and addr == ipaddress.IPv4Address(a.broadcast)
+        if is_broadcast or (iface.network.prefixlen < 31 and addr == iface.network.broadcast_address):
+            raise ValidationError(
+                f"host IP {ip} in port mapping is the broadcast address of {iface} on this host, not a unicast address"
+            )
+        if iface.network.prefixlen < 31 and addr == iface.network.network_address:
+            raise ValidationError(
+                f"host IP {ip} in port mapping is the network address of {iface} on this host, not a unicast address"
+            )
+    if not any(addr == ipaddress.IPv4Address(a.local) for a in addrs) and not any(
+        a.loopback and addr in ipaddress.IPv4Interface(f"{a.local}/{a.prefixlen}").network for a in addrs
+    ):
+        raise ValidationError(f"host IP {ip} in port mapping is not an address of this host")
 
 
 def mtu(value: int) -> int:

@@ -74,7 +74,15 @@ def run(
         common.print_plan(out.plan, f"cnet run {out.result.container.name}")
         return
     wired = out.result
-    proc, pid = containers.start_process(ctx, wired.container, foreground=not detach)
+    try:
+        proc, pid = containers.start_process(ctx, wired.container, foreground=not detach)
+    except OSError as exc:
+        # The network is wired but no process runs: release it now rather than leave a
+        # "running" container holding its veth, address and ports.
+        from ..errors import CnetError
+
+        containers.claim_and_release(ctx, wired.container.id, 127)
+        raise CnetError(f"cannot start container {wired.container.name}: {exc}") from None
     if detach:
         print(wired.container.id)
         return
@@ -179,12 +187,17 @@ def exec_(
     row = common.load_container(ctx, container)
     if row.state != "running" or not row.pid or not procs.alive(row.pid, row.pid_start_time):
         raise Conflict(f"container {row.name} is not running")
-    argv = enter_argv(row.pid, command)
+    if command[:1] == ["--"]:  # click passes the separator on (nsenter used to swallow it)
+        command = command[1:]
+    if not command:
+        raise typer.BadParameter("a command is needed", param_hint="'COMMAND...'")
     if ctx.dry_run:
-        print(shlex.join(argv))
+        print(shlex.join(enter_argv(row.pid, command, str(containers.env_file(ctx, row.id)))))
         return
     ctx.require_root()
-    proc = ctx.runner.spawn(argv, env=containers.container_env(row), new_session=False)
+    # The command gets the container's environment (from the file PID 1 read); nsenter, cnet's.
+    argv = enter_argv(row.pid, command, str(containers.write_env_file(ctx, row)))
+    proc = ctx.runner.spawn(argv, env=containers.cnet_env(), new_session=False)
     raise typer.Exit(proc.wait())
 
 
@@ -265,9 +278,11 @@ def rm(
 def _not_negative(value: float, option: str) -> None:
     # Checked here rather than with typer's min=: the message reads like cnet's other errors, and
     # a bounded option is what made typer >= 0.29 import pydantic on every run (the start-up test
-    # guards that).
-    if value < 0:
-        raise typer.BadParameter(f"must be 0 or more, not {value:g}", param_hint=f"'{option}'")
+    # guards that). nan and inf are refused too (a wait that never ends, or never starts).
+    import math
+
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(f"must be a finite number, 0 or more, not {value:g}", param_hint=f"'{option}'")
 
 
 def reap(

@@ -110,11 +110,18 @@ def main() -> None:
         code = 1
     except BrokenPipeError:
         code = 1
-    except Exception as exc:  # a bug: one line, full traceback only on request
-        if os.environ.get("CNET_DEBUG"):
-            raise
-        print(f"cnet: internal error: {type(exc).__name__}: {exc} (set CNET_DEBUG=1 for a traceback)", file=sys.stderr)
-        code = 70
+    except Exception as exc:
+        state = _state_error(exc)
+        if state is not None:
+            print(f"cnet: error: {state}", file=sys.stderr)
+            code = 1
+        else:  # a bug: one line, full traceback only on request
+            if os.environ.get("CNET_DEBUG"):
+                raise
+            print(
+                f"cnet: internal error: {type(exc).__name__}: {exc} (set CNET_DEBUG=1 for a traceback)", file=sys.stderr
+            )
+            code = 70
     exit_now(code)
 
 
@@ -149,6 +156,19 @@ def exit_now(code: int) -> None:
         if any(t is not threading.main_thread() and t.is_alive() for t in threading.enumerate()):
             sys.exit(code)
     os._exit(code)
+
+
+def _state_error(exc: Exception) -> str | None:
+    """A full disk, a read-only or damaged state database met after start-up (a write in the
+    middle of a command): one line, as when the database is opened (services/context.py)."""
+    import errno
+
+    full_or_readonly = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+    if type(exc).__module__ == "sqlite3" or full_or_readonly:
+        from ..db.connection import state_error
+
+        return state_error(exc, None)
+    return None
 
 
 if __name__ == "__main__":

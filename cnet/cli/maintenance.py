@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,19 +28,31 @@ def _report(ctx: Context, out: Outcome, title: str) -> None:
     print(f"{len(out.plan.steps)} repair step(s)" if out.plan.steps else "nothing to do")
 
 
-def gc(cli: typer.Context) -> None:
+def gc(
+    cli: typer.Context,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also kill the processes in namespaces no record owns (a lost database) and remove them.",
+        ),
+    ] = False,
+) -> None:
     """Compare the database with the kernel and repair both ways: remove cnet-named links, netns,
     chains and cnet-tagged rules that no record owns; re-create missing network objects and rules;
-    release dead containers. Never touches anything that is not cnet's. With --dry-run: only list."""
+    re-attach containers' veths (bridge, up, hairpin); release dead containers. A namespace no
+    record owns but where processes live is reported and kept (--force: killed and removed).
+    Never touches anything that is not cnet's. With --dry-run: only list."""
     from ..services import reconcile
 
     ctx = common.mutating(cli)
-    _report(ctx, reconcile.reconcile(ctx, clean=True), "cnet gc")
+    _report(ctx, reconcile.reconcile(ctx, clean=True, force=force), "cnet gc")
 
 
 def restore(cli: typer.Context) -> None:
     """Re-create every network's kernel objects (bridge, address, rules, base chains) and the rules of
-    live containers, e.g. at boot (systemd/cnet-restore.service). Removes nothing."""
+    live containers, and re-attach their veths, e.g. at boot (systemd/cnet-restore.service).
+    Removes nothing."""
     from ..services import reconcile
 
     ctx = common.mutating(cli)

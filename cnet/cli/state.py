@@ -43,8 +43,13 @@ def journal(
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List recent operations, or show the commands one operation ran and their undos."""
+    from .. import validate
+    from ..errors import NotFound
     from ..services import journal_view
 
+    validate.integer(limit, "-n / --limit", 1)
+    if operation is not None and not 1 <= operation <= validate.SQLITE_MAX_INT:
+        raise NotFound(f"operation {operation} not found")
     ctx = common.reading(cli)
     with ctx.store.read() as conn:
         if operation is None:

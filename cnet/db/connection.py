@@ -13,14 +13,16 @@ Why not SQLAlchemy at run time: importing it would double the start-up of every 
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import CnetError
+from ..errors import CnetError, StateError
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -31,15 +33,83 @@ def db_path(state_dir: Path) -> Path:
     return state_dir / "cnet.db"
 
 
+def check_state_dir(state_dir: Path) -> None:
+    """The state dir, if it exists, must be a directory owned by root (or by whoever runs a
+    non-root --dry-run) and writable by nobody else: another user able to write there could swap
+    the database under cnet, which runs kernel commands as root from what it reads."""
+    try:
+        st = os.stat(state_dir)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateError(state_error(exc, state_dir)) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateError(f"the state dir {state_dir} is not a directory")
+    if st.st_uid not in (0, os.geteuid()):
+        raise StateError(
+            f"the state dir {state_dir} is owned by uid {st.st_uid}, not root: "
+            f"check who made it, then `chown root:root {state_dir}` (or use another --state-dir)"
+        )
+    if st.st_mode & 0o022:
+        raise StateError(
+            f"the state dir {state_dir} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
+            f"`chmod 0700 {state_dir}`"
+        )
+
+
 def ensure_state_dir(state_dir: Path) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(state_dir, 0o700)
-    path = db_path(state_dir)
-    if not path.exists():
-        # Create the file ourselves so it is 0600 from its first byte (SQLite gives the -wal and
-        # -shm files the same mode).
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-        os.close(fd)
+    check_state_dir(state_dir)
+    try:
+        if not state_dir.exists():
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(state_dir, 0o700)  # whatever the umask
+        path = db_path(state_dir)
+        if not path.exists():
+            # Create the file ourselves so it is 0600 from its first byte (SQLite gives the -wal and
+            # -shm files the same mode).
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+    except OSError as exc:
+        raise StateError(state_error(exc, state_dir)) from None
+
+
+def state_error(exc: BaseException, state_dir: Path | None) -> str:
+    """One line for a failure of the state dir or database (OSError or sqlite3.Error)."""
+    where = f"the state dir {state_dir}" if state_dir else "the state dir"
+    db = f"the state database {db_path(state_dir)}" if state_dir else "the state database"
+    text = str(exc)
+    code = exc.errno if isinstance(exc, OSError) else getattr(exc, "sqlite_errorcode", None)
+    lowered = text.lower()
+    # SQLite often says only "disk I/O error" or "unable to open database file": ask the file
+    # system what is wrong with it.
+    full = readonly = False
+    if state_dir is not None:
+        try:
+            fs = os.statvfs(state_dir)
+            full = fs.f_bavail == 0
+            readonly = bool(fs.f_flag & os.ST_RDONLY)
+        except OSError:
+            pass
+    if readonly:
+        code = errno.EROFS
+    elif full and ("i/o error" in lowered or "unable to open" in lowered):
+        code = errno.ENOSPC
+    if code == errno.ENOSPC or "disk is full" in lowered or code == sqlite3.SQLITE_FULL:
+        return f"no space left for {where} (disk full): free some space; nothing was changed"
+    if code == errno.EROFS or "readonly" in lowered or "read-only" in lowered:
+        return f"{where} is read-only: cnet needs to write there (remount it read-write, or use another --state-dir)"
+    if code in (errno.EACCES, errno.EPERM):
+        hint = "run as root" if os.geteuid() != 0 else "check its owner and mode"
+        return f"cannot read or write {where}: permission denied ({hint})"
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return (
+            f"{db} is damaged ({text}): move it away to start with an empty state (then `cnet gc` "
+            "reports and cleans what the kernel still holds) or restore a copy"
+        )
+    if "unable to open" in lowered:
+        hint = ": run as root" if os.geteuid() != 0 else ""
+        return f"cannot open {db}{hint}"
+    return f"{db}: {text}"
 
 
 def quote_identifier(name: str) -> str:

@@ -90,14 +90,28 @@ def upgrade(conn: Connection, revision: str = "head") -> None:
         command.upgrade(alembic_config(sa_conn), revision)
 
 
+def known_revisions() -> set[str]:
+    """The revision ids this cnet ships (each migration's file is named after its id)."""
+    return {p.stem for p in (migrations_dir() / "versions").glob("*.py") if not p.stem.startswith("_")}
+
+
+def check_not_newer(rev: str | None) -> None:
+    if rev is not None and rev != HEAD_REVISION and rev not in known_revisions():
+        from ..errors import StateError
+
+        raise StateError(f"state database is at schema {rev}, this cnet knows up to {HEAD_REVISION}: upgrade cnet")
+
+
 def ensure_current(conn: Connection, lock_path: Path | None = None) -> bool:
     """Upgrade to head if needed. Returns True when a migration ran.
 
     With lock_path, the upgrade runs under an exclusive file lock and re-checks the revision:
     several first-ever cnet commands started at once would otherwise all run the migration
     ("table ... already exists")."""
-    if current_revision(conn) == HEAD_REVISION:
+    rev = current_revision(conn)
+    if rev == HEAD_REVISION:
         return False
+    check_not_newer(rev)
     if lock_path is None:
         upgrade(conn)
         return True

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from ..naming import netns_path
 
-# Runs as the container's PID 1 for an instant: sets the hostname in the new UTS namespace, then
-# exec()s the user's command, which becomes PID 1. User arguments are positional parameters,
-# never parsed by the shell.
-INIT_SCRIPT = 'echo "$1" > /proc/sys/kernel/hostname || exit 125; shift; exec "$@"'
+# Runs as the container's PID 1 for an instant, started by `env -i` with an empty environment:
+# sets the hostname in the new UTS namespace, reads the container's environment (the `-e`
+# variables and defaults: `export K='V'` lines that cnet wrote, values quoted) and exec()s the
+# user's command, which becomes PID 1 and alone sees those variables: cnet's own processes
+# (watcher, nsenter, unshare, setpriv, the reaper) never run with the container's PATH,
+# LD_PRELOAD, PYTHONHOME... dash exports PWD by itself, hence the unset (a `-e PWD=` comes after
+# it). User arguments are positional parameters, never parsed by the shell.
+ENV_LOADER = 'unset PWD; . "$1" || exit 125; shift; exec "$@"'
+INIT_SCRIPT = 'echo "$1" > /proc/sys/kernel/hostname || exit 125; shift; ' + ENV_LOADER
 
 # The watcher: the only process cnet keeps per container (a ~1.5 MB dash). It is started by
 # `unshare --pid` without --fork, so it stays in the host's namespaces while its first child
@@ -20,12 +25,14 @@ INIT_SCRIPT = 'echo "$1" > /proc/sys/kernel/hostname || exit 125; shift; exec "$
 # - stdin is saved on fd 3 because a non-interactive shell gives background jobs /dev/null;
 # - `setpriv --pdeathsig KILL`: if the watcher is killed, the container dies with it (as
 #   unshare --kill-child would), so no container runs unwatched;
-# - `env --default-signal=INT,QUIT`: a non-interactive shell starts background jobs with SIGINT
-#   and SIGQUIT ignored, which exec() keeps and no shell inside could undo.
+# - `env -i --default-signal=INT,QUIT`: the init shell starts with an empty environment (it loads
+#   the container's own); a non-interactive shell starts background jobs with SIGINT and SIGQUIT
+#   ignored, which exec() keeps and no shell inside could undo.
+# The watcher itself runs with cnet's environment, so does the reaper it exec()s.
 WATCH_SCRIPT = (
     "py=$1 pypath=$2 state=$3 id=$4 log=$5 ns=$6 init=$7; shift 7; exec 3<&0; "
     'nsenter --net="$ns" unshare --mount --uts --ipc --mount-proc --propagation private '
-    'setpriv --pdeathsig KILL env --default-signal=INT,QUIT /bin/sh -c "$init" cnet-init "$@" <&3 3<&- & '
+    'setpriv --pdeathsig KILL env -i --default-signal=INT,QUIT /bin/sh -c "$init" cnet-init "$@" <&3 3<&- & '
     "exec 3<&-; wait $!; rc=$?; "
     'exec nsenter --pid=/proc/self/ns/pid env PYTHONPATH="$pypath" "$py" -m cnet --state-dir "$state" '
     '_reap "$id" "$rc" </dev/null >>"$log" 2>&1'
@@ -41,6 +48,7 @@ def launch_argv(
     pythonpath: str,
     state_dir: str,
     reap_log: str,
+    env_file: str,
 ) -> list[str]:
     """The one command that starts a container: its watcher, which starts PID 1."""
     return [
@@ -58,12 +66,26 @@ def launch_argv(
         netns_path(container_id),
         INIT_SCRIPT,
         hostname,
+        env_file,
         *command,
     ]
 
 
-def enter_argv(pid: int, command: list[str]) -> list[str]:
-    return ["nsenter", "--target", str(pid), "--mount", "--uts", "--ipc", "--net", "--pid", *command]
+def enter_argv(pid: int, command: list[str], env_file: str | None = None) -> list[str]:
+    """`cnet exec`: with env_file, the command gets the container's environment (as PID 1 did),
+    nsenter keeps cnet's."""
+    argv = ["nsenter", "--target", str(pid), "--mount", "--uts", "--ipc", "--net", "--pid"]
+    if env_file is None:
+        return [*argv, *command]
+    return [*argv, "env", "-i", "/bin/sh", "-c", ENV_LOADER, "cnet-exec", env_file, *command]
+
+
+def env_file_text(env: dict[str, str]) -> str:
+    """The container's environment as the init shell sources it: one `export K='V'` per
+    variable (names are checked identifiers, values quoted by shlex: newlines and quotes kept)."""
+    import shlex
+
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
 
 
 def enter_hint(pid: int) -> str:

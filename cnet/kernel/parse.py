@@ -24,23 +24,67 @@ class Link:
     up: bool
     addrs: tuple[str, ...]  # IPv4 "a.b.c.d/len"
     mac: str | None = None
+    master: str | None = None  # the bridge it is a port of
+    hairpin: bool | None = None  # bridge port's hairpin flag (`ip -d`); None: not a bridge port
+    link_netnsid: int | None = None  # a veth's peer lives in this netns id (`ip netns list`'s id)
 
 
 def links(text: str) -> dict[str, Link]:
-    """`ip -j addr` (or `ip -j link`, which carries no addresses) -> {name: Link}."""
+    """`ip -j [-d] addr` (or `ip -j link`, which carries no addresses) -> {name: Link}."""
     out: dict[str, Link] = {}
     for d in json.loads(text or "[]"):
         name = d.get("ifname")
         if not name:
             continue
         addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in d.get("addr_info", []) if a.get("family") == "inet")
-        out[name] = Link(name, "UP" in d.get("flags", []), addrs, d.get("address"))
+        info = d.get("linkinfo") or {}
+        slave = info.get("info_slave_data") if info.get("info_slave_kind") == "bridge" else None
+        hairpin = bool(slave.get("hairpin")) if isinstance(slave, dict) else None
+        nsid = d.get("link_netnsid")
+        out[name] = Link(
+            name,
+            "UP" in d.get("flags", []),
+            addrs,
+            d.get("address"),
+            d.get("master"),
+            hairpin,
+            nsid if isinstance(nsid, int) else None,
+        )
     return out
 
 
 def netns_names(text: str) -> set[str]:
     """`ip netns list` prints "NAME" or "NAME (id: N)" per line."""
     return {line.split()[0] for line in text.splitlines() if line.strip()}
+
+
+def netns_ids(text: str) -> dict[str, int]:
+    """`ip netns list` -> {name: id} for the namespaces that have an id (a veth peer in them)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.replace("(", " ").replace(")", " ").split()
+        if len(parts) >= 3 and parts[1] == "id:" and parts[2].isdigit():
+            out[parts[0]] = int(parts[2])
+    return out
+
+
+@dataclass(frozen=True)
+class HostAddr:
+    local: str
+    prefixlen: int
+    broadcast: str | None
+    loopback: bool
+
+
+def host_addrs(text: str) -> list[HostAddr]:
+    """Every IPv4 address of this host from `ip -j addr` (with its broadcast)."""
+    out = []
+    for d in json.loads(text or "[]"):
+        loopback = "LOOPBACK" in d.get("flags", [])
+        for a in d.get("addr_info", []):
+            if a.get("family") == "inet" and a.get("local"):
+                out.append(HostAddr(a["local"], int(a.get("prefixlen", 32)), a.get("broadcast"), loopback))
+    return out
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class Kernel:
     bridge_rules: parse.Ruleset = field(default_factory=parse.Ruleset)  # ebtables-save
     sysctl_writable: bool = True
     netns_pids: dict[str, list[int]] = field(default_factory=dict)
+    netns_ids: dict[str, int] = field(default_factory=dict)  # name -> id, for veth peers' link_netnsid
     ip_forward: str | None = None
     route_localnet: dict[str, str | None] = field(default_factory=dict)  # bridge -> sysctl value
     live_containers: set[str] = field(default_factory=set)  # ids whose PID 1 is alive
@@ -122,7 +123,7 @@ def is_cnet_rule(r: parse.SavedRule) -> bool:
 
 def firewall_diff(k: parse.Ruleset, d: Desired, *, clean: bool) -> tuple[str, list[str]]:
     """iptables-restore --noflush text that turns cnet's part of `k` into what `d` says, plus one
-    summary line per change. Empty text: nothing to do."""
+    summary line per change. Empty text: nothing to do. clean=False keeps orphans."""
     expected = expected_rules(d)
     owned = owned_comments(d)
     want_chains = ipt.BASE_CHAINS if d.networks else {}
@@ -215,19 +216,42 @@ def firewall_diff(k: parse.Ruleset, d: Desired, *, clean: bool) -> tuple[str, li
 
 
 # --- the plan -------------------------------------------------------------------------------------
-def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[str]]:
+def kept_orphans(k: Kernel, d: Desired) -> tuple[set[str], set[str]]:
+    """(namespaces, links) that no record owns but that carry live processes: a container whose
+    record was lost (the database deleted or restored from an old copy) still runs there. Its
+    namespace, the veths whose peers live in it and the bridges they are ports of are kept."""
+    live_netns = d.live_netns()
+    netns = {ns for ns in k.netns if ns.startswith(NETNS_PREFIX) and ns not in live_netns and k.netns_pids.get(ns)}
+    ids = {k.netns_ids[ns] for ns in netns if ns in k.netns_ids}
+    veths = {name for name, link in k.links.items() if link.link_netnsid is not None and link.link_netnsid in ids}
+    bridges = {k.links[v].master for v in veths if k.links[v].master}
+    return netns, veths | {b for b in bridges if b is not None}
+
+
+def plan_reconcile(k: Kernel, d: Desired, *, clean: bool, force: bool = False) -> tuple[Plan, list[str]]:
     """gc (clean=True: orphans out, missing objects back) or net restore (clean=False: missing
-    objects back only). A teardown-like plan: the journal goes past errors, so does the script."""
+    objects back only). A teardown-like plan: the journal goes past errors, so does the script.
+    gc never kills a process unless forced: orphans that carry live processes are reported and
+    kept (with their links and cnet's firewall orphans, which may be what they use)."""
     plan = Plan(direction=Direction.DESTROY)
     notes: list[str] = []
     bridges = {n.bridge for n in d.networks}
     veths = {e.host_veth for e in d.endpoints}
     live_netns = d.live_netns()
+    kept_ns, kept_links = (set(), set()) if force or not clean else kept_orphans(k, d)
+    for ns in sorted(kept_ns):
+        pids = k.netns_pids.get(ns) or []
+        notes.append(
+            f"keep orphan network namespace {ns}: no record owns it but {len(pids)} process(es) live in it "
+            f"(pids {' '.join(map(str, pids))}); `cnet gc --force` kills them and removes it"
+        )
+    if kept_links:
+        notes.append(f"keep the links and firewall rules those processes may use: {' '.join(sorted(kept_links))}")
 
     if clean:
         # Orphan namespaces first (their processes killed, so the veths inside go too), then links.
         for ns in sorted(k.netns):
-            if ns.startswith(NETNS_PREFIX) and ns not in live_netns:
+            if ns.startswith(NETNS_PREFIX) and ns not in live_netns and ns not in kept_ns:
                 pids = k.netns_pids.get(ns) or []
                 if pids:
                     plan.add(
@@ -238,7 +262,7 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[st
                     )
                 plan.add(Step(summary=f"remove orphan network namespace {ns}", do=ipk.netns_del(ns)))
         for name in sorted(k.links):
-            if name.startswith(LINK_PREFIX) and name not in bridges and name not in veths:
+            if name.startswith(LINK_PREFIX) and name not in bridges and name not in veths and name not in kept_links:
                 plan.add(Step(summary=f"remove orphan link {name}", do=ipk.link_del(name)))
 
     # Networks: bridge (with its own MAC), gateway address, up, route_localnet; forwarding for
@@ -280,7 +304,9 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[st
             else:
                 notes.append(f"network {net.name}: /proc/sys is read-only, route_localnet stays off on {net.bridge}")
 
-    # Live containers whose namespace name or veth was removed by hand.
+    # Live containers whose namespace name or veth was removed by hand, or whose veth was detached
+    # from its bridge (the bridge deleted and re-created, `nomaster`), set down or lost hairpin.
+    by_id = {n.id: n for n in ready}
     for cid, c in d.containers.items():
         if not d.stable_container(cid) or not c.pid or cid not in k.live_containers:
             continue
@@ -292,12 +318,25 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool) -> tuple[Plan, list[st
                 )
             )
         for ep in (e for e in d.endpoints if e.container_id == cid):
-            if ep.host_veth in k.links or ep.network_id in d.busy_networks:
+            ep_net = by_id.get(ep.network_id)
+            if ep_net is None:  # its network is busy or not ready: its operation owns it
                 continue
-            plan.extend(endpoint_steps(c.netns, ep, first=ep.is_default_route, create_netns=False))
-            notes.append(f"container {c.name}: endpoint on {ep.network} re-created")
+            link = k.links.get(ep.host_veth)
+            if link is None:
+                plan.extend(endpoint_steps(c.netns, ep, first=ep.is_default_route, create_netns=False))
+                notes.append(f"container {c.name}: endpoint on {ep.network} re-created (its veth was gone)")
+                continue
+            fixes = attachment_fixes(link, ep_net.bridge)
+            if fixes:
+                plan.add(
+                    Step(
+                        summary=f"re-attach {ep.host_veth} of container {c.name}: {', '.join(fixes)}",
+                        do=ipk.batch(attach_lines(ep.host_veth, ep_net.bridge)),
+                    )
+                )
+                notes.append(f"container {c.name}: veth {ep.host_veth} on {ep.network} repaired ({', '.join(fixes)})")
 
-    text, fw_notes = firewall_diff(k.rules, d, clean=clean)
+    text, fw_notes = firewall_diff(k.rules, d, clean=clean and not (kept_ns or kept_links))
     if text:
         plan.add(Step(summary="; ".join(fw_notes), do=ipt.restore(text)))
         # A UDP mapping put back clears the conntrack entries that kept its port elsewhere.
@@ -337,6 +376,27 @@ def restored_ports(rules: parse.Ruleset, d: Desired) -> list[str]:
         if have != sorted(r.spec for r in port_rules(cid, ports)):
             out.append(cid)
     return out
+
+
+def attachment_fixes(link: parse.Link, bridge: str) -> list[str]:
+    """What is wrong with a container's host veth as a port of its bridge ([] = nothing)."""
+    fixes = []
+    if link.master != bridge:
+        fixes.append(f"master {bridge} (was {link.master or 'none'})")
+    if link.master != bridge or link.hairpin is not True:
+        fixes.append("hairpin on")
+    if not link.up:
+        fixes.append("up")
+    return fixes
+
+
+def attach_lines(veth: str, bridge: str) -> list[str]:
+    """The veth as `run` leaves it: a port of its bridge, hairpin on, up (each idempotent)."""
+    return [
+        f"link set {veth} master {bridge}",
+        f"link set dev {veth} type bridge_slave hairpin on",
+        f"link set {veth} up",
+    ]
 
 
 def dead_release_steps(k: Kernel, d: Desired) -> list[Step]:

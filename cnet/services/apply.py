@@ -48,11 +48,14 @@ class Change(Generic[R]):
 
 
 def apply(ctx: Context, prepare: Callable[[Connection], Change[R]]) -> Outcome[R]:
-    with ctx.store.write() as conn:
-        change = prepare(conn)
-        steps = change.journaled if change.journaled is not None else change.plan
-        if ctx.dry_run or not steps.steps:  # nothing to do is no operation
-            return Outcome(change.plan, change.result)
-        op = ctx.journal.begin(conn, change.kind, change.target, steps, title=change.title)
-    ctx.journal.execute(op, on_success=change.on_success)
+    # Shared: operations run in parallel, but never while gc or net restore (exclusive) observe
+    # and repair the kernel (they would take a half-built container for orphans or holes).
+    with ctx.network_lock(shared=True):
+        with ctx.store.write() as conn:
+            change = prepare(conn)
+            steps = change.journaled if change.journaled is not None else change.plan
+            if ctx.dry_run or not steps.steps:  # nothing to do is no operation
+                return Outcome(change.plan, change.result)
+            op = ctx.journal.begin(conn, change.kind, change.target, steps, title=change.title)
+        ctx.journal.execute(op, on_success=change.on_success)
     return Outcome(change.plan, change.result)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..db import connection
 from ..db.connection import Connection
-from ..errors import PermissionDenied
+from ..errors import PermissionDenied, StateError
 
 if TYPE_CHECKING:  # each import paid only by the commands that use it
     from ..journal import Journal
@@ -44,6 +44,7 @@ class Context:
     _store: Connection | None = field(default=None, init=False, repr=False)
     _runner: ShellRunner | None = field(default=None, init=False, repr=False)
     _journal: Journal | None = field(default=None, init=False, repr=False)
+    _network_locked: bool = field(default=False, init=False, repr=False)
 
     @property
     def runner(self) -> ShellRunner:
@@ -75,8 +76,33 @@ class Context:
         return self._journal
 
     def _open_store(self) -> Connection:
+        """Every broken state dir ends here in one line (StateError), before any kernel change:
+        wrong owner or mode, read-only, full, damaged, from a newer cnet, unreadable."""
+        import sqlite3
+
+        try:
+            return self._open_store_checked()
+        except StateError:
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(connection.state_error(exc, self.state_dir)) from None
+        except Exception as exc:  # SQLAlchemy's wrapper of a sqlite3 error while migrating
+            orig = getattr(exc, "orig", None)
+            if isinstance(orig, (OSError, sqlite3.Error)):
+                raise StateError(connection.state_error(orig, self.state_dir)) from None
+            raise
+
+    def _open_store_checked(self) -> Connection:
         from ..db import migrate
 
+        connection.check_state_dir(self.state_dir)
+        if (
+            not self.dry_run
+            and os.geteuid() != 0
+            and self.state_dir.exists()
+            and not os.access(self.state_dir, os.R_OK | os.X_OK)
+        ):
+            raise PermissionDenied(f"cannot read the state dir {self.state_dir}: this command needs root")
         if self.dry_run or (self.readonly and not connection.db_path(self.state_dir).exists()):
             # A mistyped --state-dir on `ps` must not create a database somewhere.
             conn = connection.open_snapshot(self.state_dir)
@@ -84,10 +110,12 @@ class Context:
             return conn
         try:
             connection.ensure_state_dir(self.state_dir)
-        except PermissionError:
-            raise PermissionDenied(
-                f"cannot write the state dir {self.state_dir}: run as root (or use --dry-run)"
-            ) from None
+        except StateError:
+            if os.geteuid() != 0:
+                raise PermissionDenied(
+                    f"cannot write the state dir {self.state_dir}: run as root (or use --dry-run)"
+                ) from None
+            raise
         conn = connection.open_state(self.state_dir)
         migrate.ensure_current(conn, lock_path=self.state_dir / "migrate.lock")
         return conn
@@ -105,15 +133,21 @@ class Context:
             self._store.close()
 
     @contextmanager
-    def network_lock(self) -> Iterator[None]:
-        """Serializes network create/remove (first/last network installs/removes base chains)."""
-        if self.dry_run:
+    def network_lock(self, *, shared: bool = False) -> Iterator[None]:
+        """Exclusive: network create/remove (the first/last network installs/removes the base
+        chains), gc and net restore. Shared: every other operation that changes the kernel (the
+        apply seam), so gc and restore never observe one half done, while runs go on in parallel.
+        Re-entrant within a process (a gc's own apply, a run restoring its network first): a
+        second flock on another descriptor would wait for ourselves."""
+        if self.dry_run or self._network_locked:
             yield
             return
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.state_dir / "network.lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            self._network_locked = True
             yield
         finally:
+            self._network_locked = False
             os.close(fd)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import ipam, naming
+from .. import ipam, naming, validate
 from ..commands import Step
 from ..db import store
 from ..db.connection import Connection
 from ..errors import Conflict, ValidationError
 from ..kernel import ip as ipk
-from ..records import Endpoint, Network, NetworkState, PortSpec
+from ..records import ALL_ADDRESSES, Endpoint, Network, NetworkState, PortSpec
 from .context import Context
 
 
@@ -56,6 +56,20 @@ def check_ports(conn: Connection, specs: tuple[PortSpec, ...], *, host_check: bo
             )
         if state == "not-local":
             raise ValidationError(f"host IP {spec.host_ip} in port mapping is not an address of this host")
+
+
+def check_host_ips(ctx: Context, specs: tuple[PortSpec, ...] | list[PortSpec]) -> None:
+    """Host IPs given in -p are addresses of this host, not a subnet's broadcast or network
+    address: `ip -j addr` is read only when some mapping names a host IP."""
+    ips = sorted({s.host_ip for s in specs if s.host_ip != ALL_ADDRESSES})
+    if not ips:
+        return
+    from ..commands import cmd
+    from ..kernel import parse
+
+    addrs = parse.host_addrs(ctx.runner.read(cmd("ip", "-j", "addr")))
+    for ip in ips:
+        validate.host_ip_of_this_host(ip, addrs)
 
 
 def usable_network(conn: Connection, ref: str) -> Network:

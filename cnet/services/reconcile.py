@@ -35,9 +35,12 @@ from .hostfacts import sysctl, sysctl_writable
 
 def observe(ctx: Context) -> Kernel:
     run = ctx.runner
+    netns_text = run.read(cmd("ip", "netns", "list"))
     return Kernel(
-        links=parse.links(run.read(cmd("ip", "-j", "addr"))),
-        netns=parse.netns_names(run.read(cmd("ip", "netns", "list"))),
+        # -d: each bridge port's hairpin flag (attachments are checked, not only existence)
+        links=parse.links(run.read(cmd("ip", "-d", "-j", "addr"))),
+        netns=parse.netns_names(netns_text),
+        netns_ids=parse.netns_ids(netns_text),
         rules=parse.iptables_save(run.read(cmd("iptables-save"))),
         bridge_rules=parse.ebtables_save(run.read(eb.save())),
         ip_forward=sysctl("/proc/sys/net/ipv4/ip_forward"),
@@ -88,14 +91,16 @@ def _state(ctx: Context, *, clean: bool) -> tuple[Kernel, Desired]:
     return k, d
 
 
-def reconcile(ctx: Context, *, clean: bool) -> Outcome[list[str]]:
-    """gc (clean=True) or net restore (clean=False). Recovery has run already (cli.common)."""
+def reconcile(ctx: Context, *, clean: bool, force: bool = False) -> Outcome[list[str]]:
+    """gc (clean=True) or net restore (clean=False). Recovery has run already (cli.common).
+    The network lock is taken exclusively: every operation that changes the kernel (run, rm,
+    connect, release...) holds it shared (apply), so gc never sees one half done."""
     ctx.require_root()
     with ctx.network_lock():
-        return _reconcile_locked(ctx, clean=clean)
+        return _reconcile_locked(ctx, clean=clean, force=force)
 
 
-def _reconcile_locked(ctx: Context, *, clean: bool) -> Outcome[list[str]]:
+def _reconcile_locked(ctx: Context, *, clean: bool, force: bool = False) -> Outcome[list[str]]:
     released: list[str] = []
     if clean:
         # CNI attachments whose runtime lost their namespace without a DEL: released first (each
@@ -104,7 +109,7 @@ def _reconcile_locked(ctx: Context, *, clean: bool) -> Outcome[list[str]]:
 
         released, planned = release_vanished(ctx)
     k, d = _state(ctx, clean=clean)
-    plan, notes = plan_reconcile(k, d, clean=clean)
+    plan, notes = plan_reconcile(k, d, clean=clean, force=force)
     notes = released + notes
     if clean:
         notes += _orphan_container_dirs(ctx, set(d.containers))

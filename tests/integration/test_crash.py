@@ -7,9 +7,10 @@ right after it ("post": the change happened, the journal never heard). Then a pl
 repair everything in one line: create operations rolled back, destroy operations completed, and
 `cnet --dry-run gc` must find nothing to repair (the host holds exactly what the database says).
 
-Containers started for stop/rm get the fakes on their PATH too (-e PATH=...), so the watcher's
-reaper, which races `stop`/`rm -f` to release the container, is killed the same way when it is
-the one running the step.
+Containers started for stop/rm are started by a `cnet run` with the fakes first on its own PATH:
+the watcher and its reaper run with cnet's environment (never the container's `-e` values), so
+the reaper, which races `stop`/`rm -f` to release the container, is killed the same way when it
+is the one running the step.
 """
 
 from __future__ import annotations
@@ -155,11 +156,10 @@ def setup(sb, faults: Faults, op: str) -> dict:
             "8080:80",
             "-p",
             "5353:53/udp",
-            "-e",
-            f"PATH={faults.path}",
             "--",
             "sleep",
             "1000",
+            env={"PATH": faults.path},  # unarmed: every fake passes its call through
         )
         snaps["run"] = (kernel(sb), db(sb))
     if op == "disconnect":

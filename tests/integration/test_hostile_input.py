@@ -169,6 +169,29 @@ case("net-rm-in-use", ["net", "rm", NET], expect="still has containers")
 case("rm-running", ["rm", "web"], expect="stop it first")
 case("journal-missing", ["journal", "999999"], expect="999999")
 
+# --- integers out of range, host IPs that are no unicast address of this host (issue 15.4) -------
+case("journal-huge-id", ["journal", "99999999999999999999999"], expect="not found")
+case("journal-zero-id", ["journal", "0"], expect="not found")
+case("journal-negative-id", ["journal", "--", "-5"], expect="not found")
+case("journal-huge-limit", ["journal", "-n", "99999999999999999999999"], expect="limit")
+case("journal-zero-limit", ["journal", "-n", "0"], expect="limit")
+case("journal-negative-limit", ["journal", "-n", "-1"], expect="limit")
+case("mtu-huge", ["net", "create", "m", "--subnet", "10.50.0.0/24", "--mtu", "9" * 30], expect="MTU")
+for i, value in enumerate(["nan", "inf", "-inf", "1e999", "-1"]):
+    case(f"stop-time-{i}", ["stop", "web", "-t", value], code=2, expect="finite")
+    case(f"run-stop-timeout-{i}", ["run", "--net", NET, "--stop-timeout", value, "--", "true"], code=2, expect="finite")
+for i, (host_ip, expect) in enumerate(
+    [
+        ("10.91.0.255", "broadcast address of 10.91.0.1/24"),  # the network's bridge: bind() would succeed
+        ("10.91.0.0", "network address"),
+        ("127.255.255.255", "broadcast"),
+        ("127.0.0.0", "network address"),
+        ("255.255.255.255", "unicast"),
+        ("224.0.0.1", "unicast"),
+    ]
+):
+    case(f"host-ip-{i}", ["run", "--net", NET, "-p", f"{host_ip}:8086:80", "--", "true"], expect=expect)
+
 # --- cnet sql -----------------------------------------------------------------------------------
 for i, (query, expect) in enumerate(
     [

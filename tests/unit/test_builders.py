@@ -356,6 +356,7 @@ def test_launch_argv():
         pythonpath="/opt/cnet",
         state_dir="/var/lib/cnet",
         reap_log="/var/lib/cnet/r.log",
+        env_file="/var/lib/cnet/env",
     )
     assert argv == [
         "unshare",
@@ -372,6 +373,7 @@ def test_launch_argv():
         "/run/netns/cnet-" + "a" * 12,
         nsk.INIT_SCRIPT,
         "web",
+        "/var/lib/cnet/env",
         "python3",
         "-m",
         "http.server",
@@ -399,6 +401,31 @@ def test_enter_argv():
         "a",
     ]
     assert nsk.enter_hint(42) == "nsenter --target 42 --mount --uts --ipc --net --pid"
+    assert nsk.enter_argv(42, ["env"], "/s/env")[8:] == [
+        "env",
+        "-i",
+        "/bin/sh",
+        "-c",
+        nsk.ENV_LOADER,
+        "cnet-exec",
+        "/s/env",
+        "env",
+    ]
+
+
+def test_env_file_gives_the_program_exactly_its_environment(tmp_path):
+    # Sourced by the init shell started with `env -i`: the program sees these variables and no
+    # other (not even the PWD dash exports by itself), values byte for byte.
+    env = {"PATH": "/opt/app/bin:/usr/bin:/bin", "LD_PRELOAD": "", "Q": 'it\'s "q" $(x) `y`\nline2', "PWD": "/w"}
+    f = tmp_path / "env"
+    f.write_text(nsk.env_file_text(env))
+    out = subprocess.run(
+        ["env", "-i", "/bin/sh", "-c", nsk.ENV_LOADER, "cnet-exec", str(f), "/usr/bin/env", "-0"],
+        capture_output=True,
+        check=True,
+    )
+    got = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if item)
+    assert got == env
 
 
 def test_init_script_passes_user_args_verbatim(tmp_path):
@@ -411,6 +438,7 @@ def test_init_script_passes_user_args_verbatim(tmp_path):
             nsk.INIT_SCRIPT.replace('echo "$1" > /proc/sys/kernel/hostname || exit 125; ', ""),
             "cnet-init",
             "host",
+            "/dev/null",
             "printf",
             "%s|",
             f"$(touch {marker})",

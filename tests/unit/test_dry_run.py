@@ -396,7 +396,7 @@ class CannedKernel(NoKernel):
 
     def read(self, command):
         return {
-            ("ip", "-j", "addr"): "[]",
+            ("ip", "-d", "-j", "addr"): "[]",
             ("ip", "netns", "list"): "",
             ("iptables-save",): self.save,
             ("ebtables-nft-save",): "",

@@ -186,3 +186,52 @@ def test_proc_net_route_skips_default_and_reads_little_endian():
         "cnet-1\t00005BAF\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
     )
     assert [(str(n), d) for n, d in proc_net_route(text)] == [("192.0.2.0/24", "eth0"), ("175.91.0.0/16", "cnet-1")]
+
+
+# --- attachments, netns ids, host addresses (issue 15 items 3, 4, 7) ------------------------------
+def test_links_carry_master_hairpin_and_peer_netns():
+    text = json.dumps(
+        [
+            {"ifname": "cnet-br", "flags": ["UP"], "linkinfo": {"info_kind": "bridge"}},
+            {
+                "ifname": "cnetv1",
+                "flags": ["UP"],
+                "master": "cnet-br",
+                "link_netnsid": 3,
+                "linkinfo": {"info_kind": "veth", "info_slave_kind": "bridge", "info_slave_data": {"hairpin": True}},
+            },
+            {"ifname": "cnetv2", "flags": [], "linkinfo": {"info_kind": "veth"}},
+        ]
+    )
+    got = parse.links(text)
+    assert got["cnetv1"] == parse.Link("cnetv1", True, (), master="cnet-br", hairpin=True, link_netnsid=3)
+    assert got["cnetv2"] == parse.Link("cnetv2", False, ())
+    assert got["cnet-br"].master is None and got["cnet-br"].hairpin is None
+
+
+def test_netns_ids():
+    assert parse.netns_ids("cnet-1 (id: 0)\nother\ncnet-2 (id: 12)\n") == {"cnet-1": 0, "cnet-2": 12}
+
+
+def test_host_addrs():
+    text = json.dumps(
+        [
+            {
+                "ifname": "lo",
+                "flags": ["LOOPBACK", "UP"],
+                "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}],
+            },
+            {
+                "ifname": "br",
+                "flags": ["UP"],
+                "addr_info": [
+                    {"family": "inet", "local": "10.0.0.1", "prefixlen": 24, "broadcast": "10.0.0.255"},
+                    {"family": "inet6", "local": "fe80::1", "prefixlen": 64},
+                ],
+            },
+        ]
+    )
+    assert parse.host_addrs(text) == [
+        parse.HostAddr("127.0.0.1", 8, None, True),
+        parse.HostAddr("10.0.0.1", 24, "10.0.0.255", False),
+    ]

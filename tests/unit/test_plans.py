@@ -1,5 +1,7 @@
 """The plan builders (cnet.plans) from records, compared by value: no database, no root."""
 
+import dataclasses
+
 from cnet.commands import cmd
 from cnet.kernel import iptables as ipt
 from cnet.plans import container as cplans
@@ -188,3 +190,74 @@ def test_teardown_for_stop_and_rm_and_disconnect():
 
 def _fields(c: Container) -> dict:
     return {f: getattr(c, f) for f in c.__dataclass_fields__}
+
+
+# --- reconcile: attachments and live orphans (issue 15 items 3, 7) ---------------------------------
+def _kernel(veth, *, netns=("cnet-cccccccccccc",), pids=None, ids=None):
+    from cnet.kernel import parse
+    from cnet.plans.reconcile import Kernel
+
+    links = {NET.bridge: parse.Link(NET.bridge, True, ("10.5.0.1/24",))}
+    if veth is not None:
+        links[veth.name] = veth
+    return Kernel(
+        links=links,
+        netns=set(netns),
+        rules=parse.Ruleset(),
+        netns_pids=pids or {},
+        netns_ids=ids or {},
+        ip_forward="1",
+        route_localnet={NET.bridge: "1"},
+        live_containers={CTR.id},
+    )
+
+
+def _desired(with_container=True):
+    from cnet.plans.reconcile import Desired
+
+    if not with_container:
+        return Desired([], {}, [], {}, set(), set())
+    return Desired([NET], {CTR.id: CTR}, [EP], {}, set(), set())
+
+
+def test_reconcile_reattaches_a_detached_down_or_hairpinless_veth():
+    from cnet.kernel import parse
+    from cnet.plans.reconcile import plan_reconcile
+
+    good = parse.Link(EP.host_veth, True, (), master=NET.bridge, hairpin=True)
+    for broken, expect in [
+        (dataclasses.replace(good, master=None, hairpin=None), ["master", "hairpin on"]),
+        (dataclasses.replace(good, up=False), ["up"]),
+        (dataclasses.replace(good, hairpin=False), ["hairpin on"]),
+    ]:
+        for clean in (True, False):  # gc and net restore alike
+            plan, notes = plan_reconcile(_kernel(broken), _desired(), clean=clean)
+            steps = [s for s in plan.steps if s.summary.startswith("re-attach")]
+            assert len(steps) == 1 and all(e in steps[0].summary for e in expect), plan.steps
+            assert steps[0].do.stdin.splitlines() == [
+                f"link set {EP.host_veth} master {NET.bridge}",
+                f"link set dev {EP.host_veth} type bridge_slave hairpin on",
+                f"link set {EP.host_veth} up",
+            ]
+    plan, _ = plan_reconcile(_kernel(good), _desired(), clean=True)
+    assert [s for s in plan.steps if "re-attach" in s.summary or "endpoint" in s.summary] == []
+    plan, notes = plan_reconcile(_kernel(None), _desired(), clean=True)
+    assert any("re-created" in n for n in notes)
+
+
+def test_gc_keeps_orphans_with_live_processes_unless_forced():
+    from cnet.kernel import parse
+    from cnet.plans.reconcile import plan_reconcile
+
+    veth = parse.Link(EP.host_veth, True, (), master=NET.bridge, hairpin=True, link_netnsid=7)
+    k = _kernel(veth, pids={"cnet-cccccccccccc": [99]}, ids={"cnet-cccccccccccc": 7})
+    k.rules = parse.iptables_save(
+        "*nat\n:CNET-DNAT - [0:0]\n-A CNET-DNAT -j RETURN -m comment --comment cnet:ctr:x\nCOMMIT\n"
+    )
+    plan, notes = plan_reconcile(k, _desired(False), clean=True)
+    assert plan.steps == [], plan.steps  # nothing killed, nothing removed, rules kept
+    assert any("keep orphan network namespace cnet-cccccccccccc" in n and "--force" in n for n in notes)
+    plan, _ = plan_reconcile(k, _desired(False), clean=True, force=True)
+    argvs = [s.do.argv for s in plan.steps]
+    assert ("kill", "-KILL", "99") in argvs and ("ip", "netns", "del", "cnet-cccccccccccc") in argvs
+    assert any(a[:3] == ("ip", "link", "del") for a in argvs) and any(a[0] == "iptables-restore" for a in argvs)

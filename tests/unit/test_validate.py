@@ -212,3 +212,36 @@ def test_hostname():
     for bad in ["", "-x", "a b", "a_b", "a" * 64, "web\n", "$(id)"]:
         with pytest.raises(ValidationError):
             validate.hostname(bad)
+
+
+# --- issue 15.4: integers in range, host IPs that are unicast addresses of this host -----------
+def test_integer_and_seconds_ranges():
+    from cnet import validate as v
+
+    assert v.integer(5, "x", 1) == 5
+    for bad in (0, -1, 2**63, 10**30):
+        with pytest.raises(ValidationError, match="between 1 and"):
+            v.integer(bad, "x", 1)
+    assert v.seconds(0.0, "t") == 0.0
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValidationError, match="finite"):
+            v.seconds(bad, "t")
+
+
+def test_host_ip_must_be_a_unicast_address_of_this_host():
+    from cnet import validate as v
+    from cnet.kernel.parse import HostAddr
+
+    addrs = [HostAddr("127.0.0.1", 8, None, True), HostAddr("10.0.0.1", 24, "10.0.0.255", False)]
+    for ok in ("127.0.0.1", "127.0.0.2", "10.0.0.1"):
+        v.host_ip_of_this_host(ok, addrs)
+    for bad, why in [
+        ("10.0.0.255", "broadcast"),
+        ("10.0.0.0", "network address"),
+        ("127.255.255.255", "broadcast"),
+        ("127.0.0.0", "network address"),
+        ("10.0.0.7", "not an address of this host"),
+        ("192.0.2.1", "not an address of this host"),
+    ]:
+        with pytest.raises(ValidationError, match=why):
+            v.host_ip_of_this_host(bad, addrs)

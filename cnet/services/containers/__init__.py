@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .connect import connect, disconnect
     from .lifecycle import claim_and_release, reap, reap_dead, remove_container, remove_record, stop_container
-    from .process import container_env, start_process
+    from .process import cnet_env, container_env, env_file, start_process, write_env_file
     from .run import Wired, parse_run_request, run_container
     from .views import describe, exit_code, get_container, is_running, list_containers
 
@@ -31,7 +31,10 @@ _HOME = {
     "remove_container": "lifecycle",
     "remove_record": "lifecycle",
     "stop_container": "lifecycle",
+    "cnet_env": "process",
     "container_env": "process",
+    "env_file": "process",
+    "write_env_file": "process",
     "start_process": "process",
     "Wired": "run",
     "parse_run_request": "run",
@@ -61,10 +64,12 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Wired",
     "claim_and_release",
+    "cnet_env",
     "connect",
     "container_env",
     "describe",
     "disconnect",
+    "env_file",
     "exit_code",
     "get_container",
     "is_running",
@@ -77,4 +82,5 @@ __all__ = [
     "run_container",
     "start_process",
     "stop_container",
+    "write_env_file",
 ]

@@ -31,11 +31,35 @@ def container_dir(ctx: Context, container_id: str) -> Path:
 
 
 def container_env(c: Container) -> dict[str, str]:
+    """What the container's program sees (and only it: see env_file)."""
     env = {"PATH": DEFAULT_PATH, "HOSTNAME": c.hostname, "HOME": "/root"}
     if os.environ.get("TERM"):
         env["TERM"] = os.environ["TERM"]
     env.update(c.env)
     return env
+
+
+def cnet_env() -> dict[str, str]:
+    """The watcher, nsenter/unshare/setpriv and the reaper run with cnet's own environment, never
+    the container's: a `-e PATH=` or `-e PYTHONHOME=` must not break them (the reaper runs as root
+    in the host's namespaces)."""
+    return dict(os.environ)
+
+
+def env_file(ctx: Context, container_id: str) -> Path:
+    return container_dir(ctx, container_id) / "env"
+
+
+def write_env_file(ctx: Context, c: Container) -> Path:
+    """The container's environment, read by its init shell (and by `cnet exec`) inside the
+    container: a root-only file in the container's folder, not argv (which any user can read in
+    /proc) nor the environment of cnet's processes."""
+    path = env_file(ctx, c.id)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(nsk.env_file_text(container_env(c)))
+    return path
 
 
 def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[str, ...] | list[str]) -> list[str]:
@@ -47,6 +71,7 @@ def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[s
         pythonpath=PYTHONPATH,
         state_dir=str(ctx.state_dir.resolve()),
         reap_log=str(container_dir(ctx, container_id) / "reap.log"),
+        env_file=str(env_file(ctx, container_id).resolve()),
     )
 
 
@@ -55,15 +80,16 @@ def start_process(ctx: Context, c: Container, *, foreground: bool) -> tuple[subp
     Popen and the container's PID 1 (None if it exited at once)."""
     cdir = container_dir(ctx, c.id)
     cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_env_file(ctx, c)
     argv = launch_argv(ctx, c.id, c.hostname, c.command)
     if foreground:
-        proc = ctx.runner.spawn(argv, env=container_env(c))
+        proc = ctx.runner.spawn(argv, env=cnet_env())
     else:
         assert c.log_path is not None
         fd = os.open(c.log_path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
         try:
             with open(os.devnull, "rb") as devnull:
-                proc = ctx.runner.spawn(argv, env=container_env(c), stdin=devnull, stdout=fd, stderr=fd)
+                proc = ctx.runner.spawn(argv, env=cnet_env(), stdin=devnull, stdout=fd, stderr=fd)
         finally:
             os.close(fd)
     store.set_watcher(ctx.store, c.id, proc.pid, procs.start_time(proc.pid))

@@ -23,7 +23,7 @@ from ...records import (
 )
 from ..apply import Change, Outcome, apply
 from ..context import Context
-from ..endpoints import attach, check_ports, restore_missing_networks, usable_network
+from ..endpoints import attach, check_host_ips, check_ports, restore_missing_networks, usable_network
 from .process import container_dir, launch_argv
 
 REQUIRED_TOOLS = {
@@ -69,6 +69,7 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
     ctx.require_root()
     if not ctx.dry_run:
         _require_tools(udp=any(p.protocol == "udp" for p in req.ports))
+    check_host_ips(ctx, req.ports)
     restore_steps = restore_missing_networks(ctx, req.networks)
 
     def prepare(conn: Connection) -> Change[Wired]:
