@@ -117,6 +117,7 @@ def test_create_makes_bridge_address_forwarding_and_rules(sandbox):
         "mtu": 1500,
         "addrs": ["175.50.0.1/24"],
         "route_localnet": "1",
+        "own_mac": True,
     }
     assert sb.sysctl("net.ipv4.ip_forward") == "1"
     rules = cnet_rules(sb)
@@ -219,6 +220,7 @@ def test_gateway_ip_range_and_mtu_are_honoured(sandbox):
         "mtu": 1400,
         "addrs": ["10.30.255.254/16"],
         "route_localnet": "1",
+        "own_mac": True,
     }
     assert (info["gateway"], info["ip_range"], info["mtu"]) == ("10.30.255.254", "10.30.8.0/24", 1400)
     assert db(sb, "SELECT address, kind FROM ip_allocations") == [("10.30.255.254", "gateway")]
