@@ -591,12 +591,19 @@ class Bench:
             raise RuntimeError(f"IPAM bench failed: {res.stderr.strip()}")
         self.r["ipam"] = json.loads(res.stdout)
 
-    def all(self) -> dict:
+    def all(self, *, only_cni: bool = False) -> dict:
+        cni = [(f"CNI plugin ADD/DEL x {self.cni_n} (cnet vs bridge + host-local)", self.cni_plugin)]
+        if only_cni:
+            if not self.with_cni:
+                raise RuntimeError("--only-cni needs the reference plugins (containernetworking-plugins)")
+            for label, fn in cni:
+                print(f"bench: {label}", file=sys.stderr, flush=True)
+                fn()
+            return self.r
         phases = [("setup", self.setup), (f"{self.n} x run -d / floor{' / CNI' if self.with_cni else ''}", self.containers_loop),
                   ("start-up", self.startup), ("spawn overhead", self.spawn_overhead), ("memory", self.memory),
                   ("iperf3", self.iperf), (f"{self.n} x rm -f", self.rm_loop),
-                  *([(f"CNI plugin ADD/DEL x {self.cni_n} (cnet vs bridge + host-local)", self.cni_plugin)]
-                    if self.with_cni and self.cni_n > 0 else []),
+                  *(cni if self.with_cni and self.cni_n > 0 else []),
                   ("kernel growth (same wiring by hand, accumulating)", self.kernel_growth), ("IPAM /16", self.ipam)]
         for label, fn in phases:
             print(f"bench: {label}", file=sys.stderr, flush=True)
@@ -727,6 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=20, help="samples per start-up command (default 20)")
     ap.add_argument("--iperf-time", type=int, default=3, help="seconds per iperf3 run (default 3)")
     ap.add_argument("--no-cni", action="store_true", help="skip the CNI reference plugins even when installed")
+    ap.add_argument("--only-cni", action="store_true", help="run only the CNI plugin ADD/DEL phase")
     ap.add_argument(
         "--cni-n", type=int, default=60, help="CNI ADD/DEL pairs per plugin (default 60; 0 skips the phase)"
     )
@@ -741,7 +749,8 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: refusing to run outside the sandbox; use scripts/bench", file=sys.stderr)
         return 1
     state_dir = Path(os.environ["CNET_STATE_DIR"])
-    results = Bench(args.n, state_dir, args.repeat, args.iperf_time, with_cni=not args.no_cni, cni_n=args.cni_n).all()
+    bench = Bench(args.n, state_dir, args.repeat, args.iperf_time, with_cni=not args.no_cni, cni_n=args.cni_n)
+    results = bench.all(only_cni=args.only_cni)
     print(render_table(results))
     if args.json:
         results["targets"] = [{"name": t.name, "value": t.value, "limit": t.limit, "unit": t.unit, "met": t.met} for t in targets(results)]
