@@ -7,7 +7,6 @@ most 15 bytes (IFNAMSIZ - 1) and derived from ids or hashes, never from user-typ
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
@@ -39,6 +38,8 @@ def bridge_name(network_id: str) -> str:
 def host_veth_name(container_id: str, network_id: str) -> str:
     # One veth per (container, network): a hash keeps both in 15 bytes without collisions
     # between a container's several endpoints.
+    import hashlib  # loads OpenSSL: paid by the commands that name a veth, not by `ps`
+
     digest = hashlib.sha256(f"{container_id}/{network_id}".encode()).hexdigest()
     return ("cnetv" + digest)[:IFNAME_MAX]
 

@@ -191,8 +191,10 @@ def targets(r: dict) -> list[Target]:
         Target("wiring growth (last 30 / first 30)", g("growth", "cnet", "ratio"), 1.1, "x"),
         Target("run -d until port answers p50", g("run_until_port", "p50"), plus(100), "ms"),
         Target("rm -f p50", g("rm_f", "p50"), plus(60), "ms"),
-        Target(f"ps with {r.get('n', '?')} containers p50", g("startup", "ps", "p50"), plus(50), "ms"),
-        Target("--help p50", g("startup", "help", "p50"), 150, "ms"),
+        Target("run -d until port answers, cnet / podman p50", g("peers", "run", "ratio"), 0.9, "x"),
+        Target("rm -f, cnet / podman p50", g("peers", "rm", "ratio"), 0.9, "x"),
+        Target(f"ps with {r.get('n', '?')} containers p50", g("startup", "ps", "p50"), 60, "ms"),
+        Target("--help p50", g("startup", "help", "p50"), 60, "ms"),
         Target("IPAM /16 fill", g("ipam", "total_s"), 3.0, "s"),
         Target("IPAM last 1000 / first 1000", g("ipam", "last_over_first"), 1.5, "x"),
         Target("memory kept per container (RSS)", g("memory", "rss_mb_per_container"), 2.0, "MB"),
@@ -221,6 +223,8 @@ def render_table(r: dict) -> str:
     lines = []
     add = lines.append
     add(f"cnet benchmark: N={r['n']} containers, {r['machine']}")
+    if r.get("cnet_under_test"):
+        add(f"cnet under test: {r['cnet_under_test']}")
     add("")
     add(f"{'measure':46} {'p50':>10} {'p95':>10} {'n':>5}")
     rows = [
@@ -269,9 +273,14 @@ def render_table(r: dict) -> str:
     if pf:
         add(f"iperf3: direct {fmt(pf.get('direct_gbps'))} Gbit/s, via 127.0.0.1 mapping {fmt(pf.get('mapped_gbps'))} Gbit/s, ratio {fmt(pf.get('ratio'))}")
     add("")
+    if isinstance(r.get("peers"), dict):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_peers
+
+        lines += bench_peers.render(r["peers"])
     for label, key, peers in (("run -d until port answers", "run_until_port", PEERS_RUN), ("rm -f", "rm_f", PEERS_RM)):
         p50 = _get(r, key, "p50")
-        if p50 is not None:
+        if p50 is not None and not isinstance(r.get("peers"), dict):  # published figures, when not measured
             add(f"{label}: cnet {fmt(p50)} ms = " + ", ".join(f"{fmt(p50 / v)}x {k} ({v:.0f} ms)" for k, v in peers.items()))
     add("")
     add(f"{'target':46} {'value':>12} {'limit':>12}  result")
@@ -304,7 +313,19 @@ def timed(argv: list[str], stdin: str | None = None, env: dict | None = None) ->
 
 
 class Bench:
-    def __init__(self, n: int, state_dir: Path, repeat: int, iperf_time: int, with_cni: bool, cni_n: int = 60):
+    def __init__(
+        self,
+        n: int,
+        state_dir: Path,
+        repeat: int,
+        iperf_time: int,
+        with_cni: bool,
+        cni_n: int = 60,
+        rounds: int = 20,
+        profiled: int = 10,
+        installed: bool = True,
+    ):
+        self.rounds, self.profiled = rounds, profiled
         self.n = n
         self.cni_n = cni_n
         self.state_dir = state_dir
@@ -320,9 +341,18 @@ class Bench:
         self.r: dict = {"n": n, "machine": machine()}
         self.import_samples: list[float] = []
         self.pass_samples: list[float] = []
+        self.argv = [PYTHON, "-m", "cnet"]
+        self.r["cnet_under_test"] = "the checkout (python -m cnet, editable install)"
+        if installed:
+            try:
+                self.argv = install_copy(self.tmp / "install")
+                self.env.pop("PYTHONPATH")
+                self.r["cnet_under_test"] = "an installed copy (wheel of the checkout in a venv, its `cnet` script)"
+            except (OSError, subprocess.CalledProcessError) as exc:
+                self.r["cnet_under_test"] += f" (installing a copy failed: {exc})"
 
     def cnet(self, *args: str) -> list[str]:
-        return [PYTHON, "-m", "cnet", *args]
+        return [*self.argv, *args]
 
     def sample_import_floor(self) -> None:
         self.import_samples.append(timed([PYTHON, "-c", "import sqlalchemy, sh"], env=self.env))
@@ -591,26 +621,77 @@ class Bench:
             raise RuntimeError(f"IPAM bench failed: {res.stderr.strip()}")
         self.r["ipam"] = json.loads(res.stdout)
 
-    def all(self, *, only_cni: bool = False) -> dict:
-        cni = [(f"CNI plugin ADD/DEL x {self.cni_n} (cnet vs bridge + host-local)", self.cni_plugin)]
-        if only_cni:
-            if not self.with_cni:
-                raise RuntimeError("--only-cni needs the reference plugins (containernetworking-plugins)")
-            for label, fn in cni:
-                print(f"bench: {label}", file=sys.stderr, flush=True)
-                fn()
-            return self.r
-        phases = [("setup", self.setup), (f"{self.n} x run -d / floor{' / CNI' if self.with_cni else ''}", self.containers_loop),
-                  ("start-up", self.startup), ("spawn overhead", self.spawn_overhead), ("memory", self.memory),
-                  ("iperf3", self.iperf), (f"{self.n} x rm -f", self.rm_loop),
-                  *(cni if self.with_cni and self.cni_n > 0 else []),
-                  ("kernel growth (same wiring by hand, accumulating)", self.kernel_growth), ("IPAM /16", self.ipam)]
-        for label, fn in phases:
+    def peers(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_peers
+
+        self.r["peers"] = bench_peers.measure(self.cnet(), self.env, self.tmp, self.www, self.rounds, self.profiled)
+
+    def quick_fill(self) -> None:
+        """--only without `containers`: the N containers for `ps` and `inspect`, untimed."""
+        for i in range(self.n):
+            self.run_until_port(f"b{i}", PORT_BASE + i)
+
+    def quick_rm(self) -> None:
+        for i in range(self.n):
+            run(self.cnet("rm", "-f", f"b{i}"))
+
+    def all(self, only: set[str] | None = None) -> dict:
+        phases = [("setup", "setup", self.setup),
+                  (f"{self.n} x run -d / floor{' / CNI' if self.with_cni else ''}", "containers", self.containers_loop),
+                  ("start-up", "startup", self.startup), ("spawn overhead", "spawn", self.spawn_overhead),
+                  ("memory", "memory", self.memory), ("iperf3", "iperf", self.iperf),
+                  (f"peers: {self.rounds} interleaved rounds vs podman", "peers", self.peers),
+                  (f"{self.n} x rm -f", "rm", self.rm_loop),
+                  *([(f"CNI plugin ADD/DEL x {self.cni_n} (cnet vs bridge + host-local)", "cni", self.cni_plugin)]
+                    if self.with_cni and self.cni_n > 0 else []),
+                  ("kernel growth (same wiring by hand, accumulating)", "kernel", self.kernel_growth), ("IPAM /16", "ipam", self.ipam)]
+        if only is not None:
+            only = only | {"setup"}
+            if "containers" not in only and {"startup", "memory"} & only:
+                phases.insert(1, (f"{self.n} x run -d (untimed, for ps/inspect)", "fill", self.quick_fill))
+                only |= {"fill"} | ({"unfill"} if "rm" not in only else set())
+                phases.append((f"{self.n} x rm -f (untimed)", "unfill", self.quick_rm))
+            if "rm" in only and "containers" not in only and "fill" not in only:
+                only.discard("rm")
+        for label, key, fn in phases:
+            if only is not None and key not in only:
+                continue
             print(f"bench: {label}", file=sys.stderr, flush=True)
             fn()
         self.r["import_floor"] = summary(self.import_samples)
         self.r["python_pass"] = summary(self.pass_samples)
         return self.r
+
+
+def install_copy(where: Path) -> list[str]:
+    """Install the checkout as a user would (a wheel into a venv, run by its `cnet` script) and
+    return the argv that runs it: the checkout's editable install adds an import finder to every
+    start of its venv's interpreter, which no installed cnet pays. The dependencies come from the
+    checkout's venv (a path in a .pth file, so no network and no pip resolution)."""
+    import shutil
+    import sysconfig
+
+    src = where / "src"
+    for part in ("cnet", "migrations"):
+        shutil.copytree(REPO / part, src / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / part, src / part)
+    venv = where / "venv"
+    subprocess.run([PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    vpy = venv / "bin" / "python"
+    site = subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run([PYTHON, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--target", site, str(src)], check=True, capture_output=True, text=True)
+    Path(site, "cnet-bench-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    script = venv / "bin" / "cnet"  # what pip writes for [project.scripts]
+    script.write_text(f"#!{vpy}\nimport re\nimport sys\nfrom cnet.cli.main import main\n"
+                      "if __name__ == '__main__':\n    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+                      "    sys.exit(main())\n")
+    script.chmod(0o755)
+    subprocess.run([str(script), "--version"], check=True, capture_output=True)
+    return [str(script)]
 
 
 def ipam_only(state_dir: str) -> dict:
@@ -734,10 +815,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=20, help="samples per start-up command (default 20)")
     ap.add_argument("--iperf-time", type=int, default=3, help="seconds per iperf3 run (default 3)")
     ap.add_argument("--no-cni", action="store_true", help="skip the CNI reference plugins even when installed")
-    ap.add_argument("--only-cni", action="store_true", help="run only the CNI plugin ADD/DEL phase")
     ap.add_argument(
         "--cni-n", type=int, default=60, help="CNI ADD/DEL pairs per plugin (default 60; 0 skips the phase)"
     )
+    ap.add_argument("--rounds", type=int, default=20, help="interleaved rounds against podman (default 20)")
+    ap.add_argument("--profiled", type=int, default=10, help="CNET_PROFILE=1 runs for the breakdown (default 10)")
+    ap.add_argument("--no-peers", action="store_true", help="skip the comparison with podman")
+    ap.add_argument("--checkout", action="store_true",
+                    help="time the checkout's editable install instead of an installed copy")
+    ap.add_argument("--only", metavar="PHASES",
+                    help="comma-separated subset of: containers,startup,spawn,memory,iperf,peers,rm,cni,kernel,ipam")
     ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.ipam_only:
@@ -749,8 +836,12 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: refusing to run outside the sandbox; use scripts/bench", file=sys.stderr)
         return 1
     state_dir = Path(os.environ["CNET_STATE_DIR"])
-    bench = Bench(args.n, state_dir, args.repeat, args.iperf_time, with_cni=not args.no_cni, cni_n=args.cni_n)
-    results = bench.all(only_cni=args.only_cni)
+    only = set(args.only.split(",")) if args.only else None
+    if args.no_peers:
+        only = (only or {"containers", "startup", "spawn", "memory", "iperf", "rm", "cni", "kernel", "ipam"}) - {"peers"}
+    bench = Bench(args.n, state_dir, args.repeat, args.iperf_time, with_cni=not args.no_cni, cni_n=args.cni_n, rounds=args.rounds,
+                  profiled=args.profiled, installed=not args.checkout)
+    results = bench.all(only)
     print(render_table(results))
     if args.json:
         results["targets"] = [{"name": t.name, "value": t.value, "limit": t.limit, "unit": t.unit, "met": t.met} for t in targets(results)]

@@ -7,7 +7,6 @@ it through `context()`, `mutating()` or `reading()`. The root click context clos
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -15,15 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..services.context import Context
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded by the commands, not by `cnet --help`
     from ..commands import Plan
     from ..records import Container
+    from ..services.context import Context
 
 
 def context(cli: typer.Context) -> Context:
     """cnet's Context for this invocation, as the global options made it."""
+    from ..services.context import Context
+
     ctx = cli.obj
     if not isinstance(ctx, Context):  # only a command run without the root callback gets here
         raise RuntimeError("cnet's context was not set up by the global options")
@@ -87,6 +87,8 @@ def for_each(ctx: Context, refs: Iterable[str], action: Callable[[str], tuple[st
 
 
 def print_json(data: Any) -> None:
+    import json
+
     print(json.dumps(data, indent=2, default=str))
 
 

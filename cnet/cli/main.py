@@ -115,7 +115,40 @@ def main() -> None:
             raise
         print(f"cnet: internal error: {type(exc).__name__}: {exc} (set CNET_DEBUG=1 for a traceback)", file=sys.stderr)
         code = 70
-    sys.exit(code)
+    exit_now(code)
+
+
+def exit_now(code: int) -> None:
+    """End the process once the work is done, without the interpreter's teardown (freeing every
+    module and object one by one, which costs more than many a command's work: scripts/bench).
+
+    By now the command has returned and click has closed the root context, so the database is
+    closed (services.context.Context.close). What a normal exit would still do, done here: flush
+    stdout and stderr (a failed flush is an error exit, as it would be), and logging's atexit
+    handler (sh imports logging). When anything else could still need the interpreter's exit, a
+    thread other than this one, we take the normal way. Containers never depend on this process:
+    the detached ones run in their own session, and a foreground one has been waited for."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # the reader went away (`cnet ps | head`), or fd closed
+            code = code or 1
+    if "logging" in sys.modules:
+        import logging
+
+        logging.shutdown()
+    profiling = sys.modules.get("cnet._profile")  # loaded only with CNET_PROFILE set
+    if profiling is not None and profiling.PROFILE is not None:
+        profiling.PROFILE.report()
+    if "threading" in sys.modules:
+        import threading
+
+        if any(t is not threading.main_thread() and t.is_alive() for t in threading.enumerate()):
+            sys.exit(code)
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ same on a file and on --dry-run's in-memory copy.
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +29,8 @@ def migrations_dir() -> Path:
     else the packaged cnet.migrations. The checkout comes first: an editable install of another
     checkout (a second git worktree) maps cnet.migrations to *its* folder, whose revisions are
     not this code's."""
+    import importlib.util
+
     checkout = Path(__file__).resolve().parents[2] / "migrations"
     if (checkout / "versions" / "0001_initial.py").exists():
         return checkout

@@ -173,6 +173,11 @@ def finish_release(conn: Connection, container_id: str) -> None:
     conn.execute(q.CONTAINER_DELETE_IF_REMOVING, (container_id,))
 
 
+def running_operation_owners(conn: Connection) -> list[tuple[int, int | None, int | None]]:
+    """(operation id, owner pid, owner start time) of every operation still marked running."""
+    return [(r[0], r[1], r[2]) for r in conn.all(q.OPS_RUNNING_OWNERS)]
+
+
 def has_orphan_removing(conn: Connection) -> bool:
     return conn.one(q.CONTAINER_ORPHAN_REMOVING_EXISTS) is not None
 

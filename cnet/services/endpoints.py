@@ -98,8 +98,9 @@ def restore_missing_networks(ctx: Context, names: tuple[str, ...] | list[str]) -
     """A network whose bridge is gone (the host rebooted) is re-created before it is used. The
     check is one stat() per network; the reconciler is imported only when a bridge is really
     missing (start-up time of every run: tests/unit/test_startup_imports.py, scripts/bench)."""
-    with ctx.store.read() as conn:
-        bridges = [b for b in (store.ready_bridge(conn, n) for n in names) if b is not None]
+    # No transaction: each network is checked on its own, and `run` checks them all again under
+    # its write lock.
+    bridges = [b for b in (store.ready_bridge(ctx.store, n) for n in names) if b is not None]
     if all(Path("/proc/sys/net/ipv4/conf", b).exists() for b in bridges):
         return []
     from .reconcile import ensure_networks

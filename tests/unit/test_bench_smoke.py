@@ -173,7 +173,9 @@ def test_targets_compare_with_the_import_floor_measured_in_the_same_run(bench):
     assert met["wiring growth (last 30 / first 30)"] is False  # 1.2 > 1.1
     assert met["run -d until port answers p50"] is True  # 250 <= 160 + 100
     assert met["rm -f p50"] is False  # 230 > 160 + 60
-    assert met["ps with 300 containers p50"] is True  # 205 <= 160 + 50
+    assert met["ps with 300 containers p50"] is False  # 205 > 60
+    assert met["--help p50"] is True  # 60 <= 60
+    assert met["run -d until port answers, cnet / podman p50"] is None  # podman not measured
     assert met["memory kept per container (RSS)"] is False
     assert met["throughput 127.0.0.1 mapping / direct"] is True  # higher is better
     missing = {t.name: t.met for t in bench.targets(_results(iperf={}, import_floor={}))}
@@ -188,6 +190,47 @@ def test_table_shows_every_target_and_the_peer_ratios(bench):
     assert "1.76x podman (142 ms)" in text  # 250 / 142
     assert "1.59x docker (145 ms)" in text  # rm -f 230 / 145
     assert "IPAM: 65534 addresses of 10.0.0.0/16 in 2.50 s" in text
+
+
+def test_peers_ratios_targets_and_breakdown(bench):
+    sys.path.insert(0, str(REPO / "scripts"))
+    import bench_peers
+
+    stderr = "1000.25\nsome line\ncnet-profile: " + json.dumps(
+        {
+            "start": 1000.01,
+            "end": 1000.2,
+            "ms": {"imports": 50.0, "sqlite": 2.0, "kernel": 10.0, "watcher": 2.0, "python": 20.0},
+            "sqlite_statements": 30,
+            "kernel_commands": 3,
+        }
+    )
+    b = bench_peers.breakdown(1000.0, stderr)
+    assert b["interpreter start"] == pytest.approx(10.0) and b["shutdown"] == pytest.approx(50.0)
+    assert b["imports"] == 50.0 and b["sqlite statements"] == 30
+    assert bench_peers.breakdown(1000.0, "1000.3\nno profile") is None
+    peers = {
+        "podman": "measured",
+        "docker": "skipped: no dockerd binary",
+        "run": {
+            "cnet": {"n": 20, "p50": 90.0, "p90": 99.0},
+            "podman": {"n": 20, "p50": 120.0, "p90": 130.0},
+            "ratio": 0.75,
+        },
+        "rm": {
+            "cnet": {"n": 20, "p50": 80.0, "p90": 90.0},
+            "podman": {"n": 20, "p50": 85.0, "p90": 95.0},
+            "ratio": 80 / 85,
+        },
+        "breakdown": {"run": {k: 1.0 for k in bench_peers.PHASES} | {"sqlite statements": 30, "kernel commands": 3}},
+    }
+    met = {t.name: t.met for t in bench.targets(_results(peers=peers))}
+    assert met["run -d until port answers, cnet / podman p50"] is True
+    assert met["rm -f, cnet / podman p50"] is False  # 0.94 > 0.9
+    text = bench.render_table(_results(peers=peers))
+    assert "cnet / podman = 0.75x" in text and "skipped: no dockerd binary" in text
+    assert "30 SQL statements, 3 kernel commands" in text
+    assert "podman (142 ms)" not in text  # measured figures replace the published ones
 
 
 def test_refuses_to_run_outside_the_sandbox(bench, monkeypatch, capsys):

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cnet.validate",
             "cnet._shfast",
             "cnet.cni",
+            "cnet._profile",
             "cnet",
         ),
     ),

@@ -2,6 +2,7 @@
 command's start-up, scripts/bench): cnet talks to SQLite through cnet.db.connection (stdlib sqlite3),
 and only migrating or checking the schema needs them."""
 
+import json
 import os
 import subprocess
 import sys
@@ -74,3 +75,139 @@ def test_dry_run_without_a_database_still_migrates_in_memory(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "alembic" in imported(r.stderr)
     assert not d.exists()
+
+
+# --- what each hot command may load (issue 16) -------------------------------------------------
+def modules(stderr: str) -> set[str]:
+    """Every module named in -X importtime's report (full dotted names) that the program imported:
+    what the interpreter's `site` loaded first (.pth files of the environment, e.g. certifi or
+    setuptools' hooks in some installs) is not cnet's doing. The report names a module when its
+    import completes, so `site` closes that first block."""
+    names = [
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and "|" in line and "[us]" not in line
+    ]
+    start = names.index("site") + 1 if "site" in names else 0
+    return set(names[start:])
+
+
+# Paid by commands that run a kernel command, never by these: `sh` pulls asyncio (and ssl) and
+# importlib.metadata; hashlib loads OpenSSL (only veth naming needs it).
+RUNNER = {"sh", "asyncio", "importlib.metadata", "ssl", "cnet.runner", "cnet.journal"}
+FORBIDDEN: dict[tuple[str, ...], set[str]] = {
+    ("--help",): RUNNER | {"sqlite3", "json", "cnet.db", "cnet.services", "cnet.records", "hashlib"},
+    ("ps",): RUNNER
+    | {"hashlib", "cnet.services.containers.run", "cnet.services.containers.connect", "cnet.services.networks"},
+    ("--dry-run", "run", "--", "true"): RUNNER
+    | {"cnet.services.containers.connect", "cnet.services.networks", "cnet.kernel.parse", "secrets", "random"},
+}
+
+
+@pytest.mark.parametrize("args", list(FORBIDDEN), ids=lambda a: " ".join(a))
+def test_hot_commands_load_only_what_they_use(state_dir, args):
+    r = cnet(state_dir, *args, importtime=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    loaded = modules(r.stderr)
+    assert "cnet.cli.main" in loaded, "the import report was not captured"
+    assert not loaded & FORBIDDEN[args], f"`cnet {' '.join(args)}` loaded {sorted(loaded & FORBIDDEN[args])}"
+
+
+def profile(stderr: str) -> dict:
+    lines = [line for line in stderr.splitlines() if line.startswith("cnet-profile: ")]
+    assert len(lines) == 1, stderr[-2000:]
+    return json.loads(lines[0].removeprefix("cnet-profile: "))
+
+
+def statements(sql: list[str]) -> list[str]:
+    """SQLite's trace callback reports a statement again for each trigger program it runs (the
+    foreign keys' ON DELETE CASCADE): count consecutive repeats once."""
+    return [s for i, s in enumerate(sql) if i == 0 or s != sql[i - 1]]
+
+
+def test_sql_statements_of_a_dry_run(state_dir):
+    """`run --dry-run` on an up-to-date database: the pragmas, the schema check, one write
+    transaction with the checks and rows. A new statement on this path must be argued for (the
+    figure is scripts/bench's `sqlite statements`; a real run adds the journal's, see
+    tests/integration/test_startup.py)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "cnet", "--state-dir", str(state_dir), "--dry-run", "run", "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, CNET_PROFILE="sql"),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    p = profile(r.stderr)
+    sql = statements(p["sql"])
+    assert p["sqlite_statements"] == len(p["sql"])
+    assert sql[:2] == ["PRAGMA foreign_keys = ON", "SELECT version_num FROM alembic_version"]
+    assert sql[2] == "BEGIN IMMEDIATE" and sql[-1] == "COMMIT"
+    assert sql[3].startswith("SELECT 1 FROM containers WHERE name")  # the name check
+    assert sql[4].startswith('INSERT INTO "containers"')
+    assert len(sql) == 6, sql
+    assert set(p["ms"]) == {"imports", "sqlite", "kernel", "watcher", "python"}
+    assert p["kernel_commands"] == 0 and p["start"] <= p["end"]
+
+
+# --- exit without the interpreter's teardown --------------------------------------------------
+EXIT_PROBE = """
+import atexit, sys, threading
+atexit.register(lambda: print("TEARDOWN", file=sys.stderr))
+done = threading.Event()
+if sys.argv[1] == "thread":
+    # Alive until main() is over, however slow the machine: cnet must see it and exit normally.
+    threading.Thread(target=done.wait, args=(30,)).start()
+if sys.argv[1] == "logging":
+    import logging
+    handler = logging.StreamHandler(sys.stderr)
+    handler.flush = lambda: print("LOG-FLUSHED", file=sys.stderr)
+    logging.getLogger("x").addHandler(handler)
+sys.argv = ["cnet", "--help"]
+from cnet.cli.main import main
+try:
+    main()
+finally:
+    done.set()
+"""
+
+
+@pytest.mark.parametrize("case", ["plain", "thread", "logging"])
+def test_exit_skips_teardown_only_when_safe(case):
+    r = subprocess.run([sys.executable, "-c", EXIT_PROBE, case], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (r.stdout.startswith("Usage: cnet") and r.stdout.rstrip().endswith("│")) or "Commands" in r.stdout
+    # A live thread: the normal exit (which waits for it and runs atexit); otherwise none.
+    assert ("TEARDOWN" in r.stderr) == (case == "thread")
+    assert ("LOG-FLUSHED" in r.stderr) == (case == "logging")  # logging.shutdown() ran
+
+
+def test_large_output_reaches_a_pipe_whole(tmp_path):
+    """Everything printed is flushed before the process ends (os._exit drops unflushed buffers)."""
+    d = tmp_path / "state"
+    r = cnet(d, "--dry-run", "net", "create", "x", "--subnet", "10.5.0.0/24")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("#!/bin/sh") or r.stdout.startswith("#"), r.stdout[:200]
+    assert r.stdout.endswith("\n") and len(r.stdout) > 2000
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cnet",
+            "--state-dir",
+            str(d),
+            "--dry-run",
+            "net",
+            "create",
+            "x",
+            "--subnet",
+            "10.5.0.0/24",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as p:
+        first = p.stdout.read(10)  # a slow reader: the writer blocks on the full pipe, then flushes
+        rest = p.stdout.read()
+    out = (first + rest).decode()  # fresh random ids, same length and shape
+    assert len(out) == len(r.stdout) and out.splitlines()[-1] == r.stdout.splitlines()[-1]
+    assert p.returncode == 0

@@ -9,7 +9,6 @@ from ...db import store
 from ...db.connection import Connection
 from ...kernel import netns as nsk
 from ...records import Container, ContainerState
-from ..networks import iso
 
 
 def get_container(conn: Connection, ref: str) -> Container:
@@ -25,6 +24,8 @@ def is_running(conn: Connection, container_id: str) -> bool:
 
 
 def describe(conn: Connection, c: Container) -> dict[str, Any]:
+    from ..networks import iso  # networks.py is not needed by `ps`
+
     eps = store.endpoints_of(conn, c.id)
     ports = store.ports_of(conn, c.id)
     return {
