@@ -89,8 +89,16 @@ def ip_mac(ip: str) -> str:
     return "02:42:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
 
 
-def floor_commands(i: int, *, host_port: int, subnet: str = FLOOR_SUBNET, gateway: str = FLOOR_GW,
-                   bridge: str = FLOOR_BRIDGE, chain: str = FLOOR_CHAIN, mtu: int = 1500) -> list[tuple[list[str], str]]:
+def floor_commands(
+    i: int,
+    *,
+    host_port: int,
+    subnet: str = FLOOR_SUBNET,
+    gateway: str = FLOOR_GW,
+    bridge: str = FLOOR_BRIDGE,
+    chain: str = FLOOR_CHAIN,
+    mtu: int = 1500,
+) -> list[tuple[list[str], str]]:
     """The wiring of container i written by hand, batched: the same kernel objects cnet makes
     (netns, veth pair born with its peer inside, bridge port with hairpin, address, lo, default
     route, one DNAT rule), in three processes. Returns [(argv, stdin)]."""
@@ -98,19 +106,29 @@ def floor_commands(i: int, *, host_port: int, subnet: str = FLOOR_SUBNET, gatewa
     ip = int_to_ip(ip_to_int(base) + 2 + i)
     ns, veth = f"bfl{i}", f"bflv{i}"
     mac = "02:42:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
-    host = "\n".join([
-        f"netns add {ns}",
-        f"link add name {veth} mtu {mtu} type veth peer name eth0 mtu {mtu} address {mac} netns {ns}",
-        f"link set {veth} master {bridge}",
-        f"link set dev {veth} type bridge_slave hairpin on",
-        f"link set {veth} up",
-    ]) + "\n"
-    inside = "\n".join([
-        "link set lo up",
-        f"addr add {ip}/{prefix} dev eth0",
-        "link set eth0 up",
-        f"route add default via {gateway} dev eth0",
-    ]) + "\n"
+    host = (
+        "\n".join(
+            [
+                f"netns add {ns}",
+                f"link add name {veth} mtu {mtu} type veth peer name eth0 mtu {mtu} address {mac} netns {ns}",
+                f"link set {veth} master {bridge}",
+                f"link set dev {veth} type bridge_slave hairpin on",
+                f"link set {veth} up",
+            ]
+        )
+        + "\n"
+    )
+    inside = (
+        "\n".join(
+            [
+                "link set lo up",
+                f"addr add {ip}/{prefix} dev eth0",
+                "link set eth0 up",
+                f"route add default via {gateway} dev eth0",
+            ]
+        )
+        + "\n"
+    )
     rules = (
         "*nat\n"
         f"-A {chain} -p tcp -m tcp --dport {host_port} -m comment --comment bench:floor:{i} "
@@ -124,26 +142,49 @@ def floor_commands(i: int, *, host_port: int, subnet: str = FLOOR_SUBNET, gatewa
     ]
 
 
-def floor_setup_commands(subnet: str = FLOOR_SUBNET, gateway: str = FLOOR_GW, bridge: str = FLOOR_BRIDGE,
-                         chain: str = FLOOR_CHAIN) -> list[tuple[list[str], str]]:
+def floor_setup_commands(
+    subnet: str = FLOOR_SUBNET, gateway: str = FLOOR_GW, bridge: str = FLOOR_BRIDGE, chain: str = FLOOR_CHAIN
+) -> list[tuple[list[str], str]]:
     prefix = subnet.split("/")[1]
     return [
-        (["ip", "-batch", "-"], f"link add name {bridge} type bridge\naddr add {gateway}/{prefix} dev {bridge}\nlink set {bridge} up\n"),
+        (
+            ["ip", "-batch", "-"],
+            f"link add name {bridge} type bridge\naddr add {gateway}/{prefix} dev {bridge}\nlink set {bridge} up\n",
+        ),
         (["iptables-restore", "-w", "--noflush"], f"*nat\n:{chain} - [0:0]\n-A OUTPUT -j {chain}\nCOMMIT\n"),
     ]
 
 
-def cni_configs(*, host_port: int, container_port: int = 80, bridge: str = CNI_BRIDGE, subnet: str = CNI_SUBNET,
-                data_dir: str) -> list[dict]:
+def cni_configs(
+    *, host_port: int, container_port: int = 80, bridge: str = CNI_BRIDGE, subnet: str = CNI_SUBNET, data_dir: str
+) -> list[dict]:
     """The reference plugin chain (bridge + host-local, then portmap), one config per plugin as
     libcni would hand them over. NAT out is per network in cnet, so ipMasq is off here too."""
     common = {"cniVersion": "1.0.0", "name": "bench"}
     return [
-        {**common, "type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False, "hairpinMode": True,
-         "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": data_dir,
-                  "routes": [{"dst": "0.0.0.0/0"}]}},
-        {**common, "type": "portmap", "capabilities": {"portMappings": True}, "snat": True,
-         "runtimeConfig": {"portMappings": [{"hostPort": host_port, "containerPort": container_port, "protocol": "tcp"}]}},
+        {
+            **common,
+            "type": "bridge",
+            "bridge": bridge,
+            "isGateway": True,
+            "ipMasq": False,
+            "hairpinMode": True,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": subnet}]],
+                "dataDir": data_dir,
+                "routes": [{"dst": "0.0.0.0/0"}],
+            },
+        },
+        {
+            **common,
+            "type": "portmap",
+            "capabilities": {"portMappings": True},
+            "snat": True,
+            "runtimeConfig": {
+                "portMappings": [{"hostPort": host_port, "containerPort": container_port, "protocol": "tcp"}]
+            },
+        },
     ]
 
 
@@ -152,18 +193,34 @@ def cni_plugin_configs(*, cnet_conflist: dict, data_dir: str) -> tuple[dict, dic
     (with the list's name and cniVersion added), and the reference bridge + host-local in the
     same version. No ports and no masquerading on either side (cnet's NAT is per network)."""
     cnet = dict(cnet_conflist["plugins"][0], name=cnet_conflist["name"], cniVersion=cnet_conflist["cniVersion"])
-    ref = {"cniVersion": cnet_conflist["cniVersion"], "name": "benchref", "type": "bridge", "bridge": CNI_REF_BRIDGE,
-           "isGateway": True, "ipMasq": False, "hairpinMode": True,
-           "ipam": {"type": "host-local", "ranges": [[{"subnet": CNI_REF_SUBNET}]], "dataDir": data_dir,
-                    "routes": [{"dst": "0.0.0.0/0"}]}}
+    ref = {
+        "cniVersion": cnet_conflist["cniVersion"],
+        "name": "benchref",
+        "type": "bridge",
+        "bridge": CNI_REF_BRIDGE,
+        "isGateway": True,
+        "ipMasq": False,
+        "hairpinMode": True,
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": CNI_REF_SUBNET}]],
+            "dataDir": data_dir,
+            "routes": [{"dst": "0.0.0.0/0"}],
+        },
+    }
     return cnet, ref
 
 
 def cni_env(command: str, i: int, netns: str, cni_path: str) -> dict:
     """The environment libcni gives a plugin, and nothing else (a Kubernetes runtime passes
     little more): the plugin must find its tools itself."""
-    return {"CNI_COMMAND": command, "CNI_CONTAINERID": f"bench{i:06d}", "CNI_NETNS": f"/run/netns/{netns}",
-            "CNI_IFNAME": "eth0", "CNI_PATH": cni_path}
+    return {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": f"bench{i:06d}",
+        "CNI_NETNS": f"/run/netns/{netns}",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": cni_path,
+    }
 
 
 # --- targets (pure) -----------------------------------------------------------------------------------
@@ -259,19 +316,34 @@ def render_table(r: dict) -> str:
     for who in ("cnet", "floor", "cni", "kernel"):
         if isinstance(gr.get(who), dict) and gr[who].get("ratio") is not None:
             x = gr[who]
-            add(f"growth {who:5}: median last {x['k']} {fmt(x['last'])} ms / first {x['k']} {fmt(x['first'])} ms = {fmt(x['ratio'])}x")
+            add(
+                f"growth {who:5}: median last {x['k']} {fmt(x['last'])} ms / first {x['k']} {fmt(x['first'])} ms"
+                f" = {fmt(x['ratio'])}x"
+            )
     ip = r.get("ipam") or {}
     if ip:
-        add(f"IPAM: {ip['addresses']} addresses of {ip['subnet']} in {fmt(ip['total_s'])} s; last 1000 {fmt(ip['last_1000_ms'])} ms "
-            f"/ first 1000 {fmt(ip['first_1000_ms'])} ms = {fmt(ip['last_over_first'])}x; exhausted-network error in {fmt(ip['exhausted_ms'])} ms")
-        add(f"      (one commit per address, on disk; the same fill in one transaction: {fmt(ip.get('one_transaction_s'))} s)")
+        add(
+            f"IPAM: {ip['addresses']} addresses of {ip['subnet']} in {fmt(ip['total_s'])} s; "
+            f"last 1000 {fmt(ip['last_1000_ms'])} ms / first 1000 {fmt(ip['first_1000_ms'])} ms = "
+            f"{fmt(ip['last_over_first'])}x; exhausted-network error in {fmt(ip['exhausted_ms'])} ms"
+        )
+        add(
+            "      (one commit per address, on disk; the same fill in one transaction: "
+            f"{fmt(ip.get('one_transaction_s'))} s)"
+        )
     mem = r.get("memory") or {}
     if mem:
-        add(f"memory: {mem['processes']} processes kept for {mem['containers']} containers ({', '.join(mem['commands'])}): "
-            f"RSS {fmt(mem['rss_mb_per_container'])} MB, PSS {fmt(mem['pss_mb_per_container'])} MB per container")
+        add(
+            f"memory: {mem['processes']} processes kept for {mem['containers']} containers "
+            f"({', '.join(mem['commands'])}): "
+            f"RSS {fmt(mem['rss_mb_per_container'])} MB, PSS {fmt(mem['pss_mb_per_container'])} MB per container"
+        )
     pf = r.get("iperf") or {}
     if pf:
-        add(f"iperf3: direct {fmt(pf.get('direct_gbps'))} Gbit/s, via 127.0.0.1 mapping {fmt(pf.get('mapped_gbps'))} Gbit/s, ratio {fmt(pf.get('ratio'))}")
+        add(
+            f"iperf3: direct {fmt(pf.get('direct_gbps'))} Gbit/s, via 127.0.0.1 mapping "
+            f"{fmt(pf.get('mapped_gbps'))} Gbit/s, ratio {fmt(pf.get('ratio'))}"
+        )
     add("")
     if isinstance(r.get("peers"), dict):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -281,7 +353,10 @@ def render_table(r: dict) -> str:
     for label, key, peers in (("run -d until port answers", "run_until_port", PEERS_RUN), ("rm -f", "rm_f", PEERS_RM)):
         p50 = _get(r, key, "p50")
         if p50 is not None and not isinstance(r.get("peers"), dict):  # published figures, when not measured
-            add(f"{label}: cnet {fmt(p50)} ms = " + ", ".join(f"{fmt(p50 / v)}x {k} ({v:.0f} ms)" for k, v in peers.items()))
+            add(
+                f"{label}: cnet {fmt(p50)} ms = "
+                + ", ".join(f"{fmt(p50 / v)}x {k} ({v:.0f} ms)" for k, v in peers.items())
+            )
     add("")
     add(f"{'target':46} {'value':>12} {'limit':>12}  result")
     for t in targets(r):
@@ -360,7 +435,9 @@ class Bench:
 
     # --- phases ---------------------------------------------------------------------------------
     def setup(self) -> None:
-        res = subprocess.run(self.cnet("net", "create", "bench", "--subnet", NET_SUBNET), capture_output=True, text=True, env=self.env)
+        res = subprocess.run(
+            self.cnet("net", "create", "bench", "--subnet", NET_SUBNET), capture_output=True, text=True, env=self.env
+        )
         if res.returncode != 0:
             raise RuntimeError(f"cnet net create failed: {res.stderr.strip()}")
         for argv, stdin in floor_setup_commands():
@@ -370,8 +447,24 @@ class Bench:
 
     def run_until_port(self, name: str, port: int) -> tuple[float, float]:
         """(ms until `cnet run -d` has exited AND the port answers on 127.0.0.1, ms of the process)."""
-        argv = self.cnet("run", "-d", "--name", name, "--net", "bench", "-p", f"{port}:80", "--",
-                         "busybox", "httpd", "-f", "-p", "80", "-h", str(self.www))
+        argv = self.cnet(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--net",
+            "bench",
+            "-p",
+            f"{port}:80",
+            "--",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            str(self.www),
+        )
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)
         # Wait for the process without spinning (a polling loop here would take CPU from cnet on a
@@ -415,10 +508,18 @@ class Bench:
         for conf in cni_configs(host_port=CNI_PORT_BASE + i, data_dir=str(self.tmp / "cni-ipam")):
             if prev is not None:
                 conf["prevResult"] = prev
-            env = dict(os.environ, CNI_COMMAND="ADD", CNI_CONTAINERID=f"bench{i:06d}", CNI_NETNS=f"/run/netns/{ns}",
-                       CNI_IFNAME="eth0", CNI_PATH=str(CNI_DIR))
+            env = dict(
+                os.environ,
+                CNI_COMMAND="ADD",
+                CNI_CONTAINERID=f"bench{i:06d}",
+                CNI_NETNS=f"/run/netns/{ns}",
+                CNI_IFNAME="eth0",
+                CNI_PATH=str(CNI_DIR),
+            )
             t0 = time.perf_counter()
-            res = subprocess.run([str(CNI_DIR / conf["type"])], input=json.dumps(conf), capture_output=True, text=True, env=env)
+            res = subprocess.run(
+                [str(CNI_DIR / conf["type"])], input=json.dumps(conf), capture_output=True, text=True, env=env
+            )
             total += ms_since(t0)
             if res.returncode != 0:
                 raise RuntimeError(f"CNI {conf['type']} ADD failed: {res.stdout.strip()} {res.stderr.strip()}")
@@ -431,9 +532,17 @@ class Bench:
         for conf in reversed(cni_configs(host_port=CNI_PORT_BASE + i, data_dir=str(self.tmp / "cni-ipam"))):
             if prev is not None:
                 conf["prevResult"] = prev
-            env = dict(os.environ, CNI_COMMAND="DEL", CNI_CONTAINERID=f"bench{i:06d}", CNI_NETNS=f"/run/netns/{ns}",
-                       CNI_IFNAME="eth0", CNI_PATH=str(CNI_DIR))
-            subprocess.run([str(CNI_DIR / conf["type"])], input=json.dumps(conf), capture_output=True, text=True, env=env)
+            env = dict(
+                os.environ,
+                CNI_COMMAND="DEL",
+                CNI_CONTAINERID=f"bench{i:06d}",
+                CNI_NETNS=f"/run/netns/{ns}",
+                CNI_IFNAME="eth0",
+                CNI_PATH=str(CNI_DIR),
+            )
+            subprocess.run(
+                [str(CNI_DIR / conf["type"])], input=json.dumps(conf), capture_output=True, text=True, env=env
+            )
         run(["ip", "netns", "del", ns], None)
 
     def containers_loop(self) -> None:
@@ -454,7 +563,8 @@ class Bench:
         self.r["run_process"] = summary(proc_ms)
         wiring = self.journal_wiring()
         self.r["wiring"] = {
-            "cnet": summary(wiring), "floor": summary(floor),
+            "cnet": summary(wiring),
+            "floor": summary(floor),
             "cni": summary(cni) if self.with_cni else "not installed",
         }
         self.r["wiring"]["ratio_to_floor"] = ratio(percentile(wiring, 50), percentile(floor, 50))
@@ -505,7 +615,12 @@ class Bench:
     def memory(self) -> None:
         conn = sqlite3.connect(f"file:{self.state_dir / 'cnet.db'}?mode=ro", uri=True)
         try:
-            pids = [r[0] for r in conn.execute("SELECT pid FROM containers WHERE state = 'running' AND pid IS NOT NULL AND name LIKE 'b%'")]
+            pids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT pid FROM containers WHERE state = 'running' AND pid IS NOT NULL AND name LIKE 'b%'"
+                )
+            ]
         finally:
             conn.close()
         kept: set[int] = set()
@@ -518,16 +633,41 @@ class Bench:
         pss = sum(pss_kb(p) for p in kept)
         comms = sorted({Path(f"/proc/{p}/comm").read_text().strip() for p in kept if Path(f"/proc/{p}/comm").exists()})
         n = max(1, len(pids))
-        self.r["memory"] = {"containers": len(pids), "processes": len(kept), "commands": comms,
-                            "rss_mb_per_container": rss / 1024 / n, "pss_mb_per_container": pss / 1024 / n}
+        self.r["memory"] = {
+            "containers": len(pids),
+            "processes": len(kept),
+            "commands": comms,
+            "rss_mb_per_container": rss / 1024 / n,
+            "pss_mb_per_container": pss / 1024 / n,
+        }
 
     def iperf(self) -> None:
-        res = subprocess.run(self.cnet("run", "-d", "--name", "bperf", "--net", "bench", "-p", f"127.0.0.1:{IPERF_PORT}:{IPERF_PORT}",
-                                       "--", "iperf3", "-s", "-p", str(IPERF_PORT)), capture_output=True, text=True, env=self.env)
+        res = subprocess.run(
+            self.cnet(
+                "run",
+                "-d",
+                "--name",
+                "bperf",
+                "--net",
+                "bench",
+                "-p",
+                f"127.0.0.1:{IPERF_PORT}:{IPERF_PORT}",
+                "--",
+                "iperf3",
+                "-s",
+                "-p",
+                str(IPERF_PORT),
+            ),
+            capture_output=True,
+            text=True,
+            env=self.env,
+        )
         if res.returncode != 0:
             self.r["iperf"] = {"error": res.stderr.strip()}
             return
-        info = json.loads(subprocess.run(self.cnet("inspect", "bperf"), capture_output=True, text=True, env=self.env).stdout)
+        info = json.loads(
+            subprocess.run(self.cnet("inspect", "bperf"), capture_output=True, text=True, env=self.env).stdout
+        )
         info = info[0] if isinstance(info, list) else info
         cip, pid = info["networks"][0]["ip"], info["pid"]
         deadline = time.monotonic() + 10
@@ -536,8 +676,11 @@ class Bench:
         direct, mapped = [], []
         for _ in range(2):
             for host, out in ((cip, direct), ("127.0.0.1", mapped)):
-                r = subprocess.run(["iperf3", "-c", host, "-p", str(IPERF_PORT), "-t", str(self.iperf_time), "-J"],
-                                   capture_output=True, text=True)
+                r = subprocess.run(
+                    ["iperf3", "-c", host, "-p", str(IPERF_PORT), "-t", str(self.iperf_time), "-J"],
+                    capture_output=True,
+                    text=True,
+                )
                 if r.returncode == 0:
                     out.append(json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9)
         d, m = percentile(direct, 50), percentile(mapped, 50)
@@ -554,39 +697,65 @@ class Bench:
         (`nsenter --net` inside, not `ip -n`), by hand, accumulating N containers on one bridge
         with nothing else present (runs after cnet's containers are removed). Timed per container
         as the sum of its three process runs; then removed."""
-        run(["ip", "-batch", "-"], "link add name bgrbr type bridge\naddr add 10.88.0.1/16 dev bgrbr\nlink set bgrbr up\n")
+        run(
+            ["ip", "-batch", "-"],
+            "link add name bgrbr type bridge\naddr add 10.88.0.1/16 dev bgrbr\nlink set bgrbr up\n",
+        )
         run(["iptables-restore", "-w", "--noflush"], "*nat\n:BENCH-GROWTH - [0:0]\n-A OUTPUT -j BENCH-GROWTH\nCOMMIT\n")
         times = []
         for i in range(self.n):
             ip = int_to_ip(ip_to_int("10.88.0.2") + i)
-            total = timed(["ip", "-batch", "-"], (
-                f"netns add bgr{i}\nlink add name bgrv{i} type veth peer name eth0 address {ip_mac(ip)} netns bgr{i}\n"
-                f"link set bgrv{i} master bgrbr\nlink set dev bgrv{i} type bridge_slave hairpin on\nlink set bgrv{i} up\n"))
-            total += timed(["nsenter", f"--net=/run/netns/bgr{i}", "ip", "-batch", "-"], (
-                f"link set lo up\naddr add {ip}/16 dev eth0\nlink set eth0 up\nroute add default via 10.88.0.1 dev eth0\n"))
-            total += timed(["iptables-restore", "-w", "--noflush"], (
-                f"*nat\n-A BENCH-GROWTH -p tcp -m tcp --dport {30000 + i} -j DNAT --to-destination {ip}:80\nCOMMIT\n"))
+            total = timed(
+                ["ip", "-batch", "-"],
+                (
+                    f"netns add bgr{i}\n"
+                    f"link add name bgrv{i} type veth peer name eth0 address {ip_mac(ip)} netns bgr{i}\n"
+                    f"link set bgrv{i} master bgrbr\nlink set dev bgrv{i} type bridge_slave hairpin on\n"
+                    f"link set bgrv{i} up\n"
+                ),
+            )
+            total += timed(
+                ["nsenter", f"--net=/run/netns/bgr{i}", "ip", "-batch", "-"],
+                (
+                    f"link set lo up\naddr add {ip}/16 dev eth0\nlink set eth0 up\n"
+                    "route add default via 10.88.0.1 dev eth0\n"
+                ),
+            )
+            total += timed(
+                ["iptables-restore", "-w", "--noflush"],
+                (f"*nat\n-A BENCH-GROWTH -p tcp -m tcp --dport {30000 + i} -j DNAT --to-destination {ip}:80\nCOMMIT\n"),
+            )
             times.append(total)
         self.r.setdefault("growth", {})["kernel"] = growth(times)
         for i in range(self.n):
             run(["ip", "netns", "del", f"bgr{i}"], None)
         run(["ip", "link", "del", "bgrbr"], None)
-        run(["iptables-restore", "-w", "--noflush"], "*nat\n-D OUTPUT -j BENCH-GROWTH\n-F BENCH-GROWTH\n-X BENCH-GROWTH\nCOMMIT\n")
+        run(
+            ["iptables-restore", "-w", "--noflush"],
+            "*nat\n-D OUTPUT -j BENCH-GROWTH\n-F BENCH-GROWTH\n-X BENCH-GROWTH\nCOMMIT\n",
+        )
 
     def cni_plugin(self) -> None:
         """CNI ADD and DEL: cnet's plugin (as `cnet cni install` puts it in a runtime's plugin
         directory) beside the reference bridge + host-local, each exec'd as libcni does it (the
         CNI_* variables only, the configuration on stdin), interleaved and alternating which goes
         first. The runtime's namespaces are made and removed untimed."""
-        res = subprocess.run(self.cnet("net", "create", "benchcni", "--subnet", CNI_PLUGIN_SUBNET),
-                             capture_output=True, text=True, env=self.env)
+        res = subprocess.run(
+            self.cnet("net", "create", "benchcni", "--subnet", CNI_PLUGIN_SUBNET),
+            capture_output=True,
+            text=True,
+            env=self.env,
+        )
         if res.returncode != 0:
             raise RuntimeError(f"cnet net create failed: {res.stderr.strip()}")
         bin_dir = self.tmp / "cni-bin"
         install = self.cnet("cni", "install", "--bin-dir", str(bin_dir))
         subprocess.run(install, check=True, capture_output=True, env=self.env)
-        conflist = json.loads(subprocess.run(self.cnet("cni", "conflist", "benchcni"), check=True, capture_output=True,
-                                             text=True, env=self.env).stdout)
+        conflist = json.loads(
+            subprocess.run(
+                self.cnet("cni", "conflist", "benchcni"), check=True, capture_output=True, text=True, env=self.env
+            ).stdout
+        )
         cnet_conf, ref_conf = cni_plugin_configs(cnet_conflist=conflist, data_dir=str(self.tmp / "cni-ref-ipam"))
         plugins = {"cnet": (str(bin_dir / "cnet"), cnet_conf), "reference": (str(CNI_DIR / "bridge"), ref_conf)}
         times: dict[str, dict[str, list[float]]] = {"add": {k: [] for k in plugins}, "del": {k: [] for k in plugins}}
@@ -605,7 +774,8 @@ class Bench:
         subprocess.run(self.cnet("net", "rm", "benchcni"), check=True, capture_output=True, env=self.env)
         out = {k: {who: summary(v) for who, v in per.items()} for k, per in times.items()}
         self.r["cni_plugin"] = {
-            "n": self.cni_n, **out,
+            "n": self.cni_n,
+            **out,
             "add_ratio": ratio(percentile(times["add"]["cnet"], 50), percentile(times["add"]["reference"], 50)),
             "del_ratio": ratio(percentile(times["del"]["cnet"], 50), percentile(times["del"]["reference"], 50)),
         }
@@ -615,8 +785,12 @@ class Bench:
     def ipam(self) -> None:
         # On disk, like /var/lib/cnet (the sandbox's tmpfs would hide the WAL checkpoints' writes).
         where = Path(tempfile.mkdtemp(prefix="ipam-", dir=os.environ.get("CNET_BENCH_DISK") or str(self.tmp)))
-        res = subprocess.run([PYTHON, str(Path(__file__).resolve()), "--ipam-only", str(where / "state")],
-                             capture_output=True, text=True, env=self.env)
+        res = subprocess.run(
+            [PYTHON, str(Path(__file__).resolve()), "--ipam-only", str(where / "state")],
+            capture_output=True,
+            text=True,
+            env=self.env,
+        )
         if res.returncode != 0:
             raise RuntimeError(f"IPAM bench failed: {res.stderr.strip()}")
         self.r["ipam"] = json.loads(res.stdout)
@@ -637,15 +811,23 @@ class Bench:
             run(self.cnet("rm", "-f", f"b{i}"))
 
     def all(self, only: set[str] | None = None) -> dict:
-        phases = [("setup", "setup", self.setup),
-                  (f"{self.n} x run -d / floor{' / CNI' if self.with_cni else ''}", "containers", self.containers_loop),
-                  ("start-up", "startup", self.startup), ("spawn overhead", "spawn", self.spawn_overhead),
-                  ("memory", "memory", self.memory), ("iperf3", "iperf", self.iperf),
-                  (f"peers: {self.rounds} interleaved rounds vs podman", "peers", self.peers),
-                  (f"{self.n} x rm -f", "rm", self.rm_loop),
-                  *([(f"CNI plugin ADD/DEL x {self.cni_n} (cnet vs bridge + host-local)", "cni", self.cni_plugin)]
-                    if self.with_cni and self.cni_n > 0 else []),
-                  ("kernel growth (same wiring by hand, accumulating)", "kernel", self.kernel_growth), ("IPAM /16", "ipam", self.ipam)]
+        phases = [
+            ("setup", "setup", self.setup),
+            (f"{self.n} x run -d / floor{' / CNI' if self.with_cni else ''}", "containers", self.containers_loop),
+            ("start-up", "startup", self.startup),
+            ("spawn overhead", "spawn", self.spawn_overhead),
+            ("memory", "memory", self.memory),
+            ("iperf3", "iperf", self.iperf),
+            (f"peers: {self.rounds} interleaved rounds vs podman", "peers", self.peers),
+            (f"{self.n} x rm -f", "rm", self.rm_loop),
+            *(
+                [(f"CNI plugin ADD/DEL x {self.cni_n} (cnet vs bridge + host-local)", "cni", self.cni_plugin)]
+                if self.with_cni and self.cni_n > 0
+                else []
+            ),
+            ("kernel growth (same wiring by hand, accumulating)", "kernel", self.kernel_growth),
+            ("IPAM /16", "ipam", self.ipam),
+        ]
         if only is not None:
             only = only | {"setup"}
             if "containers" not in only and {"startup", "memory"} & only:
@@ -680,15 +862,37 @@ def install_copy(where: Path) -> list[str]:
     venv = where / "venv"
     subprocess.run([PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
     vpy = venv / "bin" / "python"
-    site = subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    subprocess.run([PYTHON, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", site, str(src)], check=True, capture_output=True, text=True)
+    site = subprocess.run(
+        [str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            site,
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     Path(site, "cnet-bench-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     script = venv / "bin" / "cnet"  # what pip writes for [project.scripts]
-    script.write_text(f"#!{vpy}\nimport re\nimport sys\nfrom cnet.cli.main import main\n"
-                      "if __name__ == '__main__':\n    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
-                      "    sys.exit(main())\n")
+    script.write_text(
+        f"#!{vpy}\nimport re\nimport sys\nfrom cnet.cli.main import main\n"
+        "if __name__ == '__main__':\n    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+        "    sys.exit(main())\n"
+    )
     script.chmod(0o755)
     subprocess.run([str(script), "--version"], check=True, capture_output=True)
     return [str(script)]
@@ -712,10 +916,26 @@ def ipam_only(state_dir: str) -> dict:
     migrate.ensure_current(store)
     subnet = "10.0.0.0/16"
     first, last = ip_to_int("10.0.0.0"), ip_to_int("10.0.255.255")
-    net = Network(id="0123456789ab", name="ipambench", driver="bridge", subnet=subnet, subnet_first_int=first,
-                  subnet_last_int=last, prefix_len=16, gateway="10.0.0.1", ip_range=None,
-                  range_first_int=first + 1, range_last_int=last - 1, alloc_cursor_int=first, bridge="cnet-ipambench",
-                  mtu=1500, internal=False, state=NetworkState.READY, created_at=time.time(), bridge_mac="0a:01:23:45:67:89")
+    net = Network(
+        id="0123456789ab",
+        name="ipambench",
+        driver="bridge",
+        subnet=subnet,
+        subnet_first_int=first,
+        subnet_last_int=last,
+        prefix_len=16,
+        gateway="10.0.0.1",
+        ip_range=None,
+        range_first_int=first + 1,
+        range_last_int=last - 1,
+        alloc_cursor_int=first,
+        bridge="cnet-ipambench",
+        mtu=1500,
+        internal=False,
+        state=NetworkState.READY,
+        created_at=time.time(),
+        bridge_mac="0a:01:23:45:67:89",
+    )
     with store.write() as conn:
         store_mod.insert_network(conn, net)
     per: list[float] = []
@@ -745,9 +965,16 @@ def ipam_only(state_dir: str) -> dict:
             ipam.allocate(conn, net2)
     one_tx = time.perf_counter() - t0
     store.close()
-    return {"subnet": subnet, "addresses": count, "total_s": total, "first_1000_ms": sum(per[:1000]),
-            "last_1000_ms": sum(per[-1000:]), "last_over_first": ratio(sum(per[-1000:]), sum(per[:1000])),
-            "exhausted_ms": exhausted, "one_transaction_s": one_tx}
+    return {
+        "subnet": subnet,
+        "addresses": count,
+        "total_s": total,
+        "first_1000_ms": sum(per[:1000]),
+        "last_1000_ms": sum(per[-1000:]),
+        "last_over_first": ratio(sum(per[-1000:]), sum(per[:1000])),
+        "exhausted_ms": exhausted,
+        "one_transaction_s": one_tx,
+    }
 
 
 # --- /proc helpers ------------------------------------------------------------------------------------
@@ -756,7 +983,7 @@ def ppid(pid: int) -> int | None:
         data = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return None
-    return int(data[data.rindex(b")") + 2:].split()[1])
+    return int(data[data.rindex(b")") + 2 :].split()[1])
 
 
 def status_kb(pid: int, key: str) -> int:
@@ -784,7 +1011,7 @@ def listening(pid: int, port: int) -> bool:
         lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
     except OSError:
         return False
-    return any(l.split()[1].endswith(f":{port:04X}") and l.split()[3] == "0A" for l in lines)
+    return any(ln.split()[1].endswith(f":{port:04X}") and ln.split()[3] == "0A" for ln in lines)
 
 
 def machine() -> str:
@@ -805,7 +1032,7 @@ def in_sandbox() -> bool:
     if os.environ.get("CNET_BENCH_SANDBOX") != "1":
         return False
     links = json.loads(run(["ip", "-j", "link"]).stdout)
-    return [l["ifname"] for l in links] == ["lo"]
+    return [link["ifname"] for link in links] == ["lo"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -821,10 +1048,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=20, help="interleaved rounds against podman (default 20)")
     ap.add_argument("--profiled", type=int, default=10, help="CNET_PROFILE=1 runs for the breakdown (default 10)")
     ap.add_argument("--no-peers", action="store_true", help="skip the comparison with podman")
-    ap.add_argument("--checkout", action="store_true",
-                    help="time the checkout's editable install instead of an installed copy")
-    ap.add_argument("--only", metavar="PHASES",
-                    help="comma-separated subset of: containers,startup,spawn,memory,iperf,peers,rm,cni,kernel,ipam")
+    ap.add_argument(
+        "--checkout", action="store_true", help="time the checkout's editable install instead of an installed copy"
+    )
+    ap.add_argument(
+        "--only",
+        metavar="PHASES",
+        help="comma-separated subset of: containers,startup,spawn,memory,iperf,peers,rm,cni,kernel,ipam",
+    )
     ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.ipam_only:
@@ -838,13 +1069,26 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = Path(os.environ["CNET_STATE_DIR"])
     only = set(args.only.split(",")) if args.only else None
     if args.no_peers:
-        only = (only or {"containers", "startup", "spawn", "memory", "iperf", "rm", "cni", "kernel", "ipam"}) - {"peers"}
-    bench = Bench(args.n, state_dir, args.repeat, args.iperf_time, with_cni=not args.no_cni, cni_n=args.cni_n, rounds=args.rounds,
-                  profiled=args.profiled, installed=not args.checkout)
+        only = (only or {"containers", "startup", "spawn", "memory", "iperf", "rm", "cni", "kernel", "ipam"}) - {
+            "peers"
+        }
+    bench = Bench(
+        args.n,
+        state_dir,
+        args.repeat,
+        args.iperf_time,
+        with_cni=not args.no_cni,
+        cni_n=args.cni_n,
+        rounds=args.rounds,
+        profiled=args.profiled,
+        installed=not args.checkout,
+    )
     results = bench.all(only)
     print(render_table(results))
     if args.json:
-        results["targets"] = [{"name": t.name, "value": t.value, "limit": t.limit, "unit": t.unit, "met": t.met} for t in targets(results)]
+        results["targets"] = [
+            {"name": t.name, "value": t.value, "limit": t.limit, "unit": t.unit, "met": t.met} for t in targets(results)
+        ]
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
 

@@ -245,7 +245,7 @@ def test_dry_run_net_rm_of_last_network(tmp_path):
     res = run_cnet("--dry-run", "net", "rm", "web", state_dir=state)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    steps = [l for l in lines if l.startswith("# step: ")]
+    steps = [ln for ln in lines if ln.startswith("# step: ")]
     assert steps == [
         "# step: remove firewall rules of network web",
         "# step: delete bridge cnet-aaaaaaaaaa",

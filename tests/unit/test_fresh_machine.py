@@ -101,9 +101,22 @@ def test_ci_treats_no_tests_as_failure(tmp_path, code, expect):
     shutil.copy(REPO / ".ci" / "run", tmp_path / ".ci" / "run")
     (tmp_path / "scripts" / "test").write_text(f"#!/bin/sh\nexit {code}\n")
     (tmp_path / "scripts" / "test").chmod(0o755)
+    (tmp_path / "scripts" / "lint").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "scripts" / "lint").chmod(0o755)
     res = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, timeout=30)
     assert res.returncode == expect
     assert ("no tests" in res.stderr) == (code == 5)
+
+
+def test_ci_fails_when_lint_fails(tmp_path):
+    (tmp_path / ".ci").mkdir()
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / ".ci" / "run", tmp_path / ".ci" / "run")
+    for name, code in (("test", 0), ("lint", 1)):
+        (tmp_path / "scripts" / name).write_text(f"#!/bin/sh\nexit {code}\n")
+        (tmp_path / "scripts" / name).chmod(0o755)
+    res = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1 and "scripts/lint did not" in res.stderr
 
 
 # --- install-deps, in a throwaway checkout --------------------------------------------------------------
