@@ -229,6 +229,7 @@ class Endpoint:
     gateway: str
     prefix_len: int
     mtu: int
+    aliases: tuple[str, ...] = ()  # extra names on this network (--network-alias)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Endpoint:
@@ -248,6 +249,7 @@ class Endpoint:
             gateway=row["gateway"],
             prefix_len=row["prefix_len"],
             mtu=row["mtu"],
+            aliases=tuple(json.loads(row["aliases"])),
         )
 
 
@@ -289,3 +291,5 @@ class RunRequest:
     hostname: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = ("/bin/sh",)
+    labels: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()  # --network-alias: extra names on every network joined at run

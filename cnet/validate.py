@@ -176,6 +176,41 @@ def hostname(value: str) -> str:
 
 
 DEFAULT_COMMAND = ("/bin/sh",)
+# Without a network option a container joins this network, created on first use (Docker's
+# `bridge`, podman's `podman`); `--net none` gives a loopback-only container.
+DEFAULT_NETWORK = "cnet"
+NO_NETWORK = "none"
+LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")
+
+
+def label(value: str) -> tuple[str, str]:
+    """`KEY=VALUE` or `KEY` (empty value), as Docker's --label."""
+    key, _, val = value.partition("=")
+    if not LABEL_KEY_RE.fullmatch(key) or not key.isascii():
+        raise ValidationError(
+            f"invalid label {value!r}: the key needs 1-255 characters [a-zA-Z0-9_.:/-], starting with a letter or digit"
+        )
+    if "\0" in val:
+        raise ValidationError(f"invalid label {key}: the value contains a NUL byte")
+    return key, val
+
+
+def labels(values: Sequence[str]) -> dict[str, str]:
+    return dict(label(v) for v in values)
+
+
+def run_networks(networks: Sequence[str]) -> tuple[str, ...]:
+    """The networks a container joins: the default network when none is given, none for `none`."""
+    if not networks:
+        return (DEFAULT_NETWORK,)
+    if NO_NETWORK in networks:
+        if len(networks) > 1:
+            raise ValidationError("--net none cannot be combined with other networks")
+        return ()
+    nets = tuple(_check_name(n, "network name") for n in networks)
+    if len(set(nets)) != len(nets):
+        raise ValidationError("the same network is given twice")
+    return nets
 
 
 def run_request(
@@ -187,13 +222,16 @@ def run_request(
     hostname: str | None,
     env: Sequence[str],
     command: Sequence[str],
+    labels: Sequence[str] = (),
+    aliases: Sequence[str] = (),
 ) -> RunRequest:
     """Everything `cnet run` was given, checked before the state or the kernel is touched."""
     if name is not None:
         _check_name(name, "container name")
-    nets = tuple(_check_name(n, "network name") for n in networks)
-    if len(set(nets)) != len(nets):
-        raise ValidationError("the same network is given twice")
+    if ip is not None and not networks:
+        # As Docker: a static address only on a network the user chose.
+        raise ValidationError("--ip needs a network (--net)")
+    nets = run_networks(networks)
     specs: list[PortSpec] = []
     for p in ports:
         specs += port_mapping(p)
@@ -204,10 +242,10 @@ def run_request(
             raise ValidationError(f"host port {s.host_port}/{s.protocol} is given twice")
         seen.add(key)
     if specs and not nets:
-        raise ValidationError("publishing ports (-p) needs a network (--net)")
+        raise ValidationError("publishing ports (-p) needs a network (not --net none)")
     if ip is not None:
         if not nets:
-            raise ValidationError("--ip needs a network (--net)")
+            raise ValidationError("--ip needs a network (not --net none)")
         ipv4_address(ip, "IP address")
     if hostname is not None:
         _check_hostname(hostname)
@@ -215,11 +253,24 @@ def run_request(
     cmdline = tuple(command) or DEFAULT_COMMAND
     if any("\0" in a for a in cmdline):
         raise ValidationError("the command contains a NUL byte")
+    for a in aliases:
+        _check_hostname(a)
+    if aliases and not nets:
+        raise ValidationError("--network-alias needs a network (not --net none)")
     return RunRequest(
-        name=name, networks=nets, ports=tuple(specs), ip=ip, hostname=hostname, env=env_pairs, command=cmdline
+        name=name,
+        networks=nets,
+        ports=tuple(specs),
+        ip=ip,
+        hostname=hostname,
+        env=env_pairs,
+        command=cmdline,
+        labels=_labels(labels),
+        aliases=tuple(dict.fromkeys(aliases)),
     )
 
 
 # The parameters of run_request() shadow these two checks.
 _check_name = name
 _check_hostname = hostname
+_labels = labels

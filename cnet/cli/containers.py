@@ -36,7 +36,19 @@ def run(
     name: Annotated[Optional[str], typer.Option("--name", help="Container name (default: its 12-hex id).")] = None,
     net: Annotated[
         Optional[list[str]],
-        typer.Option("--net", help="Network to attach (repeatable; the first one gets the default route)."),
+        typer.Option(
+            "--net",
+            "--network",
+            help="Network to attach (repeatable; the first one gets the default route). Default: the network "
+            "'cnet', created on first use; 'none': loopback only.",
+        ),
+    ] = None,
+    network_alias: Annotated[
+        Optional[list[str]],
+        typer.Option("--network-alias", help="One more name the container has on its networks (repeatable)."),
+    ] = None,
+    label: Annotated[
+        Optional[list[str]], typer.Option("-l", "--label", help="KEY=VALUE label (repeatable).")
     ] = None,
     publish: Annotated[
         Optional[list[str]],
@@ -67,6 +79,8 @@ def run(
         hostname=hostname,
         env=env or [],
         command=command or [],
+        labels=label or [],
+        aliases=network_alias or [],
     )
     ctx = common.mutating(cli)
     out = containers.run_container(ctx, req, detached=detach, remove=remove)
@@ -74,7 +88,9 @@ def run(
         common.print_plan(out.plan, f"cnet run {out.result.container.name}")
         return
     wired = out.result
-    proc, pid = containers.start_process(ctx, wired.container, foreground=not detach)
+    proc, pid = containers.start_process(
+        ctx, wired.container, foreground=not detach, network_ids=[ep.network_id for ep in wired.endpoints]
+    )
     if detach:
         print(wired.container.id)
         return
@@ -117,6 +133,7 @@ def _foreground(
         proc.wait()
     with ctx.store.read() as conn:
         got = containers.exit_code(conn, cid)
+    # With --rm the reaper may have removed the record already: it exits with the container's code.
     code = got if got is not None else (proc.returncode or 0)
     if remove:
         containers.remove_record(ctx, cid)
@@ -280,3 +297,6 @@ def reap(
 
     ctx = common.context(cli)
     containers.reap(ctx, container_id, exit_code)
+    # The watcher exec()ed this process, so `cnet run` in the foreground sees this code as its
+    # child's: the container's code even when --rm removed the record before it could be read.
+    raise typer.Exit(exit_code if 0 <= exit_code <= 255 else 1)

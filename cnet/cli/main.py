@@ -71,7 +71,9 @@ def global_options(
     cli.call_on_close(ctx.close)  # the root context closes last, on success and on every error
 
 
-app.add_typer(net_app, name="net", help="Create, list, inspect and remove bridge networks; connect containers.")
+NET_HELP = "Bridge networks (alias: network): create, list, inspect, remove, prune; connect containers."
+app.add_typer(net_app, name="net", help=NET_HELP)
+app.add_typer(net_app, name="network", hidden=True, help=NET_HELP)  # Docker's spelling, listed once
 register_containers(app)
 register_state(app)
 register_maintenance(app, net_app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -31,13 +32,24 @@ def create(
         bool, typer.Option("--internal", help="No route out and no NAT: traffic stays on the bridge.")
     ] = False,
     driver: Annotated[str, typer.Option(help="Network driver (only 'bridge').")] = "bridge",
+    label: Annotated[Optional[list[str]], typer.Option("--label", help="KEY=VALUE label (repeatable).")] = None,
 ) -> None:
     """Create a bridge network (bridge, gateway address, NAT and isolation rules)."""
+    from .. import validate
     from ..services import networks
 
+    labels = validate.labels(label or [])
     ctx = common.mutating(cli)
     out = networks.create_network(
-        ctx, name=name, subnet=subnet, gateway=gateway, ip_range=ip_range, mtu=mtu, internal=internal, driver=driver
+        ctx,
+        name=name,
+        subnet=subnet,
+        gateway=gateway,
+        ip_range=ip_range,
+        mtu=mtu,
+        internal=internal,
+        driver=driver,
+        labels=labels,
     )
     if ctx.dry_run:
         n = out.result
@@ -49,7 +61,11 @@ def create(
 
 
 @app.command("ls")
-def ls(cli: typer.Context, json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def ls(
+    cli: typer.Context,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only the names.")] = False,
+) -> None:
     """List networks."""
     from ..services import networks
 
@@ -59,6 +75,10 @@ def ls(cli: typer.Context, json_: Annotated[bool, typer.Option("--json", help="P
             common.print_json(networks.inspect_all(conn))
             return
         rows = networks.list_networks(conn)
+    if quiet:
+        for r in rows:
+            print(r["name"])
+        return
     for r in rows:
         r["internal"] = "yes" if r["internal"] else ""
     common.print_table(rows, ["name", "id", "driver", "subnet", "gateway", "bridge", "internal", "containers"])
@@ -95,12 +115,15 @@ def connect(
     network: Annotated[str, typer.Argument(help="Network name.")],
     container: Annotated[str, typer.Argument(help="Container name or id.")],
     ip: Annotated[Optional[str], typer.Option(help="Static address on that network.")] = None,
+    alias: Annotated[
+        Optional[list[str]], typer.Option("--alias", help="One more name on that network (repeatable).")
+    ] = None,
 ) -> None:
     """Attach a running container to one more network (next ethN)."""
     from ..services import containers
 
     ctx = common.mutating(cli)
-    out = containers.connect(ctx, network, container, ip)
+    out = containers.connect(ctx, network, container, ip, tuple(alias or ()))
     if ctx.dry_run:
         common.print_plan(out.plan, f"cnet net connect {network} {container}")
     else:
@@ -120,3 +143,25 @@ def disconnect(
     out = containers.disconnect(ctx, network, container)
     if ctx.dry_run:
         common.print_plan(out.plan, f"cnet net disconnect {network} {container}")
+
+
+@app.command("prune")
+def prune(cli: typer.Context) -> None:
+    """Remove every network no container is attached to."""
+    from ..services import networks
+
+    ctx = common.mutating(cli)
+    with ctx.store.read() as conn:
+        unused = networks.unused_networks(conn)
+    removed = 0
+
+    def remove_one(ref: str) -> tuple[str, Plan]:
+        nonlocal removed
+        out = networks.remove_network(ctx, ref)
+        removed += 1
+        return out.result.name, out.plan
+
+    try:
+        common.for_each(ctx, unused, remove_one, "net rm")
+    finally:
+        print(f"{'would remove' if ctx.dry_run else 'removed'} {removed} network(s)", file=sys.stderr)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from alembic.config import Config
 
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0005_names_labels"
 
 
 def migrations_dir() -> Path:

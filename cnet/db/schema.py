@@ -183,6 +183,13 @@ endpoints = Table(
         comment="1 = the container's default route goes via this network's gateway",
     ),
     Column("created_at", Float, nullable=False, comment="time of attachment, Unix seconds"),
+    Column(
+        "aliases",
+        Text,
+        nullable=False,
+        server_default="[]",
+        comment="JSON list of extra names (--network-alias, net connect --alias) the container has on this network",
+    ),
     UniqueConstraint("container_id", "network_id", name="uq_endpoints_container_network"),
     UniqueConstraint("container_id", "interface", name="uq_endpoints_container_interface"),
     comment="A container's attachment to a network: one veth pair and one address. Deleted when the container's process ends.",
@@ -333,6 +340,36 @@ settings = Table(
     comment="Host facts cnet must restore, e.g. ip_forward before the first network.",
 )
 
+container_labels = Table(
+    "container_labels",
+    metadata,
+    Column(
+        "container_id",
+        String(12),
+        ForeignKey("containers.id", ondelete="CASCADE"),
+        primary_key=True,
+        comment="container the label is on",
+    ),
+    Column("key", String(255), primary_key=True, comment="label key (`cnet run --label KEY=VALUE`)"),
+    Column("value", Text, nullable=False, comment="label value ('' for `--label KEY`)"),
+    comment="Labels of containers (`cnet run --label`), for `ps --filter label=...` and SQL.",
+)
+
+network_labels = Table(
+    "network_labels",
+    metadata,
+    Column(
+        "network_id",
+        String(12),
+        ForeignKey("networks.id", ondelete="CASCADE"),
+        primary_key=True,
+        comment="network the label is on",
+    ),
+    Column("key", String(255), primary_key=True, comment="label key (`cnet net create --label KEY=VALUE`)"),
+    Column("value", Text, nullable=False, comment="label value ('' for `--label KEY`)"),
+    comment="Labels of networks (`cnet net create --label`).",
+)
+
 Index("ix_operations_status", operations.c.status)
 Index("ix_endpoints_network_id", endpoints.c.network_id)
 Index("ix_port_mappings_container_id", port_mappings.c.container_id)
@@ -366,4 +403,21 @@ VIEWS: dict[str, str] = {
         SELECT o.id AS operation, o.kind, o.target, o.status AS operation_status, s.seq, s.summary,
                s.command, s.undo_json, s.status, s.duration_ms, s.exit_code, s.error
         FROM operations o JOIN operation_steps s ON s.operation_id = o.id""",
+    # The names each running container answers to on each of its networks: what the other
+    # containers on that network find in their /etc/hosts.
+    "v_names": """
+        SELECT n.name AS network, c.name AS name, 'name' AS kind, e.ip, c.name AS container, c.id AS container_id
+        FROM endpoints e JOIN networks n ON n.id = e.network_id JOIN containers c ON c.id = e.container_id
+        UNION ALL
+        SELECT n.name, c.hostname, 'hostname', e.ip, c.name, c.id
+        FROM endpoints e JOIN networks n ON n.id = e.network_id JOIN containers c ON c.id = e.container_id
+        WHERE c.hostname != c.name
+        UNION ALL
+        SELECT n.name, a.value, 'alias', e.ip, c.name, c.id
+        FROM endpoints e JOIN json_each(e.aliases) a JOIN networks n ON n.id = e.network_id
+        JOIN containers c ON c.id = e.container_id""",
+    "v_labels": """
+        SELECT 'container' AS kind, c.name, l.key, l.value FROM container_labels l JOIN containers c ON c.id = l.container_id
+        UNION ALL
+        SELECT 'network', n.name, l.key, l.value FROM network_labels l JOIN networks n ON n.id = l.network_id""",
 }

@@ -4,6 +4,7 @@ IPAM that runs SQL (every statement from cnet.db.queries). Functions take the ca
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -250,6 +251,7 @@ def insert_endpoint(
     ip_int: int,
     mac: str,
     default_route: bool,
+    aliases: tuple[str, ...] = (),
 ) -> Endpoint:
     now = time.time()
     ep_id = conn.insert(
@@ -264,6 +266,7 @@ def insert_endpoint(
             "mac": mac,
             "is_default_route": int(default_route),
             "created_at": now,
+            "aliases": json.dumps(list(aliases)),
         },
     )
     return Endpoint(
@@ -282,6 +285,7 @@ def insert_endpoint(
         gateway=network.gateway,
         prefix_len=network.prefix_len,
         mtu=network.mtu,
+        aliases=aliases,
     )
 
 
@@ -295,6 +299,57 @@ def endpoint_ips(conn: Connection) -> dict[str, list[str]]:
     for cid, ip in conn.execute(q.ENDPOINT_IPS):
         out.setdefault(cid, []).append(ip)
     return out
+
+
+def endpoint_networks(conn: Connection) -> dict[str, list[str]]:
+    """container id -> the names of its networks, by interface."""
+    out: dict[str, list[str]] = {}
+    for cid, net in conn.execute(q.ENDPOINT_NETWORK_NAMES):
+        out.setdefault(cid, []).append(net)
+    return out
+
+
+# --- names and labels ---------------------------------------------------------------------------------
+def name_viewers(conn: Connection, network_ids: list[str]) -> list[str]:
+    return [r[0] for r in conn.all(q.NAME_VIEWERS, (json.dumps(network_ids),))]
+
+
+def name_members(conn: Connection, container_ids: list[str]) -> list[sqlite3.Row]:
+    """(network_id, container_id, interface, ip, aliases, name, hostname) of every endpoint on a
+    network one of the containers is attached to."""
+    return conn.all(q.NAME_MEMBERS, (json.dumps(container_ids),))
+
+
+def running_ids(conn: Connection) -> list[str]:
+    return [r[0] for r in conn.all(q.NAME_RUNNING_IDS)]
+
+
+def insert_labels(conn: Connection, table: str, owner: str, owner_id: str, labels: dict[str, str]) -> None:
+    for key, value in labels.items():
+        conn.insert(table, {owner: owner_id, "key": key, "value": value})
+
+
+def container_labels(conn: Connection, container_id: str) -> dict[str, str]:
+    return {k: v for k, v in conn.all(q.CONTAINER_LABELS_OF, (container_id,))}
+
+
+def all_container_labels(conn: Connection) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for cid, k, v in conn.execute(q.CONTAINER_LABELS_ALL):
+        out.setdefault(cid, {})[k] = v
+    return out
+
+
+def network_labels(conn: Connection, network_id: str) -> dict[str, str]:
+    return {k: v for k, v in conn.all(q.NETWORK_LABELS_OF, (network_id,))}
+
+
+def exited_container_ids(conn: Connection) -> list[str]:
+    return [r[0] for r in conn.all(q.CONTAINERS_EXITED_IDS)]
+
+
+def unused_network_names(conn: Connection) -> list[str]:
+    return [r[0] for r in conn.all(q.NETWORKS_UNUSED_NAMES)]
 
 
 # --- port mappings -------------------------------------------------------------------------------------

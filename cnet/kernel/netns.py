@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from ..naming import netns_path
 
-# Runs as the container's PID 1 for an instant: sets the hostname in the new UTS namespace, then
-# exec()s the user's command, which becomes PID 1. User arguments are positional parameters,
-# never parsed by the shell.
-INIT_SCRIPT = 'echo "$1" > /proc/sys/kernel/hostname || exit 125; shift; exec "$@"'
+# Runs as the container's PID 1 for an instant: sets the hostname in the new UTS namespace,
+# bind-mounts the container's own hosts and resolv.conf files (cnet.services.names) over the
+# host's in its private mount namespace (the host's files stay as they are), then exec()s the
+# user's command, which becomes PID 1. User arguments are positional parameters, never parsed by
+# the shell.
+INIT_SCRIPT = (
+    'echo "$1" > /proc/sys/kernel/hostname || exit 125; '
+    '[ ! -e /etc/hosts ] || mount --bind "$2" /etc/hosts || exit 125; '
+    '[ ! -e /etc/resolv.conf ] || mount --bind "$3" /etc/resolv.conf || exit 125; '
+    'shift 3; exec "$@"'
+)
 
 # The watcher: the only process cnet keeps per container (a ~1.5 MB dash). It is started by
 # `unshare --pid` without --fork, so it stays in the host's namespaces while its first child
@@ -36,6 +43,8 @@ def launch_argv(
     *,
     container_id: str,
     hostname: str,
+    hosts_file: str,
+    resolv_file: str,
     command: list[str],
     python: str,
     pythonpath: str,
@@ -58,6 +67,8 @@ def launch_argv(
         netns_path(container_id),
         INIT_SCRIPT,
         hostname,
+        hosts_file,
+        resolv_file,
         *command,
     ]
 

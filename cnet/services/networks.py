@@ -87,9 +87,12 @@ def create_network(
     mtu: int = DEFAULT_MTU,
     internal: bool = False,
     driver: str = "bridge",
+    labels: dict[str, str] | None = None,
 ) -> Outcome[Network]:
     # Everything the user typed is checked before the database or the kernel is touched.
     validate.name(name, "network name")
+    if name == validate.NO_NETWORK:
+        raise ValidationError(f"invalid network name {name!r}: `--net {name}` means no network")
     if driver != "bridge":
         raise ValidationError(f"unknown driver {driver!r}: only 'bridge' is supported")
     validate.mtu(mtu)
@@ -139,6 +142,7 @@ def create_network(
         if first:
             store.put_setting(conn, store.IP_FORWARD_SETTING, before)
         store.insert_network(conn, net)
+        store.insert_labels(conn, "network_labels", "network_id", network_id, labels or {})
         ipam.reserve_gateway(conn, network_id, net.gateway)
 
         def mark_ready(c: Connection) -> None:
@@ -189,6 +193,11 @@ def iso(ts: float | None) -> str | None:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="seconds")
 
 
+def unused_networks(conn: Connection) -> list[str]:
+    """Names of the networks no container is attached to (`net prune`)."""
+    return store.unused_network_names(conn)
+
+
 def list_networks(conn: Connection) -> list[dict[str, Any]]:
     """One row per network for `net ls`."""
     return [
@@ -228,6 +237,7 @@ def describe(conn: Connection, net: Network) -> dict[str, Any]:
         "internal": net.internal,
         "state": str(net.state),
         "created": iso(net.created_at),
+        "labels": store.network_labels(conn, net.id),
         "containers": [
             {"name": m[0], "id": m[1], "interface": m[2], "ip": m[3], "mac": m[4], "host_veth": m[5]} for m in members
         ],

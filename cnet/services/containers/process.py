@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ from ... import procs
 from ...db import store
 from ...kernel import netns as nsk
 from ...records import Container
-from ..context import Context
+from ..context import Context, container_dir
 
 if TYPE_CHECKING:
     import subprocess
@@ -24,10 +25,6 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The folder holding the cnet package: the watcher's reaper runs `python -m cnet` from there.
 PYTHONPATH = str(Path(cnet.__file__).resolve().parents[1])
-
-
-def container_dir(ctx: Context, container_id: str) -> Path:
-    return ctx.state_dir / "containers" / container_id
 
 
 def container_env(c: Container) -> dict[str, str]:
@@ -39,9 +36,12 @@ def container_env(c: Container) -> dict[str, str]:
 
 
 def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[str, ...] | list[str]) -> list[str]:
+    cdir = container_dir(ctx, container_id).resolve()
     return nsk.launch_argv(
         container_id=container_id,
         hostname=hostname,
+        hosts_file=str(cdir / "hosts"),
+        resolv_file=str(cdir / "resolv.conf"),
         command=list(command),
         python=sys.executable,
         pythonpath=PYTHONPATH,
@@ -50,11 +50,17 @@ def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[s
     )
 
 
-def start_process(ctx: Context, c: Container, *, foreground: bool) -> tuple[subprocess.Popen[bytes], int | None]:
+def start_process(
+    ctx: Context, c: Container, *, foreground: bool, network_ids: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], int | None]:
     """Start the watcher (which starts the container) and record the PIDs. Returns the watcher's
-    Popen and the container's PID 1 (None if it exited at once)."""
+    Popen and the container's PID 1 (None if it exited at once). The container's hosts file (and
+    those of its peers on `network_ids`) and resolv.conf are written first."""
+    from .. import names
+
     cdir = container_dir(ctx, c.id)
     cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    names.prepare(ctx, c.id, network_ids)
     argv = launch_argv(ctx, c.id, c.hostname, c.command)
     if foreground:
         proc = ctx.runner.spawn(argv, env=container_env(c))

@@ -49,6 +49,9 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
                 "gateway": e.gateway,
                 "mac": e.mac,
                 "host_veth": e.host_veth,
+                "aliases": list(e.aliases),
+                # What the other containers on this network resolve to this address.
+                "dns_names": list(dict.fromkeys([c.name, c.hostname, *e.aliases])),
             }
             for e in eps
         ],
@@ -56,6 +59,7 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
             {"host_ip": p.host_ip, "host_port": p.host_port, "container_port": p.container_port, "protocol": p.protocol}
             for p in ports
         ],
+        "labels": store.container_labels(conn, c.id),
         "requested": c.spec,
         "nsenter": nsk.enter_hint(c.pid) if c.pid and c.state == ContainerState.RUNNING else None,
     }
