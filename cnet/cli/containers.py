@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
     app.command("stop")(stop)
     app.command("rm")(rm)
     app.command("_reap", hidden=True)(reap)
+    container_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
+    container_app.command("prune")(prune)
+    app.add_typer(container_app, name="container", help="Container housekeeping: prune.")
 
 
 def run(
@@ -47,9 +50,7 @@ def run(
         Optional[list[str]],
         typer.Option("--network-alias", help="One more name the container has on its networks (repeatable)."),
     ] = None,
-    label: Annotated[
-        Optional[list[str]], typer.Option("-l", "--label", help="KEY=VALUE label (repeatable).")
-    ] = None,
+    label: Annotated[Optional[list[str]], typer.Option("-l", "--label", help="KEY=VALUE label (repeatable).")] = None,
     publish: Annotated[
         Optional[list[str]],
         typer.Option("-p", "--publish", help="[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeatable)."),
@@ -143,65 +144,144 @@ def _foreground(
 def ps(
     cli: typer.Context,
     all_: Annotated[bool, typer.Option("-a", "--all", help="Show exited containers too.")] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only the ids.")] = False,
+    filter_: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "-f",
+            "--filter",
+            help="KEY=VALUE, KEY one of name (substring), label (KEY or KEY=VALUE), status, network, id "
+            "(prefix); repeatable: one key's values are alternatives, different keys must all match.",
+        ),
+    ] = None,
+    format_: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format", help="'json' (one typed object per line) or a Go template, e.g. '{{.Name}} {{.State}}'."
+        ),
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print a JSON list (typed values).")] = False,
 ) -> None:
     """List running containers (-a: all)."""
+    from .. import validate
     from ..services import containers
 
+    filters = [validate.ps_filter(f) for f in filter_ or []]
+    # A status filter looks at every container (as Docker's does), whatever -a says.
+    every = all_ or any(k == "status" for k, _ in filters)
+    details = bool(filters or format_ or json_)
     ctx = common.reading(cli)
     with ctx.store.read() as conn:
-        rows = containers.list_containers(conn, all_)
+        rows = containers.list_containers(conn, every, details=details)
+    if filters:
+        rows = [r for r in rows if containers.matches(r, filters)]
+    if quiet:
+        for r in rows:
+            print(r["id"])
+        return
+    if format_ is not None:
+        from . import output
+
+        for line in output.format_rows(rows, format_):
+            print(line)
+        return
     if json_:
         common.print_json(rows)
         return
+    table = []
     for r in rows:  # the table shortens long commands; --json keeps them whole
-        if len(r["command"]) > 40:
-            r["command"] = r["command"][:39] + "…"
-    common.print_table(rows, ["name", "id", "state", "pid", "ips", "ports", "command"])
+        command = shlex.join(r["command"])
+        table.append(
+            r
+            | {
+                "pid": r["pid"] or "",
+                "ips": ",".join(r["ips"]),
+                "ports": ",".join(r["ports"]),
+                "command": command if len(command) <= 40 else command[:39] + "…",
+            }
+        )
+    common.print_table(table, ["name", "id", "state", "pid", "ips", "ports", "command"])
 
 
 def inspect(
-    cli: typer.Context, refs: Annotated[list[str], typer.Argument(help="Container (or network) names or ids.")]
+    cli: typer.Context,
+    refs: Annotated[list[str], typer.Argument(help="Container (or network) names or ids.")],
+    format_: Annotated[
+        Optional[str],
+        typer.Option(
+            "-f",
+            "--format",
+            help="'json', or a Go template applied to each, e.g. '{{.State.Pid}}' or "
+            "'{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}'.",
+        ),
+    ] = None,
 ) -> None:
     """Show containers (or networks) as JSON, with the nsenter command to enter a container."""
     from ..errors import NotFound
     from ..services import containers, networks
+    from ..services.context import container_dir
 
     ctx = common.reading(cli)
     out = []
     with ctx.store.read() as conn:
         for ref in refs:
             try:
-                out.append(containers.describe(conn, containers.get_container(conn, ref)))
+                c = containers.get_container(conn, ref)
             except NotFound:
                 try:
                     out.append(networks.inspect_network(conn, ref))
                 except NotFound:
                     raise NotFound(f"no container or network named {ref!r}") from None
-    common.print_json(out[0] if len(out) == 1 else out)
+                continue
+            d = containers.describe(conn, c)
+            cdir = container_dir(ctx, c.id)
+            d["hosts_path"], d["resolv_conf_path"] = str(cdir / "hosts"), str(cdir / "resolv.conf")
+            out.append(d)
+    if format_ is not None and format_ != "json":
+        from . import gotemplate, output
+
+        nodes = gotemplate.parse(format_)
+        for item in out:
+            print(gotemplate.render(nodes, output.inspect_view(item)))
+        return
+    common.print_json(out[0] if len(out) == 1 and format_ is None else out)
 
 
 def exec_(
     cli: typer.Context,
     container: Annotated[str, typer.Argument(help="Container name or id.")],
-    command: Annotated[list[str], typer.Argument(help="Command and arguments.")],
+    command: Annotated[list[str], typer.Argument(help="Command and arguments; cnet's options may also come first.")],
+    _interactive: Annotated[
+        bool, typer.Option("-i", "--interactive", help="Accepted (stdin is always passed).")
+    ] = False,
+    _tty: Annotated[bool, typer.Option("-t", "--tty", help="Accepted (the terminal is always cnet's).")] = False,
+    env: Annotated[
+        Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")
+    ] = None,
+    workdir: Annotated[Optional[str], typer.Option("-w", "--workdir", help="Working directory (absolute).")] = None,
+    user: Annotated[Optional[str], typer.Option("-u", "--user", help="USER[:GROUP], a name or a number.")] = None,
 ) -> None:
-    """Run a command inside all of a running container's namespaces; exits with its exit code."""
-    from .. import procs
+    """Run a command inside all of a running container's namespaces; exits with its exit code.
+    -i, -t, -e, -w and -u are cnet's wherever they come before the command (`cnet exec CTR -it sh`)."""
+    from .. import procs, validate
     from ..errors import Conflict
     from ..kernel.netns import enter_argv
     from ..services import containers
+    from ..services.containers.process import exec_user
 
+    args = validate.exec_args(command, env or [], workdir, user)
     ctx = common.reading(cli)
     row = common.load_container(ctx, container)
     if row.state != "running" or not row.pid or not procs.alive(row.pid, row.pid_start_time):
         raise Conflict(f"container {row.name} is not running")
-    argv = enter_argv(row.pid, command)
+    argv = enter_argv(
+        row.pid, list(args.command), workdir=args.workdir, user=exec_user(args.user) if args.user else None
+    )
     if ctx.dry_run:
         print(shlex.join(argv))
         return
     ctx.require_root()
-    proc = ctx.runner.spawn(argv, env=containers.container_env(row), new_session=False)
+    proc = ctx.runner.spawn(argv, env=containers.container_env(row) | args.env, new_session=False)
     raise typer.Exit(proc.wait())
 
 
@@ -277,6 +357,27 @@ def rm(
         return out.result.name, out.plan
 
     common.for_each(ctx, containers_, remove_one, "rm")
+
+
+def prune(cli: typer.Context) -> None:
+    """Remove every exited container's record."""
+    from ..services import containers
+
+    ctx = common.mutating(cli)
+    with ctx.store.read() as conn:
+        exited = containers.exited_ids(conn)
+    removed = 0
+
+    def remove_one(ref: str) -> tuple[str, Plan | None]:
+        nonlocal removed
+        out = containers.remove_container(ctx, ref)
+        removed += 1
+        return out.result.name, out.plan
+
+    try:
+        common.for_each(ctx, exited, remove_one, "rm")
+    finally:
+        print(f"{'would remove' if ctx.dry_run else 'removed'} {removed} container(s)", file=sys.stderr)
 
 
 def _not_negative(value: float, option: str) -> None:

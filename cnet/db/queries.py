@@ -101,9 +101,7 @@ ENDPOINT_NETWORK_NAMES = (
 
 # --- names (the hosts files of running containers) -------------------------------------------------
 # Containers attached to any of the networks in the JSON list ?.
-NAME_VIEWERS = (
-    "SELECT DISTINCT container_id FROM endpoints WHERE network_id IN (SELECT value FROM json_each(?))"
-)
+NAME_VIEWERS = "SELECT DISTINCT container_id FROM endpoints WHERE network_id IN (SELECT value FROM json_each(?))"
 # Every endpoint on a network that one of the containers in the JSON list ? is attached to.
 NAME_MEMBERS = (
     "SELECT e.network_id, e.container_id, e.interface, e.ip, e.aliases, c.name, c.hostname FROM endpoints e "

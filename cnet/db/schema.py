@@ -417,7 +417,8 @@ VIEWS: dict[str, str] = {
         FROM endpoints e JOIN json_each(e.aliases) a JOIN networks n ON n.id = e.network_id
         JOIN containers c ON c.id = e.container_id""",
     "v_labels": """
-        SELECT 'container' AS kind, c.name, l.key, l.value FROM container_labels l JOIN containers c ON c.id = l.container_id
+        SELECT 'container' AS kind, c.name, l.key, l.value
+        FROM container_labels l JOIN containers c ON c.id = l.container_id
         UNION ALL
         SELECT 'network', n.name, l.key, l.value FROM network_labels l JOIN networks n ON n.id = l.network_id""",
 }

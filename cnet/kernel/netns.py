@@ -73,8 +73,19 @@ def launch_argv(
     ]
 
 
-def enter_argv(pid: int, command: list[str]) -> list[str]:
-    return ["nsenter", "--target", str(pid), "--mount", "--uts", "--ipc", "--net", "--pid", *command]
+def enter_argv(
+    pid: int, command: list[str], *, workdir: str | None = None, user: tuple[str, str, bool] | None = None
+) -> list[str]:
+    """`exec`: enter every namespace of PID 1; `workdir` via nsenter's --wd; `user` as
+    (uid or name, gid, init_groups) via setpriv (supplementary groups from the group database
+    for a named user, none for a bare number)."""
+    argv = ["nsenter", "--target", str(pid), "--mount", "--uts", "--ipc", "--net", "--pid"]
+    if workdir:
+        argv.append(f"--wd={workdir}")
+    if user:
+        uid, gid, init_groups = user
+        argv += ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups" if init_groups else "--clear-groups"]
+    return argv + command
 
 
 def enter_hint(pid: int) -> str:

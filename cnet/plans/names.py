@@ -25,7 +25,7 @@ HOSTS_HEADER = (
 HOSTS_NOTE = "# cnet: the containers on this container's networks; rewritten as they start, stop, connect, disconnect\n"
 NO_NAMESERVER = (
     "# cnet: the host's resolv.conf lists only loopback nameservers, which a container cannot reach;\n"
-    "# no nameserver is set (use -e or a network with a reachable resolver).\n"
+    "# no nameserver is set: only the names in /etc/hosts resolve.\n"
 )
 # systemd-resolved's own list of upstream servers: where the real ones are when /etc/resolv.conf
 # names only its stub listener 127.0.0.53 (Docker and podman read it in that case too).
@@ -81,9 +81,7 @@ def _iface_key(name: str) -> tuple[int, str]:
 
 
 def nameservers(text: str) -> list[str]:
-    return [
-        parts[1] for line in text.splitlines() if len(parts := line.split()) >= 2 and parts[0] == "nameserver"
-    ]
+    return [parts[1] for line in text.splitlines() if len(parts := line.split()) >= 2 and parts[0] == "nameserver"]
 
 
 def is_loopback(address: str) -> bool:
@@ -104,7 +102,11 @@ def container_resolv(host_text: str, upstream_text: str | None = None) -> str:
     given. If no nameserver is left, a comment says so and none is set (Docker would fall back to
     8.8.8.8; cnet sends no query anywhere the host's admin did not configure)."""
     text = host_text
-    if upstream_text is not None and only_loopback(host_text) and nameservers(upstream_text):
+    if (
+        upstream_text is not None
+        and only_loopback(host_text)
+        and not all(is_loopback(n) for n in nameservers(upstream_text))
+    ):
         text = upstream_text
     kept = []
     for line in text.splitlines():

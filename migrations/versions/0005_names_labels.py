@@ -9,7 +9,7 @@ import sqlalchemy as sa
 # Frozen copies of cnet.db.schema.VIEWS at this revision (see 0001_initial).
 VIEWS = {
     'v_names': "\n        SELECT n.name AS network, c.name AS name, 'name' AS kind, e.ip, c.name AS container, c.id AS container_id\n        FROM endpoints e JOIN networks n ON n.id = e.network_id JOIN containers c ON c.id = e.container_id\n        UNION ALL\n        SELECT n.name, c.hostname, 'hostname', e.ip, c.name, c.id\n        FROM endpoints e JOIN networks n ON n.id = e.network_id JOIN containers c ON c.id = e.container_id\n        WHERE c.hostname != c.name\n        UNION ALL\n        SELECT n.name, a.value, 'alias', e.ip, c.name, c.id\n        FROM endpoints e JOIN json_each(e.aliases) a JOIN networks n ON n.id = e.network_id\n        JOIN containers c ON c.id = e.container_id",
-    'v_labels': "\n        SELECT 'container' AS kind, c.name, l.key, l.value FROM container_labels l JOIN containers c ON c.id = l.container_id\n        UNION ALL\n        SELECT 'network', n.name, l.key, l.value FROM network_labels l JOIN networks n ON n.id = l.network_id",
+    'v_labels': "\n        SELECT 'container' AS kind, c.name, l.key, l.value\n        FROM container_labels l JOIN containers c ON c.id = l.container_id\n        UNION ALL\n        SELECT 'network', n.name, l.key, l.value FROM network_labels l JOIN networks n ON n.id = l.network_id",
 }
 
 revision = '0005_names_labels'

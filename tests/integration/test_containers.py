@@ -111,7 +111,9 @@ def test_foreground_run_torn_down_by_signal(sandbox, sig):
 
 def test_stop_escalates_to_sigkill_only_when_sigterm_is_ignored(sandbox):
     sb = sandbox
-    sb.cnet("run", "-d", "--name", "deaf", "--net", "none", "--", "sleep", "60")  # PID 1 without a handler: ignores TERM
+    sb.cnet(
+        "run", "-d", "--name", "deaf", "--net", "none", "--", "sleep", "60"
+    )  # PID 1 without a handler: ignores TERM
     sb.cnet(
         "run",
         "-d",

@@ -15,7 +15,7 @@ from .connect import connect, disconnect
 from .lifecycle import claim_and_release, reap, reap_dead, remove_container, remove_record, stop_container
 from .process import container_env, start_process
 from .run import Wired, parse_run_request, run_container
-from .views import describe, exit_code, get_container, is_running, list_containers
+from .views import describe, exit_code, exited_ids, get_container, is_running, list_containers, matches
 
 __all__ = [
     "Wired",
@@ -25,9 +25,11 @@ __all__ = [
     "describe",
     "disconnect",
     "exit_code",
+    "exited_ids",
     "get_container",
     "is_running",
     "list_containers",
+    "matches",
     "parse_run_request",
     "reap",
     "reap_dead",

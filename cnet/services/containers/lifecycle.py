@@ -13,10 +13,10 @@ from ...db.connection import Connection
 from ...errors import Conflict, TeardownIncomplete
 from ...plans import container as plans
 from ...records import Container, ContainerState, Direction, OpKind
-from ..apply import Change, Outcome, apply
 from .. import names
-from ..context import Context
-from .process import container_dir, is_watcher_shell, kill_now, stop_process, wait_dead
+from ..apply import Change, Outcome, apply
+from ..context import Context, container_dir
+from .process import is_watcher_shell, kill_now, stop_process, wait_dead
 
 KILLED_EXIT = 137  # 128 + SIGKILL: what `rm -f` records
 

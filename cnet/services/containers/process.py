@@ -35,6 +35,30 @@ def container_env(c: Container) -> dict[str, str]:
     return env
 
 
+def exec_user(spec: str) -> tuple[str, str, bool]:
+    """`-u USER[:GROUP]` (names or numbers, looked up in the host's databases, which the container
+    shares): (user, gid, whether to load the user's supplementary groups)."""
+    import grp
+    import pwd
+
+    from ...errors import ValidationError
+
+    user, _, group = spec.partition(":")
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        if not user.isdigit():
+            raise ValidationError(f"no such user {user!r}") from None
+        entry = None
+    gid = str(entry.pw_gid) if entry else "0"
+    if group:
+        try:
+            gid = group if group.isdigit() else str(grp.getgrnam(group).gr_gid)
+        except KeyError:
+            raise ValidationError(f"no such group {group!r}") from None
+    return (entry.pw_name if entry else user, gid, entry is not None)
+
+
 def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[str, ...] | list[str]) -> list[str]:
     cdir = container_dir(ctx, container_id).resolve()
     return nsk.launch_argv(

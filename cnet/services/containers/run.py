@@ -29,8 +29,8 @@ from ...records import (
     RunRequest,
 )
 from ..apply import Change, Outcome, apply
-from ..context import Context
-from .process import container_dir, launch_argv
+from ..context import Context, container_dir
+from .process import launch_argv
 
 REQUIRED_TOOLS = {
     "ip": "iproute2",
