@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from . import common
+from . import common, complete
 
 if TYPE_CHECKING:
     from ..commands import Plan
@@ -42,6 +42,7 @@ def run(
         typer.Option(
             "--net",
             "--network",
+            autocompletion=complete.run_networks,
             help="Network to attach (repeatable; the first one gets the default route). Default: the network "
             "'cnet', created on first use; 'none': loopback only.",
         ),
@@ -205,7 +206,10 @@ def ps(
 
 def inspect(
     cli: typer.Context,
-    refs: Annotated[list[str], typer.Argument(help="Container (or network) names or ids.")],
+    refs: Annotated[
+        list[str],
+        typer.Argument(help="Container (or network) names or ids.", autocompletion=complete.containers_and_networks),
+    ],
     format_: Annotated[
         Optional[str],
         typer.Option(
@@ -249,7 +253,7 @@ def inspect(
 
 def exec_(
     cli: typer.Context,
-    container: Annotated[str, typer.Argument(help="Container name or id.")],
+    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=complete.containers)],
     command: Annotated[list[str], typer.Argument(help="Command and arguments; cnet's options may also come first.")],
     _interactive: Annotated[
         bool, typer.Option("-i", "--interactive", help="Accepted (stdin is always passed).")
@@ -287,7 +291,7 @@ def exec_(
 
 def logs(
     cli: typer.Context,
-    container: Annotated[str, typer.Argument(help="Container name or id.")],
+    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=complete.containers)],
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing new output until the container exits.")
     ] = False,
@@ -326,7 +330,10 @@ def logs(
 
 def stop(
     cli: typer.Context,
-    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
+    containers_: Annotated[
+        list[str],
+        typer.Argument(metavar="CONTAINER...", help="Container names or ids.", autocompletion=complete.containers),
+    ],
     time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
 ) -> None:
     """Stop containers: SIGTERM, wait, then SIGKILL (PID 1 ignores SIGTERM without a handler)."""
@@ -344,7 +351,10 @@ def stop(
 
 def rm(
     cli: typer.Context,
-    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
+    containers_: Annotated[
+        list[str],
+        typer.Argument(metavar="CONTAINER...", help="Container names or ids.", autocompletion=complete.containers),
+    ],
     force: Annotated[bool, typer.Option("-f", "--force", help="Kill a running container first.")] = False,
 ) -> None:
     """Remove containers' records (-f: kill and release running ones first)."""

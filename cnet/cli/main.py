@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from . import complete
 from .containers import register as register_containers
 from .maintenance import register as register_maintenance
 from .networks import app as net_app
@@ -25,7 +26,7 @@ app = typer.Typer(
     "fresh namespaces wired by veth pairs, NAT and port mappings (127.0.0.1 included). Every kernel change "
     "is a printed ip/iptables command, journaled so it can be undone; all state is in SQLite.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=complete.wanted(sys.argv[1:]),  # shell completion: see cnet/cli/complete.py
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -76,6 +77,7 @@ app.add_typer(net_app, name="net", help=NET_HELP)
 app.add_typer(net_app, name="network", hidden=True, help=NET_HELP)  # Docker's spelling, listed once
 register_containers(app)
 register_state(app)
+app.command("completion")(complete.completion)
 register_maintenance(app, net_app)
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from . import common
+from . import common, complete
 
 if TYPE_CHECKING:
     from ..commands import Plan
@@ -85,7 +85,10 @@ def ls(
 
 
 @app.command("inspect")
-def inspect(cli: typer.Context, names: Annotated[list[str], typer.Argument(help="Network names or ids.")]) -> None:
+def inspect(
+    cli: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="Network names or ids.", autocompletion=complete.networks)],
+) -> None:
     """Show networks as JSON."""
     from ..services import networks
 
@@ -96,7 +99,10 @@ def inspect(cli: typer.Context, names: Annotated[list[str], typer.Argument(help=
 
 
 @app.command("rm")
-def rm(cli: typer.Context, names: Annotated[list[str], typer.Argument(help="Network names or ids.")]) -> None:
+def rm(
+    cli: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="Network names or ids.", autocompletion=complete.networks)],
+) -> None:
     """Remove networks (refused while containers are attached). The last one removes cnet's base chains."""
     from ..services import networks
 
@@ -112,8 +118,8 @@ def rm(cli: typer.Context, names: Annotated[list[str], typer.Argument(help="Netw
 @app.command("connect")
 def connect(
     cli: typer.Context,
-    network: Annotated[str, typer.Argument(help="Network name.")],
-    container: Annotated[str, typer.Argument(help="Container name or id.")],
+    network: Annotated[str, typer.Argument(help="Network name.", autocompletion=complete.networks)],
+    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=complete.containers)],
     ip: Annotated[Optional[str], typer.Option(help="Static address on that network.")] = None,
     alias: Annotated[
         Optional[list[str]], typer.Option("--alias", help="One more name on that network (repeatable).")
@@ -133,8 +139,8 @@ def connect(
 @app.command("disconnect")
 def disconnect(
     cli: typer.Context,
-    network: Annotated[str, typer.Argument(help="Network name.")],
-    container: Annotated[str, typer.Argument(help="Container name or id.")],
+    network: Annotated[str, typer.Argument(help="Network name.", autocompletion=complete.networks)],
+    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=complete.containers)],
 ) -> None:
     """Detach a container from a network (its mappings on that network go too)."""
     from ..services import containers

@@ -111,6 +111,10 @@ NAME_MEMBERS = (
 )
 NAME_RUNNING_IDS = "SELECT id FROM containers WHERE state = 'running'"
 
+# --- shell completion (read-only) -------------------------------------------------------------------
+COMPLETE_CONTAINER_NAMES = "SELECT name FROM containers WHERE name LIKE ? ESCAPE '\\' ORDER BY name"
+COMPLETE_NETWORK_NAMES = "SELECT name FROM networks WHERE name LIKE ? ESCAPE '\\' ORDER BY name"
+
 # --- labels ------------------------------------------------------------------------------------------
 CONTAINER_LABELS_OF = "SELECT key, value FROM container_labels WHERE container_id = ? ORDER BY key"
 CONTAINER_LABELS_ALL = "SELECT container_id, key, value FROM container_labels ORDER BY key"

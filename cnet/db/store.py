@@ -324,6 +324,13 @@ def running_ids(conn: Connection) -> list[str]:
     return [r[0] for r in conn.all(q.NAME_RUNNING_IDS)]
 
 
+def names_starting(conn: Connection, kind: str, prefix: str) -> list[str]:
+    """Container (kind 'container') or network names that start with `prefix` (shell completion)."""
+    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    sql = q.COMPLETE_CONTAINER_NAMES if kind == "container" else q.COMPLETE_NETWORK_NAMES
+    return [r[0] for r in conn.all(sql, (like,))]
+
+
 def insert_labels(conn: Connection, table: str, owner: str, owner_id: str, labels: dict[str, str]) -> None:
     for key, value in labels.items():
         conn.insert(table, {owner: owner_id, "key": key, "value": value})

@@ -73,6 +73,13 @@ class Context:
         return self._journal
 
     def _open_store(self) -> Connection:
+        try:
+            return self._open_store_as_allowed()
+        except PermissionError:  # a non-root user on root's 0700 state dir: one line, not a traceback
+            who = "" if os.geteuid() == 0 else ": cnet needs root"
+            raise PermissionDenied(f"cannot read the state dir {self.state_dir}{who}") from None
+
+    def _open_store_as_allowed(self) -> Connection:
         from ..db import migrate
 
         if self.dry_run or (self.readonly and not connection.db_path(self.state_dir).exists()):

@@ -54,6 +54,11 @@ def test_command_tree_is_complete():
         "db",
         "db upgrade",
         "db check",
+        "net prune",
+        "network",
+        "network ls",
+        "container prune",
+        "completion",
     }
     assert expected <= names
 
