@@ -2,31 +2,25 @@
 `--install-completion` / `--show-completion` and the `_CNET_COMPLETE` protocol its scripts use,
 plus `cnet completion SHELL`, which prints the same script. Typer's completion machinery costs
 an import every command would pay, so the root app turns it on only when it is asked for
-(`wanted()`): the completion options are then accepted, and a shell asking for completions
-(`_CNET_COMPLETE` set) gets commands, options and the names below.
+(cnet.cli.main): the completion options are then accepted, and a shell asking for completions
+(`_CNET_COMPLETE` set) gets commands, options and the names below (the callbacks are in
+cnet.cli.common, so that naming them at start-up imports nothing).
 
 Container and network names come from the state database opened read-only (`mode=ro`); a missing
-or unreadable database (not root, no state yet) completes nothing rather than fail. Nothing here is
-imported by ordinary commands: only the completion functions' names are referenced at start-up.
+or unreadable database (not root, no state yet) completes nothing rather than fail. Ordinary
+commands never import this module.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
 
 import typer
 
-SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_CNET_COMPLETE"
 
 
-def wanted(argv: list[str]) -> bool:
-    """Whether this run needs typer's completion: a shell asking, or the completion options."""
-    return COMPLETE_VAR in os.environ or any(a.startswith(("--install-completion", "--show-completion")) for a in argv)
-
-
-def _names(cli: typer.Context, kind: str, incomplete: str) -> list[str]:
+def names(cli: typer.Context, kind: str, incomplete: str) -> list[str]:
     from ..db import connection, store
     from ..services.context import state_dir_from_env
 
@@ -42,27 +36,8 @@ def _names(cli: typer.Context, kind: str, incomplete: str) -> list[str]:
         conn.close()
 
 
-def containers(cli: typer.Context, incomplete: str) -> list[str]:
-    return _names(cli, "container", incomplete)
-
-
-def networks(cli: typer.Context, incomplete: str) -> list[str]:
-    return _names(cli, "network", incomplete)
-
-
-def run_networks(cli: typer.Context, incomplete: str) -> list[str]:
-    return [n for n in ["none", *_names(cli, "network", incomplete)] if n.startswith(incomplete)]
-
-
-def containers_and_networks(cli: typer.Context, incomplete: str) -> list[str]:
-    return _names(cli, "container", incomplete) + _names(cli, "network", incomplete)
-
-
-def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", metavar="SHELL")]) -> None:
-    """Print the completion script for a shell. Add to ~/.bashrc: eval "$(cnet completion bash)";
-    zsh: eval "$(cnet completion zsh)"; fish: cnet completion fish | source."""
-    if shell not in SHELLS:
-        raise typer.BadParameter(f"{shell!r} is not one of {', '.join(SHELLS)}", param_hint="'SHELL'")
+def print_script(shell: str) -> None:
+    """The completion script of `shell` on stdout."""
     from typer.main import get_command
 
     # typer's completion protocol asked for the script (`_CNET_COMPLETE=source_SHELL cnet` does the

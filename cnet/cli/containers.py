@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from . import common, complete
+from . import common
 
 if TYPE_CHECKING:
     from ..commands import Plan
@@ -42,7 +42,7 @@ def run(
         typer.Option(
             "--net",
             "--network",
-            autocompletion=complete.run_networks,
+            autocompletion=common.complete_run_networks,
             help="Network to attach (repeatable; the first one gets the default route). Default: the network "
             "'cnet', created on first use; 'none': loopback only.",
         ),
@@ -208,7 +208,7 @@ def inspect(
     cli: typer.Context,
     refs: Annotated[
         list[str],
-        typer.Argument(help="Container (or network) names or ids.", autocompletion=complete.containers_and_networks),
+        typer.Argument(help="Container (or network) names or ids.", autocompletion=common.complete_refs),
     ],
     format_: Annotated[
         Optional[str],
@@ -253,7 +253,7 @@ def inspect(
 
 def exec_(
     cli: typer.Context,
-    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=complete.containers)],
+    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
     command: Annotated[list[str], typer.Argument(help="Command and arguments; cnet's options may also come first.")],
     _interactive: Annotated[
         bool, typer.Option("-i", "--interactive", help="Accepted (stdin is always passed).")
@@ -291,7 +291,7 @@ def exec_(
 
 def logs(
     cli: typer.Context,
-    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=complete.containers)],
+    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing new output until the container exits.")
     ] = False,
@@ -332,7 +332,9 @@ def stop(
     cli: typer.Context,
     containers_: Annotated[
         list[str],
-        typer.Argument(metavar="CONTAINER...", help="Container names or ids.", autocompletion=complete.containers),
+        typer.Argument(
+            metavar="CONTAINER...", help="Container names or ids.", autocompletion=common.complete_containers
+        ),
     ],
     time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
 ) -> None:
@@ -353,7 +355,9 @@ def rm(
     cli: typer.Context,
     containers_: Annotated[
         list[str],
-        typer.Argument(metavar="CONTAINER...", help="Container names or ids.", autocompletion=complete.containers),
+        typer.Argument(
+            metavar="CONTAINER...", help="Container names or ids.", autocompletion=common.complete_containers
+        ),
     ],
     force: Annotated[bool, typer.Option("-f", "--force", help="Kill a running container first.")] = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from . import common, complete
+from . import common
 
 if TYPE_CHECKING:
     from ..commands import Plan
@@ -87,7 +87,7 @@ def ls(
 @app.command("inspect")
 def inspect(
     cli: typer.Context,
-    names: Annotated[list[str], typer.Argument(help="Network names or ids.", autocompletion=complete.networks)],
+    names: Annotated[list[str], typer.Argument(help="Network names or ids.", autocompletion=common.complete_networks)],
 ) -> None:
     """Show networks as JSON."""
     from ..services import networks
@@ -101,7 +101,7 @@ def inspect(
 @app.command("rm")
 def rm(
     cli: typer.Context,
-    names: Annotated[list[str], typer.Argument(help="Network names or ids.", autocompletion=complete.networks)],
+    names: Annotated[list[str], typer.Argument(help="Network names or ids.", autocompletion=common.complete_networks)],
 ) -> None:
     """Remove networks (refused while containers are attached). The last one removes cnet's base chains."""
     from ..services import networks
@@ -118,8 +118,8 @@ def rm(
 @app.command("connect")
 def connect(
     cli: typer.Context,
-    network: Annotated[str, typer.Argument(help="Network name.", autocompletion=complete.networks)],
-    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=complete.containers)],
+    network: Annotated[str, typer.Argument(help="Network name.", autocompletion=common.complete_networks)],
+    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
     ip: Annotated[Optional[str], typer.Option(help="Static address on that network.")] = None,
     alias: Annotated[
         Optional[list[str]], typer.Option("--alias", help="One more name on that network (repeatable).")
@@ -139,8 +139,8 @@ def connect(
 @app.command("disconnect")
 def disconnect(
     cli: typer.Context,
-    network: Annotated[str, typer.Argument(help="Network name.", autocompletion=complete.networks)],
-    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=complete.containers)],
+    network: Annotated[str, typer.Argument(help="Network name.", autocompletion=common.complete_networks)],
+    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
 ) -> None:
     """Detach a container from a network (its mappings on that network go too)."""
     from ..services import containers

@@ -8,7 +8,6 @@ from ...db.connection import Connection
 from ...errors import Conflict, NotFound
 from ...plans import container as plans
 from ...records import ContainerState, Endpoint, OpKind
-from .. import names
 from ..apply import Change, Outcome, apply
 from ..context import Context
 from .run import attach, restore_missing_networks, usable_network
@@ -46,6 +45,8 @@ def connect(
         return Change(OpKind.NET_CONNECT, f"{c.id}/{net.id}", plan, ep)
 
     out = apply(ctx, prepare)
+    from .. import names
+
     names.refresh(ctx, [out.result.network_id], [out.result.container_id])
     return out
 
@@ -74,4 +75,6 @@ def disconnect(ctx: Context, network: str, ref: str) -> Outcome[Endpoint]:
         return apply(ctx, prepare)
     finally:
         if ep_seen:  # the teardown runs to the end even when it reports errors
+            from .. import names
+
             names.refresh(ctx, [ep_seen[0].network_id], [ep_seen[0].container_id])

@@ -13,7 +13,6 @@ from ...db.connection import Connection
 from ...errors import Conflict, TeardownIncomplete
 from ...plans import container as plans
 from ...records import Container, ContainerState, Direction, OpKind
-from .. import names
 from ..apply import Change, Outcome, apply
 from ..context import Context, container_dir
 from .process import is_watcher_shell, kill_now, stop_process, wait_dead
@@ -46,6 +45,8 @@ def claim_and_release(
         ctx.say(f"cnet: warning: {exc}")
         released = True
     if released and networks:
+        from .. import names  # imported by the commands that change a network's members only
+
         names.refresh(ctx, networks)  # its names vanish from its peers' hosts files
     return released
 
