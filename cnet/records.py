@@ -255,6 +255,7 @@ class Endpoint:
     gateway: str
     prefix_len: int
     mtu: int
+    aliases: tuple[str, ...] = ()  # extra names on this network (--network-alias)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Endpoint:
@@ -274,6 +275,7 @@ class Endpoint:
             gateway=row["gateway"],
             prefix_len=row["prefix_len"],
             mtu=row["mtu"],
+            aliases=tuple(json.loads(row["aliases"])),
         )
 
 
@@ -315,3 +317,5 @@ class RunRequest:
     hostname: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = ("/bin/sh",)
+    labels: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()  # --network-alias: extra names on every network joined at run

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import ValidationError
@@ -223,6 +224,138 @@ def hostname(value: str) -> str:
 
 
 DEFAULT_COMMAND = ("/bin/sh",)
+# Without a network option a container joins this network, created on first use (Docker's
+# `bridge`, podman's `podman`); `--net none` gives a loopback-only container.
+DEFAULT_NETWORK = "cnet"
+NO_NETWORK = "none"
+LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")
+
+
+def label(value: str) -> tuple[str, str]:
+    """`KEY=VALUE` or `KEY` (empty value), as Docker's --label."""
+    key, _, val = value.partition("=")
+    if not LABEL_KEY_RE.fullmatch(key) or not key.isascii():
+        raise ValidationError(
+            f"invalid label {value!r}: the key needs 1-255 characters [a-zA-Z0-9_.:/-], starting with a letter or digit"
+        )
+    if "\0" in val:
+        raise ValidationError(f"invalid label {key}: the value contains a NUL byte")
+    return key, val
+
+
+def labels(values: Sequence[str]) -> dict[str, str]:
+    return dict(label(v) for v in values)
+
+
+@dataclass(frozen=True)
+class ExecArgs:
+    """`cnet exec CTR [OPTIONS] COMMAND...`: cnet's options found after the container name."""
+
+    command: tuple[str, ...]
+    env: dict[str, str]
+    workdir: str | None = None
+    user: str | None = None
+
+
+_EXEC_FLAGS = {"-i": "interactive", "--interactive": "interactive", "-t": "tty", "--tty": "tty"}
+_EXEC_VALUED = {"-e": "env", "--env": "env", "-w": "workdir", "--workdir": "workdir", "-u": "user", "--user": "user"}
+
+
+def exec_args(
+    args: Sequence[str], env: Sequence[str] = (), workdir: str | None = None, user: str | None = None
+) -> ExecArgs:
+    """Split what follows `exec CTR` into cnet's options (-i, -t, -e, -w, -u, combined as `-it`,
+    values attached or next) and the command: the first word that is not one of them, or
+    everything after `--`, starts the command, so `exec CTR -it sh -c 'ls -l'` runs `sh -c 'ls -l'`.
+    -i and -t are accepted for Docker's sake: the command always shares cnet's stdin and terminal."""
+    values: dict[str, list[str]] = {
+        "env": list(env),
+        "workdir": [workdir] if workdir else [],
+        "user": [user] if user else [],
+    }
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            i += 1
+            break
+        if tok.startswith("--"):
+            opt, eq, val = tok.partition("=")
+            if opt in _EXEC_FLAGS and not eq:
+                i += 1
+                continue
+            if opt not in _EXEC_VALUED:
+                break
+            if not eq:
+                if i + 1 >= len(args):
+                    raise ValidationError(f"option {opt} needs a value")
+                i, val = i + 1, args[i + 1]
+            values[_EXEC_VALUED[opt]].append(val)
+            i += 1
+            continue
+        if (
+            not tok.startswith("-")
+            or len(tok) < 2
+            or any(f"-{ch}" not in _EXEC_FLAGS | _EXEC_VALUED for ch in tok[1:2])
+        ):
+            break
+        j = 1
+        while j < len(tok):
+            opt = f"-{tok[j]}"
+            if opt in _EXEC_FLAGS:
+                j += 1
+                continue
+            if opt not in _EXEC_VALUED:
+                raise ValidationError(f"unknown option {opt} in {tok!r} (cnet exec takes -i, -t, -e, -w, -u)")
+            val = tok[j + 1 :]
+            if not val:
+                if i + 1 >= len(args):
+                    raise ValidationError(f"option {opt} needs a value")
+                i, val = i + 1, args[i + 1]
+            values[_EXEC_VALUED[opt]].append(val)
+            break
+        i += 1
+    command = tuple(args[i:])
+    if not command:
+        raise ValidationError("exec needs a command")
+    if values["workdir"] and not values["workdir"][-1].startswith("/"):
+        raise ValidationError(f"invalid working directory {values['workdir'][-1]!r}: it must be an absolute path")
+    return ExecArgs(
+        command=command,
+        env=dict(env_pair(e) for e in values["env"]),
+        workdir=values["workdir"][-1] if values["workdir"] else None,
+        user=values["user"][-1] if values["user"] else None,
+    )
+
+
+PS_FILTERS = ("name", "label", "status", "network", "id")
+STATES = ("creating", "running", "exited", "removing")
+
+
+def ps_filter(value: str) -> tuple[str, str]:
+    """`KEY=VALUE` of `ps --filter` (Docker's keys cnet has)."""
+    key, eq, val = value.partition("=")
+    if not eq or key not in PS_FILTERS:
+        raise ValidationError(f"invalid filter {value!r}: use KEY=VALUE with KEY one of {', '.join(PS_FILTERS)}")
+    if key == "status" and val not in STATES:
+        raise ValidationError(f"invalid filter {value!r}: status is one of {', '.join(STATES)}")
+    if not val:
+        raise ValidationError(f"invalid filter {value!r}: the value is empty")
+    return key, val
+
+
+def run_networks(networks: Sequence[str]) -> tuple[str, ...]:
+    """The networks a container joins: the default network when none is given, none for `none`."""
+    if not networks:
+        return (DEFAULT_NETWORK,)
+    if NO_NETWORK in networks:
+        if len(networks) > 1:
+            raise ValidationError("--net none cannot be combined with other networks")
+        return ()
+    nets = tuple(_check_name(n, "network name") for n in networks)
+    if len(set(nets)) != len(nets):
+        raise ValidationError("the same network is given twice")
+    return nets
 
 
 def run_request(
@@ -234,13 +367,16 @@ def run_request(
     hostname: str | None,
     env: Sequence[str],
     command: Sequence[str],
+    labels: Sequence[str] = (),
+    aliases: Sequence[str] = (),
 ) -> RunRequest:
     """Everything `cnet run` was given, checked before the state or the kernel is touched."""
     if name is not None:
         _check_name(name, "container name")
-    nets = tuple(_check_name(n, "network name") for n in networks)
-    if len(set(nets)) != len(nets):
-        raise ValidationError("the same network is given twice")
+    if ip is not None and not networks:
+        # As Docker: a static address only on a network the user chose.
+        raise ValidationError("--ip needs a network (--net)")
+    nets = run_networks(networks)
     specs: list[PortSpec] = []
     for p in ports:
         specs += port_mapping(p)
@@ -251,10 +387,10 @@ def run_request(
             raise ValidationError(f"host port {s.host_port}/{s.protocol} is given twice")
         seen.add(key)
     if specs and not nets:
-        raise ValidationError("publishing ports (-p) needs a network (--net)")
+        raise ValidationError("publishing ports (-p) needs a network (not --net none)")
     if ip is not None:
         if not nets:
-            raise ValidationError("--ip needs a network (--net)")
+            raise ValidationError("--ip needs a network (not --net none)")
         ipv4_address(ip, "IP address")
     if hostname is not None:
         _check_hostname(hostname)
@@ -262,11 +398,24 @@ def run_request(
     cmdline = tuple(command) or DEFAULT_COMMAND
     if any("\0" in a for a in cmdline):
         raise ValidationError("the command contains a NUL byte")
+    for a in aliases:
+        _check_hostname(a)
+    if aliases and not nets:
+        raise ValidationError("--network-alias needs a network (not --net none)")
     return RunRequest(
-        name=name, networks=nets, ports=tuple(specs), ip=ip, hostname=hostname, env=env_pairs, command=cmdline
+        name=name,
+        networks=nets,
+        ports=tuple(specs),
+        ip=ip,
+        hostname=hostname,
+        env=env_pairs,
+        command=cmdline,
+        labels=_labels(labels),
+        aliases=tuple(dict.fromkeys(aliases)),
     )
 
 
 # The parameters of run_request() shadow these two checks.
 _check_name = name
 _check_hostname = hostname
+_labels = labels

@@ -117,3 +117,25 @@ def print_table(rows: list[dict], headers: list[str]) -> None:
 
 def print_plan(plan: Plan, title: str) -> None:
     sys.stdout.write(plan.as_shell_script(title))
+
+
+# Shell completion callbacks (typer's `autocompletion=`): defined here, in a module every command
+# imports anyway, so naming them costs no import; the work is in cnet.cli.complete.
+def complete_containers(cli: typer.Context, incomplete: str) -> list[str]:
+    from .complete import names
+
+    return names(cli, "container", incomplete)
+
+
+def complete_networks(cli: typer.Context, incomplete: str) -> list[str]:
+    from .complete import names
+
+    return names(cli, "network", incomplete)
+
+
+def complete_run_networks(cli: typer.Context, incomplete: str) -> list[str]:
+    return [n for n in ["none", *complete_networks(cli, incomplete)] if n.startswith(incomplete)]
+
+
+def complete_refs(cli: typer.Context, incomplete: str) -> list[str]:
+    return complete_containers(cli, incomplete) + complete_networks(cli, incomplete)

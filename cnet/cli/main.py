@@ -9,6 +9,7 @@ later derive every click error from `typer.TyperException` (see the pin in pypro
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Optional
 
@@ -26,7 +27,10 @@ app = typer.Typer(
     "fresh namespaces wired by veth pairs, NAT and port mappings (127.0.0.1 included). Every kernel change "
     "is a printed ip/iptables command, journaled so it can be undone; all state is in SQLite.",
     no_args_is_help=True,
-    add_completion=False,
+    # typer's completion costs an import every command would pay: on only when asked for
+    # (a shell asking, with _CNET_COMPLETE set, or the completion options; cnet/cli/complete.py).
+    add_completion="_CNET_COMPLETE" in os.environ
+    or any(a.startswith(("--install-completion", "--show-completion")) for a in sys.argv[1:]),
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -72,9 +76,25 @@ def global_options(
     cli.call_on_close(ctx.close)  # the root context closes last, on success and on every error
 
 
-app.add_typer(net_app, name="net", help="Create, list, inspect and remove bridge networks; connect containers.")
+NET_HELP = "Bridge networks (alias: network): create, list, inspect, remove, prune; connect containers."
+app.add_typer(net_app, name="net", help=NET_HELP)
+app.add_typer(net_app, name="network", hidden=True, help=NET_HELP)  # Docker's spelling, listed once
 register_containers(app)
 register_state(app)
+SHELLS = ("bash", "zsh", "fish")
+
+
+@app.command("completion")
+def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", metavar="SHELL")]) -> None:
+    """Print the completion script for a shell. Add to ~/.bashrc: eval "$(cnet completion bash)";
+    zsh: eval "$(cnet completion zsh)"; fish: cnet completion fish | source."""
+    if shell not in SHELLS:
+        raise typer.BadParameter(f"{shell!r} is not one of {', '.join(SHELLS)}", param_hint="'SHELL'")
+    from .complete import print_script
+
+    print_script(shell)
+
+
 register_maintenance(app, net_app)
 app.add_typer(
     cni_app,
@@ -84,7 +104,6 @@ app.add_typer(
 
 
 def main() -> None:
-    import os
 
     os.umask(0o077)  # state, logs and journal are private to root
     from ..errors import CnetError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -31,13 +32,24 @@ def create(
         bool, typer.Option("--internal", help="No route out and no NAT: traffic stays on the bridge.")
     ] = False,
     driver: Annotated[str, typer.Option(help="Network driver (only 'bridge').")] = "bridge",
+    label: Annotated[Optional[list[str]], typer.Option("--label", help="KEY=VALUE label (repeatable).")] = None,
 ) -> None:
     """Create a bridge network (bridge, gateway address, NAT and isolation rules)."""
+    from .. import validate
     from ..services import networks
 
+    labels = validate.labels(label or [])
     ctx = common.mutating(cli)
     out = networks.create_network(
-        ctx, name=name, subnet=subnet, gateway=gateway, ip_range=ip_range, mtu=mtu, internal=internal, driver=driver
+        ctx,
+        name=name,
+        subnet=subnet,
+        gateway=gateway,
+        ip_range=ip_range,
+        mtu=mtu,
+        internal=internal,
+        driver=driver,
+        labels=labels,
     )
     if ctx.dry_run:
         n = out.result
@@ -49,7 +61,11 @@ def create(
 
 
 @app.command("ls")
-def ls(cli: typer.Context, json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def ls(
+    cli: typer.Context,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only the names.")] = False,
+) -> None:
     """List networks."""
     from ..services import networks
 
@@ -59,13 +75,20 @@ def ls(cli: typer.Context, json_: Annotated[bool, typer.Option("--json", help="P
             common.print_json(networks.inspect_all(conn))
             return
         rows = networks.list_networks(conn)
+    if quiet:
+        for r in rows:
+            print(r["name"])
+        return
     for r in rows:
         r["internal"] = "yes" if r["internal"] else ""
     common.print_table(rows, ["name", "id", "driver", "subnet", "gateway", "bridge", "internal", "containers"])
 
 
 @app.command("inspect")
-def inspect(cli: typer.Context, names: Annotated[list[str], typer.Argument(help="Network names or ids.")]) -> None:
+def inspect(
+    cli: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="Network names or ids.", autocompletion=common.complete_networks)],
+) -> None:
     """Show networks as JSON."""
     from ..services import networks
 
@@ -76,7 +99,10 @@ def inspect(cli: typer.Context, names: Annotated[list[str], typer.Argument(help=
 
 
 @app.command("rm")
-def rm(cli: typer.Context, names: Annotated[list[str], typer.Argument(help="Network names or ids.")]) -> None:
+def rm(
+    cli: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="Network names or ids.", autocompletion=common.complete_networks)],
+) -> None:
     """Remove networks (refused while containers are attached). The last one removes cnet's base chains."""
     from ..services import networks
 
@@ -92,15 +118,18 @@ def rm(cli: typer.Context, names: Annotated[list[str], typer.Argument(help="Netw
 @app.command("connect")
 def connect(
     cli: typer.Context,
-    network: Annotated[str, typer.Argument(help="Network name.")],
-    container: Annotated[str, typer.Argument(help="Container name or id.")],
+    network: Annotated[str, typer.Argument(help="Network name.", autocompletion=common.complete_networks)],
+    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
     ip: Annotated[Optional[str], typer.Option(help="Static address on that network.")] = None,
+    alias: Annotated[
+        Optional[list[str]], typer.Option("--alias", help="One more name on that network (repeatable).")
+    ] = None,
 ) -> None:
     """Attach a running container to one more network (next ethN)."""
     from ..services import containers
 
     ctx = common.mutating(cli)
-    out = containers.connect(ctx, network, container, ip)
+    out = containers.connect(ctx, network, container, ip, tuple(alias or ()))
     if ctx.dry_run:
         common.print_plan(out.plan, f"cnet net connect {network} {container}")
     else:
@@ -110,8 +139,8 @@ def connect(
 @app.command("disconnect")
 def disconnect(
     cli: typer.Context,
-    network: Annotated[str, typer.Argument(help="Network name.")],
-    container: Annotated[str, typer.Argument(help="Container name or id.")],
+    network: Annotated[str, typer.Argument(help="Network name.", autocompletion=common.complete_networks)],
+    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
 ) -> None:
     """Detach a container from a network (its mappings on that network go too)."""
     from ..services import containers
@@ -120,3 +149,25 @@ def disconnect(
     out = containers.disconnect(ctx, network, container)
     if ctx.dry_run:
         common.print_plan(out.plan, f"cnet net disconnect {network} {container}")
+
+
+@app.command("prune")
+def prune(cli: typer.Context) -> None:
+    """Remove every network no container is attached to."""
+    from ..services import networks
+
+    ctx = common.mutating(cli)
+    with ctx.store.read() as conn:
+        unused = networks.unused_networks(conn)
+    removed = 0
+
+    def remove_one(ref: str) -> tuple[str, Plan]:
+        nonlocal removed
+        out = networks.remove_network(ctx, ref)
+        removed += 1
+        return out.result.name, out.plan
+
+    try:
+        common.for_each(ctx, unused, remove_one, "net rm")
+    finally:
+        print(f"{'would remove' if ctx.dry_run else 'removed'} {removed} network(s)", file=sys.stderr)

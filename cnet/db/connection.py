@@ -78,7 +78,9 @@ def state_error(exc: BaseException, state_dir: Path | None) -> str:
     where = f"the state dir {state_dir}" if state_dir else "the state dir"
     db = f"the state database {db_path(state_dir)}" if state_dir else "the state database"
     text = str(exc)
-    code = exc.errno if isinstance(exc, OSError) else getattr(exc, "sqlite_errorcode", None)
+    # errno and SQLite's result codes overlap (EACCES and SQLITE_FULL are both 13): kept apart.
+    code = exc.errno if isinstance(exc, OSError) else None
+    sqlite_code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.Error) else None
     lowered = text.lower()
     # SQLite often says only "disk I/O error" or "unable to open database file": ask the file
     # system what is wrong with it.
@@ -94,13 +96,14 @@ def state_error(exc: BaseException, state_dir: Path | None) -> str:
         code = errno.EROFS
     elif full and ("i/o error" in lowered or "unable to open" in lowered):
         code = errno.ENOSPC
-    if code == errno.ENOSPC or "disk is full" in lowered or code == sqlite3.SQLITE_FULL:
+    if code == errno.ENOSPC or "disk is full" in lowered or sqlite_code == sqlite3.SQLITE_FULL:
         return f"no space left for {where} (disk full): free some space; nothing was changed"
     if code == errno.EROFS or "readonly" in lowered or "read-only" in lowered:
         return f"{where} is read-only: cnet needs to write there (remount it read-write, or use another --state-dir)"
     if code in (errno.EACCES, errno.EPERM):
-        hint = "run as root" if os.geteuid() != 0 else "check its owner and mode"
-        return f"cannot read or write {where}: permission denied ({hint})"
+        if os.geteuid() != 0:
+            return f"cannot read {where}: cnet needs root"
+        return f"cannot read or write {where}: permission denied (check its owner and mode)"
     if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
         return (
             f"{db} is damaged ({text}): move it away to start with an empty state (then `cnet gc` "

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from alembic.config import Config
 
-HEAD_REVISION = "0004_bridge_mac"
+HEAD_REVISION = "0005_names_labels"
 
 
 def migrations_dir() -> Path:

@@ -112,6 +112,38 @@ ENDPOINT_DELETE = "DELETE FROM endpoints WHERE container_id = ? AND network_id =
 ENDPOINTS_DELETE_OF = "DELETE FROM endpoints WHERE container_id = ?"
 ENDPOINT_IPS = "SELECT container_id, ip FROM endpoints ORDER BY interface"
 
+ENDPOINT_NETWORK_NAMES = (
+    "SELECT e.container_id, n.name FROM endpoints e JOIN networks n ON n.id = e.network_id ORDER BY e.interface"
+)
+
+# --- names (the hosts files of running containers) -------------------------------------------------
+# Containers attached to any of the networks in the JSON list ?.
+NAME_VIEWERS = "SELECT DISTINCT container_id FROM endpoints WHERE network_id IN (SELECT value FROM json_each(?))"
+# Every endpoint on a network that one of the containers in the JSON list ? is attached to.
+NAME_MEMBERS = (
+    "SELECT e.network_id, e.container_id, e.interface, e.ip, e.aliases, c.name, c.hostname FROM endpoints e "
+    "JOIN containers c ON c.id = e.container_id WHERE e.network_id IN "
+    "(SELECT network_id FROM endpoints WHERE container_id IN (SELECT value FROM json_each(?))) "
+    "ORDER BY e.network_id, c.name"
+)
+NAME_RUNNING_IDS = "SELECT id FROM containers WHERE state = 'running'"
+
+# --- shell completion (read-only) -------------------------------------------------------------------
+COMPLETE_CONTAINER_NAMES = "SELECT name FROM containers WHERE name LIKE ? ESCAPE '\\' ORDER BY name"
+COMPLETE_NETWORK_NAMES = "SELECT name FROM networks WHERE name LIKE ? ESCAPE '\\' ORDER BY name"
+
+# --- labels ------------------------------------------------------------------------------------------
+CONTAINER_LABELS_OF = "SELECT key, value FROM container_labels WHERE container_id = ? ORDER BY key"
+CONTAINER_LABELS_ALL = "SELECT container_id, key, value FROM container_labels ORDER BY key"
+NETWORK_LABELS_OF = "SELECT key, value FROM network_labels WHERE network_id = ? ORDER BY key"
+
+# --- prune -------------------------------------------------------------------------------------------
+CONTAINERS_EXITED_IDS = "SELECT id FROM containers WHERE state = 'exited' ORDER BY created_at, id"
+NETWORKS_UNUSED_NAMES = (
+    "SELECT name FROM networks n WHERE state = 'ready' "
+    "AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.network_id = n.id) ORDER BY name"
+)
+
 # --- port mappings ----------------------------------------------------------------------------------
 _PORTS = "SELECT p.*, e.ip AS container_ip FROM port_mappings p JOIN endpoints e ON e.id = p.endpoint_id "
 PORTS_OF = _PORTS + "WHERE p.container_id = ? ORDER BY p.host_port, p.protocol"

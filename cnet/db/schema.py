@@ -23,6 +23,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from .views import VIEWS as VIEWS  # the views belong to the schema's definition; kept in views.py
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -219,6 +221,13 @@ endpoints = Table(
         comment="1 = the container's default route goes via this network's gateway",
     ),
     Column("created_at", Float, nullable=False, comment="time of attachment, Unix seconds"),
+    Column(
+        "aliases",
+        Text,
+        nullable=False,
+        server_default="[]",
+        comment="JSON list of extra names (--network-alias, net connect --alias) the container has on this network",
+    ),
     UniqueConstraint("container_id", "network_id", name="uq_endpoints_container_network"),
     UniqueConstraint("container_id", "interface", name="uq_endpoints_container_interface"),
     comment=(
@@ -372,45 +381,37 @@ settings = Table(
     comment="Host facts cnet must restore, e.g. ip_forward before the first network.",
 )
 
+container_labels = Table(
+    "container_labels",
+    metadata,
+    Column(
+        "container_id",
+        String(12),
+        ForeignKey("containers.id", ondelete="CASCADE"),
+        primary_key=True,
+        comment="container the label is on",
+    ),
+    Column("key", String(255), primary_key=True, comment="label key (`cnet run --label KEY=VALUE`)"),
+    Column("value", Text, nullable=False, comment="label value ('' for `--label KEY`)"),
+    comment="Labels of containers (`cnet run --label`), for `ps --filter label=...` and SQL.",
+)
+
+network_labels = Table(
+    "network_labels",
+    metadata,
+    Column(
+        "network_id",
+        String(12),
+        ForeignKey("networks.id", ondelete="CASCADE"),
+        primary_key=True,
+        comment="network the label is on",
+    ),
+    Column("key", String(255), primary_key=True, comment="label key (`cnet net create --label KEY=VALUE`)"),
+    Column("value", Text, nullable=False, comment="label value ('' for `--label KEY`)"),
+    comment="Labels of networks (`cnet net create --label`).",
+)
+
 Index("ix_operations_status", operations.c.status)
 Index("ix_endpoints_network_id", endpoints.c.network_id)
 Index("ix_port_mappings_container_id", port_mappings.c.container_id)
 Index("ix_containers_state", containers.c.state)
-
-# Views answering the common questions. Created by migrations (Alembic does not manage views);
-# kept here so tests and docs share one definition.
-VIEWS: dict[str, str] = {
-    "v_containers": """
-        SELECT c.name, c.id, c.kind, c.state, c.pid, c.exit_code, c.hostname,
-               (SELECT group_concat(n.name || ':' || e.ip, ' ') FROM endpoints e
-                  JOIN networks n ON n.id = e.network_id WHERE e.container_id = c.id) AS ips,
-               (SELECT group_concat(p.host_ip || ':' || p.host_port || '->' || p.container_port || '/' || p.protocol, ' ')
-                  FROM port_mappings p WHERE p.container_id = c.id) AS ports,
-               c.command, datetime(c.created_at, 'unixepoch') AS created
-        FROM containers c""",  # noqa: E501 -- view SQL: migrations keep a byte-equal frozen copy
-    "v_cni_attachments": """
-        SELECT n.name AS network, c.cni_container_id AS container_id, c.cni_ifname AS ifname, c.netns,
-               e.ip, n.prefix_len, e.mac, e.host_veth, c.state, c.name, c.id,
-               (SELECT group_concat(p.host_ip || ':' || p.host_port || '->' || p.container_port || '/' || p.protocol, ' ')
-                  FROM port_mappings p WHERE p.container_id = c.id) AS ports,
-               datetime(c.created_at, 'unixepoch') AS created
-        FROM containers c LEFT JOIN endpoints e ON e.container_id = c.id LEFT JOIN networks n ON n.id = e.network_id
-        WHERE c.kind = 'cni'""",  # noqa: E501
-    "v_endpoints": """
-        SELECT n.name AS network, c.name AS container, c.id AS container_id, e.interface, e.ip,
-               n.prefix_len, n.gateway, e.mac, e.host_veth, n.bridge
-        FROM endpoints e JOIN networks n ON n.id = e.network_id JOIN containers c ON c.id = e.container_id""",
-    "v_ip_allocations": """
-        SELECT n.name AS network, a.address, a.kind, c.name AS container, c.id AS container_id
-        FROM ip_allocations a JOIN networks n ON n.id = a.network_id
-        LEFT JOIN endpoints e ON e.id = a.endpoint_id LEFT JOIN containers c ON c.id = e.container_id""",
-    "v_port_mappings": """
-        SELECT p.host_ip, p.host_port, p.protocol, c.name AS container, c.id AS container_id,
-               e.ip AS container_ip, p.container_port, n.name AS network
-        FROM port_mappings p JOIN containers c ON c.id = p.container_id
-        JOIN endpoints e ON e.id = p.endpoint_id JOIN networks n ON n.id = e.network_id""",
-    "v_operation_commands": """
-        SELECT o.id AS operation, o.kind, o.target, o.status AS operation_status, s.seq, s.summary,
-               s.command, s.undo_json, s.status, s.duration_ms, s.exit_code, s.error
-        FROM operations o JOIN operation_steps s ON s.operation_id = o.id""",
-}

@@ -4,6 +4,7 @@ IPAM that runs SQL (every statement from cnet.db.queries). Functions take the ca
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -288,6 +289,7 @@ def insert_endpoint(
     ip_int: int,
     mac: str,
     default_route: bool,
+    aliases: tuple[str, ...] = (),
 ) -> Endpoint:
     now = time.time()
     ep_id = conn.insert(
@@ -302,6 +304,7 @@ def insert_endpoint(
             "mac": mac,
             "is_default_route": int(default_route),
             "created_at": now,
+            "aliases": json.dumps(list(aliases)),
         },
     )
     return Endpoint(
@@ -320,6 +323,7 @@ def insert_endpoint(
         gateway=network.gateway,
         prefix_len=network.prefix_len,
         mtu=network.mtu,
+        aliases=aliases,
     )
 
 
@@ -333,6 +337,64 @@ def endpoint_ips(conn: Connection) -> dict[str, list[str]]:
     for cid, ip in conn.execute(q.ENDPOINT_IPS):
         out.setdefault(cid, []).append(ip)
     return out
+
+
+def endpoint_networks(conn: Connection) -> dict[str, list[str]]:
+    """container id -> the names of its networks, by interface."""
+    out: dict[str, list[str]] = {}
+    for cid, net in conn.execute(q.ENDPOINT_NETWORK_NAMES):
+        out.setdefault(cid, []).append(net)
+    return out
+
+
+# --- names and labels ---------------------------------------------------------------------------------
+def name_viewers(conn: Connection, network_ids: list[str]) -> list[str]:
+    return [r[0] for r in conn.all(q.NAME_VIEWERS, (json.dumps(network_ids),))]
+
+
+def name_members(conn: Connection, container_ids: list[str]) -> list[sqlite3.Row]:
+    """(network_id, container_id, interface, ip, aliases, name, hostname) of every endpoint on a
+    network one of the containers is attached to."""
+    return conn.all(q.NAME_MEMBERS, (json.dumps(container_ids),))
+
+
+def running_ids(conn: Connection) -> list[str]:
+    return [r[0] for r in conn.all(q.NAME_RUNNING_IDS)]
+
+
+def names_starting(conn: Connection, kind: str, prefix: str) -> list[str]:
+    """Container (kind 'container') or network names that start with `prefix` (shell completion)."""
+    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    sql = q.COMPLETE_CONTAINER_NAMES if kind == "container" else q.COMPLETE_NETWORK_NAMES
+    return [r[0] for r in conn.all(sql, (like,))]
+
+
+def insert_labels(conn: Connection, table: str, owner: str, owner_id: str, labels: dict[str, str]) -> None:
+    for key, value in labels.items():
+        conn.insert(table, {owner: owner_id, "key": key, "value": value})
+
+
+def container_labels(conn: Connection, container_id: str) -> dict[str, str]:
+    return {k: v for k, v in conn.all(q.CONTAINER_LABELS_OF, (container_id,))}
+
+
+def all_container_labels(conn: Connection) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for cid, k, v in conn.execute(q.CONTAINER_LABELS_ALL):
+        out.setdefault(cid, {})[k] = v
+    return out
+
+
+def network_labels(conn: Connection, network_id: str) -> dict[str, str]:
+    return {k: v for k, v in conn.all(q.NETWORK_LABELS_OF, (network_id,))}
+
+
+def exited_container_ids(conn: Connection) -> list[str]:
+    return [r[0] for r in conn.all(q.CONTAINERS_EXITED_IDS)]
+
+
+def unused_network_names(conn: Connection) -> list[str]:
+    return [r[0] for r in conn.all(q.NETWORKS_UNUSED_NAMES)]
 
 
 # --- port mappings -------------------------------------------------------------------------------------
@@ -385,25 +447,3 @@ def port_lines(conn: Connection) -> dict[str, list[str]]:
     for cid, hip, hp, cp, pr in conn.execute(q.PORT_LIST):
         out.setdefault(cid, []).append(f"{hip}:{hp}->{cp}/{pr}")
     return out
-
-
-# --- operations (read side; the journal writes them) -------------------------------------------------------
-def last_operation_id(conn: Connection) -> int:
-    return int(conn.scalar(q.OP_LAST_ID))
-
-
-def busy_operations(conn: Connection, since_op: int) -> list[tuple[str, str]]:
-    """(kind, target) of operations still running or begun after `since_op`."""
-    return [(r[0], r[1]) for r in conn.all(q.OPS_BUSY, (since_op,))]
-
-
-def recent_operations(conn: Connection, limit: int) -> list[sqlite3.Row]:
-    return conn.all(q.OPS_RECENT, (limit,))
-
-
-def operation(conn: Connection, op_id: int) -> sqlite3.Row | None:
-    return conn.one(q.OP_DETAIL, (op_id,))
-
-
-def operation_steps(conn: Connection, op_id: int) -> list[sqlite3.Row]:
-    return conn.all(q.OP_DETAIL_STEPS, (op_id,))

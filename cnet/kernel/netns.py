@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from ..naming import netns_path
 
+SETPRIV = "/usr/bin/setpriv"  # util-linux
+
 # Runs as the container's PID 1 for an instant, started by `env -i` with an empty environment:
-# sets the hostname in the new UTS namespace, reads the container's environment (the `-e`
-# variables and defaults: `export K='V'` lines that cnet wrote, values quoted) and exec()s the
-# user's command, which becomes PID 1 and alone sees those variables: cnet's own processes
-# (watcher, nsenter, unshare, setpriv, the reaper) never run with the container's PATH,
-# LD_PRELOAD, PYTHONHOME... dash exports PWD by itself, hence the unset (a `-e PWD=` comes after
-# it). User arguments are positional parameters, never parsed by the shell.
+# sets the hostname in the new UTS namespace, bind-mounts the container's own hosts and
+# resolv.conf files (cnet.services.names) over the host's in its private mount namespace (the
+# host's files stay as they are), reads the container's environment (the `-e` variables and
+# defaults: `export K='V'` lines that cnet wrote, values quoted) and exec()s the user's command,
+# which becomes PID 1 and alone sees those variables: cnet's own processes (watcher, nsenter,
+# unshare, setpriv, the reaper) never run with the container's PATH, LD_PRELOAD, PYTHONHOME...
+# dash exports PWD by itself, hence the unset (a `-e PWD=` comes after it). User arguments are
+# positional parameters, never parsed by the shell.
 ENV_LOADER = 'unset PWD; . "$1" || exit 125; shift; exec "$@"'
-INIT_SCRIPT = 'echo "$1" > /proc/sys/kernel/hostname || exit 125; shift; ' + ENV_LOADER
+INIT_SCRIPT = (
+    'echo "$1" > /proc/sys/kernel/hostname || exit 125; '
+    '[ ! -e /etc/hosts ] || mount --bind "$2" /etc/hosts || exit 125; '
+    '[ ! -e /etc/resolv.conf ] || mount --bind "$3" /etc/resolv.conf || exit 125; '
+    "shift 3; " + ENV_LOADER
+)
 
 # The watcher: the only process cnet keeps per container (a ~1.5 MB dash). It is started by
 # `unshare --pid` without --fork, so it stays in the host's namespaces while its first child
@@ -43,6 +52,8 @@ def launch_argv(
     *,
     container_id: str,
     hostname: str,
+    hosts_file: str,
+    resolv_file: str,
     command: list[str],
     python: str,
     pythonpath: str,
@@ -66,18 +77,36 @@ def launch_argv(
         netns_path(container_id),
         INIT_SCRIPT,
         hostname,
+        hosts_file,
+        resolv_file,
         env_file,
         *command,
     ]
 
 
-def enter_argv(pid: int, command: list[str], env_file: str | None = None) -> list[str]:
-    """`cnet exec`: with env_file, the command gets the container's environment (as PID 1 did),
-    nsenter keeps cnet's."""
+def enter_argv(
+    pid: int,
+    command: list[str],
+    env_file: str | None = None,
+    *,
+    workdir: str | None = None,
+    user: tuple[str, str, bool] | None = None,
+) -> list[str]:
+    """`exec`: enter every namespace of PID 1; `workdir` via nsenter's --wd; `user` as
+    (uid or name, gid, init_groups) via setpriv (supplementary groups from the group database
+    for a named user, none for a bare number). With env_file, the command gets the container's
+    environment (as PID 1 did); nsenter and setpriv keep cnet's."""
     argv = ["nsenter", "--target", str(pid), "--mount", "--uts", "--ipc", "--net", "--pid"]
-    if env_file is None:
-        return [*argv, *command]
-    return [*argv, "env", "-i", "/bin/sh", "-c", ENV_LOADER, "cnet-exec", env_file, *command]
+    if workdir:
+        argv.append(f"--wd={workdir}")
+    if env_file is not None:
+        # Read as root (the file is root's), before setpriv drops to the user.
+        argv += ["env", "-i", "/bin/sh", "-c", ENV_LOADER, "cnet-exec", env_file]
+    if user:
+        uid, gid, init_groups = user
+        # By absolute path: from here on PATH is the container's (`-e PATH=` included).
+        argv += [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--init-groups" if init_groups else "--clear-groups"]
+    return argv + command
 
 
 def env_file_text(env: dict[str, str]) -> str:

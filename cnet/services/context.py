@@ -25,6 +25,11 @@ def state_dir_from_env(option: str | None) -> Path:
     return Path(option or os.environ.get("CNET_STATE_DIR") or DEFAULT_STATE_DIR)
 
 
+def container_dir(ctx: Context, container_id: str) -> Path:
+    """A container's folder: its log, reap log, hosts and resolv.conf."""
+    return ctx.state_dir / "containers" / container_id
+
+
 def _quiet(_msg: str) -> None:
     return None
 

@@ -88,6 +88,7 @@ def attach(
     *,
     default_route: bool,
     mac: str | None = None,
+    aliases: tuple[str, ...] = (),
 ) -> Endpoint:
     """Allocate an address on the network and record the endpoint holding it (its MAC derived
     from the address unless one is asked for)."""
@@ -103,6 +104,7 @@ def attach(
         ip_int=addr,
         mac=mac or ipk.mac_for_ip(ip),
         default_route=default_route,
+        aliases=aliases,
     )
     ipam.bind(conn, net.id, addr, ep.id)
     return ep

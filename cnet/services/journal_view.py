@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..commands import Command
-from ..db import store
+from ..db import journal_store
 from ..db.connection import Connection
 from ..errors import NotFound
 
@@ -28,12 +28,12 @@ def recent(conn: Connection, limit: int) -> list[dict[str, Any]]:
             "ms": round(r["ms"], 1) if r["ms"] is not None else "",
             "error": (r["error"] or "")[:60],
         }
-        for r in store.recent_operations(conn, limit)
+        for r in journal_store.recent_operations(conn, limit)
     ]
 
 
 def detail(conn: Connection, op_id: int) -> dict[str, Any]:
-    op = store.operation(conn, op_id)
+    op = journal_store.operation(conn, op_id)
     if op is None:
         raise NotFound(f"operation {op_id} not found")
     return {
@@ -58,7 +58,7 @@ def detail(conn: Connection, op_id: int) -> dict[str, Any]:
                 "exit_code": s["exit_code"],
                 "error": s["error"],
             }
-            for s in store.operation_steps(conn, op_id)
+            for s in journal_store.operation_steps(conn, op_id)
         ],
     }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import time
 from dataclasses import replace
@@ -18,6 +17,7 @@ from ..plans import network as plans
 from ..records import Network, NetworkState, OpKind
 from .apply import Change, Outcome, apply
 from .context import Context
+from .formats import iso
 from .hostfacts import host_facts
 
 DEFAULT_POOLS = [ipaddress.IPv4Network(f"10.{n}.0.0/16") for n in range(91, 100)]
@@ -81,9 +81,12 @@ def create_network(
     mtu: int = DEFAULT_MTU,
     internal: bool = False,
     driver: str = "bridge",
+    labels: dict[str, str] | None = None,
 ) -> Outcome[Network]:
     # Everything the user typed is checked before the database or the kernel is touched.
     validate.name(name, "network name")
+    if name == validate.NO_NETWORK:
+        raise ValidationError(f"invalid network name {name!r}: `--net {name}` means no network")
     if driver != "bridge":
         raise ValidationError(f"unknown driver {driver!r}: only 'bridge' is supported")
     validate.mtu(mtu)
@@ -140,6 +143,7 @@ def create_network(
                 )
             store.put_setting(conn, store.IP_FORWARD_SETTING, facts.ip_forward)
         store.insert_network(conn, net)
+        store.insert_labels(conn, "network_labels", "network_id", network_id, labels or {})
         ipam.reserve_gateway(conn, network_id, net.gateway)
 
         def mark_ready(c: Connection) -> None:
@@ -200,10 +204,11 @@ def remove_network(ctx: Context, name: str) -> Outcome[Network]:
 
 
 # --- views ------------------------------------------------------------------------------------------
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="seconds")
+
+
+def unused_networks(conn: Connection) -> list[str]:
+    """Names of the networks no container is attached to (`net prune`)."""
+    return store.unused_network_names(conn)
 
 
 def list_networks(conn: Connection) -> list[dict[str, Any]]:
@@ -246,6 +251,7 @@ def describe(conn: Connection, net: Network) -> dict[str, Any]:
         "internal": net.internal,
         "state": str(net.state),
         "created": iso(net.created_at),
+        "labels": store.network_labels(conn, net.id),
         "containers": [
             {"name": m[0], "id": m[1], "interface": m[2], "ip": m[3], "mac": m[4], "host_veth": m[5]} for m in members
         ],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import procs
 from ..commands import Step, cmd
-from ..db import store
+from ..db import journal_store, store
 from ..db.connection import Connection
 from ..errors import CommandFailed
 from ..kernel import ebtables as eb
@@ -71,7 +71,7 @@ def _observe_host(ctx: Context, k: Kernel, d: Desired, *, clean: bool) -> None:
 def desired(conn: Connection, since_op: int) -> Desired:
     containers = {c.id: c for c in store.containers(conn)}
     ports = store.ports_by_container(conn)
-    busy_c, busy_n = busy(store.busy_operations(conn, since_op))
+    busy_c, busy_n = busy(journal_store.busy_operations(conn, since_op))
     return Desired(
         store.all_networks(conn),
         containers,
@@ -83,7 +83,7 @@ def desired(conn: Connection, since_op: int) -> Desired:
 
 
 def _state(ctx: Context, *, clean: bool) -> tuple[Kernel, Desired]:
-    since = store.last_operation_id(ctx.store)
+    since = journal_store.last_operation_id(ctx.store)
     k = observe(ctx)
     with ctx.store.read() as conn:
         d = desired(conn, since)

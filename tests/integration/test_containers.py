@@ -111,12 +111,16 @@ def test_foreground_run_torn_down_by_signal(sandbox, sig):
 
 def test_stop_escalates_to_sigkill_only_when_sigterm_is_ignored(sandbox):
     sb = sandbox
-    sb.cnet("run", "-d", "--name", "deaf", "--", "sleep", "60")  # PID 1 without a handler: ignores TERM
+    sb.cnet(
+        "run", "-d", "--name", "deaf", "--net", "none", "--", "sleep", "60"
+    )  # PID 1 without a handler: ignores TERM
     sb.cnet(
         "run",
         "-d",
         "--name",
         "polite",
+        "--net",
+        "none",
         "--",
         "python3",
         "-c",
@@ -145,8 +149,9 @@ def test_exec_env_hostname_pid1_logs(sandbox, tmp_path):
     flag = tmp_path / "finish"
     script = f'echo start; echo "foo=$FOO"; echo oops >&2; while [ ! -e {flag} ]; do sleep 0.05; done; echo bye; exit 5'
     sb.cnet(
-        "run", "-d", "--name", "box", "--hostname", "hh", "-e", "FOO=bar baz", "-e", "EMPTY=", "--", "sh", "-c", script
-    )
+        "run", "-d", "--name", "box", "--net", "none", "--hostname", "hh", "-e", "FOO=bar baz", "-e", "EMPTY=", "--", "sh",
+        "-c", script,
+    )  # fmt: skip
     assert sb.wait_for(lambda: "oops" in sb.cnet("logs", "box").stdout, timeout=10)
     logs = sb.cnet("logs", "box").stdout
     assert logs.splitlines()[:3] == ["start", "foo=bar baz", "oops"]
@@ -178,7 +183,7 @@ def test_exec_env_hostname_pid1_logs(sandbox, tmp_path):
     assert _in_ctr(sb, "box", "true").returncode == 1  # not running: a one-line error
     sb.cnet("rm", "box")
 
-    sb.cnet("run", "-d", "--rm", "--name", "brief", "--", "true")
+    sb.cnet("run", "-d", "--rm", "--name", "brief", "--net", "none", "--", "true")
     assert sb.wait_for(lambda: "brief" not in _ps(sb), timeout=3)
 
 

@@ -126,7 +126,7 @@ for i, (spec, expect) in enumerate(
 ):
     case(f"port-{i}", ["run", "--net", NET, "-p", spec, "--", "true"], expect=expect)
 case("port-twice", ["run", "--net", NET, "-p", "8083:80", "-p", "8083:81", "--", "true"], expect="given twice")
-case("port-without-net", ["run", "-p", "8083:80", "--", "true"], expect="needs a network")
+case("port-without-net", ["run", "--net", "none", "-p", "8083:80", "--", "true"], expect="needs a network")
 
 # --- IPs --------------------------------------------------------------------------------------
 for i, (ip, expect) in enumerate(
@@ -148,6 +148,10 @@ case("env-no-equals", ["run", "--net", NET, "-e", "NOVALUE", "--", "true"], expe
 case("env-bad-key", ["run", "--net", NET, "-e", "1A=b", "--", "true"], expect="environment variable")
 case("hostname-bad", ["run", "--net", NET, "--hostname", "-bad", "--", "true"], expect="hostname")
 case("same-net-twice", ["run", "--net", NET, "--net", NET, "--", "true"], expect="twice")
+case("none-and-a-net", ["run", "--net", "none", "--net", NET, "--", "true"], expect="none")
+case("label-bad-key", ["run", "--net", NET, "--label", "=x", "--", "true"], expect="invalid label")
+case("alias-bad", ["run", "--net", NET, "--network-alias", "-x", "--", "true"], expect="hostname")
+case("net-create-none", ["net", "create", "none"], expect="means no network")
 case("unknown-option", ["run", "--frobnicate"], code=2, expect="frobnicate")
 case("unknown-command", ["frobnicate"], code=2, expect="frobnicate")
 

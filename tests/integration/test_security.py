@@ -269,10 +269,15 @@ def test_state_is_private_and_sql_cannot_write(sandbox, tmp_path):
     paths = [sb.state_dir, *sb.state_dir.rglob("*")]
     names = {p.name for p in paths}
     assert {"cnet.db", "log"} <= names, names
+    assert {"hosts", "resolv.conf"} <= names, names
     for p in paths:
         mode = stat.S_IMODE(p.stat().st_mode)
         if p.is_dir():
             assert mode == 0o700, f"{p} is {oct(mode)}"
+        elif p.name in ("hosts", "resolv.conf") and p.parent.parent.name == "containers":
+            # Bind-mounted over /etc/hosts and /etc/resolv.conf: readable by the container's own
+            # users, as Docker's; no other host user reaches them (the folders above are 0700).
+            assert mode == 0o644, f"{p} is {oct(mode)}"
         else:
             assert mode == 0o600, f"{p} is {oct(mode)}"
 

@@ -351,6 +351,8 @@ def test_launch_argv():
     argv = nsk.launch_argv(
         container_id="a" * 12,
         hostname="web",
+        hosts_file="/var/lib/cnet/containers/x/hosts",
+        resolv_file="/var/lib/cnet/containers/x/resolv.conf",
         command=["python3", "-m", "http.server", "80"],
         python="/usr/bin/python3",
         pythonpath="/opt/cnet",
@@ -373,12 +375,23 @@ def test_launch_argv():
         "/run/netns/cnet-" + "a" * 12,
         nsk.INIT_SCRIPT,
         "web",
+        "/var/lib/cnet/containers/x/hosts",
+        "/var/lib/cnet/containers/x/resolv.conf",
         "/var/lib/cnet/env",
         "python3",
         "-m",
         "http.server",
         "80",
     ]
+
+
+def test_init_script_mounts_the_names_files_over_the_hosts_own():
+    # The container's own files, bound over /etc/hosts and /etc/resolv.conf, each guarded: a
+    # failed mount stops the start (exit 125) rather than leave the host's files in view.
+    script = nsk.INIT_SCRIPT
+    assert 'mount --bind "$2" /etc/hosts || exit 125' in script
+    assert 'mount --bind "$3" /etc/resolv.conf || exit 125' in script
+    assert script.index("mount --bind") < script.index('exec "$@"')
 
 
 def test_watch_script_never_forks_after_the_container_exits():
@@ -435,9 +448,12 @@ def test_init_script_passes_user_args_verbatim(tmp_path):
         [
             "/bin/sh",
             "-c",
-            nsk.INIT_SCRIPT.replace('echo "$1" > /proc/sys/kernel/hostname || exit 125; ', ""),
+            # Only the tail: the hostname and the bind mounts belong in a container, not on this host.
+            "shift 3; " + nsk.INIT_SCRIPT.split("shift 3; ", 1)[1],
             "cnet-init",
             "host",
+            "/nonexistent/hosts",
+            "/nonexistent/resolv.conf",
             "/dev/null",
             "printf",
             "%s|",

@@ -54,6 +54,11 @@ def test_command_tree_is_complete():
         "db",
         "db upgrade",
         "db check",
+        "net prune",
+        "network",
+        "network ls",
+        "container prune",
+        "completion",
     }
     assert expected <= names
 
@@ -108,7 +113,9 @@ def test_usage_error_is_one_line_exit_2():
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("args", [(), ("net",)], ids=["cnet", "cnet net"])
+@pytest.mark.parametrize(
+    "args", [(), ("net",), ("network",), ("container",)], ids=["cnet", "cnet net", "cnet network", "cnet container"]
+)
 def test_no_command_prints_the_help_and_exits_2(args):
     res = subprocess.run([sys.executable, "-m", "cnet", *args], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 2

@@ -183,6 +183,7 @@ def test_sql_runs_only_in_the_store_the_journal_and_ipam():
     """Services and the CLI go through cnet.db.store (cnet sql's user statement excepted)."""
     allowed = {
         "cnet.db.store",
+        "cnet.db.journal_store",
         "cnet.db.connection",
         "cnet.db.migrate",
         "cnet.journal",

@@ -245,3 +245,62 @@ def test_host_ip_must_be_a_unicast_address_of_this_host():
     ]:
         with pytest.raises(ValidationError, match=why):
             v.host_ip_of_this_host(bad, addrs)
+
+
+# --- first-day Docker habits (issue 10) ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, command, env, workdir, user",
+    [
+        (["-it", "sh"], ("sh",), {}, None, None),
+        (["-i", "-t", "sh", "-c", "ls -l"], ("sh", "-c", "ls -l"), {}, None, None),
+        (
+            ["-e", "A=1", "--env=B=2", "-w", "/tmp", "-u", "nobody", "id"],
+            ("id",),
+            {"A": "1", "B": "2"},
+            "/tmp",
+            "nobody",
+        ),
+        (["-itu0:0", "id"], ("id",), {}, None, "0:0"),
+        (["-eA=1", "--", "-it"], ("-it",), {"A": "1"}, None, None),
+        (["ls", "-it"], ("ls", "-it"), {}, None, None),  # after the command, everything is the command's
+        (["--user", "1000", "--workdir", "/", "x"], ("x",), {}, "/", "1000"),
+    ],
+)
+def test_exec_args_split_cnets_options_from_the_command(args, command, env, workdir, user):
+    got = validate.exec_args(args)
+    assert (got.command, got.env, got.workdir, got.user) == (command, env, workdir, user)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [([], "needs a command"), (["-it"], "needs a command"), (["-e"], "needs a value"), (["-w", "rel", "x"], "absolute"),
+     (["-ix", "sh"], "unknown option -x"), (["-e", "1=2", "x"], "environment variable")],
+)  # fmt: skip
+def test_exec_args_errors(args, match):
+    with pytest.raises(ValidationError, match=match):
+        validate.exec_args(args)
+
+
+def test_ps_filters_and_labels():
+    assert validate.ps_filter("label=a=b") == ("label", "a=b")
+    assert validate.ps_filter("status=exited") == ("status", "exited")
+    for bad in ("nope=1", "status=dead", "name=", "name"):
+        with pytest.raises(ValidationError):
+            validate.ps_filter(bad)
+    assert validate.labels(["a=1", "b", "c.d/e=x=y"]) == {"a": "1", "b": "", "c.d/e": "x=y"}
+    with pytest.raises(ValidationError, match="invalid label"):
+        validate.label("=x")
+
+
+def test_run_networks_default_and_none():
+    base = dict(name=None, ports=[], ip=None, hostname=None, env=[], command=[])
+    assert validate.run_request(networks=[], **base).networks == (validate.DEFAULT_NETWORK,)
+    assert validate.run_request(networks=["none"], **base).networks == ()
+    with pytest.raises(ValidationError, match="none"):
+        validate.run_request(networks=["none", "n1"], **base)
+    with pytest.raises(ValidationError, match="needs a network"):
+        validate.run_request(networks=["none"], **base | {"ports": ["80:80"]})
+    with pytest.raises(ValidationError, match="--ip needs a network"):  # not on the default network (Docker)
+        validate.run_request(networks=[], **base | {"ip": "10.0.0.5"})
+    req = validate.run_request(networks=["n1"], labels=["a=1"], aliases=["db", "db"], **base)
+    assert req.labels == {"a": "1"} and req.aliases == ("db",)

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .connect import connect, disconnect
     from .lifecycle import claim_and_release, reap, reap_dead, remove_container, remove_record, stop_container
-    from .process import cnet_env, container_env, env_file, start_process, write_env_file
+    from .process import cnet_env, container_env, env_file, start_process, write_env_file, write_exec_env_file
     from .run import Wired, parse_run_request, run_container
-    from .views import describe, exit_code, get_container, is_running, list_containers
+    from .views import describe, exit_code, exited_ids, get_container, is_running, list_containers, matches
 
 _HOME = {
     "connect": "connect",
@@ -35,12 +35,15 @@ _HOME = {
     "container_env": "process",
     "env_file": "process",
     "write_env_file": "process",
+    "write_exec_env_file": "process",
     "start_process": "process",
     "Wired": "run",
     "parse_run_request": "run",
     "run_container": "run",
     "describe": "views",
     "exit_code": "views",
+    "exited_ids": "views",
+    "matches": "views",
     "get_container": "views",
     "is_running": "views",
     "list_containers": "views",
@@ -71,9 +74,11 @@ __all__ = [
     "disconnect",
     "env_file",
     "exit_code",
+    "exited_ids",
     "get_container",
     "is_running",
     "list_containers",
+    "matches",
     "parse_run_request",
     "reap",
     "reap_dead",
@@ -83,4 +88,5 @@ __all__ = [
     "start_process",
     "stop_container",
     "write_env_file",
+    "write_exec_env_file",
 ]

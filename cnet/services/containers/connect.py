@@ -13,10 +13,14 @@ from ..context import Context
 from ..endpoints import attach, restore_missing_networks, usable_network
 
 
-def connect(ctx: Context, network: str, ref: str, ip: str | None = None) -> Outcome[Endpoint]:
+def connect(
+    ctx: Context, network: str, ref: str, ip: str | None = None, aliases: tuple[str, ...] = ()
+) -> Outcome[Endpoint]:
     validate.name(network, "network name")
     if ip is not None:
         validate.ipv4_address(ip, "IP address")
+    for a in aliases:
+        validate.hostname(a)
     ctx.require_root()
     restore_steps = restore_missing_networks(ctx, [network])
 
@@ -29,16 +33,27 @@ def connect(ctx: Context, network: str, ref: str, ip: str | None = None) -> Outc
             raise Conflict(f"container {c.name} is already connected to network {net.name}")
         has_default = store.has_default_route(conn, c.id)
         ep = attach(
-            conn, c.id, net, store.next_interface(conn, c.id), ip, default_route=not has_default and not net.internal
+            conn,
+            c.id,
+            net,
+            store.next_interface(conn, c.id),
+            ip,
+            default_route=not has_default and not net.internal,
+            aliases=tuple(dict.fromkeys(aliases)),
         )
         plan = plans.connect(c.netns, ep, first=not has_default, before=restore_steps)
         return Change(OpKind.NET_CONNECT, f"{c.id}/{net.id}", plan, ep)
 
-    return apply(ctx, prepare)
+    out = apply(ctx, prepare)
+    from .. import names
+
+    names.refresh(ctx, [out.result.network_id], [out.result.container_id])
+    return out
 
 
 def disconnect(ctx: Context, network: str, ref: str) -> Outcome[Endpoint]:
     ctx.require_root()
+    ep_seen: list[Endpoint] = []
 
     def prepare(conn: Connection) -> Change[Endpoint]:
         c = store.get_container(conn, ref)
@@ -46,6 +61,7 @@ def disconnect(ctx: Context, network: str, ref: str) -> Outcome[Endpoint]:
         ep = store.endpoint_on(conn, c.id, net.id)
         if ep is None:
             raise NotFound(f"container {c.name} is not connected to network {net.name}")
+        ep_seen.append(ep)
         ports = [p for p in store.ports_of(conn, c.id) if p.endpoint_id == ep.id]
         return Change(
             OpKind.NET_DISCONNECT,
@@ -55,4 +71,10 @@ def disconnect(ctx: Context, network: str, ref: str) -> Outcome[Endpoint]:
             title=f"container {c.name} disconnected from network {net.name}",
         )
 
-    return apply(ctx, prepare)
+    try:
+        return apply(ctx, prepare)
+    finally:
+        if ep_seen:  # the teardown runs to the end even when it reports errors
+            from .. import names
+
+            names.refresh(ctx, [ep_seen[0].network_id], [ep_seen[0].container_id])

@@ -14,8 +14,8 @@ from ...errors import Conflict, TeardownIncomplete
 from ...plans import container as plans
 from ...records import Container, ContainerState, Direction, OpKind
 from ..apply import Change, Outcome, apply
-from ..context import Context
-from .process import container_dir, is_watcher_shell, kill_now, stop_process, wait_dead
+from ..context import Context, container_dir
+from .process import is_watcher_shell, kill_now, stop_process, wait_dead
 
 KILLED_EXIT = 137  # 128 + SIGKILL: what `rm -f` records
 
@@ -26,21 +26,30 @@ def claim_and_release(
     """Atomically take the container out of `running` and release its network resources.
     Exactly one of the racing parties (watcher, stop, rm, a recovering command) wins: True."""
 
+    networks: list[str] = []
+
     def prepare(conn: Connection) -> Change[bool]:
         if not store.claim_running(conn, container_id, new_state, exit_code):
             return Change(OpKind.RELEASE, container_id, Plan(), False)  # no steps: no operation
         c = store.container_by_id(conn, container_id)
         assert c is not None
-        plan = plans.release(c, store.ports_of(conn, container_id), store.endpoints_of(conn, container_id))
+        endpoints = store.endpoints_of(conn, container_id)
+        networks[:] = [ep.network_id for ep in endpoints]
+        plan = plans.release(c, store.ports_of(conn, container_id), endpoints)
         return Change(OpKind.RELEASE, container_id, plan, True, title=f"release of container {c.name} finished")
 
     try:
-        return apply(ctx, prepare).result
+        released = apply(ctx, prepare).result
     except TeardownIncomplete as exc:
         # Released either way (the journal completed the operation and the rows are gone); what
         # the kernel kept is listed by `cnet journal` and removed by `cnet gc`.
         ctx.say(f"cnet: warning: {exc}")
-        return True
+        released = True
+    if released and networks:
+        from .. import names  # imported by the commands that change a network's members only
+
+        names.refresh(ctx, networks)  # its names vanish from its peers' hosts files
+    return released
 
 
 def reap(ctx: Context, container_id: str, exit_code: int) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ from ... import procs
 from ...db import store
 from ...kernel import netns as nsk
 from ...records import Container
-from ..context import Context
+from ..context import Context, container_dir
 
 if TYPE_CHECKING:
     import subprocess
@@ -24,10 +25,6 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The folder holding the cnet package: the watcher's reaper runs `python -m cnet` from there.
 PYTHONPATH = str(Path(cnet.__file__).resolve().parents[1])
-
-
-def container_dir(ctx: Context, container_id: str) -> Path:
-    return ctx.state_dir / "containers" / container_id
 
 
 def container_env(c: Container) -> dict[str, str]:
@@ -62,10 +59,49 @@ def write_env_file(ctx: Context, c: Container) -> Path:
     return path
 
 
+def write_exec_env_file(ctx: Context, c: Container, extra: dict[str, str]) -> Path:
+    """`cnet exec -e`: the container's environment plus the exec's variables, in a file of its own
+    (removed by the caller after the command); without -e, the container's own file."""
+    if not extra:
+        return write_env_file(ctx, c)
+    path = container_dir(ctx, c.id) / f"exec-{os.getpid()}.env"
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(nsk.env_file_text(container_env(c) | extra))
+    return path
+
+
+def exec_user(spec: str) -> tuple[str, str, bool]:
+    """`-u USER[:GROUP]` (names or numbers, looked up in the host's databases, which the container
+    shares): (user, gid, whether to load the user's supplementary groups)."""
+    import grp
+    import pwd
+
+    from ...errors import ValidationError
+
+    user, _, group = spec.partition(":")
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        if not user.isdigit():
+            raise ValidationError(f"no such user {user!r}") from None
+        entry = None
+    gid = str(entry.pw_gid) if entry else "0"
+    if group:
+        try:
+            gid = group if group.isdigit() else str(grp.getgrnam(group).gr_gid)
+        except KeyError:
+            raise ValidationError(f"no such group {group!r}") from None
+    return (entry.pw_name if entry else user, gid, entry is not None)
+
+
 def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[str, ...] | list[str]) -> list[str]:
+    cdir = container_dir(ctx, container_id).resolve()
     return nsk.launch_argv(
         container_id=container_id,
         hostname=hostname,
+        hosts_file=str(cdir / "hosts"),
+        resolv_file=str(cdir / "resolv.conf"),
         command=list(command),
         python=sys.executable,
         pythonpath=PYTHONPATH,
@@ -75,12 +111,18 @@ def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[s
     )
 
 
-def start_process(ctx: Context, c: Container, *, foreground: bool) -> tuple[subprocess.Popen[bytes], int | None]:
+def start_process(
+    ctx: Context, c: Container, *, foreground: bool, network_ids: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], int | None]:
     """Start the watcher (which starts the container) and record the PIDs. Returns the watcher's
-    Popen and the container's PID 1 (None if it exited at once)."""
+    Popen and the container's PID 1 (None if it exited at once). The container's hosts file (and
+    those of its peers on `network_ids`) and resolv.conf are written first."""
+    from .. import names
+
     cdir = container_dir(ctx, c.id)
     cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_env_file(ctx, c)
+    names.prepare(ctx, c.id, network_ids)
     argv = launch_argv(ctx, c.id, c.hostname, c.command)
     if foreground:
         proc = ctx.runner.spawn(argv, env=cnet_env())

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ... import ipam, naming, procs, validate
-from ...commands import Plan
+from ...commands import Plan, Step
 from ...db import store
 from ...db.connection import Connection
 from ...errors import CnetError, Conflict, ValidationError
@@ -17,14 +17,15 @@ from ...records import (
     Container,
     ContainerState,
     Endpoint,
+    NetworkState,
     OpKind,
     PortMapping,
     RunRequest,
 )
 from ..apply import Change, Outcome, apply
-from ..context import Context
+from ..context import Context, container_dir
 from ..endpoints import attach, check_host_ips, check_ports, restore_missing_networks, usable_network
-from .process import container_dir, launch_argv
+from .process import launch_argv
 
 REQUIRED_TOOLS = {
     "ip": "iproute2",
@@ -56,6 +57,27 @@ def _require_tools(udp: bool = False) -> None:
             raise CnetError(f"the command {tool!r} is missing: install {package}")
 
 
+def ensure_default_network(ctx: Context, names: tuple[str, ...]) -> list[Step]:
+    """The default network is created the first time a container needs it (as Docker's `bridge`
+    and podman's `podman` always exist): its own journaled operation, a free subnet from the
+    default pools. One lookup when it exists. Returns the steps a --dry-run shows."""
+    if validate.DEFAULT_NETWORK not in names:
+        return []
+    with ctx.store.read() as conn:
+        if store.find_network(conn, validate.DEFAULT_NETWORK) is not None:
+            return []
+    from ..networks import create_network
+
+    try:
+        out = create_network(ctx, name=validate.DEFAULT_NETWORK)
+    except Conflict:  # a concurrent first run created it
+        return []
+    if ctx.dry_run:  # the in-memory copy: the network is as good as made
+        with ctx.store.write() as conn:
+            store.set_network_state(conn, out.result.id, NetworkState.READY)
+    return list(out.plan.steps)
+
+
 def _valid_hostname(name: str) -> bool:
     try:
         validate.hostname(name)
@@ -70,6 +92,7 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
     if not ctx.dry_run:
         _require_tools(udp=any(p.protocol == "udp" for p in req.ports))
     check_host_ips(ctx, req.ports)
+    default_steps = ensure_default_network(ctx, req.networks)
     restore_steps = restore_missing_networks(ctx, req.networks)
 
     def prepare(conn: Connection) -> Change[Wired]:
@@ -95,19 +118,34 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
             detached=detached,
             netns=naming.netns_name(cid),
             created_at=time.time(),
-            spec={"networks": list(req.networks), "ports": [p.render() for p in req.ports], "ip": req.ip, "rm": remove},
+            spec={
+                "networks": list(req.networks),
+                "ports": [p.render() for p in req.ports],
+                "ip": req.ip,
+                "rm": remove,
+                "aliases": list(req.aliases),
+            },
             log_path=str(container_dir(ctx, cid) / "log") if detached else None,
         )
         store.insert_container(conn, container)
+        store.insert_labels(conn, "container_labels", "container_id", cid, req.labels)
         # The default route goes via the first network that is not internal (as Docker does).
         default_index = next((i for i, n in enumerate(nets) if not n.internal), None)
         eps = [
-            attach(conn, cid, net, f"eth{i}", req.ip if i == 0 else None, default_route=(i == default_index))
+            attach(
+                conn,
+                cid,
+                net,
+                f"eth{i}",
+                req.ip if i == 0 else None,
+                default_route=(i == default_index),
+                aliases=req.aliases,
+            )
             for i, net in enumerate(nets)
         ]
         ports = [store.insert_port(conn, cid, eps[0], spec) for spec in req.ports]
         wiring = plans.wiring(container, eps, ports, before=restore_steps)
-        shown = Plan([*wiring.steps, plans.launch_step(launch_argv(ctx, cid, hostname, req.command))])
+        shown = Plan([*default_steps, *wiring.steps, plans.launch_step(launch_argv(ctx, cid, hostname, req.command))])
 
         def mark_running(c: Connection) -> None:
             # Until the watcher exists, this `cnet run` process stands in for it: if it dies before

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from ...db import store
 from ...db.connection import Connection
 from ...kernel import netns as nsk
 from ...records import Container, ContainerState
+from ..formats import iso
 
 
 def get_container(conn: Connection, ref: str) -> Container:
@@ -24,8 +24,6 @@ def is_running(conn: Connection, container_id: str) -> bool:
 
 
 def describe(conn: Connection, c: Container) -> dict[str, Any]:
-    from ..networks import iso  # networks.py is not needed by `ps`
-
     eps = store.endpoints_of(conn, c.id)
     ports = store.ports_of(conn, c.id)
     return {
@@ -50,6 +48,9 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
                 "gateway": e.gateway,
                 "mac": e.mac,
                 "host_veth": e.host_veth,
+                "aliases": list(e.aliases),
+                # What the other containers on this network resolve to this address.
+                "dns_names": list(dict.fromkeys([c.name, c.hostname, *e.aliases])),
             }
             for e in eps
         ],
@@ -57,6 +58,7 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
             {"host_ip": p.host_ip, "host_port": p.host_port, "container_port": p.container_port, "protocol": p.protocol}
             for p in ports
         ],
+        "labels": store.container_labels(conn, c.id),
         "requested": c.spec,
         "nsenter": nsk.enter_hint(c.pid) if c.pid and c.state == ContainerState.RUNNING else None,
         "kind": str(c.kind),
@@ -64,24 +66,71 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
     }
 
 
-def list_containers(conn: Connection, all_: bool) -> list[dict[str, Any]]:
+def list_containers(conn: Connection, all_: bool, *, details: bool = False) -> list[dict[str, Any]]:
+    """One typed row per container for `ps` (numbers as numbers, lists as lists). `state` reads
+    as the table shows it ("exited (3)"); `details` adds networks and labels (filters, --format,
+    --json), which the plain table does not pay for."""
     rows = store.containers(conn, all_=all_)
     ips = store.endpoint_ips(conn)
     ports = store.port_lines(conn)
+    nets = store.endpoint_networks(conn) if details else {}
+    labels = store.all_container_labels(conn) if details else {}
     out = []
     for c in rows:
         state = str(c.state) if c.state != ContainerState.EXITED else f"exited ({c.exit_code})"
-        out.append(
-            {
-                "name": c.name,
-                "id": c.id,
-                "state": state,
-                "pid": c.pid or "",
-                "ips": ",".join(ips.get(c.id, [])),
-                "ports": ",".join(ports.get(c.id, [])),
-                "command": f"(CNI {c.cni_container_id[:12]} {c.cni_ifname})"
-                if c.is_cni and c.cni_container_id
-                else shlex.join(c.command),
+        row: dict[str, Any] = {
+            "name": c.name,
+            "id": c.id,
+            "state": state,
+            "pid": c.pid,
+            "ips": ips.get(c.id, []),
+            "ports": ports.get(c.id, []),
+            "command": list(c.command),
+            "kind": str(c.kind),
+        }
+        if details:
+            row |= {
+                "status": str(c.state),
+                "exit_code": c.exit_code,
+                "hostname": c.hostname,
+                "networks": nets.get(c.id, []),
+                "labels": labels.get(c.id, {}),
+                "created": iso(c.created_at),
             }
-        )
+        out.append(row)
     return out
+
+
+def exited_ids(conn: Connection) -> list[str]:
+    return store.exited_container_ids(conn)
+
+
+def matches(row: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
+    """Docker's `ps --filter` rules: values of one key are alternatives (OR), different keys must
+    all match (AND); every `label` filter must match. name: a substring of the name; label: KEY or
+    KEY=VALUE; status: creating|running|exited|removing; network: a network name; id: an id prefix."""
+    by_key: dict[str, list[str]] = {}
+    for key, value in filters:
+        by_key.setdefault(key, []).append(value)
+    for key, values in by_key.items():
+        if key == "label":
+            if not all(_label_matches(row["labels"], v) for v in values):
+                return False
+        elif not any(_one(row, key, v) for v in values):
+            return False
+    return True
+
+
+def _label_matches(labels: dict[str, str], want: str) -> bool:
+    key, eq, value = want.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
+def _one(row: dict[str, Any], key: str, value: str) -> bool:
+    if key == "name":
+        return value in row["name"]
+    if key == "status":
+        return bool(row["status"] == value)
+    if key == "network":
+        return value in row["networks"]
+    return bool(row["id"].startswith(value))  # id
