@@ -21,6 +21,7 @@ class OpKind(StrEnum):
     NET_CREATE = "net-create"
     NET_RM = "net-rm"
     RUN = "run"
+    START = "start"
     RELEASE = "release"
     NET_CONNECT = "net-connect"
     NET_DISCONNECT = "net-disconnect"
@@ -56,8 +57,22 @@ class StepStatus(StrEnum):
 class ContainerState(StrEnum):
     CREATING = "creating"
     RUNNING = "running"
+    RESTARTING = "restarting"  # the watcher is restarting the program (netns, address, ports kept)
     EXITED = "exited"
     REMOVING = "removing"
+
+
+# States in which a container holds its network (netns, addresses, ports) and a watcher.
+LIVE_STATES = (ContainerState.RUNNING, ContainerState.RESTARTING)
+
+
+class RestartPolicy(StrEnum):
+    """--restart, as Docker spells it."""
+
+    NO = "no"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+    UNLESS_STOPPED = "unless-stopped"
 
 
 class NetworkState(StrEnum):
@@ -168,6 +183,15 @@ class Container:
     exit_code: int | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    restart_policy: RestartPolicy = RestartPolicy.NO
+    restart_max: int = 0
+    restart_count: int = 0
+    last_exit_code: int | None = None
+    manually_stopped: bool = False
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Container:
@@ -191,6 +215,11 @@ class Container:
             exit_code=row["exit_code"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
+            restart_policy=RestartPolicy(row["restart_policy"]),
+            restart_max=row["restart_max"],
+            restart_count=row["restart_count"],
+            last_exit_code=row["last_exit_code"],
+            manually_stopped=bool(row["manually_stopped"]),
         )
 
     def columns(self) -> dict[str, Any]:
@@ -207,6 +236,8 @@ class Container:
             "netns": self.netns,
             "log_path": self.log_path,
             "created_at": self.created_at,
+            "restart_policy": str(self.restart_policy),
+            "restart_max": self.restart_max,
         }
 
 
@@ -289,3 +320,8 @@ class RunRequest:
     hostname: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = ("/bin/sh",)
+    restart: RestartPolicy = RestartPolicy.NO
+    restart_max: int = 0  # on-failure:N
+    init: bool = False  # --init: tini/catatonit as PID 1
+    interactive: bool = False  # -i: keep stdin open
+    tty: bool = False  # -t: a pseudo-terminal

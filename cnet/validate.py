@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from .errors import ValidationError
 from .naming import NAME_RE
-from .records import ALL_ADDRESSES, PortSpec, RunRequest
+from .records import ALL_ADDRESSES, PortSpec, RestartPolicy, RunRequest
 
 __all__ = ["PortSpec"]  # re-exported: the parsed form of -p
 
@@ -187,6 +187,11 @@ def run_request(
     hostname: str | None,
     env: Sequence[str],
     command: Sequence[str],
+    restart: str = "no",
+    init: bool = False,
+    interactive: bool = False,
+    tty: bool = False,
+    remove: bool = False,
 ) -> RunRequest:
     """Everything `cnet run` was given, checked before the state or the kernel is touched."""
     if name is not None:
@@ -215,9 +220,45 @@ def run_request(
     cmdline = tuple(command) or DEFAULT_COMMAND
     if any("\0" in a for a in cmdline):
         raise ValidationError("the command contains a NUL byte")
+    policy, max_restarts = restart_policy(restart)
+    if remove and policy != RestartPolicy.NO:
+        raise ValidationError(
+            "--restart and --rm conflict: a container that is removed when it exits is never restarted"
+        )
     return RunRequest(
-        name=name, networks=nets, ports=tuple(specs), ip=ip, hostname=hostname, env=env_pairs, command=cmdline
+        name=name,
+        networks=nets,
+        ports=tuple(specs),
+        ip=ip,
+        hostname=hostname,
+        env=env_pairs,
+        command=cmdline,
+        restart=policy,
+        restart_max=max_restarts,
+        init=init,
+        interactive=interactive,
+        tty=tty,
     )
+
+
+def restart_policy(text: str) -> tuple[RestartPolicy, int]:
+    """--restart no | on-failure[:N] | always | unless-stopped, as Docker spells it."""
+    name, _, count = text.partition(":")
+    try:
+        policy = RestartPolicy(name)
+    except ValueError:
+        raise ValidationError(
+            f"invalid restart policy {text!r}: use no, on-failure[:N], always or unless-stopped"
+        ) from None
+    if not count:
+        if _:
+            raise ValidationError(f"invalid restart policy {text!r}: on-failure:N needs a number")
+        return policy, 0
+    if policy != RestartPolicy.ON_FAILURE:
+        raise ValidationError(f"invalid restart policy {text!r}: only on-failure takes a maximum retry count")
+    if not (count.isascii() and count.isdigit()) or len(count) > 6:
+        raise ValidationError(f"invalid restart policy {text!r}: the retry count must be a number")
+    return policy, int(count)
 
 
 # The parameters of run_request() shadow these two checks.

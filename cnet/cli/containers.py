@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import signal
 import sys
 import time
 from types import ModuleType
@@ -26,8 +25,11 @@ def register(app: typer.Typer) -> None:
     app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)
     app.command("logs")(logs)
     app.command("stop")(stop)
+    app.command("start")(start)
+    app.command("restart")(restart)
     app.command("rm")(rm)
     app.command("_reap", hidden=True)(reap)
+    app.command("_started", hidden=True)(started)
 
 
 def run(
@@ -52,13 +54,36 @@ def run(
     ] = False,
     remove: Annotated[bool, typer.Option("--rm", help="Remove the container's record when it exits.")] = False,
     stop_timeout: Annotated[
-        float, typer.Option("--stop-timeout", help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")
-    ] = 3.0,
+        float,
+        typer.Option(
+            "--stop-timeout",
+            help="Foreground: seconds after Ctrl-C (passed on to the program) before cnet's stop "
+            "takes over (SIGTERM, then SIGKILL after as long again); a second Ctrl-C does it at once.",
+        ),
+    ] = 10.0,
+    restart: Annotated[
+        str,
+        typer.Option(
+            "--restart",
+            help="no | on-failure[:N] | always | unless-stopped: the watcher restarts the program on the "
+            "same address and ports, with a growing back-off (100 ms, doubled, reset after 10 s up).",
+        ),
+    ] = "no",
+    init: Annotated[
+        bool, typer.Option("--init", help="Run tini (or catatonit) as PID 1: it passes signals on and reaps zombies.")
+    ] = False,
+    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open (foreground).")] = False,
+    tty: Annotated[
+        bool, typer.Option("-t", "--tty", help="A pseudo-terminal: Ctrl-C and job control act inside (with -i).")
+    ] = False,
 ) -> None:
-    """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings."""
+    """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings.
+    In the foreground, the first Ctrl-C goes to the program; cnet exits with its status."""
     from ..services import containers
 
     _not_negative(stop_timeout, "--stop-timeout")
+    if tty and detach:
+        raise typer.BadParameter("a detached container has no terminal", param_hint="'-t'")
     req = containers.parse_run_request(
         name=name,
         networks=net or [],
@@ -67,6 +92,11 @@ def run(
         hostname=hostname,
         env=env or [],
         command=command or [],
+        restart=restart,
+        init=init,
+        interactive=interactive,
+        tty=tty,
+        remove=remove,
     )
     ctx = common.mutating(cli)
     out = containers.run_container(ctx, req, detached=detach, remove=remove)
@@ -74,11 +104,25 @@ def run(
         common.print_plan(out.plan, f"cnet run {out.result.container.name}")
         return
     wired = out.result
-    proc, pid = containers.start_process(ctx, wired.container, foreground=not detach)
+    master = slave = None
+    if tty:
+        from .. import tty as ttys
+
+        master, slave = ttys.open_pty(0)
+    try:
+        proc, pid = containers.start_process(
+            ctx, wired.container, foreground=not detach, held=wired.held, stdio=slave, stdin_open=interactive
+        )
+    finally:
+        containers.release_ports(wired.held)
+        if slave is not None:
+            import os
+
+            os.close(slave)
     if detach:
         print(wired.container.id)
         return
-    _foreground(ctx, containers, wired, pid, proc, stop_timeout, remove)
+    _foreground(ctx, containers, wired, pid, proc, stop_timeout, remove, master)
 
 
 def _info_lines(wired: Wired, pid: int | None) -> list[str]:
@@ -96,31 +140,23 @@ def _info_lines(wired: Wired, pid: int | None) -> list[str]:
 
 
 def _foreground(
-    ctx: Context, containers: ModuleType, wired: Wired, pid: int | None, proc: Any, stop_timeout: float, remove: bool
+    ctx: Context,
+    containers: ModuleType,
+    wired: Wired,
+    pid: int | None,
+    proc: Any,
+    stop_timeout: float,
+    remove: bool,
+    master: int | None,
 ) -> None:
+    from .foreground import supervise
 
-    def as_interrupt(_sig: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, as_interrupt)
-    signal.signal(signal.SIGHUP, as_interrupt)
-    cid = wired.container.id
     for line in _info_lines(wired, pid):
         print(line, file=sys.stderr, flush=True)
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        print(f"cnet: stopping {wired.container.name}...", file=sys.stderr, flush=True)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        containers.stop_container(ctx, cid, timeout=stop_timeout)
-        proc.wait()
-    with ctx.store.read() as conn:
-        got = containers.exit_code(conn, cid)
-    code = got if got is not None else (proc.returncode or 0)
+    code = supervise(ctx, containers, wired, proc, stop_timeout, master)
     if remove:
-        containers.remove_record(ctx, cid)
-    raise typer.Exit(code if 0 <= code <= 255 else 1)
+        containers.remove_record(ctx, wired.container.id)
+    raise typer.Exit(code)
 
 
 def ps(
@@ -168,8 +204,14 @@ def exec_(
     cli: typer.Context,
     container: Annotated[str, typer.Argument(help="Container name or id.")],
     command: Annotated[list[str], typer.Argument(help="Command and arguments.")],
+    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open.")] = False,
+    tty: Annotated[
+        bool, typer.Option("-t", "--tty", help="A pseudo-terminal: Ctrl-C and job control act inside (with -i).")
+    ] = False,
 ) -> None:
     """Run a command inside all of a running container's namespaces; exits with its exit code."""
+    import os
+
     from .. import procs
     from ..errors import Conflict
     from ..kernel.netns import enter_argv
@@ -177,15 +219,37 @@ def exec_(
 
     ctx = common.reading(cli)
     row = common.load_container(ctx, container)
-    if row.state != "running" or not row.pid or not procs.alive(row.pid, row.pid_start_time):
+    target = containers.live_pid(row) if row.state == "running" else None
+    if target is None or not procs.alive(*target):
         raise Conflict(f"container {row.name} is not running")
-    argv = enter_argv(row.pid, command)
+    argv = enter_argv(target[0], ["setsid", "--ctty", *command] if tty else command)
     if ctx.dry_run:
         print(shlex.join(argv))
         return
     ctx.require_root()
-    proc = ctx.runner.spawn(argv, env=containers.container_env(row), new_session=False)
-    raise typer.Exit(proc.wait())
+    env = containers.container_env(row)
+    if not tty:
+        with open(os.devnull, "rb") as null:
+            proc = ctx.runner.spawn(argv, env=env, new_session=False, stdin=None if interactive else null)
+        raise typer.Exit(proc.wait())
+    from .. import tty as ttys
+
+    master, slave = ttys.open_pty(0)
+    try:
+        proc = ctx.runner.spawn(argv, env=env, stdin=slave, stdout=slave, stderr=slave)
+    finally:
+        os.close(slave)
+    proxy = ttys.Proxy(master)
+    try:
+        with ttys.raw(0):
+            while proc.poll() is None:
+                proxy.pump(0.05)
+            proxy.drain()
+    finally:
+        proxy.close()
+        os.close(master)
+    code = proc.returncode
+    raise typer.Exit(code if 0 <= code <= 255 else 128 - code)
 
 
 def logs(
@@ -194,8 +258,9 @@ def logs(
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing new output until the container exits.")
     ] = False,
+    tail: Annotated[Optional[int], typer.Option("-n", "--tail", help="Only the last N lines.")] = None,
 ) -> None:
-    """Print the output of a detached container."""
+    """Print the output of a detached container (from its rotated file first, when there is one)."""
     from ..errors import CnetError
     from ..services import containers
 
@@ -203,12 +268,17 @@ def logs(
     row = common.load_container(ctx, container)
     if not row.log_path:
         raise CnetError(f"container {row.name} runs in the foreground: its output went to its terminal")
+    if tail is not None:
+        _not_negative(tail, "--tail")
+    out = sys.stdout.buffer
     try:
         f = open(row.log_path, "rb")  # noqa: SIM115 -- closed by the with below; no log yet is no output
     except FileNotFoundError:
         return
-    out = sys.stdout.buffer
     with f:
+        if tail is not None:
+            out.write(_last_lines(f, tail))
+            out.flush()
         while True:
             chunk = f.read(65536)
             if chunk:
@@ -227,22 +297,84 @@ def logs(
             time.sleep(0.2)
 
 
+def _last_lines(f: Any, n: int) -> bytes:
+    """The last n lines of a file, read backwards in blocks; leaves f at its end."""
+    end = f.seek(0, 2)
+    pos, data = end, b""
+    while pos > 0 and data.count(b"\n") <= n:
+        step = min(65536, pos)
+        pos -= step
+        f.seek(pos)
+        data = f.read(step) + data
+    f.seek(end)
+    lines = data.splitlines(keepends=True)
+    return b"".join(lines[-n:]) if n else b""
+
+
 def stop(
     cli: typer.Context,
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
     time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
 ) -> None:
-    """Stop containers: SIGTERM, wait, then SIGKILL (PID 1 ignores SIGTERM without a handler)."""
+    """Stop containers: SIGTERM to all of them at once, wait for them together, then SIGKILL (PID 1
+    ignores SIGTERM without a handler; --init gives it one). Their restart policies leave them stopped."""
+    from ..errors import CnetError
+    from ..services import containers
+
+    _not_negative(time_, "-t / --time")
+    ctx = common.mutating(cli)
+    if ctx.dry_run:
+
+        def stop_one(ref: str) -> tuple[str, Plan | None]:
+            out = containers.stop_container(ctx, ref, timeout=time_)
+            return out.result.name, out.plan
+
+        common.for_each(ctx, containers_, stop_one, "stop")
+        return
+    failed = False
+    for _ref, got in containers.stop_containers(ctx, containers_, time_):
+        if isinstance(got, CnetError):
+            print(f"cnet: error: {got}", file=sys.stderr)
+            failed = True
+        else:
+            print(got.name)
+    if failed:
+        raise typer.Exit(1)
+
+
+def start(
+    cli: typer.Context,
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
+) -> None:
+    """Start exited containers again, detached (output in `cnet logs`): the same networks, ports and
+    command, on the old addresses when they are free."""
+    from ..services import containers
+
+    ctx = common.mutating(cli)
+
+    def start_one(ref: str) -> tuple[str, Plan | None]:
+        out = containers.start_container(ctx, ref)
+        return out.result.name, out.plan
+
+    common.for_each(ctx, containers_, start_one, "start")
+
+
+def restart(
+    cli: typer.Context,
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
+    time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
+) -> None:
+    """Stop (if running) and start containers again, detached."""
     from ..services import containers
 
     _not_negative(time_, "-t / --time")
     ctx = common.mutating(cli)
 
-    def stop_one(ref: str) -> tuple[str, Plan | None]:
-        out = containers.stop_container(ctx, ref, timeout=time_)
+    def restart_one(ref: str) -> tuple[str, Plan | None]:
+        out = containers.restart_container(ctx, ref, timeout=time_)
         return out.result.name, out.plan
 
-    common.for_each(ctx, containers_, stop_one, "stop")
+    common.for_each(ctx, containers_, restart_one, "restart")
 
 
 def rm(
@@ -274,9 +406,21 @@ def reap(
     cli: typer.Context,
     container_id: Annotated[str, typer.Argument()],
     exit_code: Annotated[int, typer.Argument()],
+    backoff_ms: Annotated[int, typer.Argument()] = 0,
 ) -> None:
     """Internal: called by a container's watcher when its PID 1 exits."""
     from ..services import containers
 
     ctx = common.context(cli)
-    containers.reap(ctx, container_id, exit_code)
+    containers.reap(ctx, container_id, exit_code, backoff_ms)
+
+
+def started(
+    cli: typer.Context,
+    container_id: Annotated[str, typer.Argument()],
+    pid: Annotated[int, typer.Argument()],
+) -> None:
+    """Internal: called by a container's watcher after a restart with its new PID 1."""
+    from ..services import containers
+
+    containers.started(common.context(cli), container_id, pid)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from alembic.config import Config
 
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0006_restart"
 
 
 def migrations_dir() -> Path:

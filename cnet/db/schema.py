@@ -99,7 +99,12 @@ containers = Table(
     metadata,
     Column("id", String(12), primary_key=True, comment="12-hex container id"),
     Column("name", String(64), nullable=False, unique=True, comment="user-chosen name, or the id when none was given"),
-    Column("state", String(16), nullable=False, comment="creating | running | exited | removing"),
+    Column(
+        "state",
+        String(16),
+        nullable=False,
+        comment="creating | running | restarting (its watcher restarts the program) | exited | removing",
+    ),
     Column("command", Text, nullable=False, comment="JSON list: the argv run as PID 1 of the container"),
     Column("hostname", String(64), nullable=False, comment="hostname inside the container's UTS namespace"),
     Column("env", Text, nullable=False, default="{}", comment="JSON object of environment variables given with -e"),
@@ -142,7 +147,41 @@ containers = Table(
     Column("created_at", Float, nullable=False, comment="creation time, Unix seconds"),
     Column("started_at", Float, nullable=True, comment="time PID 1 was started, Unix seconds"),
     Column("finished_at", Float, nullable=True, comment="time PID 1 was seen to exit, Unix seconds"),
-    CheckConstraint("state IN ('creating', 'running', 'exited', 'removing')", name="state"),
+    Column(
+        "restart_policy",
+        String(16),
+        nullable=False,
+        server_default="no",
+        comment="--restart: no | on-failure | always | unless-stopped (carried out by the watcher)",
+    ),
+    Column(
+        "restart_max",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="on-failure:N: at most N restarts (0 = no limit)",
+    ),
+    Column(
+        "restart_count",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="restarts by the restart policy since the last run/start",
+    ),
+    Column(
+        "last_exit_code",
+        Integer,
+        nullable=True,
+        comment="exit code of the last run of PID 1 that ended, also while a restart runs the next",
+    ),
+    Column(
+        "manually_stopped",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="1 = stopped by cnet stop / rm -f / Ctrl-C: the restart policy leaves it stopped",
+    ),
+    CheckConstraint("state IN ('creating', 'running', 'restarting', 'exited', 'removing')", name="state"),
     comment="Containers: processes in fresh namespaces (one row per `cnet run`, until `cnet rm`).",
 )
 
@@ -342,7 +381,8 @@ Index("ix_containers_state", containers.c.state)
 # kept here so tests and docs share one definition.
 VIEWS: dict[str, str] = {
     "v_containers": """
-        SELECT c.name, c.id, c.state, c.pid, c.exit_code, c.hostname,
+        SELECT c.name, c.id, c.state, c.pid, c.exit_code, c.restart_policy, c.restart_count,
+               c.last_exit_code, c.hostname,
                (SELECT group_concat(n.name || ':' || e.ip, ' ') FROM endpoints e
                   JOIN networks n ON n.id = e.network_id WHERE e.container_id = c.id) AS ips,
                (SELECT group_concat(p.host_ip || ':' || p.host_port || '->' || p.container_port || '/' || p.protocol, ' ')

@@ -4,6 +4,7 @@ IPAM that runs SQL (every statement from cnet.db.queries). Functions take the ca
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -150,6 +151,48 @@ def claim_running(conn: Connection, container_id: str, new_state: ContainerState
 
 def set_exit_code(conn: Connection, container_id: str, exit_code: int) -> None:
     conn.execute(q.CONTAINER_SET_EXIT_CODE, (exit_code, container_id))
+
+
+def set_exit_codes(conn: Connection, container_id: str, exit_code: int) -> None:
+    """The real exit code, seen by the watcher: the final one and the last one."""
+    conn.execute(q.CONTAINER_SET_EXIT_CODES, (exit_code, exit_code, container_id))
+
+
+def set_spec(conn: Connection, container_id: str, spec: dict) -> None:
+    conn.execute(q.CONTAINER_SET_SPEC, (json.dumps(spec), container_id))
+
+
+def mark_manually_stopped(conn: Connection, container_id: str) -> None:
+    conn.execute(q.CONTAINER_MARK_MANUALLY_STOPPED, (container_id,))
+
+
+def begin_restart(conn: Connection, container_id: str, exit_code: int, *, expected_start: float) -> bool:
+    """running -> restarting (True), unless a stop or rm came first. started_at becomes the time
+    the next run is due (the back-off's measure of its run time, should nobody record it)."""
+    cur = conn.execute(q.CONTAINER_BEGIN_RESTART, (exit_code, time.time(), expected_start, container_id))
+    return cur.rowcount == 1
+
+
+def restarted(conn: Connection, container_id: str, pid: int, start: int | None) -> bool:
+    """restarting -> running with its new PID 1 (False when a stop came first)."""
+    return conn.execute(q.CONTAINER_RESTARTED, (pid, start, time.time(), container_id)).rowcount == 1
+
+
+def begin_start(conn: Connection, container_id: str, log_path: str) -> bool:
+    return conn.execute(q.CONTAINER_BEGIN_START, (log_path, container_id)).rowcount == 1
+
+
+def undo_start(conn: Connection, container_id: str) -> None:
+    """A `cnet start` rolled back: its endpoints and mappings go (allocations with them), the
+    container is exited again."""
+    conn.execute(q.PORTS_DELETE_OF, (container_id,))
+    conn.execute(q.ENDPOINTS_DELETE_OF, (container_id,))
+    conn.execute(q.CONTAINER_UNDO_START, (container_id,))
+
+
+def containers_to_restore(conn: Connection) -> list[Container]:
+    """Exited containers that `cnet restore` starts: always / unless-stopped, not stopped by hand."""
+    return [Container.from_row(r) for r in conn.all(q.CONTAINERS_TO_RESTORE)]
 
 
 def delete_container(conn: Connection, container_id: str) -> None:

@@ -50,7 +50,7 @@ class Desired:
 
     def stable_container(self, cid: str) -> bool:
         c = self.containers.get(cid)
-        return c is not None and c.state == ContainerState.RUNNING and cid not in self.busy_containers
+        return c is not None and c.live and cid not in self.busy_containers
 
     def live_netns(self) -> set[str]:
         """Namespaces that belong to a container being created or running, or that an operation
@@ -58,7 +58,7 @@ class Desired:
         return {
             c.netns
             for cid, c in self.containers.items()
-            if c.state in (ContainerState.CREATING, ContainerState.RUNNING) or cid in self.busy_containers
+            if c.state == ContainerState.CREATING or c.live or cid in self.busy_containers
         }
 
 
@@ -69,7 +69,7 @@ def busy(operations: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
     for kind, target in operations:
         if kind in (OpKind.NET_CREATE, OpKind.NET_RM):
             nets.add(target)
-        elif kind in (OpKind.RUN, OpKind.RELEASE, OpKind.NET_CONNECT, OpKind.NET_DISCONNECT):
+        elif kind in (OpKind.RUN, OpKind.START, OpKind.RELEASE, OpKind.NET_CONNECT, OpKind.NET_DISCONNECT):
             ctrs.add(target.split("/")[0])
     return ctrs, nets
 

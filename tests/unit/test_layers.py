@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cnet.naming",
             "cnet.errors",
             "cnet.procs",
+            "cnet.tty",
             "cnet.validate",
             "cnet._shfast",
             "cnet",

@@ -30,7 +30,9 @@ from ...records import (
 )
 from ..apply import Change, Outcome, apply
 from ..context import Context
-from .process import container_dir, launch_argv
+from . import ports
+from .ports import hold as hold_ports
+from .process import container_dir, init_program, launch_argv
 
 REQUIRED_TOOLS = {
     "ip": "iproute2",
@@ -51,6 +53,8 @@ class Wired:
     container: Container
     endpoints: list[Endpoint] = field(default_factory=list)
     ports: list[PortMapping] = field(default_factory=list)
+    # The descriptor holding the published host ports (ports.hold), for the watcher to keep.
+    held: int | None = None
 
 
 def _require_tools() -> None:
@@ -80,13 +84,17 @@ def host_port_state(host_ip: str, port: int, protocol: str) -> str:
         s.close()
 
 
-def check_ports(conn: Connection, specs: tuple[PortSpec, ...]) -> None:
+def check_ports(conn: Connection, specs: tuple[PortSpec, ...], *, probe: bool = True) -> None:
+    """No container maps them, and (probe) no host process holds them. A real run binds them
+    instead of probing (ports.hold): the binding is the check."""
     for spec in specs:
         holder = store.port_holder(conn, spec)
         if holder:
             raise Conflict(
                 f"host port {spec.host_ip}:{spec.host_port}/{spec.protocol} is already mapped by container {holder}"
             )
+        if not probe:
+            continue
         state = host_port_state(spec.host_ip, spec.host_port, spec.protocol)
         if state == "in-use":
             raise Conflict(
@@ -146,12 +154,31 @@ def _valid_hostname(name: str) -> bool:
 
 
 def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool = False) -> Outcome[Wired]:
-    """Validate, allocate and wire; the caller then starts the process with start_process()."""
+    """Validate, allocate and wire; the caller then starts the process with start_process()
+    and hands it `result.held` (then closes it: ports.release)."""
     ctx.require_root()
     if not ctx.dry_run:
         _require_tools()
+        if req.init:
+            init_program()  # missing: one clear line now, not exit 127 from the container
     restore_steps = restore_missing_networks(ctx, req.networks)
+    held: list[int | None] = []
+    try:
+        return _run(ctx, req, detached, remove, restore_steps, held)
+    except BaseException:
+        for fd in held:
+            ports.release(fd)
+        raise
 
+
+def _run(
+    ctx: Context,
+    req: RunRequest,
+    detached: bool,
+    remove: bool,
+    restore_steps: list[Step],
+    held: list[int | None],
+) -> Outcome[Wired]:
     def prepare(conn: Connection) -> Change[Wired]:
         # Every check first, then the rows (the write lock is held: nobody allocates meanwhile).
         cid = naming.new_id()
@@ -163,7 +190,7 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
             raise ValidationError(f"network {nets[0].name} is internal: it cannot publish ports")
         if req.ip:
             ipam.check_static(nets[0], req.ip)
-        check_ports(conn, req.ports)
+        check_ports(conn, req.ports, probe=ctx.dry_run)
         hostname = req.hostname or (name if _valid_hostname(name) else cid)
         container = Container(
             id=cid,
@@ -175,8 +202,17 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
             detached=detached,
             netns=naming.netns_name(cid),
             created_at=time.time(),
-            spec={"networks": list(req.networks), "ports": [p.render() for p in req.ports], "ip": req.ip, "rm": remove},
+            spec={
+                "networks": list(req.networks),
+                "ports": [p.render() for p in req.ports],
+                "ip": req.ip,
+                "rm": remove,
+                "init": req.init,
+                "tty": req.tty,
+            },
             log_path=str(container_dir(ctx, cid) / "log") if detached else None,
+            restart_policy=req.restart,
+            restart_max=req.restart_max,
         )
         store.insert_container(conn, container)
         # The default route goes via the first network that is not internal (as Docker does).
@@ -186,8 +222,14 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
             for i, net in enumerate(nets)
         ]
         ports = [store.insert_port(conn, cid, eps[0], spec) for spec in req.ports]
+        # `cnet start` comes back on these addresses when they are free.
+        container = replace(container, spec={**container.spec, "addresses": [ep.ip for ep in eps]})
+        store.set_spec(conn, cid, container.spec)
+        if not ctx.dry_run:
+            held.append(hold_ports(req.ports))  # last: everything else is checked
         wiring = plans.wiring(container, eps, ports, before=restore_steps)
-        shown = Plan([*wiring.steps, plans.launch_step(launch_argv(ctx, cid, hostname, req.command))])
+        launch = launch_argv(ctx, cid, hostname, req.command, init=req.init, tty=req.tty)
+        shown = Plan([*wiring.steps, plans.launch_step(launch)])
 
         def mark_running(c: Connection) -> None:
             # Until the watcher exists, this `cnet run` process stands in for it: if it dies before
@@ -196,7 +238,8 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
             me, me_start = procs.self_identity()
             store.mark_running(c, cid, boot_id=procs.boot_id(), watcher_pid=me, watcher_start=me_start)
 
-        return Change(OpKind.RUN, cid, shown, Wired(container, eps, ports), journaled=wiring, on_success=mark_running)
+        wired = Wired(container, eps, ports, held[-1] if held else None)
+        return Change(OpKind.RUN, cid, shown, wired, journaled=wiring, on_success=mark_running)
 
     out = apply(ctx, prepare)
     if not ctx.dry_run:
