@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..commands import Plan
     from ..services.containers import Wired
     from ..services.context import Context
+    from .foreground import Caught
 
 
 def register(app: typer.Typer) -> None:
@@ -104,6 +105,11 @@ def run(
         common.print_plan(out.plan, f"cnet run {out.result.container.name}")
         return
     wired = out.result
+    caught = None
+    if not detach:
+        from .foreground import Caught
+
+        caught = Caught()
     master = slave = None
     if tty:
         from .. import tty as ttys
@@ -122,7 +128,8 @@ def run(
     if detach:
         print(wired.container.id)
         return
-    _foreground(ctx, containers, wired, pid, proc, stop_timeout, remove, master)
+    assert caught is not None
+    _foreground(ctx, containers, wired, pid, proc, stop_timeout, remove, caught, master)
 
 
 def _info_lines(wired: Wired, pid: int | None) -> list[str]:
@@ -147,13 +154,14 @@ def _foreground(
     proc: Any,
     stop_timeout: float,
     remove: bool,
+    caught: Caught,
     master: int | None,
 ) -> None:
     from .foreground import supervise
 
     for line in _info_lines(wired, pid):
         print(line, file=sys.stderr, flush=True)
-    code = supervise(ctx, containers, wired, proc, stop_timeout, master)
+    code = supervise(ctx, containers, wired, proc, stop_timeout, caught, master)
     if remove:
         containers.remove_record(ctx, wired.container.id)
     raise typer.Exit(code)

@@ -52,19 +52,38 @@ class Escalation:
         target = self.containers.live_pid(now)
         if target is None:
             return
+        self.containers.wait_exec(now, target[0])
         self.ctx.runner.signal(target[0], sig)
         name = signal.Signals(sig).name
         print(f"\r\ncnet: {name} sent to {c.name}{'; ' + hint if hint else ''}", file=sys.stderr, flush=True)
 
 
+class Caught:
+    """The signals to pass on, caught from before the container starts (one arriving meanwhile
+    would otherwise end cnet and leave the container running unwatched by anyone)."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.previous = {s: signal.signal(s, lambda sig, _f: self.pending.append(sig)) for s in FORWARDED}
+
+    def restore(self) -> None:
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+
+
 def supervise(
-    ctx: Context, containers: Any, wired: Wired, proc: Any, stop_timeout: float, master: int | None = None
+    ctx: Context,
+    containers: Any,
+    wired: Wired,
+    proc: Any,
+    stop_timeout: float,
+    caught: Caught,
+    master: int | None = None,
 ) -> int:
     """Wait for the watcher (it ends after the release), passing signals on; the exit status."""
     from .. import tty
 
-    pending: list[int] = []
-    previous = {s: signal.signal(s, lambda sig, _f: pending.append(sig)) for s in FORWARDED}
+    pending = caught.pending
     esc = Escalation(ctx, containers, wired, stop_timeout)
     proxy = tty.Proxy(master) if master is not None else None
     try:
@@ -87,8 +106,7 @@ def supervise(
         if proxy is not None:
             proxy.close()
             os.close(master)  # type: ignore[arg-type]
-        for s, h in previous.items():
-            signal.signal(s, h)
+        caught.restore()
     with ctx.store.read() as conn:
         got = containers.exit_code(conn, wired.container.id)
     code = got if got is not None else (proc.returncode or 0)

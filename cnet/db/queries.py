@@ -48,8 +48,10 @@ CONTAINER_MARK_RUNNING = (
 CONTAINER_SET_WATCHER = "UPDATE containers SET watcher_pid = ?, watcher_start_time = ? WHERE id = ?"
 CONTAINER_SET_PID = "UPDATE containers SET pid = ?, pid_start_time = ? WHERE id = ? AND state = 'running'"
 # Exactly one of the racing parties (watcher, stop, rm, a recovering command) gets rowcount 1.
+# Between two runs of a restart policy, the exit code is the last run's.
 CONTAINER_CLAIM_RUNNING = (
-    "UPDATE containers SET state = ?, exit_code = coalesce(?, exit_code), "
+    "UPDATE containers SET state = ?, "
+    "exit_code = coalesce(?, CASE WHEN state = 'restarting' THEN last_exit_code END, exit_code), "
     "finished_at = coalesce(finished_at, ?) WHERE id = ? AND state IN ('running', 'restarting')"
 )
 # --- restart policies (services/containers/restart.py) ---

@@ -23,7 +23,7 @@ from .lifecycle import (
     stop_containers,
 )
 from .ports import release as release_ports
-from .process import container_env, live_pid, start_process
+from .process import container_env, live_pid, start_process, wait_exec
 from .restart import started
 from .run import Wired, parse_run_request, run_container
 from .start import restart_container, restore_containers, start_container
@@ -56,4 +56,5 @@ __all__ = [
     "started",
     "stop_container",
     "stop_containers",
+    "wait_exec",
 ]

@@ -208,6 +208,22 @@ def live_pid(c: Container) -> tuple[int, int | None] | None:
     return None
 
 
+def wait_exec(c: Container, pid: int, timeout: float = 2.0) -> None:
+    """Until PID 1 runs the container's program: before, it is cnet's launcher (nsenter, unshare,
+    setpriv, env, the hostname shell), and the shell, run with -c, would die of a SIGINT that the
+    program might have ignored or handled."""
+    want = "\0".join(program_argv(c.command, init=bool(c.spec.get("init")), tty=False)[:1])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            return
+        if argv0 == want or (c.spec.get("tty") and argv0 == "setsid"):
+            return
+        time.sleep(0.002)
+
+
 def wait_all_dead(
     pids: list[tuple[int, int | None]], timeout: float, meanwhile: Callable[[int], None] | None = None
 ) -> list[tuple[int, int | None]]:

@@ -8,7 +8,7 @@ from typing import Any
 from ...db import store
 from ...db.connection import Connection
 from ...kernel import netns as nsk
-from ...records import Container, ContainerState
+from ...records import LIVE_STATES, Container, ContainerState, RestartPolicy
 from ..networks import iso
 
 
@@ -21,7 +21,7 @@ def exit_code(conn: Connection, container_id: str) -> int | None:
 
 
 def is_running(conn: Connection, container_id: str) -> bool:
-    return store.container_state(conn, container_id) == ContainerState.RUNNING
+    return store.container_state(conn, container_id) in LIVE_STATES
 
 
 def describe(conn: Connection, c: Container) -> dict[str, Any]:
@@ -33,6 +33,10 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
         "pid": c.pid,
         "state": str(c.state),
         "exit_code": c.exit_code,
+        "restart_policy": restart_policy(c),
+        "restart_count": c.restart_count,
+        "last_exit_code": c.last_exit_code,
+        "stopped_by_hand": c.manually_stopped,
         "command": list(c.command),
         "hostname": c.hostname,
         "created": iso(c.created_at),
@@ -57,8 +61,15 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
             for p in ports
         ],
         "requested": c.spec,
-        "nsenter": nsk.enter_hint(c.pid) if c.pid and c.state == ContainerState.RUNNING else None,
+        "nsenter": nsk.enter_hint(c.pid) if c.pid and c.live else None,
     }
+
+
+def restart_policy(c: Container) -> str:
+    """As given to --restart: `on-failure:3`."""
+    if c.restart_policy == RestartPolicy.ON_FAILURE and c.restart_max:
+        return f"{c.restart_policy}:{c.restart_max}"
+    return str(c.restart_policy)
 
 
 def list_containers(conn: Connection, all_: bool) -> list[dict[str, Any]]:
@@ -67,7 +78,11 @@ def list_containers(conn: Connection, all_: bool) -> list[dict[str, Any]]:
     ports = store.port_lines(conn)
     out = []
     for c in rows:
-        state = str(c.state) if c.state != ContainerState.EXITED else f"exited ({c.exit_code})"
+        state = str(c.state)
+        if c.state == ContainerState.EXITED:
+            state = f"exited ({c.exit_code})"
+        elif c.state == ContainerState.RESTARTING:
+            state = f"restarting ({c.last_exit_code})"
         out.append(
             {
                 "name": c.name,
