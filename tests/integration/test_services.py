@@ -377,3 +377,108 @@ def test_logs_tail(sandbox):
     assert sb.cnet("logs", "-n", "0", "talk").stdout == ""
     assert sb.cnet("logs", "--tail", "10", "talk").stdout.split() == [f"line{i}" for i in range(1, 6)]
     sb.cnet("rm", "talk")
+
+
+# --- 5. terminals --------------------------------------------------------------------------------------
+class Terminal:
+    """A pseudo-terminal driven from the test, as a person at a terminal would drive cnet."""
+
+    def __init__(self, sb, argv: list[str], rows: int = 24, cols: int = 80):
+        import fcntl
+        import struct
+        import termios
+
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc = subprocess.Popen(
+            sb.enter() + argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=sb.env(),
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )
+        os.close(slave)
+        self.seen = b""
+
+    def expect(self, text: str, timeout: float = 15) -> str:
+        import select
+
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.master], [], [], left)[0]:
+                raise AssertionError(f"{text!r} not seen; got {self.seen[-500:]!r}")
+            try:
+                self.seen += os.read(self.master, 4096)
+            except OSError:
+                raise AssertionError(f"{text!r} not seen before the end; got {self.seen[-500:]!r}") from None
+        out, _, self.seen = self.seen.partition(text.encode())
+        return out.decode(errors="replace")
+
+    def send(self, data: str) -> None:
+        os.write(self.master, data.encode())
+
+    def resize(self, rows: int, cols: int) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        os.close(self.master)
+
+
+@pytest.mark.parametrize("how", ["run", "exec"])
+def test_tty_ctrl_c_job_control_and_window_size_act_inside(sandbox, how):
+    sb = sandbox
+    if how == "run":
+        argv = sb.cnet_argv("run", "-it", "--name", "term", "--", "sh")
+    else:
+        sb.cnet("run", "-d", "--name", "term", "--", "sleep", "60")
+        argv = sb.cnet_argv("exec", "-it", "term", "--", "sh")
+    t = Terminal(sb, argv)
+    try:
+        t.expect("# ")  # the shell's prompt: cnet's terminal is in raw mode by now
+        # Markers split by quotes, so the terminal's echo of the typed line never matches them.
+        t.send('echo F""1 $- $(tty) $(stty size) E""1\r')
+        t.expect("F1 ")
+        flags, dev, rows, cols = t.expect(" E1").split()
+        assert "i" in flags and "m" in flags, flags  # interactive, with job control (monitor mode)
+        assert dev.startswith("/dev/pts/") and (rows, cols) == ("24", "80")
+        # Ctrl-C interrupts the foreground job inside; the shell (and the container) live on.
+        t.send("sleep 30\r")
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        t.send("\x03")
+        t.expect("^C")
+        t.send('echo A""LIVE\r')
+        t.expect("ALIVE")
+        assert time.monotonic() - t0 < 10  # not the 30 s of the sleep
+        # The window size follows cnet's terminal (SIGWINCH).
+        t.resize(40, 100)
+        time.sleep(0.3)
+        t.send('echo S""1 $(stty size)\r')
+        t.expect("S1 40 100")
+        t.send("exit 7\r")
+        assert t.proc.wait(timeout=15) == 7
+    finally:
+        t.close()
+    if how == "exec":
+        sb.cnet("rm", "-f", "term")
+    else:
+        assert row(sb, "term")["exit_code"] == 7
+        sb.cnet("rm", "term")
+
+
+def test_interactive_keeps_stdin_open(sandbox):
+    sb = sandbox
+    with_i = sb.cnet("run", "--rm", "-i", "--", "cat", input="hello\n")
+    assert with_i.stdout == "hello\n"
+    without = sb.cnet("run", "--rm", "--", "cat", input="hello\n")
+    assert without.stdout == "" and without.returncode == 0  # stdin is /dev/null, as Docker without -i
