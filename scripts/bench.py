@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -175,6 +176,8 @@ def targets(r: dict) -> list[Target]:
         Target("IPAM /16 fill", g("ipam", "total_s"), 3.0, "s"),
         Target("IPAM last 1000 / first 1000", g("ipam", "last_over_first"), 1.5, "x"),
         Target("memory kept per container (RSS)", g("memory", "rss_mb_per_container"), 2.0, "MB"),
+        Target("  the same with --restart always", g("memory_restart_policy", "rss_mb_per_container"), 2.0, "MB"),
+        Target("Ctrl-C on http.server until released p50", g("ctrl_c_released", "p50"), 1500, "ms"),
         Target("throughput 127.0.0.1 mapping / direct", g("iperf", "ratio"), 0.9, "x", higher_is_better=True),
     ]
 
@@ -234,10 +237,15 @@ def render_table(r: dict) -> str:
         add(f"IPAM: {ip['addresses']} addresses of {ip['subnet']} in {fmt(ip['total_s'])} s; last 1000 {fmt(ip['last_1000_ms'])} ms "
             f"/ first 1000 {fmt(ip['first_1000_ms'])} ms = {fmt(ip['last_over_first'])}x; exhausted-network error in {fmt(ip['exhausted_ms'])} ms")
         add(f"      (one commit per address, on disk; the same fill in one transaction: {fmt(ip.get('one_transaction_s'))} s)")
-    mem = r.get("memory") or {}
-    if mem:
-        add(f"memory: {mem['processes']} processes kept for {mem['containers']} containers ({', '.join(mem['commands'])}): "
-            f"RSS {fmt(mem['rss_mb_per_container'])} MB, PSS {fmt(mem['pss_mb_per_container'])} MB per container")
+    for key, label in (("memory", "memory"), ("memory_restart_policy", "memory, --restart always")):
+        mem = r.get(key) or {}
+        if mem:
+            add(f"{label}: {mem['processes']} processes kept for {mem['containers']} containers ({', '.join(mem['commands'])}): "
+                f"RSS {fmt(mem['rss_mb_per_container'])} MB, PSS {fmt(mem['pss_mb_per_container'])} MB per container")
+    cc = r.get("ctrl_c_released") or {}
+    if cc:
+        add(f"Ctrl-C on a foreground python3 -m http.server until cnet exited (released): p50 {fmt(cc.get('p50'))} ms, "
+            f"p95 {fmt(cc.get('p95'))} ms")
     pf = r.get("iperf") or {}
     if pf:
         add(f"iperf3: direct {fmt(pf.get('direct_gbps'))} Gbit/s, via 127.0.0.1 mapping {fmt(pf.get('mapped_gbps'))} Gbit/s, ratio {fmt(pf.get('ratio'))}")
@@ -444,10 +452,11 @@ class Bench:
             b.append(ms_since(t0))
         self.r["spawn"] = {"sh": summary(a), "subprocess": summary(b)}
 
-    def memory(self) -> None:
+    def memory(self, names: str = "b%", key: str = "memory") -> None:
         conn = sqlite3.connect(f"file:{self.state_dir / 'cnet.db'}?mode=ro", uri=True)
         try:
-            pids = [r[0] for r in conn.execute("SELECT pid FROM containers WHERE state = 'running' AND pid IS NOT NULL AND name LIKE 'b%'")]
+            pids = [r[0] for r in conn.execute(
+                "SELECT pid FROM containers WHERE state = 'running' AND pid IS NOT NULL AND name LIKE ?", (names,))]
         finally:
             conn.close()
         kept: set[int] = set()
@@ -460,8 +469,40 @@ class Bench:
         pss = sum(pss_kb(p) for p in kept)
         comms = sorted({Path(f"/proc/{p}/comm").read_text().strip() for p in kept if Path(f"/proc/{p}/comm").exists()})
         n = max(1, len(pids))
-        self.r["memory"] = {"containers": len(pids), "processes": len(kept), "commands": comms,
-                            "rss_mb_per_container": rss / 1024 / n, "pss_mb_per_container": pss / 1024 / n}
+        self.r[key] = {"containers": len(pids), "processes": len(kept), "commands": comms,
+                       "rss_mb_per_container": rss / 1024 / n, "pss_mb_per_container": pss / 1024 / n}
+
+    def services(self) -> None:
+        """Memory kept per container with a restart policy (the watcher holds its ports and waits to
+        restart the program), and Ctrl-C on a foreground `python3 -m http.server` until cnet has
+        exited, which is after its network is released."""
+        names = [f"rs{i}" for i in range(min(20, self.n))]
+        for i, name in enumerate(names):
+            subprocess.run(self.cnet("run", "-d", "--name", name, "--net", "bench", "-p", f"{47000 + i}:80", "--restart", "always",
+                                     "--", "busybox", "httpd", "-f", "-p", "80", "-h", str(self.www)),
+                           check=True, capture_output=True, env=self.env)
+        time.sleep(0.5)
+        self.memory("rs%", "memory_restart_policy")
+        subprocess.run(self.cnet("rm", "-f", *names), check=True, capture_output=True, env=self.env)
+        ctrl_c = []
+        for i in range(max(3, min(self.repeat, 10))):
+            port = 47900 + i
+            proc = subprocess.Popen(self.cnet("run", "--name", f"cc{i}", "--net", "bench", "-p", f"{port}:8000", "--",
+                                              "python3", "-m", "http.server", "8000", "--bind", "0.0.0.0"),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with socket.socket() as s:
+                    s.settimeout(0.5)
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.05)
+            t0 = time.perf_counter()
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+            ctrl_c.append(ms_since(t0))
+            subprocess.run(self.cnet("rm", f"cc{i}"), capture_output=True, env=self.env)
+        self.r["ctrl_c_released"] = summary(ctrl_c)
 
     def iperf(self) -> None:
         res = subprocess.run(self.cnet("run", "-d", "--name", "bperf", "--net", "bench", "-p", f"127.0.0.1:{IPERF_PORT}:{IPERF_PORT}",
@@ -527,6 +568,7 @@ class Bench:
     def all(self) -> dict:
         phases = [("setup", self.setup), (f"{self.n} x run -d / floor{' / CNI' if self.with_cni else ''}", self.containers_loop),
                   ("start-up", self.startup), ("spawn overhead", self.spawn_overhead), ("memory", self.memory),
+                  ("services: --restart memory, Ctrl-C until released", self.services),
                   ("iperf3", self.iperf), (f"{self.n} x rm -f", self.rm_loop),
                   ("kernel growth (same wiring by hand, accumulating)", self.kernel_growth), ("IPAM /16", self.ipam)]
         for label, fn in phases:
