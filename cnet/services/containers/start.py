@@ -124,6 +124,9 @@ def restart_container(ctx: Context, ref: str, timeout: float) -> Outcome[Contain
     with ctx.store.read() as conn:
         c = store.get_container(conn, ref)
     if ctx.dry_run:
+        if c.state == ContainerState.EXITED:
+            return start_container(ctx, c.id)
+        # A running one: its stop (the start would wire it again exactly as `cnet start` shows).
         with ctx.store.read() as conn:
             plan = plans.teardown(c, store.ports_of(conn, c.id), timeout=timeout)
         return Outcome(plan, c)
