@@ -21,6 +21,7 @@ class OpKind(StrEnum):
     NET_CREATE = "net-create"
     NET_RM = "net-rm"
     RUN = "run"
+    START = "start"
     RELEASE = "release"
     NET_CONNECT = "net-connect"
     NET_DISCONNECT = "net-disconnect"
@@ -58,6 +59,7 @@ class StepStatus(StrEnum):
 class ContainerState(StrEnum):
     CREATING = "creating"
     RUNNING = "running"
+    RESTARTING = "restarting"  # the watcher is restarting the program (netns, address, ports kept)
     EXITED = "exited"
     REMOVING = "removing"
     ATTACHED = "attached"  # kind cni: wired by the runtime's ADD, until its DEL
@@ -68,6 +70,19 @@ class ContainerKind(StrEnum):
 
     CNET = "cnet"  # a process `cnet run` started, with its own namespaces and watcher
     CNI = "cni"  # an attachment a CNI runtime made in its own namespace (no process of cnet's)
+
+
+# States in which a container holds its network (netns, addresses, ports) and a watcher.
+LIVE_STATES = (ContainerState.RUNNING, ContainerState.RESTARTING)
+
+
+class RestartPolicy(StrEnum):
+    """--restart, as Docker spells it."""
+
+    NO = "no"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+    UNLESS_STOPPED = "unless-stopped"
 
 
 class NetworkState(StrEnum):
@@ -189,6 +204,16 @@ class Container:
     def is_cni(self) -> bool:
         return self.kind == ContainerKind.CNI
 
+    restart_policy: RestartPolicy = RestartPolicy.NO
+    restart_max: int = 0
+    restart_count: int = 0
+    last_exit_code: int | None = None
+    manually_stopped: bool = False
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
+
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Container:
         return cls(
@@ -214,6 +239,11 @@ class Container:
             kind=ContainerKind(row["kind"]),
             cni_container_id=row["cni_container_id"],
             cni_ifname=row["cni_ifname"],
+            restart_policy=RestartPolicy(row["restart_policy"]),
+            restart_max=row["restart_max"],
+            restart_count=row["restart_count"],
+            last_exit_code=row["last_exit_code"],
+            manually_stopped=bool(row["manually_stopped"]),
         )
 
     def columns(self) -> dict[str, Any]:
@@ -233,6 +263,8 @@ class Container:
             "kind": str(self.kind),
             "cni_container_id": self.cni_container_id,
             "cni_ifname": self.cni_ifname,
+            "restart_policy": str(self.restart_policy),
+            "restart_max": self.restart_max,
         }
 
 
@@ -319,3 +351,8 @@ class RunRequest:
     command: tuple[str, ...] = ("/bin/sh",)
     labels: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()  # --network-alias: extra names on every network joined at run
+    restart: RestartPolicy = RestartPolicy.NO
+    restart_max: int = 0  # on-failure:N
+    init: bool = False  # --init: tini/catatonit as PID 1
+    interactive: bool = False  # -i: keep stdin open
+    tty: bool = False  # -t: a pseudo-terminal

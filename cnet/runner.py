@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ._shfast import posix_spawn_for_sh
 from .commands import Command
 from .errors import CommandFailed
+from .kernel.netns import HELD_FD
 
 if TYPE_CHECKING:
     import subprocess
@@ -152,6 +153,27 @@ class ShellRunner:
         except ProcessLookupError:
             return False
 
+    def signal_group(self, pgid: int, sig: int) -> bool:
+        """Signal a process group (a watcher started in its own session and what it runs)."""
+        import signal as signals
+
+        self._echo(f"kill -s {signals.Signals(sig).name[3:]} -- -{pgid}")
+        try:
+            os.killpg(pgid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def replace_process(self, argv: list[str], env: dict[str, str]) -> None:
+        """exec(): this process becomes argv (the watcher restarting a container). Never returns."""
+        import shlex
+
+        self._echo(shlex.join(argv))
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        os.execvpe(argv[0], argv, env)
+
     # Process spawning for containers: these must outlive cnet, so they are plain children
     # started in their own session, not `sh` background jobs tied to this process.
     def spawn(
@@ -163,20 +185,47 @@ class ShellRunner:
         stdout: IO[bytes] | int | None = None,
         stderr: IO[bytes] | int | None = None,
         new_session: bool = True,
+        hold: int | None = None,
     ) -> subprocess.Popen[bytes]:
+        """`hold`: a descriptor the child gets as fd HELD_FD (the watcher's held ports)."""
         import shlex
         import subprocess
 
         self._echo(shlex.join(argv))
-        return subprocess.Popen(
-            argv,
-            env=env,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=new_session,
-            close_fds=True,
-        )
+        if hold is None:
+            return subprocess.Popen(
+                argv,
+                env=env,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=new_session,
+                close_fds=True,
+            )
+        # Popen passes descriptors under their own numbers: put it on HELD_FD for the call
+        # (whatever this process had there, e.g. the database, is put back right after).
+        try:
+            saved: int | None = os.dup(HELD_FD)
+        except OSError:
+            saved = None
+        try:
+            os.dup2(hold, HELD_FD)
+            return subprocess.Popen(
+                argv,
+                env=env,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=new_session,
+                close_fds=True,
+                pass_fds=(HELD_FD,),
+            )
+        finally:
+            if saved is None:
+                os.close(HELD_FD)
+            else:
+                os.dup2(saved, HELD_FD, inheritable=False)
+                os.close(saved)
 
 
 class SpawnRunner(ShellRunner):

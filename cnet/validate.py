@@ -8,12 +8,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import ValidationError
 from .naming import NAME_RE
-from .records import ALL_ADDRESSES, PortSpec, RunRequest
+from .records import ALL_ADDRESSES, PortSpec, RestartPolicy, RunRequest
 
 if TYPE_CHECKING:
     from .kernel.parse import HostAddr
@@ -247,89 +246,8 @@ def labels(values: Sequence[str]) -> dict[str, str]:
     return dict(label(v) for v in values)
 
 
-@dataclass(frozen=True)
-class ExecArgs:
-    """`cnet exec CTR [OPTIONS] COMMAND...`: cnet's options found after the container name."""
-
-    command: tuple[str, ...]
-    env: dict[str, str]
-    workdir: str | None = None
-    user: str | None = None
-
-
-_EXEC_FLAGS = {"-i": "interactive", "--interactive": "interactive", "-t": "tty", "--tty": "tty"}
-_EXEC_VALUED = {"-e": "env", "--env": "env", "-w": "workdir", "--workdir": "workdir", "-u": "user", "--user": "user"}
-
-
-def exec_args(
-    args: Sequence[str], env: Sequence[str] = (), workdir: str | None = None, user: str | None = None
-) -> ExecArgs:
-    """Split what follows `exec CTR` into cnet's options (-i, -t, -e, -w, -u, combined as `-it`,
-    values attached or next) and the command: the first word that is not one of them, or
-    everything after `--`, starts the command, so `exec CTR -it sh -c 'ls -l'` runs `sh -c 'ls -l'`.
-    -i and -t are accepted for Docker's sake: the command always shares cnet's stdin and terminal."""
-    values: dict[str, list[str]] = {
-        "env": list(env),
-        "workdir": [workdir] if workdir else [],
-        "user": [user] if user else [],
-    }
-    i = 0
-    while i < len(args):
-        tok = args[i]
-        if tok == "--":
-            i += 1
-            break
-        if tok.startswith("--"):
-            opt, eq, val = tok.partition("=")
-            if opt in _EXEC_FLAGS and not eq:
-                i += 1
-                continue
-            if opt not in _EXEC_VALUED:
-                break
-            if not eq:
-                if i + 1 >= len(args):
-                    raise ValidationError(f"option {opt} needs a value")
-                i, val = i + 1, args[i + 1]
-            values[_EXEC_VALUED[opt]].append(val)
-            i += 1
-            continue
-        if (
-            not tok.startswith("-")
-            or len(tok) < 2
-            or any(f"-{ch}" not in _EXEC_FLAGS | _EXEC_VALUED for ch in tok[1:2])
-        ):
-            break
-        j = 1
-        while j < len(tok):
-            opt = f"-{tok[j]}"
-            if opt in _EXEC_FLAGS:
-                j += 1
-                continue
-            if opt not in _EXEC_VALUED:
-                raise ValidationError(f"unknown option {opt} in {tok!r} (cnet exec takes -i, -t, -e, -w, -u)")
-            val = tok[j + 1 :]
-            if not val:
-                if i + 1 >= len(args):
-                    raise ValidationError(f"option {opt} needs a value")
-                i, val = i + 1, args[i + 1]
-            values[_EXEC_VALUED[opt]].append(val)
-            break
-        i += 1
-    command = tuple(args[i:])
-    if not command:
-        raise ValidationError("exec needs a command")
-    if values["workdir"] and not values["workdir"][-1].startswith("/"):
-        raise ValidationError(f"invalid working directory {values['workdir'][-1]!r}: it must be an absolute path")
-    return ExecArgs(
-        command=command,
-        env=dict(env_pair(e) for e in values["env"]),
-        workdir=values["workdir"][-1] if values["workdir"] else None,
-        user=values["user"][-1] if values["user"] else None,
-    )
-
-
 PS_FILTERS = ("name", "label", "status", "network", "id")
-STATES = ("creating", "running", "exited", "removing")
+STATES = ("creating", "running", "restarting", "exited", "removing")
 
 
 def ps_filter(value: str) -> tuple[str, str]:
@@ -369,6 +287,11 @@ def run_request(
     command: Sequence[str],
     labels: Sequence[str] = (),
     aliases: Sequence[str] = (),
+    restart: str = "no",
+    init: bool = False,
+    interactive: bool = False,
+    tty: bool = False,
+    remove: bool = False,
 ) -> RunRequest:
     """Everything `cnet run` was given, checked before the state or the kernel is touched."""
     if name is not None:
@@ -402,6 +325,11 @@ def run_request(
         _check_hostname(a)
     if aliases and not nets:
         raise ValidationError("--network-alias needs a network (not --net none)")
+    policy, max_restarts = restart_policy(restart)
+    if remove and policy != RestartPolicy.NO:
+        raise ValidationError(
+            "--restart and --rm conflict: a container that is removed when it exits is never restarted"
+        )
     return RunRequest(
         name=name,
         networks=nets,
@@ -412,7 +340,32 @@ def run_request(
         command=cmdline,
         labels=_labels(labels),
         aliases=tuple(dict.fromkeys(aliases)),
+        restart=policy,
+        restart_max=max_restarts,
+        init=init,
+        interactive=interactive,
+        tty=tty,
     )
+
+
+def restart_policy(text: str) -> tuple[RestartPolicy, int]:
+    """--restart no | on-failure[:N] | always | unless-stopped, as Docker spells it."""
+    name, _, count = text.partition(":")
+    try:
+        policy = RestartPolicy(name)
+    except ValueError:
+        raise ValidationError(
+            f"invalid restart policy {text!r}: use no, on-failure[:N], always or unless-stopped"
+        ) from None
+    if not count:
+        if _:
+            raise ValidationError(f"invalid restart policy {text!r}: on-failure:N needs a number")
+        return policy, 0
+    if policy != RestartPolicy.ON_FAILURE:
+        raise ValidationError(f"invalid restart policy {text!r}: only on-failure takes a maximum retry count")
+    if not (count.isascii() and count.isdigit()) or len(count) > 6:
+        raise ValidationError(f"invalid restart policy {text!r}: the retry count must be a number")
+    return policy, int(count)
 
 
 # The parameters of run_request() shadow these two checks.

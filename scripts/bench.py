@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -255,6 +256,8 @@ def targets(r: dict) -> list[Target]:
         Target("IPAM /16 fill", g("ipam", "total_s"), 3.0, "s"),
         Target("IPAM last 1000 / first 1000", g("ipam", "last_over_first"), 1.5, "x"),
         Target("memory kept per container (RSS)", g("memory", "rss_mb_per_container"), 2.0, "MB"),
+        Target("  the same with --restart always", g("memory_restart_policy", "rss_mb_per_container"), 2.0, "MB"),
+        Target("Ctrl-C on http.server until released p50", g("ctrl_c_released", "p50"), 1500, "ms"),
         Target("throughput 127.0.0.1 mapping / direct", g("iperf", "ratio"), 0.9, "x", higher_is_better=True),
         Target("CNI ADD p50 / bridge+host-local ADD p50", g("cni_plugin", "add_ratio"), 1.0, "x"),
     ]
@@ -331,12 +334,19 @@ def render_table(r: dict) -> str:
             "      (one commit per address, on disk; the same fill in one transaction: "
             f"{fmt(ip.get('one_transaction_s'))} s)"
         )
-    mem = r.get("memory") or {}
-    if mem:
+    for key, label in (("memory", "memory"), ("memory_restart_policy", "memory, --restart always")):
+        mem = r.get(key) or {}
+        if mem:
+            add(
+                f"{label}: {mem['processes']} processes kept for {mem['containers']} containers "
+                f"({', '.join(mem['commands'])}): "
+                f"RSS {fmt(mem['rss_mb_per_container'])} MB, PSS {fmt(mem['pss_mb_per_container'])} MB per container"
+            )
+    cc = r.get("ctrl_c_released") or {}
+    if cc:
         add(
-            f"memory: {mem['processes']} processes kept for {mem['containers']} containers "
-            f"({', '.join(mem['commands'])}): "
-            f"RSS {fmt(mem['rss_mb_per_container'])} MB, PSS {fmt(mem['pss_mb_per_container'])} MB per container"
+            f"Ctrl-C on a foreground python3 -m http.server until cnet exited (released): p50 {fmt(cc.get('p50'))} ms, "
+            f"p95 {fmt(cc.get('p95'))} ms"
         )
     pf = r.get("iperf") or {}
     if pf:
@@ -612,13 +622,13 @@ class Bench:
             b.append(ms_since(t0))
         self.r["spawn"] = {"sh": summary(a), "subprocess": summary(b)}
 
-    def memory(self) -> None:
+    def memory(self, names: str = "b%", key: str = "memory") -> None:
         conn = sqlite3.connect(f"file:{self.state_dir / 'cnet.db'}?mode=ro", uri=True)
         try:
             pids = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT pid FROM containers WHERE state = 'running' AND pid IS NOT NULL AND name LIKE 'b%'"
+                    "SELECT pid FROM containers WHERE state = 'running' AND pid IS NOT NULL AND name LIKE ?", (names,)
                 )
             ]
         finally:
@@ -633,13 +643,85 @@ class Bench:
         pss = sum(pss_kb(p) for p in kept)
         comms = sorted({Path(f"/proc/{p}/comm").read_text().strip() for p in kept if Path(f"/proc/{p}/comm").exists()})
         n = max(1, len(pids))
-        self.r["memory"] = {
+        self.r[key] = {
             "containers": len(pids),
             "processes": len(kept),
             "commands": comms,
             "rss_mb_per_container": rss / 1024 / n,
             "pss_mb_per_container": pss / 1024 / n,
         }
+
+    def services(self) -> None:
+        """Memory kept per container with a restart policy (the watcher holds its ports and waits to
+        restart the program), and Ctrl-C on a foreground `python3 -m http.server` until cnet has
+        exited, which is after its network is released."""
+        names = [f"rs{i}" for i in range(min(20, self.n))]
+        for i, name in enumerate(names):
+            subprocess.run(
+                self.cnet(
+                    "run",
+                    "-d",
+                    "--name",
+                    name,
+                    "--net",
+                    "bench",
+                    "-p",
+                    f"{47000 + i}:80",
+                    "--restart",
+                    "always",
+                    "--",
+                    "busybox",
+                    "httpd",
+                    "-f",
+                    "-p",
+                    "80",
+                    "-h",
+                    str(self.www),
+                ),
+                check=True,
+                capture_output=True,
+                env=self.env,
+            )
+        time.sleep(0.5)
+        self.memory("rs%", "memory_restart_policy")
+        subprocess.run(self.cnet("rm", "-f", *names), check=True, capture_output=True, env=self.env)
+        ctrl_c = []
+        for i in range(max(3, min(self.repeat, 10))):
+            port = 47900 + i
+            proc = subprocess.Popen(
+                self.cnet(
+                    "run",
+                    "--name",
+                    f"cc{i}",
+                    "--net",
+                    "bench",
+                    "-p",
+                    f"{port}:8000",
+                    "--",
+                    "python3",
+                    "-m",
+                    "http.server",
+                    "8000",
+                    "--bind",
+                    "0.0.0.0",
+                ),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=self.env,
+            )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with socket.socket() as s:
+                    s.settimeout(0.5)
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.05)
+            t0 = time.perf_counter()
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+            ctrl_c.append(ms_since(t0))
+            subprocess.run(self.cnet("rm", f"cc{i}"), capture_output=True, env=self.env)
+        self.r["ctrl_c_released"] = summary(ctrl_c)
 
     def iperf(self) -> None:
         res = subprocess.run(
@@ -817,6 +899,7 @@ class Bench:
             ("start-up", "startup", self.startup),
             ("spawn overhead", "spawn", self.spawn_overhead),
             ("memory", "memory", self.memory),
+            ("services: --restart memory, Ctrl-C until released", "services", self.services),
             ("iperf3", "iperf", self.iperf),
             (f"peers: {self.rounds} interleaved rounds vs podman", "peers", self.peers),
             (f"{self.n} x rm -f", "rm", self.rm_loop),
@@ -1054,7 +1137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only",
         metavar="PHASES",
-        help="comma-separated subset of: containers,startup,spawn,memory,iperf,peers,rm,cni,kernel,ipam",
+        help="comma-separated subset of: containers,startup,spawn,memory,services,iperf,peers,rm,cni,kernel,ipam",
     )
     ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -1069,9 +1152,9 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = Path(os.environ["CNET_STATE_DIR"])
     only = set(args.only.split(",")) if args.only else None
     if args.no_peers:
-        only = (only or {"containers", "startup", "spawn", "memory", "iperf", "rm", "cni", "kernel", "ipam"}) - {
-            "peers"
-        }
+        only = (
+            only or {"containers", "startup", "spawn", "memory", "services", "iperf", "rm", "cni", "kernel", "ipam"}
+        ) - {"peers"}
     bench = Bench(
         args.n,
         state_dir,

@@ -139,3 +139,13 @@ def complete_run_networks(cli: typer.Context, incomplete: str) -> list[str]:
 
 def complete_refs(cli: typer.Context, incomplete: str) -> list[str]:
     return complete_containers(cli, incomplete) + complete_networks(cli, incomplete)
+
+
+def not_negative(value: float, option: str) -> None:
+    # Checked here rather than with typer's min=: the message reads like cnet's other errors, and
+    # a bounded option is what made typer >= 0.29 import pydantic on every run (the start-up test
+    # guards that). nan and inf are refused too (a wait that never ends, or never starts).
+    import math
+
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(f"must be a finite number, 0 or more, not {value:g}", param_hint=f"'{option}'")

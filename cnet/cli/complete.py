@@ -21,7 +21,7 @@ COMPLETE_VAR = "_CNET_COMPLETE"
 
 
 def names(cli: typer.Context, kind: str, incomplete: str) -> list[str]:
-    from ..db import connection, store
+    from ..db import connection, names_store
     from ..services.context import state_dir_from_env
 
     try:
@@ -29,7 +29,7 @@ def names(cli: typer.Context, kind: str, incomplete: str) -> list[str]:
     except Exception:  # no database or no permission: nothing to offer
         return []
     try:
-        return store.names_starting(conn, kind, incomplete)
+        return names_store.names_starting(conn, kind, incomplete)
     except Exception:  # a schema from another version: nothing to offer
         return []
     finally:

@@ -3,34 +3,36 @@
 from __future__ import annotations
 
 import shlex
-import signal
 import sys
-import time
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from . import common
+from . import common, container_io
 
 if TYPE_CHECKING:
     from ..commands import Plan
     from ..services.containers import Wired
     from ..services.context import Context
+    from .foreground import Caught
 
 
 def register(app: typer.Typer) -> None:
     app.command("run", context_settings={"allow_interspersed_args": False})(run)
     app.command("ps")(ps)
     app.command("inspect")(inspect)
-    app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)
-    app.command("logs")(logs)
+    app.command("exec", context_settings={"allow_interspersed_args": False})(container_io.exec_)
+    app.command("logs")(container_io.logs)
     app.command("stop")(stop)
+    app.command("start")(start)
+    app.command("restart")(restart)
     app.command("rm")(rm)
     app.command("_reap", hidden=True)(reap)
     container_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
     container_app.command("prune")(prune)
     app.add_typer(container_app, name="container", help="Container housekeeping: prune.")
+    app.command("_started", hidden=True)(started)
 
 
 def run(
@@ -66,13 +68,36 @@ def run(
     ] = False,
     remove: Annotated[bool, typer.Option("--rm", help="Remove the container's record when it exits.")] = False,
     stop_timeout: Annotated[
-        float, typer.Option("--stop-timeout", help="Foreground: seconds between SIGTERM and SIGKILL on Ctrl-C.")
-    ] = 3.0,
+        float,
+        typer.Option(
+            "--stop-timeout",
+            help="Foreground: seconds after Ctrl-C (passed on to the program) before cnet's stop "
+            "takes over (SIGTERM, then SIGKILL after as long again); a second Ctrl-C does it at once.",
+        ),
+    ] = 10.0,
+    restart: Annotated[
+        str,
+        typer.Option(
+            "--restart",
+            help="no | on-failure[:N] | always | unless-stopped: the watcher restarts the program on the "
+            "same address and ports, with a growing back-off (100 ms, doubled, reset after 10 s up).",
+        ),
+    ] = "no",
+    init: Annotated[
+        bool, typer.Option("--init", help="Run tini (or catatonit) as PID 1: it passes signals on and reaps zombies.")
+    ] = False,
+    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open (foreground).")] = False,
+    tty: Annotated[
+        bool, typer.Option("-t", "--tty", help="A pseudo-terminal: Ctrl-C and job control act inside (with -i).")
+    ] = False,
 ) -> None:
-    """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings."""
+    """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings.
+    In the foreground, the first Ctrl-C goes to the program; cnet exits with its status."""
     from ..services import containers
 
-    _not_negative(stop_timeout, "--stop-timeout")
+    common.not_negative(stop_timeout, "--stop-timeout")
+    if tty and detach:
+        raise typer.BadParameter("a detached container has no terminal", param_hint="'-t'")
     req = containers.parse_run_request(
         name=name,
         networks=net or [],
@@ -83,6 +108,11 @@ def run(
         command=command or [],
         labels=label or [],
         aliases=network_alias or [],
+        restart=restart,
+        init=init,
+        interactive=interactive,
+        tty=tty,
+        remove=remove,
     )
     ctx = common.mutating(cli)
     out = containers.run_container(ctx, req, detached=detach, remove=remove)
@@ -90,9 +120,25 @@ def run(
         common.print_plan(out.plan, f"cnet run {out.result.container.name}")
         return
     wired = out.result
+    caught = None
+    if not detach:
+        from .foreground import Caught
+
+        caught = Caught()
+    master = slave = None
+    if tty:
+        from .. import tty as ttys
+
+        master, slave = ttys.open_pty(0)
     try:
         proc, pid = containers.start_process(
-            ctx, wired.container, foreground=not detach, network_ids=[ep.network_id for ep in wired.endpoints]
+            ctx,
+            wired.container,
+            foreground=not detach,
+            network_ids=[ep.network_id for ep in wired.endpoints],
+            held=wired.held,
+            stdio=slave,
+            stdin_open=interactive,
         )
     except OSError as exc:
         # The network is wired but no process runs: release it now rather than leave a
@@ -101,10 +147,17 @@ def run(
 
         containers.claim_and_release(ctx, wired.container.id, 127)
         raise CnetError(f"cannot start container {wired.container.name}: {exc}") from None
+    finally:
+        containers.release_ports(wired.held)
+        if slave is not None:
+            import os
+
+            os.close(slave)
     if detach:
         print(wired.container.id)
         return
-    _foreground(ctx, containers, wired, pid, proc, stop_timeout, remove)
+    assert caught is not None
+    _foreground(ctx, containers, wired, pid, proc, stop_timeout, remove, caught, master)
 
 
 def _info_lines(wired: Wired, pid: int | None) -> list[str]:
@@ -122,32 +175,24 @@ def _info_lines(wired: Wired, pid: int | None) -> list[str]:
 
 
 def _foreground(
-    ctx: Context, containers: ModuleType, wired: Wired, pid: int | None, proc: Any, stop_timeout: float, remove: bool
+    ctx: Context,
+    containers: ModuleType,
+    wired: Wired,
+    pid: int | None,
+    proc: Any,
+    stop_timeout: float,
+    remove: bool,
+    caught: Caught,
+    master: int | None,
 ) -> None:
+    from .foreground import supervise
 
-    def as_interrupt(_sig: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, as_interrupt)
-    signal.signal(signal.SIGHUP, as_interrupt)
-    cid = wired.container.id
     for line in _info_lines(wired, pid):
         print(line, file=sys.stderr, flush=True)
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        print(f"cnet: stopping {wired.container.name}...", file=sys.stderr, flush=True)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        containers.stop_container(ctx, cid, timeout=stop_timeout)
-        proc.wait()
-    with ctx.store.read() as conn:
-        got = containers.exit_code(conn, cid)
-    # With --rm the reaper may have removed the record already: it exits with the container's code.
-    code = got if got is not None else (proc.returncode or 0)
+    code = supervise(ctx, containers, wired, proc, stop_timeout, caught, master)
     if remove:
-        containers.remove_record(ctx, cid)
-    raise typer.Exit(code if 0 <= code <= 255 else 1)
+        containers.remove_record(ctx, wired.container.id)
+    raise typer.Exit(code)
 
 
 def ps(
@@ -259,94 +304,6 @@ def inspect(
     common.print_json(out[0] if len(out) == 1 and format_ is None else out)
 
 
-def exec_(
-    cli: typer.Context,
-    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
-    command: Annotated[list[str], typer.Argument(help="Command and arguments; cnet's options may also come first.")],
-    _interactive: Annotated[
-        bool, typer.Option("-i", "--interactive", help="Accepted (stdin is always passed).")
-    ] = False,
-    _tty: Annotated[bool, typer.Option("-t", "--tty", help="Accepted (the terminal is always cnet's).")] = False,
-    env: Annotated[
-        Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")
-    ] = None,
-    workdir: Annotated[Optional[str], typer.Option("-w", "--workdir", help="Working directory (absolute).")] = None,
-    user: Annotated[Optional[str], typer.Option("-u", "--user", help="USER[:GROUP], a name or a number.")] = None,
-) -> None:
-    """Run a command inside all of a running container's namespaces; exits with its exit code.
-    -i, -t, -e, -w and -u are cnet's wherever they come before the command (`cnet exec CTR -it sh`)."""
-    from .. import procs, validate
-    from ..errors import Conflict
-    from ..kernel.netns import enter_argv
-    from ..services import containers
-    from ..services.containers.process import exec_user
-
-    args = validate.exec_args(command, env or [], workdir, user)
-    ctx = common.reading(cli)
-    row = common.load_container(ctx, container)
-    if row.state != "running" or not row.pid or not procs.alive(row.pid, row.pid_start_time):
-        raise Conflict(f"container {row.name} is not running")
-    argv_command = list(args.command)
-    if not argv_command:
-        raise typer.BadParameter("a command is needed", param_hint="'COMMAND...'")
-    who = exec_user(args.user) if args.user else None
-    if ctx.dry_run:
-        env_path = containers.env_file(ctx, row.id)
-        print(shlex.join(enter_argv(row.pid, argv_command, str(env_path), workdir=args.workdir, user=who)))
-        return
-    ctx.require_root()
-    # The command gets the container's environment (from the file PID 1 read) plus exec's -e;
-    # nsenter and setpriv keep cnet's.
-    env_path = containers.write_exec_env_file(ctx, row, args.env)
-    try:
-        argv = enter_argv(row.pid, argv_command, str(env_path), workdir=args.workdir, user=who)
-        proc = ctx.runner.spawn(argv, env=containers.cnet_env(), new_session=False)
-        code = proc.wait()
-    finally:
-        if env_path != containers.env_file(ctx, row.id):
-            env_path.unlink(missing_ok=True)
-    raise typer.Exit(code)
-
-
-def logs(
-    cli: typer.Context,
-    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
-    follow: Annotated[
-        bool, typer.Option("-f", "--follow", help="Keep printing new output until the container exits.")
-    ] = False,
-) -> None:
-    """Print the output of a detached container."""
-    from ..errors import CnetError
-    from ..services import containers
-
-    ctx = common.reading(cli)
-    row = common.load_container(ctx, container)
-    if not row.log_path:
-        raise CnetError(f"container {row.name} runs in the foreground: its output went to its terminal")
-    try:
-        f = open(row.log_path, "rb")  # noqa: SIM115 -- closed by the with below; no log yet is no output
-    except FileNotFoundError:
-        return
-    out = sys.stdout.buffer
-    with f:
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                out.write(chunk)
-                out.flush()
-                continue
-            if not follow:
-                return
-            with ctx.store.read() as conn:
-                running = containers.is_running(conn, row.id)
-            if not running:
-                rest = f.read()
-                out.write(rest)
-                out.flush()
-                return
-            time.sleep(0.2)
-
-
 def stop(
     cli: typer.Context,
     containers_: Annotated[
@@ -357,17 +314,65 @@ def stop(
     ],
     time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
 ) -> None:
-    """Stop containers: SIGTERM, wait, then SIGKILL (PID 1 ignores SIGTERM without a handler)."""
+    """Stop containers: SIGTERM to all of them at once, wait for them together, then SIGKILL (PID 1
+    ignores SIGTERM without a handler; --init gives it one). Their restart policies leave them stopped."""
+    from ..errors import CnetError
     from ..services import containers
 
-    _not_negative(time_, "-t / --time")
+    common.not_negative(time_, "-t / --time")
+    ctx = common.mutating(cli)
+    if ctx.dry_run:
+
+        def stop_one(ref: str) -> tuple[str, Plan | None]:
+            out = containers.stop_container(ctx, ref, timeout=time_)
+            return out.result.name, out.plan
+
+        common.for_each(ctx, containers_, stop_one, "stop")
+        return
+    failed = False
+    for _ref, got in containers.stop_containers(ctx, containers_, time_):
+        if isinstance(got, CnetError):
+            print(f"cnet: error: {got}", file=sys.stderr)
+            failed = True
+        else:
+            print(got.name)
+    if failed:
+        raise typer.Exit(1)
+
+
+def start(
+    cli: typer.Context,
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
+) -> None:
+    """Start exited containers again, detached (output in `cnet logs`): the same networks, ports and
+    command, on the old addresses when they are free."""
+    from ..services import containers
+
     ctx = common.mutating(cli)
 
-    def stop_one(ref: str) -> tuple[str, Plan | None]:
-        out = containers.stop_container(ctx, ref, timeout=time_)
+    def start_one(ref: str) -> tuple[str, Plan | None]:
+        out = containers.start_container(ctx, ref)
         return out.result.name, out.plan
 
-    common.for_each(ctx, containers_, stop_one, "stop")
+    common.for_each(ctx, containers_, start_one, "start")
+
+
+def restart(
+    cli: typer.Context,
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
+    time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
+) -> None:
+    """Stop (if running) and start containers again, detached."""
+    from ..services import containers
+
+    common.not_negative(time_, "-t / --time")
+    ctx = common.mutating(cli)
+
+    def restart_one(ref: str) -> tuple[str, Plan | None]:
+        out = containers.restart_container(ctx, ref, timeout=time_)
+        return out.result.name, out.plan
+
+    common.for_each(ctx, containers_, restart_one, "restart")
 
 
 def rm(
@@ -413,26 +418,28 @@ def prune(cli: typer.Context) -> None:
         print(f"{'would remove' if ctx.dry_run else 'removed'} {removed} container(s)", file=sys.stderr)
 
 
-def _not_negative(value: float, option: str) -> None:
-    # Checked here rather than with typer's min=: the message reads like cnet's other errors, and
-    # a bounded option is what made typer >= 0.29 import pydantic on every run (the start-up test
-    # guards that). nan and inf are refused too (a wait that never ends, or never starts).
-    import math
-
-    if not math.isfinite(value) or value < 0:
-        raise typer.BadParameter(f"must be a finite number, 0 or more, not {value:g}", param_hint=f"'{option}'")
-
-
 def reap(
     cli: typer.Context,
     container_id: Annotated[str, typer.Argument()],
     exit_code: Annotated[int, typer.Argument()],
+    backoff_ms: Annotated[int, typer.Argument()] = 0,
 ) -> None:
     """Internal: called by a container's watcher when its PID 1 exits."""
     from ..services import containers
 
     ctx = common.context(cli)
-    containers.reap(ctx, container_id, exit_code)
+    containers.reap(ctx, container_id, exit_code, backoff_ms)
     # The watcher exec()ed this process, so `cnet run` in the foreground sees this code as its
     # child's: the container's code even when --rm removed the record before it could be read.
     raise typer.Exit(exit_code if 0 <= exit_code <= 255 else 1)
+
+
+def started(
+    cli: typer.Context,
+    container_id: Annotated[str, typer.Argument()],
+    pid: Annotated[int, typer.Argument()],
+) -> None:
+    """Internal: called by a container's watcher after a restart with its new PID 1."""
+    from ..services import containers
+
+    containers.started(common.context(cli), container_id, pid)

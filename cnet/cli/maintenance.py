@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer, net_app: typer.Typer) -> None:
     app.command("gc")(gc)
+    app.command("restore")(restore)
     net_app.command("restore")(restore)
 
 
@@ -51,9 +52,21 @@ def gc(
 
 def restore(cli: typer.Context) -> None:
     """Re-create every network's kernel objects (bridge, address, rules, base chains) and the rules of
-    live containers, and re-attach their veths, e.g. at boot (systemd/cnet-restore.service).
-    Removes nothing."""
-    from ..services import reconcile
+    live containers, re-attach their veths, then start the exited --restart always /
+    unless-stopped containers that nobody stopped by hand, e.g. at boot (systemd/cnet-restore.service).
+    Removes nothing. `cnet net restore` is the same command."""
+    from ..services import containers, reconcile
 
     ctx = common.mutating(cli)
-    _report(ctx, reconcile.reconcile(ctx, clean=False), "cnet net restore")
+    _report(ctx, reconcile.reconcile(ctx, clean=False), "cnet restore")
+    if ctx.dry_run:
+        return
+    failed = False
+    for name, error in containers.restore_containers(ctx):
+        if error:
+            print(f"cnet: error: container {name}: {error}", file=sys.stderr)
+            failed = True
+        else:
+            print(f"container {name} started")
+    if failed:
+        raise typer.Exit(1)

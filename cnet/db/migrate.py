@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from alembic.config import Config
 
-HEAD_REVISION = "0005_names_labels"
+HEAD_REVISION = "0006_restart"
 
 
 def migrations_dir() -> Path:

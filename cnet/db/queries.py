@@ -49,9 +49,39 @@ CONTAINER_MARK_RUNNING = (
 CONTAINER_SET_WATCHER = "UPDATE containers SET watcher_pid = ?, watcher_start_time = ? WHERE id = ?"
 CONTAINER_SET_PID = "UPDATE containers SET pid = ?, pid_start_time = ? WHERE id = ? AND state = 'running'"
 # Exactly one of the racing parties (watcher, stop, rm, a recovering command) gets rowcount 1.
+# Between two runs of a restart policy, the exit code is the last run's.
 CONTAINER_CLAIM_RUNNING = (
-    "UPDATE containers SET state = ?, exit_code = coalesce(?, exit_code), "
-    "finished_at = coalesce(finished_at, ?) WHERE id = ? AND state = 'running'"
+    "UPDATE containers SET state = ?, "
+    "exit_code = coalesce(?, CASE WHEN state = 'restarting' THEN last_exit_code END, exit_code), "
+    "finished_at = coalesce(finished_at, ?) WHERE id = ? AND state IN ('running', 'restarting')"
+)
+# --- restart policies (services/containers/restart.py) ---
+CONTAINER_SET_SPEC = "UPDATE containers SET spec = ? WHERE id = ?"
+CONTAINER_MARK_MANUALLY_STOPPED = "UPDATE containers SET manually_stopped = 1 WHERE id = ?"
+# The watcher's reaper takes the container from running to restarting (the policy said so);
+# rowcount 0 when a stop or rm came first.
+CONTAINER_BEGIN_RESTART = (
+    "UPDATE containers SET state = 'restarting', restart_count = restart_count + 1, last_exit_code = ?, "
+    "pid = NULL, pid_start_time = NULL, finished_at = ?, started_at = ? "
+    "WHERE id = ? AND state IN ('running', 'restarting') AND manually_stopped = 0"
+)
+CONTAINER_RESTARTED = (
+    "UPDATE containers SET state = 'running', pid = ?, pid_start_time = ?, started_at = ?, finished_at = NULL "
+    "WHERE id = ? AND state = 'restarting' AND manually_stopped = 0"
+)
+CONTAINER_SET_EXIT_CODES = "UPDATE containers SET exit_code = ?, last_exit_code = ? WHERE id = ?"
+# `cnet start`: an exited container becomes 'creating' again while its network is re-wired.
+CONTAINER_BEGIN_START = (
+    "UPDATE containers SET state = 'creating', pid = NULL, pid_start_time = NULL, exit_code = NULL, "
+    "finished_at = NULL, manually_stopped = 0, restart_count = 0, detached = 1, log_path = coalesce(log_path, ?) "
+    "WHERE id = ? AND state = 'exited'"
+)
+CONTAINER_UNDO_START = (
+    "UPDATE containers SET state = 'exited', exit_code = coalesce(exit_code, last_exit_code) WHERE id = ?"
+)
+CONTAINERS_TO_RESTORE = (
+    "SELECT * FROM containers WHERE state = 'exited' AND manually_stopped = 0 "
+    "AND restart_policy IN ('always', 'unless-stopped') ORDER BY created_at, id"
 )
 CONTAINER_SET_EXIT_CODE = "UPDATE containers SET exit_code = ? WHERE id = ?"
 CONTAINER_DELETE = "DELETE FROM containers WHERE id = ?"
@@ -74,11 +104,13 @@ CONTAINER_ORPHAN_REMOVING_DELETE = (
 )
 CONTAINERS_RUNNING_PROCESSES = (
     "SELECT id, name, pid, pid_start_time, watcher_pid, watcher_start_time, boot_id "
-    "FROM containers WHERE state = 'running'"
+    "FROM containers WHERE state IN ('running', 'restarting')"
 )
 CONTAINERS_ALL = "SELECT * FROM containers ORDER BY created_at, id"
-# `cnet ps` without -a: running containers and the attachments CNI runtimes hold.
-CONTAINERS_RUNNING = "SELECT * FROM containers WHERE state IN ('running', 'attached') ORDER BY created_at, id"
+# `cnet ps` without -a: running (or restarting) containers and the attachments CNI runtimes hold.
+CONTAINERS_RUNNING = (
+    "SELECT * FROM containers WHERE state IN ('running', 'restarting', 'attached') ORDER BY created_at, id"
+)
 CONTAINER_IDS = "SELECT id FROM containers"
 CONTAINER_EXIT_CODE = "SELECT exit_code FROM containers WHERE id = ?"
 CONTAINER_STATE = "SELECT state FROM containers WHERE id = ?"

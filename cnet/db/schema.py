@@ -1,11 +1,7 @@
-"""The database schema, as SQLAlchemy Core tables.
-
-Core, not ORM declarative models, on purpose: sqlalchemy.orm is a heavy import, and only migrating
-or checking the schema imports this module at all; Core tables give Alembic the same metadata to
-autogenerate and check against. Every column carries a comment (the schema doc is generated from
-them: docs/schema.md). Addresses are stored twice: as text for people and SQL, and as integers
-(`*_int`) for IPAM arithmetic and range queries.
-"""
+"""The database schema, as SQLAlchemy Core tables (not the ORM: sqlalchemy.orm is a heavy import,
+and only migrating or checking the schema imports this module; Core tables give Alembic the same
+metadata). Every column carries a comment (docs/schema.md is generated from them). Addresses are
+stored twice: as text for people and SQL, and as integers (`*_int`) for IPAM arithmetic."""
 
 from __future__ import annotations
 
@@ -112,7 +108,8 @@ containers = Table(
         "state",
         String(16),
         nullable=False,
-        comment="creating | running | exited | removing; kind cni: creating | attached | removing",
+        comment="creating | running | restarting (its watcher restarts the program) | exited | removing; "
+        "kind cni: creating | attached | removing",
     ),
     Column("command", Text, nullable=False, comment="JSON list: the argv run as PID 1 of the container"),
     Column("hostname", String(64), nullable=False, comment="hostname inside the container's UTS namespace"),
@@ -176,7 +173,41 @@ containers = Table(
         nullable=True,
         comment="kind cni: the interface name in the runtime's netns (CNI_IFNAME)",
     ),
-    CheckConstraint("state IN ('creating', 'running', 'exited', 'removing', 'attached')", name="state"),
+    Column(
+        "restart_policy",
+        String(16),
+        nullable=False,
+        server_default="no",
+        comment="--restart: no | on-failure | always | unless-stopped (carried out by the watcher)",
+    ),
+    Column(
+        "restart_max",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="on-failure:N: at most N restarts (0 = no limit)",
+    ),
+    Column(
+        "restart_count",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="restarts by the restart policy since the last run/start",
+    ),
+    Column(
+        "last_exit_code",
+        Integer,
+        nullable=True,
+        comment="exit code of the last run of PID 1 that ended, also while a restart runs the next",
+    ),
+    Column(
+        "manually_stopped",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="1 = stopped by cnet stop / rm -f / Ctrl-C: the restart policy leaves it stopped",
+    ),
+    CheckConstraint("state IN ('creating', 'running', 'restarting', 'exited', 'removing', 'attached')", name="state"),
     CheckConstraint("kind IN ('cnet', 'cni')", name="kind"),
     # NULLs are distinct: only CNI attachments are constrained, one per (container, ifname).
     UniqueConstraint("cni_container_id", "cni_ifname", name="uq_containers_cni_attachment"),

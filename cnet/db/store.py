@@ -157,6 +157,48 @@ def set_exit_code(conn: Connection, container_id: str, exit_code: int) -> None:
     conn.execute(q.CONTAINER_SET_EXIT_CODE, (exit_code, container_id))
 
 
+def set_exit_codes(conn: Connection, container_id: str, exit_code: int) -> None:
+    """The real exit code, seen by the watcher: the final one and the last one."""
+    conn.execute(q.CONTAINER_SET_EXIT_CODES, (exit_code, exit_code, container_id))
+
+
+def set_spec(conn: Connection, container_id: str, spec: dict) -> None:
+    conn.execute(q.CONTAINER_SET_SPEC, (json.dumps(spec), container_id))
+
+
+def mark_manually_stopped(conn: Connection, container_id: str) -> None:
+    conn.execute(q.CONTAINER_MARK_MANUALLY_STOPPED, (container_id,))
+
+
+def begin_restart(conn: Connection, container_id: str, exit_code: int, *, expected_start: float) -> bool:
+    """running -> restarting (True), unless a stop or rm came first. started_at becomes the time
+    the next run is due (the back-off's measure of its run time, should nobody record it)."""
+    cur = conn.execute(q.CONTAINER_BEGIN_RESTART, (exit_code, time.time(), expected_start, container_id))
+    return cur.rowcount == 1
+
+
+def restarted(conn: Connection, container_id: str, pid: int, start: int | None) -> bool:
+    """restarting -> running with its new PID 1 (False when a stop came first)."""
+    return conn.execute(q.CONTAINER_RESTARTED, (pid, start, time.time(), container_id)).rowcount == 1
+
+
+def begin_start(conn: Connection, container_id: str, log_path: str) -> bool:
+    return conn.execute(q.CONTAINER_BEGIN_START, (log_path, container_id)).rowcount == 1
+
+
+def undo_start(conn: Connection, container_id: str) -> None:
+    """A `cnet start` rolled back: its endpoints and mappings go (allocations with them), the
+    container is exited again."""
+    conn.execute(q.PORTS_DELETE_OF, (container_id,))
+    conn.execute(q.ENDPOINTS_DELETE_OF, (container_id,))
+    conn.execute(q.CONTAINER_UNDO_START, (container_id,))
+
+
+def containers_to_restore(conn: Connection) -> list[Container]:
+    """Exited containers that `cnet restore` starts: always / unless-stopped, not stopped by hand."""
+    return [Container.from_row(r) for r in conn.all(q.CONTAINERS_TO_RESTORE)]
+
+
 def delete_container(conn: Connection, container_id: str) -> None:
     conn.execute(q.CONTAINER_DELETE, (container_id,))
 
@@ -345,56 +387,6 @@ def endpoint_networks(conn: Connection) -> dict[str, list[str]]:
     for cid, net in conn.execute(q.ENDPOINT_NETWORK_NAMES):
         out.setdefault(cid, []).append(net)
     return out
-
-
-# --- names and labels ---------------------------------------------------------------------------------
-def name_viewers(conn: Connection, network_ids: list[str]) -> list[str]:
-    return [r[0] for r in conn.all(q.NAME_VIEWERS, (json.dumps(network_ids),))]
-
-
-def name_members(conn: Connection, container_ids: list[str]) -> list[sqlite3.Row]:
-    """(network_id, container_id, interface, ip, aliases, name, hostname) of every endpoint on a
-    network one of the containers is attached to."""
-    return conn.all(q.NAME_MEMBERS, (json.dumps(container_ids),))
-
-
-def running_ids(conn: Connection) -> list[str]:
-    return [r[0] for r in conn.all(q.NAME_RUNNING_IDS)]
-
-
-def names_starting(conn: Connection, kind: str, prefix: str) -> list[str]:
-    """Container (kind 'container') or network names that start with `prefix` (shell completion)."""
-    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    sql = q.COMPLETE_CONTAINER_NAMES if kind == "container" else q.COMPLETE_NETWORK_NAMES
-    return [r[0] for r in conn.all(sql, (like,))]
-
-
-def insert_labels(conn: Connection, table: str, owner: str, owner_id: str, labels: dict[str, str]) -> None:
-    for key, value in labels.items():
-        conn.insert(table, {owner: owner_id, "key": key, "value": value})
-
-
-def container_labels(conn: Connection, container_id: str) -> dict[str, str]:
-    return {k: v for k, v in conn.all(q.CONTAINER_LABELS_OF, (container_id,))}
-
-
-def all_container_labels(conn: Connection) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for cid, k, v in conn.execute(q.CONTAINER_LABELS_ALL):
-        out.setdefault(cid, {})[k] = v
-    return out
-
-
-def network_labels(conn: Connection, network_id: str) -> dict[str, str]:
-    return {k: v for k, v in conn.all(q.NETWORK_LABELS_OF, (network_id,))}
-
-
-def exited_container_ids(conn: Connection) -> list[str]:
-    return [r[0] for r in conn.all(q.CONTAINERS_EXITED_IDS)]
-
-
-def unused_network_names(conn: Connection) -> list[str]:
-    return [r[0] for r in conn.all(q.NETWORKS_UNUSED_NAMES)]
 
 
 # --- port mappings -------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from __future__ import annotations
 # kept here so tests and docs share one definition.
 VIEWS: dict[str, str] = {
     "v_containers": """
-        SELECT c.name, c.id, c.kind, c.state, c.pid, c.exit_code, c.hostname,
+        SELECT c.name, c.id, c.kind, c.state, c.pid, c.exit_code, c.restart_policy, c.restart_count,
+               c.last_exit_code, c.hostname,
                (SELECT group_concat(n.name || ':' || e.ip, ' ') FROM endpoints e
                   JOIN networks n ON n.id = e.network_id WHERE e.container_id = c.id) AS ips,
                (SELECT group_concat(p.host_ip || ':' || p.host_port || '->' || p.container_port || '/' || p.protocol, ' ')

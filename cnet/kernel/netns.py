@@ -6,6 +6,11 @@ from ..naming import netns_path
 
 SETPRIV = "/usr/bin/setpriv"  # util-linux
 
+# The descriptor on which a container's watcher holds its published ports (see WATCH_SCRIPT), and
+# those that keep its original stdin, stdout and stderr for a restart.
+HELD_FD = 4
+SAVED_STDIO = (5, 6, 7)
+
 # Runs as the container's PID 1 for an instant, started by `env -i` with an empty environment:
 # sets the hostname in the new UTS namespace, bind-mounts the container's own hosts and
 # resolv.conf files (cnet.services.names) over the host's in its private mount namespace (the
@@ -27,25 +32,42 @@ INIT_SCRIPT = (
 # `unshare --pid` without --fork, so it stays in the host's namespaces while its first child
 # becomes PID 1 of a new PID namespace; that child enters the pinned netns and new mount/uts/ipc
 # namespaces (fresh /proc) and exec()s the user's command. The watcher wait()s for it, so it has
-# the real exit status (128+N for signal N), then exec()s cnet's reaper (no fork: a PID namespace
-# whose init died accepts no new processes), which releases the network and records the code.
-# The reaper must fork (ip, iptables-restore): `nsenter --pid=/proc/self/ns/pid` points the
-# children of the process back at the host's PID namespace (and forks once itself).
-# - stdin is saved on fd 3 because a non-interactive shell gives background jobs /dev/null;
+# the real exit status (128+N for signal N), then exec()s cnet's reaper, which either releases the
+# network and records the code, or (restart policy) exec()s the watcher again after a back-off:
+# the same process all along, so its PID, held ports and the netns stay.
+# - `nsenter -F --pid=/proc/self/ns/pid` (no fork): a PID namespace whose init died accepts no new
+#   processes, and unshare(CLONE_NEWPID) needs the children's namespace to be the process's own;
+#   entering its own PID namespace resets both, so the reaper can fork (ip, iptables-restore) and
+#   a restart can make a fresh PID namespace.
+# - fd 4 holds the published host ports (sockets in flight in a unix socket, see
+#   services/containers/ports.py); fds 5-7 keep the watcher's original stdin/stdout/stderr for a
+#   restart (a non-interactive shell gives background jobs /dev/null as stdin). The container gets
+#   none of them.
 # - `setpriv --pdeathsig KILL`: if the watcher is killed, the container dies with it (as
 #   unshare --kill-child would), so no container runs unwatched;
 # - `env -i --default-signal=INT,QUIT`: the init shell starts with an empty environment (it loads
 #   the container's own); a non-interactive shell starts background jobs with SIGINT and SIGQUIT
-#   ignored, which exec() keeps and no shell inside could undo.
-# The watcher itself runs with cnet's environment, so does the reaper it exec()s.
+#   ignored, which exec() keeps and no shell inside could undo. The watcher itself runs with
+#   cnet's environment, so do the reaper it exec()s and `_started`.
+# - backoff: 0 when a cnet command started it (and records PID 1 itself); the back-off in ms when
+#   the watcher restarted it, and then `_started` records the new PID 1 and the state.
 WATCH_SCRIPT = (
-    "py=$1 pypath=$2 state=$3 id=$4 log=$5 ns=$6 init=$7; shift 7; exec 3<&0; "
+    "py=$1 pypath=$2 state=$3 id=$4 log=$5 ns=$6 init=$7 backoff=$8; shift 8; exec 5<&0 6>&1 7>&2; "
     'nsenter --net="$ns" unshare --mount --uts --ipc --mount-proc --propagation private '
-    'setpriv --pdeathsig KILL env -i --default-signal=INT,QUIT /bin/sh -c "$init" cnet-init "$@" <&3 3<&- & '
-    "exec 3<&-; wait $!; rc=$?; "
-    'exec nsenter --pid=/proc/self/ns/pid env PYTHONPATH="$pypath" "$py" -m cnet --state-dir "$state" '
-    '_reap "$id" "$rc" </dev/null >>"$log" 2>&1'
+    'setpriv --pdeathsig KILL env -i --default-signal=INT,QUIT /bin/sh -c "$init" cnet-init "$@" '
+    "<&5 4<&- 5<&- 6>&- 7>&- & "
+    "pid1=$!; "
+    '[ "$backoff" = 0 ] || env PYTHONPATH="$pypath" "$py" -m cnet --state-dir "$state" _started "$id" "$pid1" '
+    '</dev/null >>"$log" 2>&1 4<&- 5<&- 6>&- 7>&- & '
+    "wait $pid1; rc=$?; "
+    'exec nsenter -F --pid=/proc/self/ns/pid env PYTHONPATH="$pypath" "$py" -m cnet --state-dir "$state" '
+    '_reap "$id" "$rc" "$backoff" </dev/null >>"$log" 2>&1'
 )
+
+# A restart's back-off, before the watcher is exec()ed again: `sleep` is the only process added
+# meanwhile (a Python process would keep several MB for up to a minute).
+BACKOFF_SCRIPT = 'sleep "$1"; shift; exec "$@"'
+BACKOFF_NAME = "cnet-backoff"  # its $0
 
 
 def launch_argv(
@@ -60,6 +82,7 @@ def launch_argv(
     state_dir: str,
     reap_log: str,
     env_file: str,
+    backoff_ms: int = 0,
 ) -> list[str]:
     """The one command that starts a container: its watcher, which starts PID 1."""
     return [
@@ -76,12 +99,17 @@ def launch_argv(
         reap_log,
         netns_path(container_id),
         INIT_SCRIPT,
+        str(backoff_ms),
         hostname,
         hosts_file,
         resolv_file,
         env_file,
         *command,
     ]
+
+
+def backoff_argv(delay_s: float, then: list[str]) -> list[str]:
+    return ["/bin/sh", "-c", BACKOFF_SCRIPT, BACKOFF_NAME, f"{delay_s:.3f}", *then]
 
 
 def enter_argv(

@@ -8,7 +8,7 @@ from ..commands import Plan, Step, cmd
 from ..kernel import ebtables as eb
 from ..kernel import ip as ipk
 from ..kernel import iptables as ipt
-from ..records import ALL_ADDRESSES, Container, ContainerState, Direction, Endpoint, PortMapping
+from ..records import ALL_ADDRESSES, Container, Direction, Endpoint, PortMapping
 
 LAUNCH_SUMMARY = "start the watcher, which starts the command as PID 1 of new pid/mount/uts/ipc namespaces"
 
@@ -163,7 +163,7 @@ def teardown(
     """What stop (timeout given) or rm -f (timeout None) would do, for --dry-run. cnet signals
     with os.kill() and polls /proc; the script shows the equivalent commands."""
     plan = Plan(direction=Direction.DESTROY)
-    if container.state == ContainerState.RUNNING and container.pid:
+    if container.live and container.pid:
         pid = str(container.pid)
         if timeout is not None:
             plan.add(Step(summary="ask PID 1 to stop", do=cmd("kill", "-s", "TERM", pid)))

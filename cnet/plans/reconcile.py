@@ -56,11 +56,7 @@ class Desired:
     def stable_container(self, cid: str) -> bool:
         c = self.containers.get(cid)
         # A CNI attachment (attached) is as stable as a running container: gc restores its rules.
-        return (
-            c is not None
-            and c.state in (ContainerState.RUNNING, ContainerState.ATTACHED)
-            and cid not in self.busy_containers
-        )
+        return c is not None and (c.live or c.state == ContainerState.ATTACHED) and cid not in self.busy_containers
 
     def live_netns(self) -> set[str]:
         """Namespaces that belong to a container being created or running, or that an operation
@@ -68,7 +64,7 @@ class Desired:
         return {
             c.netns
             for cid, c in self.containers.items()
-            if c.state in (ContainerState.CREATING, ContainerState.RUNNING) or cid in self.busy_containers
+            if c.state == ContainerState.CREATING or c.live or cid in self.busy_containers
         }
 
 
@@ -81,6 +77,7 @@ def busy(operations: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
             nets.add(target)
         elif kind in (
             OpKind.RUN,
+            OpKind.START,
             OpKind.RELEASE,
             OpKind.NET_CONNECT,
             OpKind.NET_DISCONNECT,

@@ -24,6 +24,7 @@ JOURNAL_HANDLERS: dict[str, Handlers] = {
     OpKind.NET_CREATE: Handlers(rolled_back=store.forget_network),
     OpKind.NET_RM: Handlers(completed=store.forget_network),
     OpKind.RUN: Handlers(rolled_back=store.delete_container),
+    OpKind.START: Handlers(rolled_back=store.undo_start),
     OpKind.RELEASE: Handlers(completed=store.finish_release),
     OpKind.NET_CONNECT: Handlers(rolled_back=forget_endpoint),
     OpKind.NET_DISCONNECT: Handlers(completed=forget_endpoint),

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..db import store
+from ..db import names_store
 from ..plans import names as plans
 from .context import Context, container_dir
 
@@ -74,9 +74,10 @@ def _refresh(ctx: Context, network_ids: list[str], container_ids: list[str]) -> 
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with ctx.store.read() as conn:
-            running = set(store.running_ids(conn))
-            viewers = [v for v in dict.fromkeys(store.name_viewers(conn, network_ids) + container_ids) if v in running]
-            rows = store.name_members(conn, viewers) if viewers else []
+            running = set(names_store.running_ids(conn))
+            candidates = dict.fromkeys(names_store.name_viewers(conn, network_ids) + container_ids)
+            viewers = [v for v in candidates if v in running]
+            rows = names_store.name_members(conn, viewers) if viewers else []
         members = [
             plans.Member(
                 network_id=r["network_id"],

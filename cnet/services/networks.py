@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import ipam, naming, validate
-from ..db import store
+from ..db import names_store, store
 from ..db.connection import Connection
 from ..errors import CnetError, Conflict, ValidationError
 from ..kernel.parse import proc_net_route
@@ -143,7 +143,7 @@ def create_network(
                 )
             store.put_setting(conn, store.IP_FORWARD_SETTING, facts.ip_forward)
         store.insert_network(conn, net)
-        store.insert_labels(conn, "network_labels", "network_id", network_id, labels or {})
+        names_store.insert_labels(conn, "network_labels", "network_id", network_id, labels or {})
         ipam.reserve_gateway(conn, network_id, net.gateway)
 
         def mark_ready(c: Connection) -> None:
@@ -208,7 +208,7 @@ def remove_network(ctx: Context, name: str) -> Outcome[Network]:
 
 def unused_networks(conn: Connection) -> list[str]:
     """Names of the networks no container is attached to (`net prune`)."""
-    return store.unused_network_names(conn)
+    return names_store.unused_network_names(conn)
 
 
 def list_networks(conn: Connection) -> list[dict[str, Any]]:
@@ -251,7 +251,7 @@ def describe(conn: Connection, net: Network) -> dict[str, Any]:
         "internal": net.internal,
         "state": str(net.state),
         "created": iso(net.created_at),
-        "labels": store.network_labels(conn, net.id),
+        "labels": names_store.network_labels(conn, net.id),
         "containers": [
             {"name": m[0], "id": m[1], "interface": m[2], "ip": m[3], "mac": m[4], "host_veth": m[5]} for m in members
         ],

@@ -374,6 +374,7 @@ def test_launch_argv():
         "/var/lib/cnet/r.log",
         "/run/netns/cnet-" + "a" * 12,
         nsk.INIT_SCRIPT,
+        "0",  # back-off: 0 = started by a cnet command
         "web",
         "/var/lib/cnet/containers/x/hosts",
         "/var/lib/cnet/containers/x/resolv.conf",
@@ -396,7 +397,7 @@ def test_init_script_mounts_the_names_files_over_the_hosts_own():
 
 def test_watch_script_never_forks_after_the_container_exits():
     # A PID namespace whose init has died refuses fork(): after `wait` only builtins and exec.
-    after_wait = nsk.WATCH_SCRIPT.split("wait $!", 1)[1]
+    after_wait = nsk.WATCH_SCRIPT.split("wait $pid1", 1)[1]
     assert after_wait.count("exec ") == 1 and "$(" not in after_wait and "|" not in after_wait
 
 

@@ -37,7 +37,7 @@ def test_unit_runs_the_path_the_readme_install_creates():
     assert argv[0].startswith("/") and "env" not in Path(argv[0]).name, (
         "systemd needs an absolute path, not a PATH lookup"
     )
-    assert argv[1:] == ["net", "restore"]
+    assert argv[1:] == ["restore"]
     links = [shlex.split(line) for line in _install_block().splitlines() if line.startswith("ln ")]
     assert len(links) == 1, "the README's install links cnet into root's PATH once"
     target, link = links[0][-2:]

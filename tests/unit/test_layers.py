@@ -29,6 +29,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cnet.naming",
             "cnet.errors",
             "cnet.procs",
+            "cnet.exec_args",
+            "cnet.tty",
             "cnet.validate",
             "cnet._shfast",
             "cnet.cni",
@@ -184,6 +186,7 @@ def test_sql_runs_only_in_the_store_the_journal_and_ipam():
     allowed = {
         "cnet.db.store",
         "cnet.db.journal_store",
+        "cnet.db.names_store",
         "cnet.db.connection",
         "cnet.db.migrate",
         "cnet.journal",

@@ -172,7 +172,7 @@ def test_systemd_unit_is_package_data():
     unit = Path(rec.__file__).resolve().parents[1] / "systemd" / "cnet-restore.service"
     text = unit.read_text()
     assert "Type=oneshot" in text and "After=network-pre.target" in text
-    assert "ExecStart=" in text and text.split("ExecStart=")[1].split("\n")[0].endswith("cnet net restore")
+    assert "ExecStart=" in text and text.split("ExecStart=")[1].split("\n")[0].endswith("cnet restore")
     assert naming.CHAIN_FORWARD == "CNET-FORWARD"
 
 

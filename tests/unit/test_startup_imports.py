@@ -159,7 +159,9 @@ def test_sql_statements_of_a_dry_run(state_dir):
     assert sql[2] == "BEGIN IMMEDIATE" and sql[-1] == "COMMIT"
     assert sql[3].startswith("SELECT 1 FROM containers WHERE name")  # the name check
     assert sql[4].startswith('INSERT INTO "containers"')
-    assert len(sql) == 6, sql
+    # The addresses `cnet start` comes back on, known once the endpoints are allocated.
+    assert sql[5].startswith("UPDATE containers SET spec =")
+    assert len(sql) == 7, sql
     assert set(p["ms"]) == {"imports", "sqlite", "kernel", "watcher", "python"}
     assert p["kernel_commands"] == 0 and p["start"] <= p["end"]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cnet import validate
+from cnet import exec_args, validate
 from cnet.errors import ValidationError
 from cnet.validate import PortSpec
 
@@ -267,7 +267,7 @@ def test_host_ip_must_be_a_unicast_address_of_this_host():
     ],
 )
 def test_exec_args_split_cnets_options_from_the_command(args, command, env, workdir, user):
-    got = validate.exec_args(args)
+    got = exec_args.exec_args(args)
     assert (got.command, got.env, got.workdir, got.user) == (command, env, workdir, user)
 
 
@@ -278,7 +278,7 @@ def test_exec_args_split_cnets_options_from_the_command(args, command, env, work
 )  # fmt: skip
 def test_exec_args_errors(args, match):
     with pytest.raises(ValidationError, match=match):
-        validate.exec_args(args)
+        exec_args.exec_args(args)
 
 
 def test_ps_filters_and_labels():

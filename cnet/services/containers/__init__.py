@@ -17,10 +17,34 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .connect import connect, disconnect
-    from .lifecycle import claim_and_release, reap, reap_dead, remove_container, remove_record, stop_container
-    from .process import cnet_env, container_env, env_file, start_process, write_env_file, write_exec_env_file
+    from .lifecycle import (
+        claim_and_release,
+        mark_manually_stopped,
+        reap,
+        reap_dead,
+        remove_container,
+        remove_record,
+        stop_container,
+        stop_containers,
+    )
+    from .ports import release as release_ports
+    from .process import (
+        cnet_env,
+        container_env,
+        env_file,
+        live_pid,
+        start_process,
+        wait_exec,
+        write_env_file,
+        write_exec_env_file,
+    )
+    from .restart import started
     from .run import Wired, parse_run_request, run_container
+    from .start import restart_container, restore_containers, start_container
     from .views import describe, exit_code, exited_ids, get_container, is_running, list_containers, matches
+
+# Names bound under another name than the module's own.
+_ALIAS = {"release_ports": "release"}
 
 _HOME = {
     "connect": "connect",
@@ -31,6 +55,15 @@ _HOME = {
     "remove_container": "lifecycle",
     "remove_record": "lifecycle",
     "stop_container": "lifecycle",
+    "stop_containers": "lifecycle",
+    "mark_manually_stopped": "lifecycle",
+    "release_ports": "ports",
+    "live_pid": "process",
+    "wait_exec": "process",
+    "started": "restart",
+    "restart_container": "start",
+    "restore_containers": "start",
+    "start_container": "start",
     "cnet_env": "process",
     "container_env": "process",
     "env_file": "process",
@@ -60,7 +93,7 @@ def __getattr__(name: str) -> Any:
     # `connect` the submodule, which must be the function again, as the eager imports left it.
     for other, other_home in _HOME.items():
         if other_home == home:
-            globals()[other] = getattr(module, other)
+            globals()[other] = getattr(module, _ALIAS.get(other, other))
     return globals()[name]
 
 
@@ -78,15 +111,24 @@ __all__ = [
     "get_container",
     "is_running",
     "list_containers",
+    "live_pid",
+    "mark_manually_stopped",
     "matches",
     "parse_run_request",
     "reap",
     "reap_dead",
+    "release_ports",
     "remove_container",
     "remove_record",
+    "restart_container",
+    "restore_containers",
     "run_container",
+    "start_container",
     "start_process",
+    "started",
     "stop_container",
+    "stop_containers",
+    "wait_exec",
     "write_env_file",
     "write_exec_env_file",
 ]

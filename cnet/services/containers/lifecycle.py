@@ -10,12 +10,20 @@ from ... import procs
 from ...commands import Plan
 from ...db import store
 from ...db.connection import Connection
-from ...errors import Conflict, TeardownIncomplete
+from ...errors import CnetError, Conflict, TeardownIncomplete
 from ...plans import container as plans
 from ...records import Container, ContainerState, Direction, OpKind
 from ..apply import Change, Outcome, apply
 from ..context import Context, container_dir
-from .process import is_watcher_shell, kill_now, stop_process, wait_dead
+from . import ports, restart
+from .process import (
+    in_backoff,
+    is_watcher_shell,
+    kill_now,
+    kill_watcher,
+    stop_processes,
+    wait_all_dead,
+)
 
 KILLED_EXIT = 137  # 128 + SIGKILL: what `rm -f` records
 
@@ -52,13 +60,18 @@ def claim_and_release(
     return released
 
 
-def reap(ctx: Context, container_id: str, exit_code: int) -> None:
-    """Called by the watcher when the container's PID 1 has exited."""
+def reap(ctx: Context, container_id: str, exit_code: int, backoff_ms: int = 0) -> None:
+    """Called by the watcher when the container's PID 1 has exited: restart it in place when its
+    policy says so (this call then never returns), else release its network."""
+    held = restart.take_held_fd()  # before anything opens a file on its number
     ctx.journal.recover()
+    restart.restart_in_place(ctx, container_id, exit_code, backoff_ms, held)
+    # Not restarting: the held ports go first, so whoever maps them next can bind them.
+    ports.release(held)
     released = claim_and_release(ctx, container_id, exit_code)
     with ctx.store.write() as conn:
         # Whoever released first (stop, rm -f) may not have known the real exit code.
-        store.set_exit_code(conn, container_id, exit_code)
+        store.set_exit_codes(conn, container_id, exit_code)
         c = store.container_by_id(conn, container_id)
     if c is not None and c.spec.get("rm") and c.state == ContainerState.EXITED:
         remove_record(ctx, container_id)
@@ -112,14 +125,56 @@ def stop_container(ctx: Context, ref: str, timeout: float = 10.0) -> Outcome[Con
                 ),
                 c,
             )
-    if c.state == ContainerState.RUNNING:
-        stop_process(ctx, c, timeout)
-        # The watcher knows the real exit code and releases the network itself within moments;
-        # wait for it, and release here only if it is gone (killed, or the host rebooted).
-        if c.watcher_pid and procs.alive(c.watcher_pid, c.watcher_start_time):
-            wait_dead(c.watcher_pid, c.watcher_start_time, 5.0)
-        claim_and_release(ctx, c.id, None)
+    stop_many(ctx, [c], timeout)
     return Outcome(Plan(direction=Direction.DESTROY), c)
+
+
+def mark_manually_stopped(ctx: Context, container_id: str) -> None:
+    with ctx.store.write() as conn:
+        store.mark_manually_stopped(conn, container_id)
+
+
+def stop_containers(ctx: Context, refs: list[str], timeout: float) -> list[tuple[str, Container | CnetError]]:
+    """`cnet stop A B C` for real (--dry-run goes through stop_container): (ref, container or error)."""
+    ctx.require_root()
+    found: list[tuple[str, Container | CnetError]] = []
+    with ctx.store.read() as conn:
+        for ref in refs:
+            try:
+                found.append((ref, store.get_container(conn, ref)))
+            except CnetError as exc:
+                found.append((ref, exc))
+    unique = {c.id: c for _, c in found if isinstance(c, Container)}
+    stop_many(ctx, list(unique.values()), timeout)
+    return found
+
+
+def stop_many(ctx: Context, cs: list[Container], timeout: float) -> None:
+    """`cnet stop A B C`: marked stopped by hand (no restart policy brings them back), SIGTERM to
+    all at once, waited for together, SIGKILL to the rest; then their watchers release them."""
+    live = [c for c in cs if c.live]
+    if not live:
+        return
+    with ctx.store.write() as conn:
+        for c in live:
+            store.mark_manually_stopped(conn, c.id)
+    by_watcher = {c.watcher_pid: c for c in live if c.watcher_pid}
+
+    def end_backoff(pid: int) -> None:
+        # Between two runs of its restart policy: nothing runs that could exit by itself.
+        if in_backoff(pid):
+            kill_watcher(ctx, by_watcher[pid])
+
+    for pid in by_watcher:
+        end_backoff(pid)
+    stop_processes(ctx, live, timeout)
+    # Each watcher knows the real exit code and releases the network itself within moments; wait
+    # for them, and release here only what they left (killed, or the host rebooted).
+    watchers = [(c.watcher_pid, c.watcher_start_time) for c in live if c.watcher_pid]
+    wait_all_dead(watchers, 5.0, meanwhile=end_backoff)
+    for c in live:
+        kill_watcher(ctx, c)
+        claim_and_release(ctx, c.id, None)
 
 
 def remove_container(ctx: Context, ref: str, force: bool = False) -> Outcome[Container]:
@@ -127,7 +182,7 @@ def remove_container(ctx: Context, ref: str, force: bool = False) -> Outcome[Con
     with ctx.store.read() as conn:
         c = store.get_container(conn, ref)
     refuse_attachment(c, "remove")
-    if c.state in (ContainerState.RUNNING, ContainerState.CREATING) and not force:
+    if (c.live or c.state == ContainerState.CREATING) and not force:
         raise Conflict(f"container {c.name} is {c.state}: stop it first or use rm -f")
     if ctx.dry_run:
         with ctx.store.read() as conn:
@@ -135,11 +190,16 @@ def remove_container(ctx: Context, ref: str, force: bool = False) -> Outcome[Con
                 plans.teardown(c, store.ports_of(conn, c.id), timeout=None, endpoints=store.endpoints_of(conn, c.id)),
                 c,
             )
-    if c.state == ContainerState.RUNNING:
+    if c.live:
+        with ctx.store.write() as conn:
+            store.mark_manually_stopped(conn, c.id)  # a reaper deciding right now won't restart it
         # The record is going away and this command releases the network itself: stop the
         # watcher first, so it does not exec cnet's reaper (a whole Python start-up competing
-        # with this command for the CPU) only to find nothing left to do.
-        if c.watcher_pid and procs.alive(c.watcher_pid, c.watcher_start_time) and is_watcher_shell(c.watcher_pid):
+        # with this command for the CPU) only to find nothing left to do; one between two runs
+        # of its restart policy goes with its back-off.
+        if c.state == ContainerState.RESTARTING:
+            kill_watcher(ctx, c)
+        elif c.watcher_pid and procs.alive(c.watcher_pid, c.watcher_start_time) and is_watcher_shell(c.watcher_pid):
             ctx.runner.signal(c.watcher_pid, signal.SIGKILL)
         kill_now(ctx, c)
         claim_and_release(ctx, c.id, KILLED_EXIT, new_state=ContainerState.REMOVING)

@@ -4,10 +4,11 @@ its PID 1. No plan and no journal here: the process is the container itself."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ import cnet
 
 from ... import procs
 from ...db import store
+from ...errors import CnetError
 from ...kernel import netns as nsk
 from ...records import Container
 from ..context import Context, container_dir
@@ -95,43 +97,101 @@ def exec_user(spec: str) -> tuple[str, str, bool]:
     return (entry.pw_name if entry else user, gid, entry is not None)
 
 
-def launch_argv(ctx: Context, container_id: str, hostname: str, command: tuple[str, ...] | list[str]) -> list[str]:
+INIT_PROGRAMS = ("tini", "catatonit")  # Debian's packages of the same names
+
+
+def init_program() -> str:
+    """--init: the small init that runs as PID 1, forwards signals and reaps zombies."""
+    for name in INIT_PROGRAMS:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise CnetError("--init needs tini or catatonit: apt-get install tini")
+
+
+def program_argv(command: tuple[str, ...] | list[str], *, init: bool, tty: bool) -> list[str]:
+    """What PID 1 exec()s: the command, under the init with --init, as a session leader owning
+    the terminal with -t (job control inside: `setsid --ctty`)."""
+    argv = list(command)
+    if init:
+        argv = [init_program(), "--", *argv]
+    if tty:
+        argv = ["setsid", "--ctty", *argv]
+    return argv
+
+
+def launch_argv(
+    ctx: Context,
+    container_id: str,
+    hostname: str,
+    command: tuple[str, ...] | list[str],
+    *,
+    init: bool = False,
+    tty: bool = False,
+    backoff_ms: int = 0,
+) -> list[str]:
     cdir = container_dir(ctx, container_id).resolve()
     return nsk.launch_argv(
         container_id=container_id,
         hostname=hostname,
         hosts_file=str(cdir / "hosts"),
         resolv_file=str(cdir / "resolv.conf"),
-        command=list(command),
+        command=program_argv(command, init=init, tty=tty),
         python=sys.executable,
         pythonpath=PYTHONPATH,
         state_dir=str(ctx.state_dir.resolve()),
         reap_log=str(container_dir(ctx, container_id) / "reap.log"),
         env_file=str(env_file(ctx, container_id).resolve()),
+        backoff_ms=backoff_ms,
+    )
+
+
+def container_launch_argv(ctx: Context, c: Container, *, backoff_ms: int = 0) -> list[str]:
+    spec = c.spec
+    return launch_argv(
+        ctx,
+        c.id,
+        c.hostname,
+        c.command,
+        init=bool(spec.get("init")),
+        tty=bool(spec.get("tty")) and not c.detached,
+        backoff_ms=backoff_ms,
     )
 
 
 def start_process(
-    ctx: Context, c: Container, *, foreground: bool, network_ids: Sequence[str] = ()
+    ctx: Context,
+    c: Container,
+    *,
+    foreground: bool,
+    network_ids: Sequence[str] = (),
+    held: int | None = None,
+    stdio: int | None = None,
+    stdin_open: bool = True,
 ) -> tuple[subprocess.Popen[bytes], int | None]:
     """Start the watcher (which starts the container) and record the PIDs. Returns the watcher's
-    Popen and the container's PID 1 (None if it exited at once). The container's hosts file (and
-    those of its peers on `network_ids`) and resolv.conf are written first."""
+    Popen and the container's PID 1 (None if it exited at once). The container's environment
+    file, hosts file (and those of its peers on `network_ids`) and resolv.conf are written first.
+    `held`: the descriptor holding the published ports (ports.hold), which the watcher keeps;
+    `stdio`: a terminal for all three (-t); `stdin_open`: keep cnet's stdin (-i) rather than
+    /dev/null."""
     from .. import names
 
     cdir = container_dir(ctx, c.id)
     cdir.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_env_file(ctx, c)
     names.prepare(ctx, c.id, network_ids)
-    argv = launch_argv(ctx, c.id, c.hostname, c.command)
+    argv = container_launch_argv(ctx, c)
     if foreground:
-        proc = ctx.runner.spawn(argv, env=cnet_env())
+        with open(os.devnull, "rb") as null:
+            stdin = stdio if stdio is not None else (None if stdin_open else null)
+            proc = ctx.runner.spawn(argv, env=cnet_env(), hold=held, stdin=stdin, stdout=stdio, stderr=stdio)
     else:
         assert c.log_path is not None
         fd = os.open(c.log_path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
         try:
-            with open(os.devnull, "rb") as devnull:
-                proc = ctx.runner.spawn(argv, env=cnet_env(), stdin=devnull, stdout=fd, stderr=fd)
+            with open(os.devnull, "rb") as null:
+                proc = ctx.runner.spawn(argv, env=cnet_env(), stdin=null, stdout=fd, stderr=fd, hold=held)
         finally:
             os.close(fd)
     store.set_watcher(ctx.store, c.id, proc.pid, procs.start_time(proc.pid))
@@ -168,26 +228,98 @@ def wait_dead(pid: int, start: int | None, timeout: float) -> bool:
     return not procs.alive(pid, start)
 
 
-def is_watcher_shell(pid: int) -> bool:
-    """The watcher shell itself (its $0 is cnet-watch): never the `cnet run` standing in for it
-    before it is spawned, nor a reaper it has already exec'd."""
+def _dollar_zero(pid: int) -> bytes | None:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return False
-    return len(argv) > 3 and argv[3] == b"cnet-watch"
+        return None
+    return argv[3] if len(argv) > 3 else None
+
+
+def is_watcher_shell(pid: int) -> bool:
+    """The watcher shell itself (its $0 is cnet-watch): never the `cnet run` standing in for it
+    before it is spawned, nor a reaper it has already exec'd."""
+    return _dollar_zero(pid) == b"cnet-watch"
+
+
+def in_backoff(pid: int) -> bool:
+    """The watcher is waiting out a restart's back-off (nothing of the container runs)."""
+    return _dollar_zero(pid) == nsk.BACKOFF_NAME.encode()
 
 
 def kill_now(ctx: Context, c: Container) -> None:
+    target = live_pid(c)
+    if target:
+        ctx.runner.signal(target[0], signal.SIGKILL)
+        wait_dead(target[0], target[1], 5.0)
+
+
+def kill_watcher(ctx: Context, c: Container) -> None:
+    """The watcher and what it runs (its process group: a back-off's `sleep`, PID 1): for a
+    container between two runs of its restart policy, or whose watcher must not reap."""
+    if c.watcher_pid and procs.alive(c.watcher_pid, c.watcher_start_time):
+        if not ctx.runner.signal_group(c.watcher_pid, signal.SIGKILL):
+            ctx.runner.signal(c.watcher_pid, signal.SIGKILL)
+        wait_dead(c.watcher_pid, c.watcher_start_time, 5.0)
+
+
+def live_pid(c: Container) -> tuple[int, int | None] | None:
+    """The container's PID 1 now: the recorded one, or after a restart by its watcher (which the
+    record may not show yet) the watcher shell's first child."""
     if c.pid and procs.alive(c.pid, c.pid_start_time):
-        ctx.runner.signal(c.pid, signal.SIGKILL)
-        wait_dead(c.pid, c.pid_start_time, 5.0)
+        return c.pid, c.pid_start_time
+    if c.watcher_pid and procs.alive(c.watcher_pid, c.watcher_start_time) and is_watcher_shell(c.watcher_pid):
+        kids = procs.children(c.watcher_pid)
+        if kids:
+            return kids[0], procs.start_time(kids[0])
+    return None
+
+
+def wait_exec(c: Container, pid: int, timeout: float = 2.0) -> None:
+    """Until PID 1 runs the container's program: before, it is cnet's launcher (nsenter, unshare,
+    setpriv, env, the hostname shell), and the shell, run with -c, would die of a SIGINT that the
+    program might have ignored or handled."""
+    want = "\0".join(program_argv(c.command, init=bool(c.spec.get("init")), tty=False)[:1])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            return
+        if argv0 == want or (c.spec.get("tty") and argv0 == "setsid"):
+            return
+        time.sleep(0.002)
+
+
+def wait_all_dead(
+    pids: list[tuple[int, int | None]], timeout: float, meanwhile: Callable[[int], None] | None = None
+) -> list[tuple[int, int | None]]:
+    """Wait for all of them together (calling `meanwhile(pid)` for each live one on every round);
+    the ones still alive at the deadline."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    left = [p for p in pids if procs.alive(*p)]
+    while left and time.monotonic() < deadline:
+        if meanwhile:
+            for pid, _start in left:
+                meanwhile(pid)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+        left = [p for p in left if procs.alive(*p)]
+    return left
+
+
+def stop_processes(ctx: Context, cs: list[Container], timeout: float) -> None:
+    """SIGTERM to every PID 1 at once, wait for them together, SIGKILL what is left (PID 1 of a
+    pid namespace ignores SIGTERM unless it installed a handler)."""
+    targets = [p for p in (live_pid(c) for c in cs) if p is not None]
+    for pid, _start in targets:
+        ctx.runner.signal(pid, signal.SIGTERM)
+    left = wait_all_dead(targets, timeout)
+    for pid, _start in left:
+        ctx.runner.signal(pid, signal.SIGKILL)
+    wait_all_dead(left, 5.0)
 
 
 def stop_process(ctx: Context, c: Container, timeout: float) -> None:
-    """PID 1 of a pid namespace ignores SIGTERM unless it installed a handler: escalate."""
-    if c.pid and procs.alive(c.pid, c.pid_start_time):
-        ctx.runner.signal(c.pid, signal.SIGTERM)
-        if not wait_dead(c.pid, c.pid_start_time, timeout):
-            ctx.runner.signal(c.pid, signal.SIGKILL)
-            wait_dead(c.pid, c.pid_start_time, 5.0)
+    stop_processes(ctx, [c], timeout)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from ... import ipam, naming, procs, validate
 from ...commands import Plan, Step
-from ...db import store
+from ...db import names_store, store
 from ...db.connection import Connection
 from ...errors import CnetError, Conflict, ValidationError
 from ...plans import container as plans
@@ -25,7 +25,9 @@ from ...records import (
 from ..apply import Change, Outcome, apply
 from ..context import Context, container_dir
 from ..endpoints import attach, check_host_ips, check_ports, restore_missing_networks, usable_network
-from .process import launch_argv
+from . import ports
+from .ports import hold as hold_ports
+from .process import init_program, launch_argv
 
 REQUIRED_TOOLS = {
     "ip": "iproute2",
@@ -47,6 +49,8 @@ class Wired:
     container: Container
     endpoints: list[Endpoint] = field(default_factory=list)
     ports: list[PortMapping] = field(default_factory=list)
+    # The descriptor holding the published host ports (ports.hold), for the watcher to keep.
+    held: int | None = None
 
 
 def _require_tools(udp: bool = False) -> None:
@@ -87,13 +91,37 @@ def _valid_hostname(name: str) -> bool:
 
 
 def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool = False) -> Outcome[Wired]:
-    """Validate, allocate and wire; the caller then starts the process with start_process()."""
+    """Validate, allocate and wire; the caller then starts the process with start_process()
+    and hands it `result.held` (then closes it: ports.release)."""
     ctx.require_root()
     if not ctx.dry_run:
         _require_tools(udp=any(p.protocol == "udp" for p in req.ports))
+        if req.init:
+            init_program()  # missing: one clear line now, not exit 127 from the container
     check_host_ips(ctx, req.ports)
     default_steps = ensure_default_network(ctx, req.networks)
     restore_steps = restore_missing_networks(ctx, req.networks)
+    held: list[int | None] = []
+    try:
+        return _run(ctx, req, detached, remove, restore_steps, held, shown_before=default_steps)
+    except BaseException:
+        for fd in held:
+            ports.release(fd)
+        raise
+
+
+def _run(
+    ctx: Context,
+    req: RunRequest,
+    detached: bool,
+    remove: bool,
+    restore_steps: list[Step],
+    held: list[int | None],
+    *,
+    shown_before: list[Step],
+) -> Outcome[Wired]:
+    """shown_before: steps already applied as their own operation (the default network's first
+    creation) that --dry-run shows ahead of this plan."""
 
     def prepare(conn: Connection) -> Change[Wired]:
         # Every check first, then the rows (the write lock is held: nobody allocates meanwhile).
@@ -106,7 +134,7 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
             raise ValidationError(f"network {nets[0].name} is internal: it cannot publish ports")
         if req.ip:
             ipam.check_static(nets[0], req.ip)
-        check_ports(conn, req.ports)
+        check_ports(conn, req.ports, host_check=ctx.dry_run)
         hostname = req.hostname or (name if _valid_hostname(name) else cid)
         container = Container(
             id=cid,
@@ -124,11 +152,15 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
                 "ip": req.ip,
                 "rm": remove,
                 "aliases": list(req.aliases),
+                "init": req.init,
+                "tty": req.tty,
             },
             log_path=str(container_dir(ctx, cid) / "log") if detached else None,
+            restart_policy=req.restart,
+            restart_max=req.restart_max,
         )
         store.insert_container(conn, container)
-        store.insert_labels(conn, "container_labels", "container_id", cid, req.labels)
+        names_store.insert_labels(conn, "container_labels", "container_id", cid, req.labels)
         # The default route goes via the first network that is not internal (as Docker does).
         default_index = next((i for i, n in enumerate(nets) if not n.internal), None)
         eps = [
@@ -144,8 +176,14 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
             for i, net in enumerate(nets)
         ]
         ports = [store.insert_port(conn, cid, eps[0], spec) for spec in req.ports]
+        # `cnet start` comes back on these addresses when they are free.
+        container = replace(container, spec={**container.spec, "addresses": [ep.ip for ep in eps]})
+        store.set_spec(conn, cid, container.spec)
+        if not ctx.dry_run:
+            held.append(hold_ports(req.ports))  # last: everything else is checked
         wiring = plans.wiring(container, eps, ports, before=restore_steps)
-        shown = Plan([*default_steps, *wiring.steps, plans.launch_step(launch_argv(ctx, cid, hostname, req.command))])
+        launch = launch_argv(ctx, cid, hostname, req.command, init=req.init, tty=req.tty)
+        shown = Plan([*shown_before, *wiring.steps, plans.launch_step(launch)])
 
         def mark_running(c: Connection) -> None:
             # Until the watcher exists, this `cnet run` process stands in for it: if it dies before
@@ -154,7 +192,8 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
             me, me_start = procs.self_identity()
             store.mark_running(c, cid, boot_id=procs.boot_id(), watcher_pid=me, watcher_start=me_start)
 
-        return Change(OpKind.RUN, cid, shown, Wired(container, eps, ports), journaled=wiring, on_success=mark_running)
+        wired = Wired(container, eps, ports, held[-1] if held else None)
+        return Change(OpKind.RUN, cid, shown, wired, journaled=wiring, on_success=mark_running)
 
     out = apply(ctx, prepare)
     if not ctx.dry_run:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...db import store
+from ...db import names_store, store
 from ...db.connection import Connection
 from ...kernel import netns as nsk
-from ...records import Container, ContainerState
+from ...records import LIVE_STATES, Container, ContainerState, RestartPolicy
 from ..formats import iso
 
 
@@ -20,7 +20,7 @@ def exit_code(conn: Connection, container_id: str) -> int | None:
 
 
 def is_running(conn: Connection, container_id: str) -> bool:
-    return store.container_state(conn, container_id) == ContainerState.RUNNING
+    return store.container_state(conn, container_id) in LIVE_STATES
 
 
 def describe(conn: Connection, c: Container) -> dict[str, Any]:
@@ -32,6 +32,10 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
         "pid": c.pid,
         "state": str(c.state),
         "exit_code": c.exit_code,
+        "restart_policy": restart_policy(c),
+        "restart_count": c.restart_count,
+        "last_exit_code": c.last_exit_code,
+        "stopped_by_hand": c.manually_stopped,
         "command": list(c.command),
         "hostname": c.hostname,
         "created": iso(c.created_at),
@@ -58,12 +62,19 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
             {"host_ip": p.host_ip, "host_port": p.host_port, "container_port": p.container_port, "protocol": p.protocol}
             for p in ports
         ],
-        "labels": store.container_labels(conn, c.id),
+        "labels": names_store.container_labels(conn, c.id),
         "requested": c.spec,
-        "nsenter": nsk.enter_hint(c.pid) if c.pid and c.state == ContainerState.RUNNING else None,
+        "nsenter": nsk.enter_hint(c.pid) if c.pid and c.live else None,
         "kind": str(c.kind),
         "cni": {"container_id": c.cni_container_id, "ifname": c.cni_ifname, "netns": c.netns} if c.is_cni else None,
     }
+
+
+def restart_policy(c: Container) -> str:
+    """As given to --restart: `on-failure:3`."""
+    if c.restart_policy == RestartPolicy.ON_FAILURE and c.restart_max:
+        return f"{c.restart_policy}:{c.restart_max}"
+    return str(c.restart_policy)
 
 
 def list_containers(conn: Connection, all_: bool, *, details: bool = False) -> list[dict[str, Any]]:
@@ -74,10 +85,14 @@ def list_containers(conn: Connection, all_: bool, *, details: bool = False) -> l
     ips = store.endpoint_ips(conn)
     ports = store.port_lines(conn)
     nets = store.endpoint_networks(conn) if details else {}
-    labels = store.all_container_labels(conn) if details else {}
+    labels = names_store.all_container_labels(conn) if details else {}
     out = []
     for c in rows:
-        state = str(c.state) if c.state != ContainerState.EXITED else f"exited ({c.exit_code})"
+        state = str(c.state)
+        if c.state == ContainerState.EXITED:
+            state = f"exited ({c.exit_code})"
+        elif c.state == ContainerState.RESTARTING:
+            state = f"restarting ({c.last_exit_code})"
         row: dict[str, Any] = {
             "name": c.name,
             "id": c.id,
@@ -102,7 +117,7 @@ def list_containers(conn: Connection, all_: bool, *, details: bool = False) -> l
 
 
 def exited_ids(conn: Connection) -> list[str]:
-    return store.exited_container_ids(conn)
+    return names_store.exited_container_ids(conn)
 
 
 def matches(row: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
