@@ -4,6 +4,7 @@ exactly as it found it (links, rules, netns, forwarding, database rows)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -58,7 +59,7 @@ def test_add_check_del(sandbox, cni):
 
     # cnet sees it like a container: ps, inspect, sql, journal; and keeps its network.
     (row,) = [c for c in json.loads(sb.cnet("ps", "--json").stdout) if c["id"] != ""]
-    assert row["ips"] == ip["address"].split("/")[0] and row["state"] == "attached"
+    assert row["ips"] == [ip["address"].split("/")[0]] and row["state"] == "attached"
     info = json.loads(sb.cnet("inspect", row["name"]).stdout)
     assert info["kind"] == "cni" and info["cni"] == {
         "container_id": cid(1),
@@ -344,7 +345,8 @@ def test_sigkill_mid_add_is_repaired(sandbox, cni, tmp_path):
         assert len(veths(sb)) == 1  # the veth is made
         os.kill(plugin, signal.SIGKILL)
         cni.finish(proc, timeout=30)
-        os.kill(int(Path(f"{hang}.pid").read_text()), signal.SIGKILL)  # the fake's sleep, ours too
+        with contextlib.suppress(ProcessLookupError):  # the fake's sleep, ours too (may be gone already)
+            os.kill(int(Path(f"{hang}.pid").read_text()), signal.SIGKILL)
         Path(f"{hang}.pid").unlink()
         hang.unlink()
 

@@ -148,7 +148,7 @@ def test_podman_run_on_a_cnet_network(sandbox, podman, tools, tmp_path):
     web_ip = json.loads(podman("inspect", "web").stdout)[0]["NetworkSettings"]["Networks"]["cnetnet"]["IPAddress"]
     assert web_ip.startswith("10.77.0.")
     (row,) = json.loads(sb.cnet("ps", "--json").stdout)
-    assert row["ips"] == web_ip and "127.0.0.1:8080->80/tcp" in row["ports"]
+    assert row["ips"] == [web_ip] and "127.0.0.1:8080->80/tcp" in row["ports"]
 
     # Served on 127.0.0.1 through cnet's mapping (from inside the sandbox).
     got = sb.wait_for(
