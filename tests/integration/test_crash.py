@@ -261,7 +261,7 @@ def test_step_counts(sandbox, tmp_path, op):
     if op in REAPER_RACE:
         wait_reaper(sb)
     # `run` in the foreground returns once its container (`true`) has exited and the reaper,
-    # which runs with cnet's environment and so with the fakes, has released the port rules and
-    # the netns: two more calls after the operation's own.
-    released = 2 if op == "run-fg" else 0
+    # which runs with cnet's environment and so with the fakes, has released the port rules, the
+    # anti-spoofing rules and the netns: three more calls after the operation's own.
+    released = 3 if op == "run-fg" else 0
     assert faults.count() == STEPS[op] + released, faults.log()
