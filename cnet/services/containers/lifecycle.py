@@ -141,7 +141,9 @@ def stop_containers(ctx: Context, refs: list[str], timeout: float) -> list[tuple
     with ctx.store.read() as conn:
         for ref in refs:
             try:
-                found.append((ref, store.get_container(conn, ref)))
+                c = store.get_container(conn, ref)
+                refuse_attachment(c, "stop")
+                found.append((ref, c))
             except CnetError as exc:
                 found.append((ref, exc))
     unique = {c.id: c for _, c in found if isinstance(c, Container)}
