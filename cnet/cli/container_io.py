@@ -106,7 +106,7 @@ def logs(
     ] = False,
     tail: Annotated[Optional[int], typer.Option("-n", "--tail", help="Only the last N lines.")] = None,
 ) -> None:
-    """Print the output of a detached container (from its rotated file first, when there is one)."""
+    """Print the output of a detached container."""
     from ..errors import CnetError
     from ..services import containers
 
