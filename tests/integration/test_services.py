@@ -106,6 +106,8 @@ def test_sigterm_is_passed_on_and_a_second_ctrl_c_escalates(sandbox):
         sb,
         "--name",
         "polite",
+        "--net",
+        "none",
         "--",
         "python3",
         "-c",
@@ -117,7 +119,7 @@ def test_sigterm_is_passed_on_and_a_second_ctrl_c_escalates(sandbox):
     assert p.wait(timeout=20) == 42
     # `sleep` as PID 1 ignores SIGINT and SIGTERM: the first Ctrl-C changes nothing, the second
     # sends SIGTERM (ignored), the third SIGKILL; long before the 60 s stop timeout.
-    p, cnet_pid = _foreground(sb, "--name", "deaf", "--stop-timeout", "60", "--", "sleep", "60")
+    p, cnet_pid = _foreground(sb, "--name", "deaf", "--net", "none", "--stop-timeout", "60", "--", "sleep", "60")
     t0 = time.monotonic()
     try:
         os.kill(cnet_pid, signal.SIGINT)
@@ -144,8 +146,8 @@ def test_init_forwards_signals_and_reaps_zombies(sandbox):
     sb = sandbox
     # An orphan (the subshell's sleep) is re-parented to PID 1: tini reaps it, `sleep` would not.
     prog = ["sh", "-c", "(sleep 0.2 &); exec sleep 60"]
-    sb.cnet("run", "-d", "--name", "plain", "--", *prog)
-    sb.cnet("run", "-d", "--name", "init", "--init", "--", *prog)
+    sb.cnet("run", "-d", "--name", "plain", "--net", "none", "--", *prog)
+    sb.cnet("run", "-d", "--name", "init", "--net", "none", "--init", "--", *prog)
     time.sleep(1.5)
 
     def zombies(name: str) -> int:
@@ -167,7 +169,7 @@ def test_stop_signals_all_containers_at_once(sandbox):
     sb = sandbox
     names = ["a", "b", "c"]
     for n in names:
-        sb.cnet("run", "-d", "--name", n, "--", "sleep", "60")  # ignores SIGTERM: each waits -t
+        sb.cnet("run", "-d", "--name", n, "--net", "none", "--", "sleep", "60")  # ignores SIGTERM: each waits -t
     t0 = time.monotonic()
     res = sb.cnet("stop", "-t", "2", *names, "nosuch", check=False)
     took = time.monotonic() - t0
@@ -371,7 +373,9 @@ def test_watcher_killed_during_a_restart_is_repaired_by_the_next_command(sandbox
 # --- 6. logs -------------------------------------------------------------------------------------------
 def test_logs_tail(sandbox):
     sb = sandbox
-    sb.cnet("run", "-d", "--name", "talk", "--", "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done")
+    sb.cnet(
+        "run", "-d", "--name", "talk", "--net", "none", "--", "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done"
+    )
     assert sb.wait_for(lambda: row(sb, "talk").get("state") == "exited", timeout=10)
     assert sb.cnet("logs", "--tail", "2", "talk").stdout == "line4\nline5\n"
     assert sb.cnet("logs", "-n", "0", "talk").stdout == ""
@@ -438,9 +442,9 @@ class Terminal:
 def test_tty_ctrl_c_job_control_and_window_size_act_inside(sandbox, how):
     sb = sandbox
     if how == "run":
-        argv = sb.cnet_argv("run", "-it", "--name", "term", "--", "sh")
+        argv = sb.cnet_argv("run", "-it", "--name", "term", "--net", "none", "--", "sh")
     else:
-        sb.cnet("run", "-d", "--name", "term", "--", "sleep", "60")
+        sb.cnet("run", "-d", "--name", "term", "--net", "none", "--", "sleep", "60")
         argv = sb.cnet_argv("exec", "-it", "term", "--", "sh")
     t = Terminal(sb, argv)
     try:
@@ -478,7 +482,7 @@ def test_tty_ctrl_c_job_control_and_window_size_act_inside(sandbox, how):
 
 def test_interactive_keeps_stdin_open(sandbox):
     sb = sandbox
-    with_i = sb.cnet("run", "--rm", "-i", "--", "cat", input="hello\n")
+    with_i = sb.cnet("run", "--rm", "-i", "--net", "none", "--", "cat", input="hello\n")
     assert with_i.stdout == "hello\n"
-    without = sb.cnet("run", "--rm", "--", "cat", input="hello\n")
+    without = sb.cnet("run", "--rm", "--net", "none", "--", "cat", input="hello\n")
     assert without.stdout == "" and without.returncode == 0  # stdin is /dev/null, as Docker without -i
