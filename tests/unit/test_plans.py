@@ -6,28 +6,10 @@ from cnet.commands import cmd
 from cnet.kernel import iptables as ipt
 from cnet.plans import container as cplans
 from cnet.plans import network as nplans
-from cnet.records import Container, ContainerState, Direction, Endpoint, Network, NetworkState, PortMapping
+from cnet.records import Container, ContainerState, Direction, Endpoint, NetworkState, PortMapping
+from tests.unit.factories import network
 
-NET = Network(
-    id="aaaaaaaaaaaa",
-    name="web",
-    driver="bridge",
-    subnet="10.5.0.0/24",
-    subnet_first_int=0,
-    subnet_last_int=0,
-    prefix_len=24,
-    gateway="10.5.0.1",
-    ip_range=None,
-    range_first_int=0,
-    range_last_int=0,
-    alloc_cursor_int=0,
-    bridge="cnet-aaaaaaaaaa",
-    mtu=1500,
-    internal=False,
-    state=NetworkState.READY,
-    created_at=0.0,
-    bridge_mac="0a:aa:aa:aa:aa:aa",
-)
+NET = network(id="aaaaaaaaaaaa", name="web", bridge="cnet-aaaaaaaaaa", bridge_mac="0a:aa:aa:aa:aa:aa")
 CTR = Container(
     id="cccccccccccc",
     name="c1",
