@@ -21,6 +21,7 @@ def name_members(conn: Connection, container_ids: list[str]) -> list[sqlite3.Row
 
 
 def running_ids(conn: Connection) -> list[str]:
+    """Live containers (running, or restarting in place: their endpoints and names stay)."""
     return [r[0] for r in conn.all(q.NAME_RUNNING_IDS)]
 
 

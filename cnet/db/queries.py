@@ -158,7 +158,7 @@ NAME_MEMBERS = (
     "(SELECT network_id FROM endpoints WHERE container_id IN (SELECT value FROM json_each(?))) "
     "ORDER BY e.network_id, c.name"
 )
-NAME_RUNNING_IDS = "SELECT id FROM containers WHERE state = 'running'"
+NAME_RUNNING_IDS = "SELECT id FROM containers WHERE state IN ('running', 'restarting')"
 
 # --- shell completion (read-only) -------------------------------------------------------------------
 COMPLETE_CONTAINER_NAMES = "SELECT name FROM containers WHERE name LIKE ? ESCAPE '\\' ORDER BY name"

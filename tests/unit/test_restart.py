@@ -116,3 +116,15 @@ def test_held_ports_refuse_other_binds_and_close_with_the_holder():
         ports.release(fd)
     again = ports.hold([PortSpec("127.0.0.1", port, 80, "tcp"), PortSpec("127.0.0.1", port, 80, "udp")])
     ports.release(again)
+
+
+def test_a_restarting_container_counts_as_live_for_names(store):
+    """Between two runs of its restart policy a container keeps its endpoints: its name must stay
+    in its peers' hosts files and its own hosts file must keep being rewritten."""
+    from cnet.db import names_store
+    from cnet.db import store as st
+
+    states = {"a" * 12: ContainerState.RUNNING, "b" * 12: ContainerState.RESTARTING, "c" * 12: ContainerState.EXITED}
+    for cid, state in states.items():
+        st.insert_container(store, _ctr(id=cid, name=cid, state=state, netns="cnet-" + cid))
+    assert sorted(names_store.running_ids(store)) == ["a" * 12, "b" * 12]
