@@ -73,6 +73,9 @@ class ContainerKind(StrEnum):
 
 
 # States in which a container holds its network (netns, addresses, ports) and a watcher.
+# A detached container's log is rotated at this size (`docker run --log-opt max-size=10m`).
+DEFAULT_LOG_MAX_SIZE = 10 * 1024 * 1024
+
 LIVE_STATES = (ContainerState.RUNNING, ContainerState.RESTARTING)
 
 
@@ -356,3 +359,4 @@ class RunRequest:
     init: bool = False  # --init: tini/catatonit as PID 1
     interactive: bool = False  # -i: keep stdin open
     tty: bool = False  # -t: a pseudo-terminal
+    log_max_size: int = DEFAULT_LOG_MAX_SIZE  # --log-max-size: the log is rotated (once) at this size

@@ -6,8 +6,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import sys
-import time
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -102,56 +101,70 @@ def logs(
     cli: typer.Context,
     container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
     follow: Annotated[
-        bool, typer.Option("-f", "--follow", help="Keep printing new output until the container exits.")
+        bool,
+        typer.Option("-f", "--follow", help="Keep printing new output (across a rotation) until the container exits."),
     ] = False,
     tail: Annotated[Optional[int], typer.Option("-n", "--tail", help="Only the last N lines.")] = None,
+    since: Annotated[
+        Optional[str],
+        typer.Option(
+            "--since", help="Only lines since: a duration (10m, 1h30m), an RFC 3339 time or a Unix timestamp."
+        ),
+    ] = None,
+    until: Annotated[
+        Optional[str], typer.Option("--until", help="Only lines until: the same forms as --since.")
+    ] = None,
+    timestamps: Annotated[
+        bool, typer.Option("-t", "--timestamps", help="Prefix each line with the time it was written (UTC).")
+    ] = False,
 ) -> None:
-    """Print the output of a detached container."""
+    """Print the output of a detached container: its stdout on stdout, its stderr on stderr, the
+    rotated log.1 first. Times are kept to a hundredth of a second."""
+    import time
+
+    from .. import validate
     from ..errors import CnetError
     from ..services import containers
+    from ..services.containers import logs as logsvc
 
+    if tail is not None:
+        common.not_negative(tail, "--tail")
+    now = time.time_ns()
+    query = logsvc.Query(
+        since=logsvc.stamp(validate.log_time(since, now, "--since")) if since is not None else None,
+        until=logsvc.stamp(validate.log_time(until, now, "--until")) if until is not None else None,
+        tail=tail,
+        follow=follow,
+    )
     ctx = common.reading(cli)
     row = common.load_container(ctx, container)
     if not row.log_path:
         raise CnetError(f"container {row.name} runs in the foreground: its output went to its terminal")
-    if tail is not None:
-        common.not_negative(tail, "--tail")
-    out = sys.stdout.buffer
-    try:
-        f = open(row.log_path, "rb")  # noqa: SIM115 -- closed by the with below; no log yet is no output
-    except FileNotFoundError:
-        return
-    with f:
-        if tail is not None:
-            out.write(_last_lines(f, tail))
+    outs = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    at_start = {"stdout": True, "stderr": True}
+    last = ["stdout"]
+
+    def emit(rec: logsvc.Record) -> None:
+        when, stream, data = rec
+        out = outs[stream]
+        if stream != last[0]:  # the order between the streams holds in `cnet logs CTR 2>&1`
+            outs[last[0]].flush()
+            last[0] = stream
+        if timestamps and when is not None:
+            # A prefix at the start of each line (a line in pieces gets the first piece's time).
+            if at_start[stream]:
+                out.write(when + b" ")
+            at_start[stream] = data.endswith(b"\n")
+        out.write(data)
+        if follow:
             out.flush()
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                out.write(chunk)
-                out.flush()
-                continue
-            if not follow:
-                return
-            with ctx.store.read() as conn:
-                running = containers.is_running(conn, row.id)
-            if not running:
-                rest = f.read()
-                out.write(rest)
-                out.flush()
-                return
-            time.sleep(0.2)
 
+    def still_running() -> bool:
+        with ctx.store.read() as conn:
+            return containers.is_running(conn, row.id)
 
-def _last_lines(f: Any, n: int) -> bytes:
-    """The last n lines of a file, read backwards in blocks; leaves f at its end."""
-    end = f.seek(0, 2)
-    pos, data = end, b""
-    while pos > 0 and data.count(b"\n") <= n:
-        step = min(65536, pos)
-        pos -= step
-        f.seek(pos)
-        data = f.read(step) + data
-    f.seek(end)
-    lines = data.splitlines(keepends=True)
-    return b"".join(lines[-n:]) if n else b""
+    try:
+        logsvc.read(row.log_path, query, emit, still_running if row.live else lambda: False)
+    finally:
+        for out in outs.values():
+            out.flush()

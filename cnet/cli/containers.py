@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from .foreground import Caught
 
 
+LOG_MAX_SIZE_HELP = "With -d: rotate the log at this size (512k, 10m, 1g, bytes; default 10m), keeping one log.1."
+
+
 def register(app: typer.Typer) -> None:
     app.command("run", context_settings={"allow_interspersed_args": False})(run)
     app.command("ps")(ps)
@@ -90,6 +93,7 @@ def run(
     tty: Annotated[
         bool, typer.Option("-t", "--tty", help="A pseudo-terminal: Ctrl-C and job control act inside (with -i).")
     ] = False,
+    log_max_size: Annotated[Optional[str], typer.Option("--log-max-size", help=LOG_MAX_SIZE_HELP)] = None,
 ) -> None:
     """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings.
     In the foreground, the first Ctrl-C goes to the program; cnet exits with its status."""
@@ -113,6 +117,7 @@ def run(
         interactive=interactive,
         tty=tty,
         remove=remove,
+        log_max_size=log_max_size,
     )
     ctx = common.mutating(cli)
     out = containers.run_container(ctx, req, detached=detach, remove=remove)

@@ -11,6 +11,10 @@ from ..kernel import iptables as ipt
 from ..records import ALL_ADDRESSES, Container, Direction, Endpoint, PortMapping
 
 LAUNCH_SUMMARY = "start the watcher, which starts the command as PID 1 of new pid/mount/uts/ipc namespaces"
+LOG_WRITER_SUMMARY = (
+    "start the log writer (detached): the next command's stdout and stderr reach it through two pipes, "
+    "its stdin and fd 4; it writes the log with times, rotating it once at the size limit"
+)
 
 
 def port_rules(container_id: str, ports: Sequence[PortMapping]) -> list[ipt.Rule]:
@@ -106,6 +110,11 @@ def wiring(
 def launch_step(argv: Sequence[str]) -> Step:
     """Not a journal step: its process is the container (shown by --dry-run only)."""
     return Step(summary=LAUNCH_SUMMARY, do=cmd(*argv))
+
+
+def log_writer_step(argv: Sequence[str]) -> Step:
+    """A detached container's log writer, started just before its watcher (--dry-run only)."""
+    return Step(summary=LOG_WRITER_SUMMARY, do=cmd(*argv))
 
 
 def connect(netns: str, ep: Endpoint, *, first: bool, before: Sequence[Step] = ()) -> Plan:

@@ -152,9 +152,11 @@ def test_exec_env_hostname_pid1_logs(sandbox, tmp_path):
         "run", "-d", "--name", "box", "--net", "none", "--hostname", "hh", "-e", "FOO=bar baz", "-e", "EMPTY=", "--", "sh",
         "-c", script,
     )  # fmt: skip
-    assert sb.wait_for(lambda: "oops" in sb.cnet("logs", "box").stdout, timeout=10)
-    logs = sb.cnet("logs", "box").stdout
-    assert logs.splitlines()[:3] == ["start", "foo=bar baz", "oops"]
+    # As `docker logs`: the container's stdout on stdout, its stderr on stderr.
+    assert sb.wait_for(lambda: "oops" in sb.cnet("logs", "box").stderr, timeout=10)
+    logs = sb.cnet("logs", "box")
+    assert logs.stdout.splitlines()[:2] == ["start", "foo=bar baz"]
+    assert "oops\n" in logs.stderr and "oops" not in logs.stdout
 
     assert _in_ctr(sb, "box", "hostname").stdout.strip() == "hh"
     cmdline = _in_ctr(sb, "box", "cat", "/proc/1/cmdline").stdout.split("\0")

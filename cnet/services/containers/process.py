@@ -187,13 +187,16 @@ def start_process(
             stdin = stdio if stdio is not None else (None if stdin_open else null)
             proc = ctx.runner.spawn(argv, env=cnet_env(), hold=held, stdin=stdin, stdout=stdio, stderr=stdio)
     else:
-        assert c.log_path is not None
-        fd = os.open(c.log_path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        # Detached: stdout and stderr go through pipes to the log writer (services/containers/logs.py).
+        from .logs import start_writer
+
+        out, err = start_writer(ctx, c, cnet_env())
         try:
             with open(os.devnull, "rb") as null:
-                proc = ctx.runner.spawn(argv, env=cnet_env(), stdin=null, stdout=fd, stderr=fd, hold=held)
+                proc = ctx.runner.spawn(argv, env=cnet_env(), stdin=null, stdout=out, stderr=err, hold=held)
         finally:
-            os.close(fd)
+            os.close(out)
+            os.close(err)
     store.set_watcher(ctx.store, c.id, proc.pid, procs.start_time(proc.pid))
     pid = find_container_pid(proc)
     if pid is not None:

@@ -20,6 +20,7 @@ import time
 
 from ... import procs
 from ...db import store
+from ...errors import CnetError
 from ...kernel import netns as nsk
 from ...records import Container, RestartPolicy
 from ..context import Context
@@ -79,11 +80,31 @@ def restart_in_place(ctx: Context, container_id: str, exit_code: int, backoff_ms
             os.dup2(saved, fd)
         except OSError:
             pass
+    if c.detached and c.log_path:
+        _revive_log_writer(ctx, c)
     ctx.close()
     if held is not None:
         os.dup2(held, nsk.HELD_FD)
         os.close(held)
     ctx.runner.replace_process(argv, cnet_env())
+
+
+def _revive_log_writer(ctx: Context, c: Container) -> None:
+    """A log writer that was killed: a new one on new pipes, so the restarted program's output is
+    logged again (into the same log) instead of killing it with SIGPIPE."""
+    from . import logs
+
+    if not (logs.pipe_broken(1) or logs.pipe_broken(2)):
+        return
+    try:
+        out, err = logs.start_writer(ctx, c, cnet_env())
+    except (OSError, CnetError) as exc:
+        ctx.say(f"cnet: container {c.name}: could not start its log writer again: {exc}")
+        return
+    for new, fds in ((out, (1, nsk.SAVED_STDIO[1])), (err, (2, nsk.SAVED_STDIO[2]))):
+        for fd in fds:
+            os.dup2(new, fd)
+        os.close(new)
 
 
 def started(ctx: Context, container_id: str, pid: int) -> None:

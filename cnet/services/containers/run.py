@@ -37,6 +37,7 @@ REQUIRED_TOOLS = {
     "unshare": "util-linux",
     "setpriv": "util-linux",
     "env": "coreutils",
+    "perl": "perl-base",  # the log writer of detached containers (perl-base is Essential in Debian)
 }
 
 parse_run_request = validate.run_request
@@ -80,6 +81,15 @@ def ensure_default_network(ctx: Context, names: tuple[str, ...]) -> list[Step]:
         with ctx.store.write() as conn:
             store.set_network_state(conn, out.result.id, NetworkState.READY)
     return list(out.plan.steps)
+
+
+def launch_steps(c: Container, launch: list[str]) -> list[Step]:
+    """What --dry-run shows to start the container: its log writer (detached), its watcher."""
+    if not c.detached:
+        return [plans.launch_step(launch)]
+    from .logs import writer_argv
+
+    return [plans.log_writer_step(writer_argv(c)), plans.launch_step(launch)]
 
 
 def _valid_hostname(name: str) -> bool:
@@ -154,6 +164,7 @@ def _run(
                 "aliases": list(req.aliases),
                 "init": req.init,
                 "tty": req.tty,
+                **({"log_max_size": req.log_max_size} if detached else {}),
             },
             log_path=str(container_dir(ctx, cid) / "log") if detached else None,
             restart_policy=req.restart,
@@ -183,7 +194,7 @@ def _run(
             held.append(hold_ports(req.ports))  # last: everything else is checked
         wiring = plans.wiring(container, eps, ports, before=restore_steps)
         launch = launch_argv(ctx, cid, hostname, req.command, init=req.init, tty=req.tty)
-        shown = Plan([*shown_before, *wiring.steps, plans.launch_step(launch)])
+        shown = Plan([*shown_before, *wiring.steps, *launch_steps(container, launch)])
 
         def mark_running(c: Connection) -> None:
             # Until the watcher exists, this `cnet run` process stands in for it: if it dies before

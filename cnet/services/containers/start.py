@@ -20,7 +20,7 @@ from ..endpoints import attach, check_ports, restore_missing_networks, usable_ne
 from . import ports
 from .lifecycle import stop_many
 from .process import container_launch_argv, init_program, start_process
-from .run import REQUIRED_TOOLS, Wired
+from .run import REQUIRED_TOOLS, Wired, launch_steps
 
 
 def parse_port(rendered: str) -> PortSpec:
@@ -81,7 +81,7 @@ def wire_again(ctx: Context, ref: str) -> Outcome[Wired]:
         if not ctx.dry_run:
             held.append(ports.hold(specs))
         wiring = plans.wiring(fresh, eps, mapped, before=restore_steps)
-        shown = Plan([*wiring.steps, plans.launch_step(container_launch_argv(ctx, fresh))])
+        shown = Plan([*wiring.steps, *launch_steps(fresh, container_launch_argv(ctx, fresh))])
 
         def mark_running(cn: Connection) -> None:
             me, me_start = procs.self_identity()
