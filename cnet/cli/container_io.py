@@ -3,6 +3,7 @@ terminal) and logs (its output)."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sys
@@ -71,8 +72,6 @@ def exec_(
 
 
 def _exec_run(ctx: Context, argv: list[str], env: dict[str, str], *, interactive: bool, tty: bool) -> int:
-    import os
-
     if not tty:
         with open(os.devnull, "rb") as null:
             proc = ctx.runner.spawn(argv, env=env, new_session=False, stdin=None if interactive else null)
@@ -158,6 +157,14 @@ def logs(
         out.write(data)
         if follow:
             out.flush()
+
+    if row.live and not ctx.dry_run and os.geteuid() == 0:
+        from ..services.containers.process import cnet_env
+
+        if logsvc.revive_writer(ctx, row, cnet_env()):
+            print(
+                f"cnet: container {row.name} had lost its log writer: a new one logs its output again", file=sys.stderr
+            )
 
     def still_running() -> bool:
         with ctx.store.read() as conn:

@@ -35,7 +35,10 @@ STDERR_FD = 4  # the stderr pipe's read end, in the writer
 CHUNK = 16384  # a line's bytes are written as a partial record once this many wait (Docker: 16 KiB)
 DEFAULT_MAX_SIZE = DEFAULT_LOG_MAX_SIZE
 
-WRITER_SCRIPT = r"""
+# One line (as ps and --dry-run show it); perl needs no newlines between these statements.
+WRITER_SCRIPT = " ".join(
+    line.strip()
+    for line in r"""
 ($log, $max, $off) = @ARGV; umask 077;
 open $in[0], '<&=', 0 or die "cnet-log: stdin: $!\n";
 open $in[1], '<&=', 4 or die "cnet-log: fd 4: $!\n";
@@ -77,7 +80,9 @@ while ($live[0] || $live[1]) {
   flush();
 }
 flush();
-""".strip()
+""".splitlines()
+    if line.strip()
+)
 
 
 def writer_argv(log_path: str, max_size: int, clock_offset: float) -> list[str]:

@@ -113,6 +113,7 @@ def _reconcile_locked(ctx: Context, *, clean: bool, force: bool = False) -> Outc
     notes = released + notes
     if clean:
         notes += _orphan_container_dirs(ctx, set(d.containers))
+        notes += revive_log_writers(ctx)
         if ctx.dry_run:
             plan.steps[:0] = planned
     if ctx.dry_run:
@@ -120,6 +121,18 @@ def _reconcile_locked(ctx: Context, *, clean: bool, force: bool = False) -> Outc
     kind, title = (OpKind.GC, "gc finished") if clean else (OpKind.NET_RESTORE, "net restore finished")
     change = Change(kind, "host", plan, notes, title=title)
     return apply(ctx, lambda _conn: change)
+
+
+def revive_log_writers(ctx: Context) -> list[str]:
+    """Running detached containers whose log writer was killed get a new one (gc)."""
+    from .containers import logs
+    from .containers.process import cnet_env
+
+    with ctx.store.read() as conn:
+        live = [c for c in store.containers(conn, all_=False) if c.detached and c.log_path and not c.is_cni]
+    if ctx.dry_run:
+        return [f"start the log writer of {c.name} again" for c in live if logs.writer_gone(c)]
+    return [f"started the log writer of {c.name} again" for c in live if logs.revive_writer(ctx, c, cnet_env())]
 
 
 def _orphan_container_dirs(ctx: Context, known: set[str]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,16 +39,11 @@ def writer_argv(c: Container) -> list[str]:
 
 def start_writer(ctx: Context, c: Container, env: dict[str, str]) -> tuple[int, int]:
     """Start the container's log writer; returns the write ends of its stdout and stderr pipes,
-    which the caller hands to the watcher, then closes. The writer is in a session of its own (a
-    kill of the watcher's process group leaves it to write what is in the pipes)."""
+    which the caller hands to the watcher, then closes."""
     r_out, w_out = os.pipe()
     r_err, w_err = os.pipe()
     try:
-        errors = os.open(container_dir(ctx, c.id) / "reap.log", os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
-        try:
-            ctx.runner.spawn(writer_argv(c), env=env, stdin=r_out, stdout=errors, stderr=errors, hold=r_err)
-        finally:
-            os.close(errors)
+        _spawn_writer(ctx, c, env, r_out, r_err)
     except BaseException:
         os.close(w_out)
         os.close(w_err)
@@ -56,6 +52,74 @@ def start_writer(ctx: Context, c: Container, env: dict[str, str]) -> tuple[int, 
         os.close(r_out)
         os.close(r_err)
     return w_out, w_err
+
+
+def _spawn_writer(ctx: Context, c: Container, env: dict[str, str], r_out: int, r_err: int) -> None:
+    """The writer is in a session of its own: a kill of the watcher's process group leaves it to
+    write what is still in the pipes. Its own errors go to the container's reap.log."""
+    errors = os.open(container_dir(ctx, c.id) / "reap.log", os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+    try:
+        ctx.runner.spawn(writer_argv(c), env=env, stdin=r_out, stdout=errors, stderr=errors, hold=r_err)
+    finally:
+        os.close(errors)
+
+
+def _pipe_ends(c: Container) -> list[str] | None:
+    """The watcher's write ends of a running detached container's pipes (it keeps them on fds 6
+    and 7 for restarts), as paths that open the same pipes."""
+    from ... import procs
+    from ...kernel.netns import SAVED_STDIO
+
+    if not (c.detached and c.log_path and c.live and c.watcher_pid):
+        return None
+    if not procs.alive(c.watcher_pid, c.watcher_start_time):
+        return None
+    return [f"/proc/{c.watcher_pid}/fd/{fd}" for fd in SAVED_STDIO[1:]]
+
+
+def writer_gone(c: Container) -> bool:
+    """Its writer was killed: its stdout pipe has no reader (poll on a write end, opened again
+    through the watcher's, says POLLERR), a fact rather than a guess."""
+    ends = _pipe_ends(c)
+    if ends is None:
+        return False
+    try:
+        fd = os.open(ends[0], os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False  # the watcher is gone, or has not made its copies yet
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode) and pipe_broken(fd)
+    finally:
+        os.close(fd)
+
+
+def revive_writer(ctx: Context, c: Container, env: dict[str, str]) -> bool:
+    """A running detached container whose log writer is gone: a new writer on the same pipes,
+    their read ends opened again through the watcher's write ends. What the program wrote
+    meanwhile is lost (its writes failed), nothing after. True when one was started. The lock
+    (which writers hold shared) keeps two commands from both starting one."""
+    ends = _pipe_ends(c)
+    if ends is None or c.log_path is None:
+        return False
+    lock = os.open(c.log_path + ".lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a writer holds it: alive
+        if not writer_gone(c):
+            return False
+        readers = [os.open(end, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC) for end in ends]
+        try:
+            for fd in readers:
+                os.set_blocking(fd, True)
+            _spawn_writer(ctx, c, env, readers[0], readers[1])
+        finally:
+            for fd in readers:
+                os.close(fd)
+        return True
+    finally:
+        os.close(lock)
 
 
 def pipe_broken(fd: int) -> bool:

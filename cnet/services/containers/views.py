@@ -7,7 +7,7 @@ from typing import Any
 from ...db import names_store, store
 from ...db.connection import Connection
 from ...kernel import netns as nsk
-from ...records import LIVE_STATES, Container, ContainerState, RestartPolicy
+from ...records import DEFAULT_LOG_MAX_SIZE, LIVE_STATES, Container, ContainerState, RestartPolicy
 from ..formats import iso
 
 
@@ -43,6 +43,8 @@ def describe(conn: Connection, c: Container) -> dict[str, Any]:
         "finished": iso(c.finished_at),
         "netns": c.netns,
         "log_path": c.log_path,
+        # Rotated at this size (--log-max-size), into log_path + ".1".
+        "log_max_size": int(c.spec.get("log_max_size") or DEFAULT_LOG_MAX_SIZE) if c.log_path else None,
         "networks": [
             {
                 "network": e.network,
