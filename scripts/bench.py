@@ -255,8 +255,8 @@ def targets(r: dict) -> list[Target]:
         Target("--help p50", g("startup", "help", "p50"), 60, "ms"),
         Target("IPAM /16 fill", g("ipam", "total_s"), 3.0, "s"),
         Target("IPAM last 1000 / first 1000", g("ipam", "last_over_first"), 1.5, "x"),
-        Target("memory kept per container (RSS)", g("memory", "rss_mb_per_container"), 2.0, "MB"),
-        Target("  the same with --restart always", g("memory_restart_policy", "rss_mb_per_container"), 2.0, "MB"),
+        Target("memory kept per container (PSS)", g("memory", "pss_mb_per_container"), 2.0, "MB"),
+        Target("  the same with --restart always", g("memory_restart_policy", "pss_mb_per_container"), 2.0, "MB"),
         Target("Ctrl-C on http.server until released p50", g("ctrl_c_released", "p50"), 1500, "ms"),
         Target("throughput 127.0.0.1 mapping / direct", g("iperf", "ratio"), 0.9, "x", higher_is_better=True),
         Target("CNI ADD p50 / bridge+host-local ADD p50", g("cni_plugin", "add_ratio"), 1.0, "x"),
@@ -340,7 +340,9 @@ def render_table(r: dict) -> str:
             add(
                 f"{label}: {mem['processes']} processes kept for {mem['containers']} containers "
                 f"({', '.join(mem['commands'])}): "
-                f"RSS {fmt(mem['rss_mb_per_container'])} MB, PSS {fmt(mem['pss_mb_per_container'])} MB per container"
+                f"RSS {fmt(mem['rss_mb_per_container'])} MB, PSS {fmt(mem['pss_mb_per_container'])} MB per container "
+                f"(PSS: watcher {fmt(mem.get('watcher_pss_mb_per_container'))} MB, "
+                f"log writer {fmt(mem.get('writer_pss_mb_per_container'))} MB)"
             )
     cc = r.get("ctrl_c_released") or {}
     if cc:
@@ -625,30 +627,45 @@ class Bench:
     def memory(self, names: str = "b%", key: str = "memory") -> None:
         conn = sqlite3.connect(f"file:{self.state_dir / 'cnet.db'}?mode=ro", uri=True)
         try:
-            pids = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT pid FROM containers WHERE state = 'running' AND pid IS NOT NULL AND name LIKE ?", (names,)
-                )
-            ]
+            rows = conn.execute(
+                "SELECT pid, id FROM containers WHERE state = 'running' AND pid IS NOT NULL AND name LIKE ?", (names,)
+            ).fetchall()
         finally:
             conn.close()
+        pids = [r[0] for r in rows]
         kept: set[int] = set()
         for pid in pids:
             p = ppid(pid)
             while p and p > 1 and p != os.getpid():
                 kept.add(p)
                 p = ppid(p)
-        rss = sum(status_kb(p, "VmRSS") for p in kept)
-        pss = sum(pss_kb(p) for p in kept)
-        comms = sorted({Path(f"/proc/{p}/comm").read_text().strip() for p in kept if Path(f"/proc/{p}/comm").exists()})
+        # The detached containers' log writers (`perl -e SCRIPT .../containers/ID/log ...`):
+        # siblings of the watchers, not their ancestors.
+        logs = {f"/containers/{r[1]}/log" for r in rows}
+        writers: set[int] = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[:2] == [b"perl", b"-e"] and len(argv) > 3 and any(argv[3].decode().endswith(x) for x in logs):
+                writers.add(int(entry.name))
+        procs = kept | writers
+        rss = sum(status_kb(p, "VmRSS") for p in procs)
+        pss = sum(pss_kb(p) for p in procs)
+        comms = sorted({Path(f"/proc/{p}/comm").read_text().strip() for p in procs if Path(f"/proc/{p}/comm").exists()})
         n = max(1, len(pids))
         self.r[key] = {
             "containers": len(pids),
-            "processes": len(kept),
+            "processes": len(procs),
+            "log_writers": len(writers),
             "commands": comms,
             "rss_mb_per_container": rss / 1024 / n,
             "pss_mb_per_container": pss / 1024 / n,
+            "watcher_pss_mb_per_container": sum(pss_kb(p) for p in kept) / 1024 / n,
+            "writer_pss_mb_per_container": sum(pss_kb(p) for p in writers) / 1024 / n,
         }
 
     def services(self) -> None:

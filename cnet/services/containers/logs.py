@@ -203,7 +203,7 @@ def _open_files(log_path: str) -> list[BinaryIO]:
 
 def _is_end(line: bytes) -> bool:
     """A record that ends a line (tag F), or a line that is no record (an old log's)."""
-    return line[lw.TIME_WIDTH + 8 : lw.TIME_WIDTH + 9] != b"P" or not lw.RECORD.match(line)
+    return line[lw.TIME_WIDTH + 8 : lw.TIME_WIDTH + 9] != b"P" or lw.parse_record(line) is None
 
 
 def _tail(files: list[BinaryIO], n: int) -> list[Record]:
