@@ -1,6 +1,6 @@
 """Running services (issue 14): signals passed on in the foreground, --init, stop all at once,
 restart policies carried out by the watcher (same address and ports), start/restart/restore,
-held host ports, crash safety during a restart, logs --tail."""
+held host ports, crash safety during a restart, logs --tail (the rest of logs: test_logs.py)."""
 
 from __future__ import annotations
 
@@ -486,3 +486,49 @@ def test_interactive_keeps_stdin_open(sandbox):
     assert with_i.stdout == "hello\n"
     without = sb.cnet("run", "--rm", "--net", "none", "--", "cat", input="hello\n")
     assert without.stdout == "" and without.returncode == 0  # stdin is /dev/null, as Docker without -i
+
+
+# --- gaps found when checking issue 14 end to end -------------------------------------------------
+def test_sighup_is_passed_on_to_the_program(sandbox):
+    """Item 1: SIGHUP to cnet reaches the program's handler, as SIGINT and SIGTERM do."""
+    sb = sandbox
+    prog = (
+        "import signal, sys, time\nsignal.signal(signal.SIGHUP, lambda *a: sys.exit(7))\n"
+        "print('ready', flush=True)\ntime.sleep(60)"
+    )
+    p, cnet_pid = _foreground(sb, "--name", "hup", "--net", "none", "--", "python3", "-c", prog)
+    assert p.stdout.readline() == "ready\n"
+    try:
+        os.kill(cnet_pid, signal.SIGHUP)
+        assert p.wait(timeout=20) == 7, p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert row(sb, "hup")["state"] == "exited" and row(sb, "hup")["exit_code"] == 7
+    sb.cnet("rm", "hup")
+
+
+def test_gc_and_names_while_a_container_is_restarting(sandbox):
+    """Items 3 and 7: between two runs of its restart policy a container keeps its address and
+    veth; gc knows the state (nothing to do, nothing released), and its name stays live: a
+    peer joining meanwhile is written into its hosts file and sees its name."""
+    sb = sandbox
+    sb.cnet("net", "create", "n1", "--subnet", "10.10.1.0/24")
+    sb.cnet("run", "-d", "--name", "loop", "--net", "n1", "--restart", "always", "--", "sh", "-c", "exit 1")
+    cid = inspect(sb, "loop")["id"]
+
+    def in_long_backoff() -> bool:
+        r = row(sb, "loop")
+        return r.get("state") == "restarting" and r["restart_count"] >= 5  # back-offs from 1.6 s on
+
+    assert sb.wait_for(in_long_backoff, timeout=30, interval=0.02), row(sb, "loop")
+    veth = inspect(sb, "loop")["networks"][0]["host_veth"]
+    assert "nothing to do" in sb.cnet("gc").stdout
+    assert veth in sb.link_names() and row(sb, "loop")["state"] in ("restarting", "running")
+    sb.cnet("run", "-d", "--name", "peer", "--net", "n1", "--", "sleep", "60")
+    hosts = (sb.state_dir / "containers" / cid / "hosts").read_text()
+    assert "10.10.1.3\tpeer" in hosts.splitlines(), hosts  # rewritten although `loop` was restarting
+    assert "10.10.1.2\tloop" in sb.run(["cat", f"{sb.state_dir}/containers/{inspect(sb, 'peer')['id']}/hosts"]).stdout
+    sb.cnet("rm", "-f", "loop", "peer")
+    assert sb.wait_for(lambda: released(sb), timeout=5)
+    sb.cnet("net", "rm", "n1")
