@@ -54,9 +54,12 @@ class Wired:
     held: int | None = None
 
 
-def _require_tools(udp: bool = False) -> None:
-    """A missing tool would otherwise surface only as the container's exit code 127."""
-    tools = dict(REQUIRED_TOOLS, conntrack="conntrack") if udp else REQUIRED_TOOLS
+def _require_tools(udp: bool = False, detached: bool = True) -> None:
+    """A missing tool would otherwise surface only as the container's exit code 127 (or, for the
+    log writer of a detached container, as a log that stays empty)."""
+    tools = dict(REQUIRED_TOOLS, conntrack="conntrack") if udp else dict(REQUIRED_TOOLS)
+    if not detached:
+        del tools["perl"]
     for tool, package in tools.items():
         if shutil.which(tool) is None:
             raise CnetError(f"the command {tool!r} is missing: install {package}")
@@ -105,7 +108,7 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
     and hands it `result.held` (then closes it: ports.release)."""
     ctx.require_root()
     if not ctx.dry_run:
-        _require_tools(udp=any(p.protocol == "udp" for p in req.ports))
+        _require_tools(udp=any(p.protocol == "udp" for p in req.ports), detached=detached)
         if req.init:
             init_program()  # missing: one clear line now, not exit 127 from the container
     check_host_ips(ctx, req.ports)
