@@ -82,13 +82,16 @@ def create_network(
     internal: bool = False,
     driver: str = "bridge",
     labels: dict[str, str] | None = None,
+    overlay: dict[str, Any] | None = None,
 ) -> Outcome[Network]:
+    """overlay: this host's share of an overlay network (services/overlay.py): the network's id
+    and its overlay_* fields; `subnet` is then the host subnet and the driver is vxlan."""
     # Everything the user typed is checked before the database or the kernel is touched.
     validate.name(name, "network name")
     if name == validate.NO_NETWORK:
         raise ValidationError(f"invalid network name {name!r}: `--net {name}` means no network")
-    if driver != "bridge":
-        raise ValidationError(f"unknown driver {driver!r}: only 'bridge' is supported")
+    if driver != ("vxlan" if overlay else "bridge"):
+        raise ValidationError(f"unknown driver {driver!r}: 'bridge', or 'vxlan' with --etcd")
     validate.mtu(mtu)
     requested = validate.network_subnet(subnet) if subnet is not None else None  # "" is an error, not "pick one"
     if requested is None and (gateway or ip_range):
@@ -112,7 +115,8 @@ def create_network(
                     f"subnet {net_subnet} overlaps the host route {route} (dev {dev}); choose another subnet"
                 )
         lo, hi = ipam.dynamic_bounds(net_subnet, rng)
-        network_id = naming.new_id()
+        extra = dict(overlay or {})
+        network_id = extra.pop("id", None) or naming.new_id()
         net = Network(
             id=network_id,
             name=name,
@@ -132,6 +136,7 @@ def create_network(
             state=NetworkState.CREATING,
             created_at=time.time(),
             bridge_mac=naming.bridge_mac(network_id),
+            **extra,
         )
         first = store.network_count(conn) == 0
         assert facts is not None
