@@ -195,7 +195,7 @@ class Cluster:
         return int(out.get("result", {}).get("TTL", 0))
 
     def revoke(self, lease: int) -> None:
-        self._post("/kv/lease/revoke", {"ID": str(lease)})
+        self._post("/lease/revoke", {"ID": str(lease)})
 
     # --- watching ------------------------------------------------------------------------------
     def watch_prefix(self, prefix: str, start_revision: int) -> tuple[Iterator[Any], Callable[[], None]]:

@@ -56,3 +56,12 @@ def setting(conn: Connection, key: str) -> str | None:
 
 def set_setting(conn: Connection, key: str, value: str) -> None:
     put_setting(conn, key, value)
+
+
+def forget_host(conn: Connection) -> list[int]:
+    """This host left its last overlay network: its id, leases and etcd endpoints go (the host is
+    as before its first join). Returns the leases to revoke."""
+    found = [get_setting(conn, k) for k in (MEMBER_LEASE_SETTING, SUBNET_LEASE_SETTING)]
+    for key in (HOST_ID_SETTING, MEMBER_LEASE_SETTING, SUBNET_LEASE_SETTING, TTL_SETTING, ETCD_SETTING):
+        conn.execute(q.SETTING_DELETE, (key,))
+    return [int(v) for v in found if v]

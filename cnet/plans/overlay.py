@@ -80,11 +80,13 @@ class Snapshot:
     shares: dict[str, dict[str, Share]] = field(default_factory=dict)  # network -> host subnet -> share
     members: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # network -> host id -> value
     vnis: dict[int, str] = field(default_factory=dict)
+    leases: dict[str, int] = field(default_factory=dict)  # key -> the lease it is attached to
+    raw: dict[str, Any] = field(default_factory=dict)  # key -> value as stored
 
     @classmethod
     def parse(cls, revision: int, entries: dict[str, Any]) -> Snapshot:
         """entries: key -> decoded JSON value (entries that do not parse are skipped)."""
-        snap = cls(revision=revision)
+        snap = cls(revision=revision, raw=dict(entries))
         for key, value in sorted(entries.items()):
             try:
                 if key.startswith(NETWORKS):

@@ -135,3 +135,16 @@ def overlays_first(ctx: Context, names: tuple[str, ...] | list[str]) -> list[str
 
         use_networks(ctx, overlays)
     return overlays
+
+
+def overlay_counts_changed(ctx: Context) -> None:
+    """A container left: hosts elsewhere read this host's container counts (`net rm`). One query
+    when there is no overlay network."""
+    from ..db import overlay_store
+
+    with ctx.store.read() as conn:
+        names = sorted(overlay_store.overlay_subnets(conn))
+    if names:
+        from .overlay import after_change
+
+        after_change(ctx, names)

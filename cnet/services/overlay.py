@@ -53,7 +53,9 @@ def cluster(ctx: Context) -> Cluster:
 
 def snapshot(cl: Cluster) -> po.Snapshot:
     revision, entries = cl.range_prefix(po.PREFIX)
-    return po.Snapshot.parse(revision, {k: e.value for k, e in entries.items()})
+    snap = po.Snapshot.parse(revision, {k: e.value for k, e in entries.items()})
+    snap.leases = {k: e.lease for k, e in entries.items() if e.lease}
+    return snap
 
 
 def host_id(ctx: Context) -> str:
@@ -134,21 +136,27 @@ def leases(ctx: Context, cl: Cluster) -> tuple[int, int]:
 
 def publish(ctx: Context, cl: Cluster, net: Network, snap: po.Snapshot, me: str) -> bool:
     """This host's membership of the network (with its container count, for `net rm` elsewhere)
-    and its share, under the current leases. False when etcd changed meanwhile (next time)."""
+    and its share, under the current leases: renewed every time, written only when etcd's copy
+    differs (every write wakes every agent's watch). False when etcd changed meanwhile."""
     member_lease, subnet_lease = leases(ctx, cl)
     with ctx.store.read() as conn:
         count = ostore.endpoint_count(conn, net.id)
     share = po.Share(net.subnet, me, net.underlay_ip or "", net.vtep_mac or "")
-    key = po.subnet_key(net.name, net.subnet)
+    key, mkey = po.subnet_key(net.name, net.subnet), po.member_key(net.name, me)
     seen = snap.shares.get(net.name, {}).get(net.subnet)
     if seen is not None and seen.host_id != me:
         raise Conflict(f"host subnet {net.subnet} of network {net.name} is now held by host {seen.host_id}")
+    member = {"containers": count}
+    writes = []
+    if snap.raw.get(key) != share.value() or snap.leases.get(key) != subnet_lease:
+        writes.append(put(key, share.value(), subnet_lease))
+    if snap.raw.get(mkey) != member or snap.leases.get(mkey) != member_lease:
+        writes.append(put(mkey, member, member_lease))
+    if not writes:
+        return True
     _rev, entries = cl.range_prefix(key)
     guard = unchanged(key, entries[key].mod_revision) if key in entries else absent(key)
-    return cl.txn(
-        [present(po.network_key(net.name)), guard],
-        [put(key, share.value(), subnet_lease), put(po.member_key(net.name, me), {"containers": count}, member_lease)],
-    )
+    return cl.txn([present(po.network_key(net.name)), guard], writes)
 
 
 # --- peers ------------------------------------------------------------------------------------------
@@ -168,6 +176,7 @@ def sync_peers(ctx: Context, cl: Cluster, net: Network, snap: po.Snapshot, me: s
     removed cluster-wide is left here too."""
     if net.name not in snap.networks:
         remove_network(ctx, net.name)
+        forget_host_if_idle(ctx, cl)
         return [f"network {net.name} was removed from the cluster: left"]
     if not ctx.dry_run:
         publish(ctx, cl, net, snap, me)
@@ -354,7 +363,9 @@ def remove(ctx: Context, name: str) -> Outcome[Network] | None:
     if local is None and d is None:
         raise NotFound(f"network {name!r} not found (neither here nor in etcd at {cl.describe()})")
     out = remove_network(ctx, name) if local is not None else None
-    if d is not None and not ctx.dry_run:
+    if ctx.dry_run:
+        return out
+    if d is not None:
         cl.txn(
             [],
             [
@@ -364,7 +375,21 @@ def remove(ctx: Context, name: str) -> Outcome[Network] | None:
                 delete_prefix(f"{po.MEMBERS}{name}/"),
             ],
         )
+    forget_host_if_idle(ctx, cl)
     return out
+
+
+def forget_host_if_idle(ctx: Context, cl: Cluster) -> None:
+    """No overlay network left here: the host's leases end now, its settings go."""
+    with ctx.store.write() as conn:
+        if ostore.overlay_networks(conn):
+            return
+        stale = ostore.forget_host(conn)
+    for lease in stale:
+        try:
+            cl.revoke(lease)
+        except ClusterUnavailable:
+            pass
 
 
 def cluster_networks(ctx: Context) -> list[po.Definition]:

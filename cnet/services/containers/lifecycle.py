@@ -15,6 +15,7 @@ from ...plans import container as plans
 from ...records import Container, ContainerState, Direction, OpKind
 from ..apply import Change, Outcome, apply
 from ..context import Context, container_dir
+from ..endpoints import overlay_counts_changed
 from . import ports, restart
 from .process import (
     in_backoff,
@@ -206,6 +207,7 @@ def remove_container(ctx: Context, ref: str, force: bool = False) -> Outcome[Con
         kill_now(ctx, c)
         claim_and_release(ctx, c.id, KILLED_EXIT, new_state=ContainerState.REMOVING)
     remove_record(ctx, c.id)
+    overlay_counts_changed(ctx)
     return Outcome(Plan(direction=Direction.DESTROY), c)
 
 
