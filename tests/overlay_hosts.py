@@ -163,9 +163,9 @@ class Etcd:
         return json.loads(out) if out else None
 
     def stop(self, ip: str) -> None:
-        p = self.procs.pop(ip)
-        p.kill()
-        p.wait(timeout=10)
+        import signal
+
+        signal_child(self.procs.pop(ip), signal.SIGKILL)
 
     def close(self) -> None:
         for ip in list(self.procs):

@@ -137,3 +137,107 @@ def test_three_hosts_share_an_overlay(world, tmp_path, tools):
     assert etcd.keys() == keys_before
     for h in (h1, h2, h3):
         assert left_behind(h) == [], f"host {h.index} left things behind"
+
+
+def one_line_error(res: subprocess.CompletedProcess) -> str:
+    assert res.returncode == 1, (res.returncode, res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cnet: error: "), res.stderr
+    return lines[0]
+
+
+def test_etcd_outage(world, tmp_path, tools):
+    """etcd gone: traffic flows on; run on a joined host works with a warning; commands that need
+    etcd fail with one line naming it and change nothing."""
+    w, etcd = world
+    h1, h2, h3 = hosts(w, tmp_path, 3, etcd.url)
+    cnet(h1, etcd, "net", "create", "ov", "--driver", "vxlan", "--subnet", "10.210.0.0/16")
+    c1 = run_server(h1, tools, "c1", "--net", "ov")
+    c2 = run_server(h2, tools, "c2", "--net", "ov")
+    ip2 = c2["networks"][0]["ip"]
+    h1.cnet("net", "ls")  # h1 syncs and learns h2 (no agents in this test)
+    cnet(h1, etcd, "run", "--rm", "--net", "ov", "--", "true")
+    assert answers(h1, tools, [f"tcp:{ip2}:80"], netns=c1["netns"])[f"tcp:{ip2}:80"] == "c2"
+    etcd.stop(ETCD_IP)
+    try:
+        assert answers(h1, tools, [f"tcp:{ip2}:80"], netns=c1["netns"])[f"tcp:{ip2}:80"] == "c2"
+        ran = cnet(h1, etcd, "run", "-d", "--name", "c1b", "--net", "ov", "--", "sleep", "60")
+        assert "warning" in ran.stderr and ETCD_IP in ran.stderr, ran.stderr
+        h1.cnet("rm", "-f", "c1b")
+        before = {h.index: h.snapshot() for h in (h1, h2, h3)}
+        for h, argv in (
+            (h1, ["net", "create", "ov2", "--driver", "vxlan", "--subnet", "10.211.0.0/16"]),
+            (h3, ["run", "--rm", "--net", "ov", "--", "true"]),  # a first join needs etcd
+            (h1, ["net", "rm", "ov"]),
+        ):
+            assert ETCD_IP in one_line_error(cnet(h, etcd, *argv, check=False))
+        assert {h.index: h.snapshot() for h in (h1, h2, h3)} == before
+    finally:
+        etcd.start(ETCD_IP)
+        assert w.wait_for(etcd.healthy, timeout=20, interval=0.2)
+    for h, name in ((h1, "c1"), (h2, "c2")):
+        h.cnet("rm", "-f", name)
+    cnet(h1, etcd, "net", "rm", "ov")
+    cnet(h2, etcd, "net", "rm", "ov")
+    assert etcd.keys() == []
+    for h in (h1, h2, h3):
+        assert left_behind(h) == [], f"host {h.index} left things behind"
+
+
+def test_bad_input_changes_nothing(world, tmp_path):
+    w, etcd = world
+    (h1,) = hosts(w, tmp_path, 1, etcd.url)
+    vx = ["net", "create", "ov2", "--driver", "vxlan"]
+    # No etcd named (a host that never joined one): one line.
+    no_etcd = h1.run(h1.cnet_argv(*vx, "--subnet", "10.223.0.0/16"), env={"CNET_ETCD": ""})
+    assert "--etcd" in one_line_error(no_etcd)
+    cnet(h1, etcd, "net", "create", "ov", "--driver", "vxlan", "--subnet", "10.220.0.0/16", "--vni", "42")
+    keys, host = etcd.keys(), h1.snapshot()
+    cases = {
+        "bad CIDR": [*vx, "--subnet", "10.300.0.0/16"],
+        "host subnet too big": [*vx, "--subnet", "10.221.0.0/16", "--host-subnet-size", "12"],
+        "host subnet too small": [*vx, "--subnet", "10.221.0.0/16", "--host-subnet-size", "31"],
+        "VNI out of range": [*vx, "--subnet", "10.221.0.0/16", "--vni", "16777216"],
+        "VNI zero": [*vx, "--subnet", "10.221.0.0/16", "--vni", "0"],
+        "VNI in use": [*vx, "--subnet", "10.221.0.0/16", "--vni", "42"],
+        "overlaps an overlay": [*vx, "--subnet", "10.220.128.0/17"],
+        "same name, other parameters": ["net", "create", "ov", "--driver", "vxlan", "--subnet", "10.222.0.0/16"],
+        "overlaps a host route": [*vx, "--subnet", "192.0.2.0/24"],
+    }
+    for what, argv in cases.items():
+        line = one_line_error(cnet(h1, etcd, *argv, check=False))
+        assert etcd.keys() == keys and h1.snapshot() == host, what
+        assert "Traceback" not in line
+    for url in ("http://192.0.2.77:2379", "ftp://192.0.2.254:2379", "http://192.0.2.254:notaport"):
+        res = h1.cnet("--etcd", url, *vx, "--subnet", "10.223.0.0/16", check=False)
+        line = one_line_error(res)
+        assert url.split("//")[1].split(":")[0] in line or "endpoint" in line, line
+        assert etcd.keys() == keys and h1.snapshot() == host, url
+    cnet(h1, etcd, "net", "rm", "ov")
+    assert etcd.keys() == []
+    assert left_behind(h1) == []
+
+
+def test_three_member_etcd_loses_one(tmp_path, tools):
+    ips = [f"{ETCD_IP[:-3]}{n}" for n in (251, 252, 253)]
+    w, etcd = make_world(tmp_path, ips)
+    try:
+        h1, h2 = hosts(w, tmp_path, 2, etcd.url)
+        cnet(h1, etcd, "net", "create", "ov", "--driver", "vxlan", "--subnet", "10.230.0.0/16")
+        c1 = run_server(h1, tools, "c1", "--net", "ov")
+        etcd.stop(ips[0])  # the first endpoint: cnet goes on with the next
+        c2 = run_server(h2, tools, "c2", "--net", "ov")
+        h1.cnet("net", "ls")  # h1 learns h2
+        cnet(h1, etcd, "run", "--rm", "--net", "ov", "--", "true")
+        ip2 = c2["networks"][0]["ip"]
+        assert answers(h1, tools, [f"tcp:{ip2}:80"], netns=c1["netns"])[f"tcp:{ip2}:80"] == "c2"
+        h1.cnet("rm", "-f", "c1")
+        h2.cnet("rm", "-f", "c2")
+        cnet(h1, etcd, "net", "rm", "ov")
+        cnet(h2, etcd, "net", "rm", "ov")
+        assert etcd.ctl("get", "--prefix", "--keys-only", "/", endpoints=f"{ips[1]}:2379").stdout.strip() == ""
+        for h in (h1, h2):
+            assert left_behind(h) == []
+    finally:
+        etcd.close()
+        w.close()
