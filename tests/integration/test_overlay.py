@@ -241,3 +241,81 @@ def test_three_member_etcd_loses_one(tmp_path, tools):
     finally:
         etcd.close()
         w.close()
+
+
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# `bridge` that fails (the peer sync of a join), and `ip` that hangs while creating the vxlan
+# device (cnet is then SIGKILLed in the middle of a join).
+FAILING_BRIDGE = "#!/bin/sh\necho 'RTNETLINK answers: injected failure' >&2\nexit 1\n"
+HANGING_IP = """#!/bin/sh
+if [ "$1" = "-batch" ]; then
+  input=$(cat)
+  case "$input" in *"type vxlan"*) touch "{mark}"; exec sleep 1000;; esac
+  printf '%s\\n' "$input" | exec /usr/sbin/ip "$@"
+fi
+exec /usr/sbin/ip "$@"
+"""
+
+
+def fake(tmp_path, name: str, body: str) -> str:
+    d = tmp_path / f"fake-{name}"
+    d.mkdir()
+    (d / name).write_text(body)
+    (d / name).chmod(0o755)
+    return f"{d}:{PATH}"
+
+
+def subnet_keys(etcd) -> list[str]:
+    return [k for k in etcd.keys() if k.startswith("/cnet/subnets/")]  # noqa: SIM118 - not a dict
+
+
+def test_a_failed_or_crashed_join_is_repaired_by_the_next_command(world, tmp_path, tools):
+    w, etcd = world
+    h1, h2, h3 = hosts(w, tmp_path, 3, etcd.url)
+    cnet(h1, etcd, "net", "create", "ov", "--driver", "vxlan", "--subnet", "10.240.0.0/16")
+    c1 = run_server(h1, tools, "c1", "--net", "ov")
+    server = ["--", "python3", str(tools.server), "80"]
+    # 1. SIGKILL in the middle of h2's join (creating the vxlan device): the next command rolls
+    # the half-built share back and joins on the host subnet etcd already holds for h2.
+    mark = tmp_path / "hung"
+    proc = h2.popen(
+        h2.cnet_argv("run", "-d", "--name", "c2", "--net", "ov", *server),
+        env={"PATH": fake(tmp_path, "ip", HANGING_IP.format(mark=mark))},
+    )
+    assert w.wait_for(mark.exists, timeout=30), "the join never reached the vxlan device"
+    claimed = subnet_keys(etcd)
+    assert len(claimed) == 2
+    signal_child(proc, signal.SIGKILL)
+    h2.run(["pkill", "-KILL", "-f", "sleep 1000"])  # the fake's sleep
+    c2 = run_server(h2, tools, "c2", "--net", "ov")
+    assert subnet_keys(etcd) == claimed  # the same subnet, no second one
+    # 2. h3's join fails at its peer sync: one line; the next run completes it.
+    failed = h3.run(
+        h3.cnet_argv("run", "-d", "--name", "c3", "--net", "ov", *server),
+        env={"PATH": fake(tmp_path, "bridge", FAILING_BRIDGE)},
+    )
+    assert "injected failure" in one_line_error(failed)
+    c3 = run_server(h3, tools, "c3", "--net", "ov")
+    assert len(subnet_keys(etcd)) == 3
+    cnet(h1, etcd, "run", "--rm", "--net", "ov", "--", "true")  # h1 syncs its peers (no agents here)
+    ips = [c["networks"][0]["ip"] for c in (c2, c3)]
+    got = answers(h1, tools, [f"tcp:{ip}:80" for ip in ips], netns=c1["netns"])
+    assert list(got.values()) == ["c2", "c3"], got
+    for h, name in ((h1, "c1"), (h2, "c2"), (h3, "c3")):
+        h.cnet("rm", "-f", name)
+    cnet(h1, etcd, "net", "rm", "ov")
+    for h in (h2, h3):
+        cnet(h, etcd, "net", "rm", "ov")
+    assert etcd.keys() == []
+    for h in (h1, h2, h3):
+        assert left_behind(h) == [], f"host {h.index} left things behind"
+
+
+def test_dry_run_shows_the_join_and_changes_nothing(world, tmp_path):
+    w, etcd = world
+    (h1,) = hosts(w, tmp_path, 1, etcd.url)
+    out = cnet(h1, etcd, "--dry-run", "net", "create", "ov", "--driver", "vxlan", "--subnet", "10.250.0.0/16")
+    assert "type vxlan id 1 dstport 4789 local 192.0.2.1 dev eth0 nolearning" in out.stdout
+    assert "mtu 1450" in out.stdout and "! -d 10.250.0.0/16" in out.stdout
+    assert etcd.keys() == []
+    assert left_behind(h1) == []
