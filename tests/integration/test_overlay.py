@@ -106,6 +106,16 @@ def test_three_hosts_share_an_overlay(world, tmp_path, tools):
             assert probe(w, tools, [f"tcp:{h2.ip}:8080"])[0].split()[0] == "c2"
         finally:
             signal_child(outside, signal.SIGKILL)
+        # Isolation as for bridges: a container on another cnet network of h1 reaches no overlay
+        # container, on this host or across the overlay.
+        h1.cnet("net", "create", "lan", "--subnet", "10.77.0.0/24")
+        b1 = run_server(h1, tools, "b1", "--net", "lan")
+        assert answers(h1, tools, [f"tcp:{ip1}:80", f"tcp:{ip2}:80"], netns=b1["netns"]) == {
+            f"tcp:{ip1}:80": None,
+            f"tcp:{ip2}:80": None,
+        }
+        h1.cnet("rm", "-f", "b1")
+        h1.cnet("net", "rm", "lan")
         # A lost host (its agent killed, no goodbye) is dropped by the others after its TTL.
         stop(agents.pop(), "KILL")
         h3_vtep = share(h3)["subnet"].split("/")[0]

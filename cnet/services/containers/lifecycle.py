@@ -207,7 +207,6 @@ def remove_container(ctx: Context, ref: str, force: bool = False) -> Outcome[Con
         kill_now(ctx, c)
         claim_and_release(ctx, c.id, KILLED_EXIT, new_state=ContainerState.REMOVING)
     remove_record(ctx, c.id)
-    overlay_counts_changed(ctx)
     return Outcome(Plan(direction=Direction.DESTROY), c)
 
 
@@ -215,3 +214,4 @@ def remove_record(ctx: Context, container_id: str) -> None:
     with ctx.store.write() as conn:
         store.delete_finished_container(conn, container_id)
     shutil.rmtree(container_dir(ctx, container_id), ignore_errors=True)
+    overlay_counts_changed(ctx)
