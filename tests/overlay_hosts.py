@@ -42,7 +42,10 @@ class Host(Sandbox):
         self.pid = self._find_host_pid()
         i = self.index
         self.world.sh(
-            f"ip link add ul{i} type veth peer name eth0 netns /proc/{self._world_pid}/ns/net && "
+            # eth0's MAC is the host's own, as a real NIC's: a "rebooted" host must not leave its
+            # peers with a stale ARP entry for its underlay address.
+            f"ip link add ul{i} type veth peer name eth0 address 02:00:c0:00:02:{i:02x} "
+            f"netns /proc/{self._world_pid}/ns/net && "
             f"ip link set ul{i} master ul0 up"
         )
         self.sh(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import ipam, naming, validate
-from ..db import names_store, store
+from ..db import names_store, overlay_store, store
 from ..db.connection import Connection
 from ..errors import CnetError, Conflict, ValidationError
 from ..kernel.parse import proc_net_route
@@ -106,6 +106,10 @@ def create_network(
         clash = _overlaps_a_network(conn, net_subnet)
         if clash:
             raise Conflict(f"subnet {net_subnet} overlaps network {clash[0]!r} ({clash[1]})")
+        for other, whole in overlay_store.overlay_subnets(conn).items():
+            # An overlay's other hosts route their shares of it through this host's vxlan device.
+            if other != name and net_subnet.overlaps(ipaddress.IPv4Network(whole)):
+                raise Conflict(f"subnet {net_subnet} overlaps overlay network {other!r} ({whole})")
         gw = _gateway(net_subnet, gateway)
         rng = _ip_range(net_subnet, ip_range)
         for route, dev in host_routes():

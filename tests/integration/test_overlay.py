@@ -213,6 +213,7 @@ def test_bad_input_changes_nothing(world, tmp_path):
         "overlaps an overlay": [*vx, "--subnet", "10.220.128.0/17"],
         "same name, other parameters": ["net", "create", "ov", "--driver", "vxlan", "--subnet", "10.222.0.0/16"],
         "overlaps a host route": [*vx, "--subnet", "192.0.2.0/24"],
+        "a bridge inside the overlay": ["net", "create", "lan", "--subnet", "10.220.5.0/24"],
     }
     for what, argv in cases.items():
         line = one_line_error(cnet(h1, etcd, *argv, check=False))
@@ -329,3 +330,31 @@ def test_dry_run_shows_the_join_and_changes_nothing(world, tmp_path):
     assert "mtu 1450" in out.stdout and "! -d 10.250.0.0/16" in out.stdout
     assert etcd.keys() == []
     assert left_behind(h1) == []
+
+
+def test_a_rebooted_host_gets_its_share_back(world, tmp_path, tools):
+    """After a reboot `cnet restore` re-creates the bridge and the vxlan device from SQLite alone;
+    the next command brings the peers back; the host keeps its host subnet (its lease lives on)."""
+    w, etcd = world
+    h1, h2 = hosts(w, tmp_path, 2, etcd.url)
+    cnet(h1, etcd, "net", "create", "ov", "--driver", "vxlan", "--subnet", "10.245.0.0/16")
+    c1 = run_server(h1, tools, "c1", "--net", "ov")
+    cnet(h2, etcd, "run", "--rm", "--net", "ov", "--", "true")  # h2 joins
+    before = share(h2)["subnet"]
+    h2.reboot()
+    h2.baseline = {**h2.baseline, "links": h2.link_names()}  # eth0 and lo, as before
+    h2.cnet("restore")
+    assert any(name.startswith("cnetx") for name in h2.link_names())
+    c2 = run_server(h2, tools, "c2", "--net", "ov")  # syncs h2's peers
+    assert share(h2)["subnet"] == before
+    cnet(h1, etcd, "run", "--rm", "--net", "ov", "--", "true")  # h1 syncs (h2's VTEP MAC is the same)
+    ip1 = c1["networks"][0]["ip"]
+    reply = probe(h2, tools, [f"tcp:{ip1}:80"], netns=c2["netns"])[0]
+    assert reply is not None and reply.split()[:2] == ["c1", c2["networks"][0]["ip"]], reply
+    for h, name in ((h1, "c1"), (h2, "c2")):
+        h.cnet("rm", "-f", name)
+    cnet(h1, etcd, "net", "rm", "ov")
+    cnet(h2, etcd, "net", "rm", "ov")
+    assert etcd.keys() == []
+    for h in (h1, h2):
+        assert left_behind(h) == [], f"host {h.index} left things behind"
