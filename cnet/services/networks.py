@@ -261,6 +261,22 @@ def describe(conn: Connection, net: Network) -> dict[str, Any]:
         "state": str(net.state),
         "created": iso(net.created_at),
         "labels": names_store.network_labels(conn, net.id),
+        "overlay": (
+            {
+                "subnet": net.overlay_subnet,
+                "vni": net.vni,
+                "vxlan": naming.vxlan_name(net.id),
+                "vtep_mac": net.vtep_mac,
+                "underlay_ip": net.underlay_ip,
+                "underlay_dev": net.underlay_dev,
+                "peers": [
+                    {"host_subnet": p[0], "host_id": p[1], "underlay_ip": p[2], "vtep_mac": p[3]}
+                    for p in overlay_store.peers(conn, net.id)
+                ],
+            }
+            if net.overlay
+            else None
+        ),
         "containers": [
             {"name": m[0], "id": m[1], "interface": m[2], "ip": m[3], "mac": m[4], "host_veth": m[5]} for m in members
         ],
