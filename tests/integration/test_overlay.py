@@ -131,7 +131,6 @@ def test_three_hosts_share_an_overlay(world, tmp_path, tools):
         refused = cnet(h1, etcd, "net", "rm", "ov", check=False)
         assert refused.returncode == 1 and "c1" in refused.stderr, refused.stderr
         h1.cnet("rm", "-f", "c1")
-        h3.cnet("rm", "-f", "c3")
     finally:
         for p in agents:
             stop(p)
@@ -140,7 +139,10 @@ def test_three_hosts_share_an_overlay(world, tmp_path, tools):
     busy = cnet(h1, etcd, "net", "rm", "ov", check=False)
     assert busy.returncode == 1 and "still has containers on host" in busy.stderr, busy.stderr
     h2.cnet("rm", "-f", "c2b")  # publishes h2's count (0)
+    # h3 still runs c3, but its membership lapsed: it does not hold the network up.
+    assert h3.cnet("ps", "-q").stdout.strip()
     cnet(h1, etcd, "net", "rm", "ov")
+    h3.cnet("rm", "-f", "c3")
     # The other hosts leave on their next command touching it (their agents are stopped).
     for h in (h2, h3):
         cnet(h, etcd, "net", "rm", "ov")
@@ -328,6 +330,11 @@ def test_dry_run_shows_the_join_and_changes_nothing(world, tmp_path):
     out = cnet(h1, etcd, "--dry-run", "net", "create", "ov", "--driver", "vxlan", "--subnet", "10.250.0.0/16")
     assert "type vxlan id 1 dstport 4789 local 192.0.2.1 dev eth0 nolearning" in out.stdout
     assert "mtu 1450" in out.stdout and "! -d 10.250.0.0/16" in out.stdout
+    # --underlay-ip: another address of this host, or one line.
+    h1.sh("ip addr add 192.0.2.101/24 dev eth0")
+    vx = ["--dry-run", "net", "create", "ov", "--driver", "vxlan", "--subnet", "10.250.0.0/16", "--underlay-ip"]
+    assert "local 192.0.2.101 dev eth0" in cnet(h1, etcd, *vx, "192.0.2.101").stdout
+    assert "not an address of this host" in one_line_error(cnet(h1, etcd, *vx, "203.0.113.9", check=False))
     assert etcd.keys() == []
     assert left_behind(h1) == []
 
