@@ -69,3 +69,15 @@ def container_comment(container_id: str) -> str:
 
 
 BASE_COMMENT = "cnet:base"
+
+
+def vxlan_name(network_id: str) -> str:
+    """An overlay network's vxlan device on this host (its bridge is bridge_name())."""
+    return ("cnetx" + network_id)[:IFNAME_MAX]
+
+
+def vtep_mac(network_id: str) -> str:
+    """The vxlan device's MAC: locally administered (0e:, apart from bridges' 0a: and containers'
+    02:42:), from this host's random id of the network, so hosts do not collide."""
+    digits = network_id[:10]
+    return "0e:" + ":".join(digits[i : i + 2] for i in range(0, 10, 2))

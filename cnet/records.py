@@ -29,6 +29,7 @@ class OpKind(StrEnum):
     NET_RESTORE = "net-restore"
     CNI_ADD = "cni-add"  # a CNI runtime's ADD: wire an attachment (target: its containers row id)
     CNI_DEL = "cni-del"  # DEL, GC, or `cnet gc` for a vanished namespace: release one
+    PEER_SYNC = "peer-sync"  # an overlay network's routes, neighbours and fdb entries towards its peers
 
 
 class Direction(StrEnum):
@@ -130,6 +131,16 @@ class Network:
     state: NetworkState
     created_at: float
     bridge_mac: str
+    # Driver vxlan only (an overlay network: `subnet` is this host's share of `overlay_subnet`).
+    overlay_subnet: str | None = None
+    vni: int | None = None
+    vtep_mac: str | None = None
+    underlay_ip: str | None = None
+    underlay_dev: str | None = None
+
+    @property
+    def overlay(self) -> bool:
+        return self.overlay_subnet is not None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Network:
@@ -152,6 +163,11 @@ class Network:
             state=NetworkState(row["state"]),
             created_at=row["created_at"],
             bridge_mac=row["bridge_mac"],
+            overlay_subnet=row["overlay_subnet"],
+            vni=row["vni"],
+            vtep_mac=row["vtep_mac"],
+            underlay_ip=row["underlay_ip"],
+            underlay_dev=row["underlay_dev"],
         )
 
     def columns(self) -> dict[str, Any]:
@@ -175,6 +191,11 @@ class Network:
             "state": str(self.state),
             "created_at": self.created_at,
             "bridge_mac": self.bridge_mac,
+            "overlay_subnet": self.overlay_subnet,
+            "vni": self.vni,
+            "vtep_mac": self.vtep_mac,
+            "underlay_ip": self.underlay_ip,
+            "underlay_dev": self.underlay_dev,
         }
 
 

@@ -260,6 +260,14 @@ def targets(r: dict) -> list[Target]:
         Target("Ctrl-C on http.server until released p50", g("ctrl_c_released", "p50"), 1500, "ms"),
         Target("throughput 127.0.0.1 mapping / direct", g("iperf", "ratio"), 0.9, "x", higher_is_better=True),
         Target("CNI ADD p50 / bridge+host-local ADD p50", g("cni_plugin", "add_ratio"), 1.0, "x"),
+        Target(
+            "overlay throughput across hosts / underlay",
+            g("overlay", "iperf", "ratio"),
+            0.8,
+            "x",
+            higher_is_better=True,
+        ),
+        Target("overlay: every peer knows a new host (agents)", g("overlay", "peers_know_new_host_ms"), 1000, "ms"),
     ]
 
 
@@ -356,6 +364,22 @@ def render_table(r: dict) -> str:
             f"iperf3: direct {fmt(pf.get('direct_gbps'))} Gbit/s, via 127.0.0.1 mapping "
             f"{fmt(pf.get('mapped_gbps'))} Gbit/s, ratio {fmt(pf.get('ratio'))}"
         )
+    ov = r.get("overlay") or {}
+    if ov:
+        if ov.get("error"):
+            add(f"overlay: {ov['error']}")
+        else:
+            o = ov.get("iperf") or {}
+            add(
+                f"overlay: net create --driver vxlan (define + join) {fmt(ov.get('create_join_ms'))} ms; first run "
+                f"on another host (joins) {fmt(ov.get('first_run_join_ms'))} ms, its second run "
+                f"{fmt(ov.get('second_run_ms'))} ms"
+            )
+            add(
+                f"overlay: iperf3 container->container across hosts {fmt(o.get('overlay_gbps'))} Gbit/s, host->host "
+                f"over the underlay {fmt(o.get('underlay_gbps'))} Gbit/s, ratio {fmt(o.get('ratio'))}; every peer "
+                f"knows a new host {fmt(ov.get('peers_know_new_host_ms'))} ms after its share appears in etcd"
+            )
     add("")
     if isinstance(r.get("peers"), dict):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -900,6 +924,12 @@ class Bench:
 
         self.r["peers"] = bench_peers.measure(self.cnet(), self.env, self.tmp, self.www, self.rounds, self.profiled)
 
+    def overlay(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_overlay
+
+        self.r["overlay"] = bench_overlay.measure(self.cnet(), self.env, Path(self.tmp), self.iperf_time)
+
     def quick_fill(self) -> None:
         """--only without `containers`: the N containers for `ps` and `inspect`, untimed."""
         for i in range(self.n):
@@ -927,6 +957,7 @@ class Bench:
             ),
             ("kernel growth (same wiring by hand, accumulating)", "kernel", self.kernel_growth),
             ("IPAM /16", "ipam", self.ipam),
+            ("overlay: 3 hosts, etcd, VXLAN (join, iperf3 across hosts, convergence)", "overlay", self.overlay),
         ]
         if only is not None:
             only = only | {"setup"}
@@ -1154,7 +1185,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only",
         metavar="PHASES",
-        help="comma-separated subset of: containers,startup,spawn,memory,services,iperf,peers,rm,cni,kernel,ipam",
+        help="comma-separated subset of: "
+        "containers,startup,spawn,memory,services,iperf,peers,rm,cni,kernel,ipam,overlay",
     )
     ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -1170,7 +1202,20 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only else None
     if args.no_peers:
         only = (
-            only or {"containers", "startup", "spawn", "memory", "services", "iperf", "rm", "cni", "kernel", "ipam"}
+            only
+            or {
+                "containers",
+                "startup",
+                "spawn",
+                "memory",
+                "services",
+                "iperf",
+                "rm",
+                "cni",
+                "kernel",
+                "ipam",
+                "overlay",
+            }
         ) - {"peers"}
     bench = Bench(
         args.n,

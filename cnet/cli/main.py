@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .agent import register as register_agent
 from .cni import app as cni_app
 from .containers import register as register_containers
 from .maintenance import register as register_maintenance
@@ -59,6 +60,18 @@ def global_options(
         bool, typer.Option("--dry-run", help="Print the exact commands as a runnable shell script; change nothing.")
     ] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Echo each command as it runs.")] = False,
+    etcd: Annotated[
+        Optional[str],
+        typer.Option(
+            "--etcd",
+            help="etcd endpoints for overlay networks, comma-separated (http(s)://HOST:PORT) [env: CNET_ETCD]",
+        ),
+    ] = None,
+    etcd_cacert: Annotated[
+        Optional[str], typer.Option("--etcd-cacert", help="CA bundle to verify etcd (https).")
+    ] = None,
+    etcd_cert: Annotated[Optional[str], typer.Option("--etcd-cert", help="Client certificate for etcd.")] = None,
+    etcd_key: Annotated[Optional[str], typer.Option("--etcd-key", help="Client certificate key for etcd.")] = None,
     _version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version.")
     ] = False,
@@ -71,6 +84,8 @@ def global_options(
         verbose=verbose,
         say=lambda line: print(line, file=sys.stderr, flush=True),
         echo=lambda line: print(f"+ {line}", file=sys.stderr, flush=True),
+        etcd=etcd or os.environ.get("CNET_ETCD") or None,
+        etcd_tls=(etcd_cacert, etcd_cert, etcd_key),
     )
     cli.obj = ctx  # subcommands' contexts inherit it
     cli.call_on_close(ctx.close)  # the root context closes last, on success and on every error
@@ -96,6 +111,7 @@ def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", m
 
 
 register_maintenance(app, net_app)
+register_agent(app)
 app.add_typer(
     cni_app,
     name="cni",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -27,30 +27,62 @@ def create(
     ip_range: Annotated[
         Optional[str], typer.Option("--ip-range", help="Allocate container addresses only from this sub-range (CIDR).")
     ] = None,
-    mtu: Annotated[int, typer.Option(help="MTU of the bridge and its veths.")] = 1500,
+    mtu: Annotated[
+        Optional[int],
+        typer.Option(help="MTU of the bridge and its veths [default: 1500; vxlan: the underlay's MTU - 50]."),
+    ] = None,
     internal: Annotated[
         bool, typer.Option("--internal", help="No route out and no NAT: traffic stays on the bridge.")
     ] = False,
-    driver: Annotated[str, typer.Option(help="Network driver (only 'bridge').")] = "bridge",
+    driver: Annotated[
+        str, typer.Option(help="bridge (this host), or vxlan: an overlay network across hosts (needs --etcd).")
+    ] = "bridge",
     label: Annotated[Optional[list[str]], typer.Option("--label", help="KEY=VALUE label (repeatable).")] = None,
+    host_subnet_size: Annotated[
+        int, typer.Option("--host-subnet-size", help="vxlan: prefix length of each host's share of --subnet.")
+    ] = 24,
+    vni: Annotated[Optional[int], typer.Option(help="vxlan: VXLAN network identifier [default: lowest free].")] = None,
+    underlay_ip: Annotated[
+        Optional[str],
+        typer.Option("--underlay-ip", help="vxlan: this host's VXLAN address [default: source of the route to etcd]."),
+    ] = None,
 ) -> None:
-    """Create a bridge network (bridge, gateway address, NAT and isolation rules)."""
+    """Create a bridge network (bridge, gateway address, NAT and isolation rules), or with
+    --driver vxlan an overlay network: defined in etcd, joined by this host (a host subnet leased
+    in etcd, a bridge and a vxlan device); other hosts join on their first `run --net NAME`."""
     from .. import validate
     from ..services import networks
 
     labels = validate.labels(label or [])
     ctx = common.mutating(cli)
-    out = networks.create_network(
-        ctx,
-        name=name,
-        subnet=subnet,
-        gateway=gateway,
-        ip_range=ip_range,
-        mtu=mtu,
-        internal=internal,
-        driver=driver,
-        labels=labels,
-    )
+    if driver == "vxlan":
+        if gateway or ip_range or internal or labels:
+            from ..errors import ValidationError
+
+            raise ValidationError("--gateway, --ip-range, --internal and --label are for bridge networks")
+        from ..services import overlay
+
+        out = overlay.create(
+            ctx,
+            name=name,
+            subnet=subnet,
+            host_subnet_size=host_subnet_size,
+            vni=vni,
+            mtu=mtu,
+            underlay_ip=underlay_ip,
+        )
+    else:
+        out = networks.create_network(
+            ctx,
+            name=name,
+            subnet=subnet,
+            gateway=gateway,
+            ip_range=ip_range,
+            mtu=1500 if mtu is None else mtu,
+            internal=internal,
+            driver=driver,
+            labels=labels,
+        )
     if ctx.dry_run:
         n = out.result
         common.print_plan(
@@ -75,6 +107,8 @@ def ls(
             common.print_json(networks.inspect_all(conn))
             return
         rows = networks.list_networks(conn)
+    if ctx.etcd:
+        rows = _cluster_rows(ctx, rows)
     if quiet:
         for r in rows:
             print(r["name"])
@@ -82,6 +116,27 @@ def ls(
     for r in rows:
         r["internal"] = "yes" if r["internal"] else ""
     common.print_table(rows, ["name", "id", "driver", "subnet", "gateway", "bridge", "internal", "containers"])
+
+
+def _cluster_rows(ctx: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """With --etcd: the overlay networks defined in etcd that this host has not joined yet."""
+    from ..services import overlay
+
+    local = {r["name"] for r in rows}
+    return rows + [
+        {
+            "name": d.name,
+            "id": "",
+            "driver": "vxlan",
+            "subnet": d.subnet,
+            "gateway": "",
+            "bridge": "",
+            "internal": False,
+            "containers": 0,
+        }
+        for d in overlay.cluster_networks(ctx)
+        if d.name not in local
+    ]
 
 
 @app.command("inspect")
@@ -109,6 +164,16 @@ def rm(
     ctx = common.mutating(cli)
 
     def remove_one(ref: str) -> tuple[str, Plan]:
+        from ..db import store
+
+        with ctx.store.read() as conn:
+            local = store.find_network(conn, ref)
+        if (local is not None and local.overlay) or (local is None and ctx.etcd):
+            from ..commands import Plan
+            from ..services import overlay
+
+            gone = overlay.remove(ctx, ref)  # cluster-wide
+            return ref, gone.plan if gone is not None else Plan()
         out = networks.remove_network(ctx, ref)
         return out.result.name, out.plan
 

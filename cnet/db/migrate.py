@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from alembic.config import Config
 
-HEAD_REVISION = "0006_restart"
+HEAD_REVISION = "0009_overlay"
 
 
 def migrations_dir() -> Path:

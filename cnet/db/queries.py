@@ -259,3 +259,12 @@ OP_DETAIL_STEPS = (
     "SELECT seq, summary, command, undo_json, fallback_json, status, duration_ms, exit_code, error "
     "FROM operation_steps WHERE operation_id = ? ORDER BY seq"
 )
+
+# --- overlay networks (driver vxlan) -------------------------------------------------------------------
+NETWORKS_OVERLAY = "SELECT * FROM networks WHERE overlay_subnet IS NOT NULL ORDER BY name"
+NETWORKS_OVERLAY_SUBNETS = "SELECT name, overlay_subnet FROM networks WHERE overlay_subnet IS NOT NULL"
+OVERLAY_PEERS_OF = (
+    "SELECT host_subnet, host_id, underlay_ip, vtep_mac FROM overlay_peers WHERE network_id = ? ORDER BY host_subnet"
+)
+OVERLAY_PEERS_CLEAR = "DELETE FROM overlay_peers WHERE network_id = ?"
+OVERLAY_ENDPOINT_COUNT = "SELECT count(*) FROM endpoints WHERE network_id = ?"

@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from .schema_overlay import network_overlay_columns, overlay_peers_table
 from .views import VIEWS as VIEWS  # the views belong to the schema's definition; kept in views.py
 
 NAMING_CONVENTION = {
@@ -38,7 +39,7 @@ networks = Table(
     Column(
         "name", String(64), nullable=False, unique=True, comment="user-chosen name, [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}"
     ),
-    Column("driver", String(16), nullable=False, default="bridge", comment="network driver; only 'bridge' exists"),
+    Column("driver", String(16), nullable=False, default="bridge", comment="network driver: bridge or vxlan"),
     Column("subnet", String(18), nullable=False, comment="IPv4 subnet in CIDR form, e.g. 175.50.0.0/24"),
     Column(
         "subnet_first_int",
@@ -69,9 +70,7 @@ networks = Table(
         nullable=False,
         comment="next-fit cursor: the address handed out last; the search resumes after it",
     ),
-    Column(
-        "bridge", String(15), nullable=False, unique=True, comment="kernel bridge name (<= 15 bytes, starts with cnet-)"
-    ),
+    Column("bridge", String(15), nullable=False, unique=True, comment="kernel bridge name (<= 15 bytes, cnet-...)"),
     Column("mtu", Integer, nullable=False, comment="MTU of the bridge and of every veth on it"),
     Column(
         "internal",
@@ -94,10 +93,12 @@ networks = Table(
         server_default="",  # only for the migration's ADD COLUMN: every insert gives the MAC
         comment="the bridge's own MAC, set at creation and on re-creation (0a: + the bridge name's hex digits)",
     ),
+    *network_overlay_columns(),
     CheckConstraint("internal IN (0, 1)", name="internal_bool"),
     CheckConstraint("state IN ('creating', 'ready', 'removing')", name="state"),
-    comment="Bridge networks (one row per `cnet net create`).",
+    comment="Bridge networks (one row per `cnet net create`; an overlay's row is this host's share of it).",
 )
+overlay_peers = overlay_peers_table(metadata)
 
 containers = Table(
     "containers",

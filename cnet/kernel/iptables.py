@@ -90,14 +90,21 @@ def base_rules() -> list[Rule]:
     ]
 
 
-def network_rules(*, name: str, bridge: str, subnet: str, internal: bool) -> list[Rule]:
+def network_rules(
+    *, name: str, bridge: str, subnet: str, internal: bool, overlay: tuple[str, str] | None = None
+) -> list[Rule]:
     """The rules of one network, appended after the other networks' rules.
 
     Their effect must not depend on the order networks were created in. CNET-ISOLATION-1 holds
     only DROPs and jumps into stage 2, which either DROPs or RETURNs to stage 1: whatever the
     order of its rules, a packet that any of them drops is dropped. An internal network's drops
     therefore sit in stage 1 itself, where no earlier ACCEPT and no DNAT exception can come
-    before them (an ACCEPT in CNET-FORWARD only runs after the jump into stage 1)."""
+    before them (an ACCEPT in CNET-FORWARD only runs after the jump into stage 1).
+
+    overlay = (vxlan device, overlay subnet): the bridge holds this host's share of an overlay
+    network. Other hosts' containers may open connections into the bridge through the vxlan
+    device, no other network may send into it, and traffic inside the overlay keeps its source
+    address (a container sees its peer's own address, not the vxlan device's)."""
     c = _c(network_comment(name))
     if internal:
         return [
@@ -118,10 +125,22 @@ def network_rules(*, name: str, bridge: str, subnet: str, internal: bool) -> lis
         ),
         Rule("filter", CHAIN_FORWARD, ("-o", bridge, "-m", "conntrack", "--ctstate", "DNAT") + c + ("-j", "ACCEPT")),
         Rule("filter", CHAIN_FORWARD, ("-i", bridge) + c + ("-j", "ACCEPT")),
+    ]
+    masquerade: tuple[str, ...] = ("-s", subnet, "!", "-o", bridge)
+    if overlay is not None:
+        vxlan, overlay_subnet = overlay
+        rules += [
+            # Stage 2 is reached by every packet leaving any cnet bridge for elsewhere: only this
+            # network's own bridge may send into its vxlan device.
+            Rule("filter", CHAIN_ISOLATION_2, ("!", "-i", bridge, "-o", vxlan) + c + ("-j", "DROP")),
+            Rule("filter", CHAIN_FORWARD, ("-i", vxlan, "-o", bridge, "-s", overlay_subnet) + c + ("-j", "ACCEPT")),
+        ]
+        masquerade += ("!", "-d", overlay_subnet)
+    rules += [
         # Nothing else may enter the bridge: container addresses are not routable from outside,
         # only published ports are (as Docker >= 28 does).
         Rule("filter", CHAIN_FORWARD, ("-o", bridge) + c + ("-j", "DROP")),
-        Rule("nat", CHAIN_POSTROUTING, ("-s", subnet, "!", "-o", bridge) + c + ("-j", "MASQUERADE")),
+        Rule("nat", CHAIN_POSTROUTING, masquerade + c + ("-j", "MASQUERADE")),
         # 127.0.0.1 port mappings: the source must become the gateway address to leave the host.
         Rule("nat", CHAIN_POSTROUTING, ("-s", "127.0.0.0/8", "-o", bridge) + c + ("-j", "MASQUERADE")),
         # Hairpin: a container reaching a published port of its own network through a host

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import naming
 from ..commands import Plan, Step, cmd
 from ..kernel import ebtables as eb
 from ..kernel import ip as ipk
 from ..kernel import iptables as ipt
 from ..kernel import parse
+from ..kernel import vxlan as vx
 from ..naming import CHAIN_SPOOF
 from ..records import Direction, Network
 
@@ -37,7 +39,10 @@ class HostFacts:
 
 
 def network_rules(net: Network) -> list[ipt.Rule]:
-    return ipt.network_rules(name=net.name, bridge=net.bridge, subnet=net.subnet, internal=net.internal)
+    overlay = (naming.vxlan_name(net.id), net.overlay_subnet) if net.overlay_subnet else None
+    return ipt.network_rules(
+        name=net.name, bridge=net.bridge, subnet=net.subnet, internal=net.internal, overlay=overlay
+    )
 
 
 def bridge_steps(net: Network, *, route_localnet: bool = True) -> list[Step]:
@@ -48,12 +53,29 @@ def bridge_steps(net: Network, *, route_localnet: bool = True) -> list[Step]:
     return steps
 
 
+def vxlan_step(net: Network) -> Step:
+    """An overlay network's vxlan device on this host, holding the network address of the host's
+    share as a /32 (what the peers route to, flannel's scheme)."""
+    assert net.vni is not None and net.vtep_mac and net.underlay_ip and net.underlay_dev
+    return vx.device_create(
+        dev=naming.vxlan_name(net.id),
+        vni=net.vni,
+        mac=net.vtep_mac,
+        local=net.underlay_ip,
+        underlay_dev=net.underlay_dev,
+        mtu=net.mtu,
+        address=net.subnet.split("/")[0],
+    )
+
+
 def network_steps(net: Network, facts: HostFacts | None = None) -> list[Step]:
-    """The steps that create one network's kernel objects (without the base chains)."""
+    """The steps that create one network's kernel objects (without the base chains; an overlay's
+    peers come from its peer sync)."""
     facts = facts or HostFacts()
     write_localnet = not facts.route_localnet_inherited and facts.sysctl_writable
     return [
         *bridge_steps(net, route_localnet=write_localnet),
+        *([vxlan_step(net)] if net.overlay else []),
         ipt.rules_add(network_rules(net), f"install firewall rules of network {net.name}"),
     ]
 
@@ -116,6 +138,8 @@ def remove(net: Network, *, last: bool, ip_forward_before: str, facts: HostFacts
     it was before cnet (when it is not that already)."""
     plan = Plan(direction=Direction.DESTROY)
     plan.add(ipt.rules_remove(network_rules(net), f"remove firewall rules of network {net.name}"))
+    if net.overlay:
+        plan.add(vx.device_delete(naming.vxlan_name(net.id)))  # its routes, neighbours and fdb go with it
     plan.add(ipk.bridge_delete(net.bridge))
     if last:
         plan.extend(base_removal_steps(ip_forward_before, facts))

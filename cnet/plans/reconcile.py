@@ -14,7 +14,7 @@ from ..kernel import iptables as ipt
 from ..kernel import parse
 from ..records import Container, ContainerState, Direction, Endpoint, Network, NetworkState, OpKind, PortMapping
 from .container import endpoint_steps, port_rules, release_steps, udp_conntrack_flushes
-from .network import bridge_steps, network_rules
+from .network import bridge_steps, network_rules, vxlan_step
 from .spoof import spoof_diff
 
 CNET_CHAIN_PREFIX = "CNET-"
@@ -232,7 +232,7 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool, force: bool = False) -
     kept (with their links and cnet's firewall orphans, which may be what they use)."""
     plan = Plan(direction=Direction.DESTROY)
     notes: list[str] = []
-    bridges = {n.bridge for n in d.networks}
+    bridges = {n.bridge for n in d.networks} | {naming.vxlan_name(n.id) for n in d.networks if n.overlay}
     veths = {e.host_veth for e in d.endpoints}
     live_netns = d.live_netns()
     kept_ns, kept_links = (set(), set()) if force or not clean else kept_orphans(k, d)
@@ -276,6 +276,9 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool, force: bool = False) -
         else:
             notes.append("IPv4 forwarding is off and /proc/sys is read-only: cnet cannot turn it on")
     for net in ready:
+        if net.overlay and naming.vxlan_name(net.id) not in k.links:
+            plan.add(vxlan_step(net))  # its peers come back with the network's next peer sync
+            notes.append(f"network {net.name}: vxlan device {naming.vxlan_name(net.id)} re-created")
         link = k.links.get(net.bridge)
         gw = f"{net.gateway}/{net.prefix_len}"
         if link is None:

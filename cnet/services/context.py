@@ -46,6 +46,11 @@ class Context:
     readonly: bool = False
     # The CNI plugin: commands run without the `sh` package (cnet.runner.SpawnRunner).
     light_runner: bool = False
+    # Overlay networks' cluster store: etcd endpoints (--etcd / CNET_ETCD) and TLS files
+    # (CA, client certificate, client key) passed through to its client (cnet/cluster.py).
+    etcd: str | None = None
+    etcd_tls: tuple[str | None, str | None, str | None] = (None, None, None)
+    cluster: object | None = field(default=None, init=False, repr=False)  # opened by services/overlay.py
     _store: Connection | None = field(default=None, init=False, repr=False)
     _runner: ShellRunner | None = field(default=None, init=False, repr=False)
     _journal: Journal | None = field(default=None, init=False, repr=False)

@@ -122,3 +122,29 @@ def restore_missing_networks(ctx: Context, names: tuple[str, ...] | list[str]) -
     from .reconcile import ensure_networks
 
     return ensure_networks(ctx, names)
+
+
+def overlays_first(ctx: Context, names: tuple[str, ...] | list[str]) -> list[str]:
+    """Overlay networks among `names` (those not here while etcd is configured may be ones): joined
+    on first use, their peers synced once. Returns their names. The overlay module (and the etcd
+    client) is imported only when there is one (tests/unit/test_startup_imports.py)."""
+    found = [(n, store.find_network(ctx.store, n)) for n in names if n != validate.NO_NETWORK]
+    overlays = [n for n, net in found if (net is None and ctx.etcd) or (net is not None and net.overlay)]
+    if overlays:
+        from .overlay import use_networks
+
+        use_networks(ctx, overlays)
+    return overlays
+
+
+def overlay_counts_changed(ctx: Context) -> None:
+    """A container left: hosts elsewhere read this host's container counts (`net rm`). One query
+    when there is no overlay network."""
+    from ..db import overlay_store
+
+    with ctx.store.read() as conn:
+        names = sorted(overlay_store.overlay_subnets(conn))
+    if names:
+        from .overlay import after_change
+
+        after_change(ctx, names)

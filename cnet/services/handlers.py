@@ -36,4 +36,8 @@ JOURNAL_HANDLERS: dict[str, Handlers] = {
     # release does, and the row, claimed as removing, goes too.
     OpKind.CNI_ADD: Handlers(rolled_back=store.delete_container),
     OpKind.CNI_DEL: Handlers(completed=store.finish_release),
+    # An overlay's peers: the rows are written when the sync succeeds (its on_success); a rolled
+    # back or interrupted one leaves the last applied peers, and the next sync compares them with
+    # the kernel's neighbours again.
+    OpKind.PEER_SYNC: Handlers(),
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import ipam, naming, validate
-from ..db import names_store, store
+from ..db import names_store, overlay_store, store
 from ..db.connection import Connection
 from ..errors import CnetError, Conflict, ValidationError
 from ..kernel.parse import proc_net_route
@@ -82,13 +82,16 @@ def create_network(
     internal: bool = False,
     driver: str = "bridge",
     labels: dict[str, str] | None = None,
+    overlay: dict[str, Any] | None = None,
 ) -> Outcome[Network]:
+    """overlay: this host's share of an overlay network (services/overlay.py): the network's id
+    and its overlay_* fields; `subnet` is then the host subnet and the driver is vxlan."""
     # Everything the user typed is checked before the database or the kernel is touched.
     validate.name(name, "network name")
     if name == validate.NO_NETWORK:
         raise ValidationError(f"invalid network name {name!r}: `--net {name}` means no network")
-    if driver != "bridge":
-        raise ValidationError(f"unknown driver {driver!r}: only 'bridge' is supported")
+    if driver != ("vxlan" if overlay else "bridge"):
+        raise ValidationError(f"unknown driver {driver!r}: 'bridge', or 'vxlan' with --etcd")
     validate.mtu(mtu)
     requested = validate.network_subnet(subnet) if subnet is not None else None  # "" is an error, not "pick one"
     if requested is None and (gateway or ip_range):
@@ -103,6 +106,10 @@ def create_network(
         clash = _overlaps_a_network(conn, net_subnet)
         if clash:
             raise Conflict(f"subnet {net_subnet} overlaps network {clash[0]!r} ({clash[1]})")
+        for other, whole in overlay_store.overlay_subnets(conn).items():
+            # An overlay's other hosts route their shares of it through this host's vxlan device.
+            if other != name and net_subnet.overlaps(ipaddress.IPv4Network(whole)):
+                raise Conflict(f"subnet {net_subnet} overlaps overlay network {other!r} ({whole})")
         gw = _gateway(net_subnet, gateway)
         rng = _ip_range(net_subnet, ip_range)
         for route, dev in host_routes():
@@ -112,7 +119,8 @@ def create_network(
                     f"subnet {net_subnet} overlaps the host route {route} (dev {dev}); choose another subnet"
                 )
         lo, hi = ipam.dynamic_bounds(net_subnet, rng)
-        network_id = naming.new_id()
+        extra = dict(overlay or {})
+        network_id = extra.pop("id", None) or naming.new_id()
         net = Network(
             id=network_id,
             name=name,
@@ -132,6 +140,7 @@ def create_network(
             state=NetworkState.CREATING,
             created_at=time.time(),
             bridge_mac=naming.bridge_mac(network_id),
+            **extra,
         )
         first = store.network_count(conn) == 0
         assert facts is not None
@@ -252,6 +261,22 @@ def describe(conn: Connection, net: Network) -> dict[str, Any]:
         "state": str(net.state),
         "created": iso(net.created_at),
         "labels": names_store.network_labels(conn, net.id),
+        "overlay": (
+            {
+                "subnet": net.overlay_subnet,
+                "vni": net.vni,
+                "vxlan": naming.vxlan_name(net.id),
+                "vtep_mac": net.vtep_mac,
+                "underlay_ip": net.underlay_ip,
+                "underlay_dev": net.underlay_dev,
+                "peers": [
+                    {"host_subnet": p[0], "host_id": p[1], "underlay_ip": p[2], "vtep_mac": p[3]}
+                    for p in overlay_store.peers(conn, net.id)
+                ],
+            }
+            if net.overlay
+            else None
+        ),
         "containers": [
             {"name": m[0], "id": m[1], "interface": m[2], "ip": m[3], "mac": m[4], "host_veth": m[5]} for m in members
         ],

@@ -95,13 +95,17 @@ def modules(stderr: str) -> set[str]:
 # Paid by commands that run a kernel command, never by these: `sh` pulls asyncio (and ssl) and
 # importlib.metadata; hashlib loads OpenSSL (only veth naming needs it).
 RUNNER = {"sh", "asyncio", "importlib.metadata", "ssl", "cnet.runner", "cnet.journal"}
+# Overlay networks' etcd client (requests, urllib3, ...): only commands that touch an overlay.
+CLUSTER = {"etcd3gw", "requests", "urllib3", "cnet.cluster", "cnet.services.overlay"}
 FORBIDDEN: dict[tuple[str, ...], set[str]] = {
-    ("--help",): RUNNER | {"sqlite3", "json", "cnet.db", "cnet.services", "cnet.records", "hashlib"},
+    ("--help",): RUNNER | CLUSTER | {"sqlite3", "json", "cnet.db", "cnet.services", "cnet.records", "hashlib"},
     ("ps",): RUNNER
+    | CLUSTER
     | {"hashlib", "cnet.services.containers.run", "cnet.services.containers.connect", "cnet.services.networks"},
     # --net none: the same path as a run on an existing network, without the first-use creation
     # of the default network (a network create, which does load the runner).
     ("--dry-run", "run", "--net", "none", "--", "true"): RUNNER
+    | CLUSTER
     | {"cnet.services.containers.connect", "cnet.services.networks", "cnet.kernel.parse", "secrets", "random"},
 }
 

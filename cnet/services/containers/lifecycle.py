@@ -15,6 +15,7 @@ from ...plans import container as plans
 from ...records import Container, ContainerState, Direction, OpKind
 from ..apply import Change, Outcome, apply
 from ..context import Context, container_dir
+from ..endpoints import overlay_counts_changed
 from . import ports, restart
 from .process import (
     in_backoff,
@@ -213,3 +214,4 @@ def remove_record(ctx: Context, container_id: str) -> None:
     with ctx.store.write() as conn:
         store.delete_finished_container(conn, container_id)
     shutil.rmtree(container_dir(ctx, container_id), ignore_errors=True)
+    overlay_counts_changed(ctx)

@@ -24,7 +24,14 @@ from ...records import (
 )
 from ..apply import Change, Outcome, apply
 from ..context import Context, container_dir
-from ..endpoints import attach, check_host_ips, check_ports, restore_missing_networks, usable_network
+from ..endpoints import (
+    attach,
+    check_host_ips,
+    check_ports,
+    overlays_first,
+    restore_missing_networks,
+    usable_network,
+)
 from . import ports
 from .ports import hold as hold_ports
 from .process import init_program, launch_argv
@@ -112,11 +119,17 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
         if req.init:
             init_program()  # missing: one clear line now, not exit 127 from the container
     check_host_ips(ctx, req.ports)
+    overlays = overlays_first(ctx, req.networks)
     default_steps = ensure_default_network(ctx, req.networks)
     restore_steps = restore_missing_networks(ctx, req.networks)
     held: list[int | None] = []
     try:
-        return _run(ctx, req, detached, remove, restore_steps, held, shown_before=default_steps)
+        out = _run(ctx, req, detached, remove, restore_steps, held, shown_before=default_steps)
+        if overlays:
+            from ..overlay import after_change
+
+            after_change(ctx, overlays)
+        return out
     except BaseException:
         for fd in held:
             ports.release(fd)
