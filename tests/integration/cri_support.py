@@ -192,16 +192,20 @@ def pause_image(path: Path) -> Path:
 def v1_hierarchies() -> list[tuple[str, str]]:
     """(mount point, controllers) of the host's cgroup v1 controller hierarchies (named ones such as
     name=systemd are left out: runc's cgroupfs driver does not need them)."""
-    out = []
+    found: dict[str, str] = {}
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         pre, post = line.split(" - ", 1)
         fstype, _src, opts = post.split()[:3]
         if fstype != "cgroup":
             continue
         keep = [o for o in opts.split(",") if o not in ("rw", "ro") and not o.startswith(("relatime", "no"))]
+        point = pre.split()[4]
+        # One mount point per hierarchy (a bind mount shows it twice), under /sys/fs/cgroup if any.
         if keep and not any(o.startswith("name=") for o in keep):
-            out.append((pre.split()[4], ",".join(keep)))
-    return out
+            key = ",".join(keep)
+            if key not in found or point.startswith("/sys/fs/cgroup/"):
+                found[key] = point
+    return [(point, key) for key, point in found.items()]
 
 
 def cgroup_dirs() -> set[Path]:
@@ -240,7 +244,8 @@ def sandbox_mounts(sb) -> None:
                 "mount -t tmpfs -o mode=755 cri-run /run && mkdir -p /run/netns",
                 "mount -t tmpfs -o mode=755 cri-varlib /var/lib",  # /var/lib/cni: libcni's result cache
                 "mount -t tmpfs -o mode=755 cri-opt /opt",
-                "mount -t sysfs sysfs /sys",
+                # A sysfs of this network namespace (the bench's sandbox may have mounted one already).
+                "{ mount -t sysfs sysfs /sys 2>/dev/null || mountpoint -q /sys; }",
                 "mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup",
                 cgroups,
             ]
@@ -339,7 +344,10 @@ class Containerd:
         return (self.root / "containerd.log").read_text()[-4000:]
 
     def pid(self) -> int | None:
-        """containerd's pid as this host sees it: the only child of the `nsenter` we started."""
+        """containerd's pid as this host sees it: the only child of the `nsenter` we started (or the
+        process itself, where the caller already runs inside the sandbox)."""
+        if not getattr(self.sb, "launches_via_nsenter", True):
+            return self.proc.pid if self.proc.poll() is None else None
         try:
             kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         except OSError:
@@ -372,7 +380,7 @@ def write_conflist(sb, network: str, conf_dir: Path) -> dict:
     return json.loads((conf_dir / f"10-{network}.conflist").read_text())
 
 
-def reference_conflist(name: str, bridge: str, subnet: str, data_dir: str) -> dict:
+def reference_conflist(name: str, bridge: str, subnet: str, data_dir: str, *, ip_masq: bool = True) -> dict:
     """bridge + host-local + portmap, as a node would configure the reference plugins."""
     return {
         "cniVersion": "1.0.0",
@@ -382,7 +390,7 @@ def reference_conflist(name: str, bridge: str, subnet: str, data_dir: str) -> di
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": True,
-                "ipMasq": True,
+                "ipMasq": ip_masq,
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",
