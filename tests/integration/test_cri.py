@@ -5,8 +5,9 @@ containerd for pod sandboxes; containerd calls CNI ADD and DEL for each, with cn
 `cnet cni install` and the conflist from `cnet cni conflist`, as on a node. containerd runs inside
 the test's sandbox (see cri_support for what is mounted there and why) with a clean environment
 plus decoys (PYTHONPATH, PYTHONHOME, a working directory holding a broken `cnet` package) that
-its plugins inherit. A logging wrapper in front of the plugin records each call (command, netns,
-whether a prevResult came), then runs cnet's plugin in its place with the same environment.
+its plugins inherit. The plugin in bin_dir is `cnet cni install`'s, except where a test asks for
+a log of the calls (`logged`): there a wrapper records each call (command, netns, whether a
+prevResult came) and then execs the installed plugin with the same environment, cwd and stdin.
 """
 
 from __future__ import annotations
@@ -92,19 +93,24 @@ def cgroup_guard():
     assert not left, f"cgroups left behind: {left}"
 
 
+LOGGED = pytest.mark.parametrize("node", [True], ids=["logged"], indirect=True)
+
+
 @pytest.fixture
-def node(cgroup_guard, sandbox, tmp_path, tools):
+def node(request, cgroup_guard, sandbox, tmp_path, tools):
     sb = sandbox
+    logged = getattr(request, "param", False)
     sandbox_mounts(sb)
     sb.baseline = sb.snapshot()  # after the mounts: they are not what the test compares
     sb.cnet("net", "create", "podnet", "--subnet", SUBNET)
     bin_dir, real_dir, conf_dir = tmp_path / "cni-bin", tmp_path / "cni-real", tmp_path / "net.d"
     conf_dir.mkdir()
     cni_bin_dir(sb, bin_dir)
-    (bin_dir / "cnet").rename(real_dir.mkdir() or real_dir / "cnet")
     log = tmp_path / "calls.log"
-    (bin_dir / "cnet").write_text(WRAPPER.format(log=log, real=real_dir / "cnet"))
-    (bin_dir / "cnet").chmod(0o755)
+    if logged:
+        (bin_dir / "cnet").rename(real_dir.mkdir() or real_dir / "cnet")
+        (bin_dir / "cnet").write_text(WRAPPER.format(log=log, real=real_dir / "cnet"))
+        (bin_dir / "cnet").chmod(0o755)
     write_conflist(sb, "podnet", conf_dir)
     # What a careless init system might hand containerd, and so every plugin.
     decoys = tmp_path / "cwd"
@@ -152,6 +158,7 @@ def kill_launched(proc) -> None:
     proc.wait(timeout=10)
 
 
+@LOGGED
 def test_two_pods_on_a_cnet_network(node, tools):
     sb, cri = node.sb, node.cri
     assert cri.version().runtime_name == "containerd"
@@ -225,6 +232,7 @@ def test_two_pods_on_a_cnet_network(node, tools):
     sb.cnet("net", "rm", "podnet")
 
 
+@LOGGED
 def test_failed_add_leaves_nothing(node):
     sb, cri = node.sb, node.cri
     a = cri.run(cri.config("pod-a", ports=[(18080, 80, "")]))
