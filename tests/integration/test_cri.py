@@ -86,7 +86,10 @@ class Node:
 @pytest.fixture
 def cgroup_guard():
     """Set up before the sandbox, so torn down after it is gone (its processes with it): then the
-    empty cgroups runc left in the host's hierarchies can be removed, whatever the test did."""
+    empty cgroups runc left in the host's hierarchies can be removed, whatever the test did. Empty
+    ones an earlier, killed run left (pytest's own timeout, a SIGKILL) go first; rmdir never takes
+    a cgroup that still holds a process."""
+    remove_cgroups(set(), timeout=0)
     before = cgroup_dirs()
     yield
     left = remove_cgroups(before)
