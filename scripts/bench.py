@@ -268,6 +268,7 @@ def targets(r: dict) -> list[Target]:
             higher_is_better=True,
         ),
         Target("overlay: every peer knows a new host (agents)", g("overlay", "peers_know_new_host_ms"), 1000, "ms"),
+        Target("CRI RunPodSandbox p50 / reference chain p50", g("cri", "run_ratio"), 1.0, "x"),
     ]
 
 
@@ -381,6 +382,11 @@ def render_table(r: dict) -> str:
                 f"knows a new host {fmt(ov.get('peers_know_new_host_ms'))} ms after its share appears in etcd"
             )
     add("")
+    if isinstance(r.get("cri"), dict):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_cri
+
+        lines += ["", *bench_cri.render(r["cri"])]
     if isinstance(r.get("peers"), dict):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import bench_peers
@@ -435,8 +441,10 @@ class Bench:
         rounds: int = 20,
         profiled: int = 10,
         installed: bool = True,
+        cri_n: int = 20,
     ):
         self.rounds, self.profiled = rounds, profiled
+        self.cri_n = cri_n
         self.n = n
         self.cni_n = cni_n
         self.state_dir = state_dir
@@ -905,6 +913,12 @@ class Bench:
         self.r["python_bare"] = summary(bare)
         self.r.setdefault("samples", {})["cni_plugin"] = times
 
+    def cri(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_cri
+
+        self.r["cri"] = bench_cri.measure(self.cnet(), self.env, self.tmp, self.cri_n)
+
     def ipam(self) -> None:
         # On disk, like /var/lib/cnet (the sandbox's tmpfs would hide the WAL checkpoints' writes).
         where = Path(tempfile.mkdtemp(prefix="ipam-", dir=os.environ.get("CNET_BENCH_DISK") or str(self.tmp)))
@@ -953,6 +967,17 @@ class Bench:
             *(
                 [(f"CNI plugin ADD/DEL x {self.cni_n} (cnet vs bridge + host-local)", "cni", self.cni_plugin)]
                 if self.with_cni and self.cni_n > 0
+                else []
+            ),
+            *(
+                [
+                    (
+                        f"CRI RunPodSandbox x {self.cri_n} (containerd: cnet vs bridge + host-local + portmap)",
+                        "cri",
+                        self.cri,
+                    )
+                ]
+                if self.cri_n > 0
                 else []
             ),
             ("kernel growth (same wiring by hand, accumulating)", "kernel", self.kernel_growth),
@@ -1176,6 +1201,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--cni-n", type=int, default=60, help="CNI ADD/DEL pairs per plugin (default 60; 0 skips the phase)"
     )
+    ap.add_argument(
+        "--cri-n", type=int, default=20, help="RunPodSandbox calls per network plugin (default 20; 0 skips the phase)"
+    )
     ap.add_argument("--rounds", type=int, default=20, help="interleaved rounds against podman (default 20)")
     ap.add_argument("--profiled", type=int, default=10, help="CNET_PROFILE=1 runs for the breakdown (default 10)")
     ap.add_argument("--no-peers", action="store_true", help="skip the comparison with podman")
@@ -1185,8 +1213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only",
         metavar="PHASES",
-        help="comma-separated subset of: "
-        "containers,startup,spawn,memory,services,iperf,peers,rm,cni,kernel,ipam,overlay",
+        help="comma-separated subset of: containers,startup,spawn,memory,services,iperf,peers,rm,cni,cri,kernel,ipam,overlay",
     )
     ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -1203,19 +1230,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_peers:
         only = (
             only
-            or {
-                "containers",
-                "startup",
-                "spawn",
-                "memory",
-                "services",
-                "iperf",
-                "rm",
-                "cni",
-                "kernel",
-                "ipam",
-                "overlay",
-            }
+            or {"containers", "startup", "spawn", "memory", "services", "iperf", "rm", "cni", "cri", "kernel", "ipam", "overlay"}
         ) - {"peers"}
     bench = Bench(
         args.n,
@@ -1227,6 +1242,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         profiled=args.profiled,
         installed=not args.checkout,
+        cri_n=args.cri_n,
     )
     results = bench.all(only)
     print(render_table(results))

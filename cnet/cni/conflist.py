@@ -6,7 +6,7 @@ from __future__ import annotations
 # that speaks spec 1.x.
 CONFLIST_VERSION = "1.0.0"
 PLUGIN_TYPE = "cnet"
-CAPABILITIES = {"portMappings": True, "ips": True, "mac": True}
+CAPABILITIES = {"portMappings": True, "ips": True, "mac": True, "dns": True}
 
 
 def conflist(network: str, state_dir: str | None = None) -> dict:

@@ -182,6 +182,7 @@ class NetConf:
     port_mappings: tuple[PortSpec, ...] = ()
     ips: tuple[StaticIP, ...] = ()
     mac: str | None = None
+    dns: dict | None = None  # runtimeConfig.dns as a result's "dns" (nameservers, search, options)
     prev_result: dict | None = None
     valid_attachments: tuple[tuple[str, str], ...] | None = None  # GC: (container id, ifname)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
@@ -226,6 +227,7 @@ def parse_config(data: bytes | str, command: str) -> NetConf:
         port_mappings=parse_port_mappings(rc.get("portMappings") or []) if command == "ADD" else (),
         ips=parse_ips(rc.get("ips") or []) if command == "ADD" else (),
         mac=parse_mac(rc.get("mac")) if command == "ADD" else None,
+        dns=parse_dns(rc.get("dns")) if command == "ADD" else None,
         prev_result=prev if isinstance(prev, dict) else None,
         valid_attachments=valid,
         raw=doc,
@@ -260,12 +262,15 @@ def parse_port_mappings(items: object) -> tuple[PortSpec, ...]:
     for item in items:
         if not isinstance(item, dict):
             raise CniError(Code.INVALID_CONFIG, f"port mapping {item!r} is not an object")
-        host_port = _int(item.get("hostPort"), "hostPort")
-        container_port = _int(item.get("containerPort"), "containerPort")
+        # containerd (go-cni) sends HostPort, ContainerPort, Protocol, HostIP: its struct has no JSON
+        # tags, and Go's decoder (the reference portmap plugin's) matches keys case-insensitively.
+        item = {str(k).lower(): v for k, v in item.items()}
+        host_port = _int(item.get("hostport"), "hostPort")
+        container_port = _int(item.get("containerport"), "containerPort")
         protocol = item.get("protocol") or "tcp"
         if not isinstance(protocol, str) or protocol.lower() not in ("tcp", "udp"):
             raise CniError(Code.INVALID_CONFIG, f"port mapping protocol {protocol!r} is not supported (tcp or udp)")
-        host_ip = item.get("hostIP") or ALL_ADDRESSES
+        host_ip = item.get("hostip") or ALL_ADDRESSES
         out.append(PortSpec(_host_ip(host_ip), host_port, container_port, protocol.lower()))
     seen: set[tuple[str, int, str]] = set()
     for p in out:
@@ -307,6 +312,35 @@ def parse_ips(items: object) -> tuple[StaticIP, ...]:
     if len(out) > 1:
         raise CniError(Code.INVALID_CONFIG, f"{len(out)} IPv4 addresses requested: a cnet attachment has one")
     return tuple(out)
+
+
+# runtimeConfig.dns (containerd: Servers, Searches, Options from the pod's dns_config) and the
+# result's "dns" keys they become.
+DNS_KEYS = {"servers": "nameservers", "searches": "search", "options": "options"}
+
+
+def parse_dns(value: object) -> dict | None:
+    """The result's "dns" for runtimeConfig.dns; None when there is nothing to report."""
+    if value in (None, {}):
+        return None
+    if not isinstance(value, dict):
+        raise CniError(Code.INVALID_CONFIG, "runtimeConfig.dns must be an object")
+    out: dict[str, list[str]] = {}
+    for key, items in value.items():
+        target = DNS_KEYS.get(str(key).lower())
+        if target is None or items is None:
+            continue
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise CniError(Code.INVALID_CONFIG, f"runtimeConfig.dns.{key} must be a list of strings")
+        if target == "nameservers":
+            for server in items:
+                try:
+                    ipaddress.ip_address(server)
+                except ValueError:
+                    raise CniError(Code.INVALID_CONFIG, f"DNS server {server!r} is not an IP address") from None
+        if items:
+            out[target] = list(items)
+    return out or None
 
 
 MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
@@ -362,9 +396,10 @@ class Attachment:
     mtu: int
 
 
-def result_document(version: str, a: Attachment) -> dict:
+def result_document(version: str, a: Attachment, dns: dict | None = None) -> dict:
     """The ADD result in the configuration's version: interfaces (bridge, host veth, the one in
-    the sandbox), the address on the sandbox interface, the default route, empty DNS."""
+    the sandbox), the address on the sandbox interface, the default route, and the DNS settings
+    the runtime passed (runtimeConfig.dns; empty without)."""
     new_style = version not in ("0.3.0", "0.3.1", "0.4.0")
     sandbox: dict[str, object] = {"name": a.ifname, "mac": a.mac, "sandbox": a.sandbox}
     if version == "1.1.0":
@@ -377,5 +412,5 @@ def result_document(version: str, a: Attachment) -> dict:
         "interfaces": [{"name": a.bridge}, {"name": a.host_veth}, sandbox],
         "ips": [ip],
         "routes": [{"dst": "0.0.0.0/0", "gw": a.gateway}] if a.default_route else [],
-        "dns": {},
+        "dns": dict(dns or {}),
     }

@@ -20,7 +20,7 @@ from typing import Any
 from .. import ipam, naming
 from ..cni.protocol import Attachment, CniError, Code, Env, NetConf, result_document
 from ..commands import Command
-from ..db import store
+from ..db import names_store, store
 from ..db.connection import Connection, db_path
 from ..errors import CommandFailed, Conflict, ValidationError
 from ..plans import cni as plans
@@ -65,10 +65,27 @@ def _short(container_id: str) -> str:
 
 
 # --- ADD ------------------------------------------------------------------------------------------
+# CNI_ARGS a Kubernetes runtime (containerd's CRI plugin, CRI-O) passes, and the labels they become:
+# the keys the kubelet itself puts on a pod's containers, so `cnet ps --filter label=...` and SQL
+# find pods by namespace and name.
+POD_LABELS = {
+    "K8S_POD_NAMESPACE": "io.kubernetes.pod.namespace",
+    "K8S_POD_NAME": "io.kubernetes.pod.name",
+    "K8S_POD_UID": "io.kubernetes.pod.uid",
+}
+
+
+def pod_labels(env: Env) -> dict[str, str]:
+    return {label: value for key, label in POD_LABELS.items() if (value := env.arg(key))}
+
+
 def _attachment_name(conn: Connection, env: Env, att_id: str) -> str:
-    name = f"cni-{_short(env.container_id)}-{env.ifname}"
-    if naming.NAME_RE.fullmatch(name) and not store.container_name_taken(conn, name):
-        return name
+    namespace, pod = env.arg("K8S_POD_NAMESPACE"), env.arg("K8S_POD_NAME")
+    names = [f"k8s_{namespace}_{pod}_{env.ifname}"] if namespace and pod else []
+    names.append(f"cni-{_short(env.container_id)}-{env.ifname}")
+    for name in names:
+        if naming.NAME_RE.fullmatch(name) and not store.container_name_taken(conn, name):
+            return name
     return f"cni-{att_id}"
 
 
@@ -133,11 +150,13 @@ def add(ctx: Context, env: Env, conf: NetConf) -> dict:
                     "ports": [p.render() for p in conf.port_mappings],
                     "ips": [f"{i.address}/{i.prefix_len}" if i.prefix_len else i.address for i in conf.ips],
                     "mac": conf.mac,
+                    "dns": conf.dns,
                     "args": {k: v for k, v in env.args if k != "IgnoreUnknown"},
                 }
             },
         )
         store.insert_container(conn, att)
+        names_store.insert_labels(conn, "container_labels", "container_id", att_id, pod_labels(env))
         # One default route per runtime container: via its first cnet attachment that may have one.
         default = not net.internal and not store.cni_has_default_route(conn, env.container_id)
         ep = attach_endpoint(conn, att_id, net, env.ifname, static, default_route=default, mac=conf.mac)
@@ -165,6 +184,7 @@ def add(ctx: Context, env: Env, conf: NetConf) -> dict:
             default_route=ep.is_default_route,
             mtu=ep.mtu,
         ),
+        conf.dns,
     )
 
 

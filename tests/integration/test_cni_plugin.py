@@ -4,7 +4,6 @@ exactly as it found it (links, rules, netns, forwarding, database rows)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import time
@@ -345,8 +344,8 @@ def test_sigkill_mid_add_is_repaired(sandbox, cni, tmp_path):
         assert len(veths(sb)) == 1  # the veth is made
         os.kill(plugin, signal.SIGKILL)
         cni.finish(proc, timeout=30)
-        with contextlib.suppress(ProcessLookupError):  # the fake's sleep, ours too (may be gone already)
-            os.kill(int(Path(f"{hang}.pid").read_text()), signal.SIGKILL)
+        # The fake's sleep is left to the sandbox (it dies with it): the pid it wrote is the one in
+        # the sandbox's pid namespace, which on this host may be another process altogether.
         Path(f"{hang}.pid").unlink()
         hang.unlink()
 

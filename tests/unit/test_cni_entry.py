@@ -144,7 +144,11 @@ def test_conflist_document():
         "cniVersion": "1.0.0",
         "name": "blue",
         "plugins": [
-            {"type": "cnet", "network": "blue", "capabilities": {"portMappings": True, "ips": True, "mac": True}}
+            {
+                "type": "cnet",
+                "network": "blue",
+                "capabilities": {"portMappings": True, "ips": True, "mac": True, "dns": True},
+            }
         ],
     }
     assert conflist.conflist("blue", "/srv/cnet")["plugins"][0]["stateDir"] == "/srv/cnet"

@@ -299,3 +299,21 @@ def test_result_without_default_route():
 def test_newer_verbs_need_their_version(command, too_old, enough):
     assert code_of(p.parse_config, conf(cniVersion=too_old), command) == Code.INCOMPATIBLE_VERSION
     assert p.parse_config(conf(cniVersion=enough), command).cni_version == enough
+
+
+def test_port_mappings_as_containerd_sends_them():
+    # containerd 1.6 (go-cni): Go field names as keys, an empty HostIP (measured; see the CRI tests).
+    sent = [{"HostPort": 18080, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""}]
+    (m,) = p.parse_config(rc(portMappings=sent), "ADD").port_mappings
+    assert (m.host_ip, m.host_port, m.container_port, m.protocol) == ("0.0.0.0", 18080, 80, "tcp")
+
+
+def test_dns_from_runtime_config():
+    sent = {"Servers": ["10.96.0.10"], "Searches": ["default.svc.cluster.local"], "Options": ["ndots:5"]}
+    c = p.parse_config(rc(dns=sent), "ADD")
+    assert c.dns == {"nameservers": ["10.96.0.10"], "search": ["default.svc.cluster.local"], "options": ["ndots:5"]}
+    assert p.result_document("1.0.0", ATT, c.dns)["dns"] == c.dns
+    assert p.parse_config(rc(dns={"servers": [], "searches": None}), "ADD").dns is None
+    assert p.parse_config(rc(dns=sent), "DEL").dns is None
+    for bad in ({"Servers": ["dns.example"]}, {"Searches": "a.b"}, [1]):
+        assert code_of(p.parse_config, rc(dns=bad), "ADD") == Code.INVALID_CONFIG
