@@ -378,7 +378,8 @@ def render_table(r: dict) -> str:
             )
             add(
                 f"overlay: iperf3 container->container across hosts {fmt(o.get('overlay_gbps'))} Gbit/s, host->host "
-                f"over the underlay {fmt(o.get('underlay_gbps'))} Gbit/s, ratio {fmt(o.get('ratio'))}; every peer "
+                f"over the underlay {fmt(o.get('underlay_gbps'))} Gbit/s, ratio {fmt(o.get('ratio'))} (container to "
+                f"container on one host {fmt(o.get('same_host_containers_gbps'))} Gbit/s); every peer "
                 f"knows a new host {fmt(ov.get('peers_know_new_host_ms'))} ms after its share appears in etcd"
             )
     add("")

@@ -138,6 +138,9 @@ def measure(cnet: list[str], env: dict, tmp: Path, iperf_time: int = 3) -> dict:
                                             str(IPERF_PORT))  # fmt: skip
         out["second_run_ms"] = h2.timed("run", "-d", "--name", "x2", "--net", "ov", "--", "sleep", "600")
         h1.cnet("run", "-d", "--name", "c1", "--net", "ov", "--", "sleep", "600")
+        # The same container path without VXLAN (a second container on h1): where the cost is.
+        h1.cnet("run", "-d", "--name", "s1", "--net", "ov", "--", "iperf3", "-s", "-p", str(IPERF_PORT))
+        s1_ip = json.loads(h1.cnet("inspect", "s1").stdout)["networks"][0]["ip"]
         h1.cnet("net", "ls")  # h1 learns h2
         info = json.loads(h2.cnet("inspect", "s2").stdout)
         s2_ip = info["networks"][0]["ip"]
@@ -145,15 +148,21 @@ def measure(cnet: list[str], env: dict, tmp: Path, iperf_time: int = 3) -> dict:
         in_c1 = ["nsenter", f"--net=/run/netns/{c1['netns']}"]
         procs.append(h2.popen(["iperf3", "-s", "-p", str(IPERF_PORT)]))  # the underlay's server, on h2 itself
         time.sleep(0.5)
-        overlay, underlay = [], []
-        for _ in range(2):  # interleaved: the same conditions for both
-            for target, prefix, acc in ((s2_ip, in_c1, overlay), (h2.ip, [], underlay)):
+        overlay, underlay, local = [], [], []
+        for _ in range(2):  # interleaved: the same conditions for all
+            for target, prefix, acc in ((s2_ip, in_c1, overlay), (h2.ip, [], underlay), (s1_ip, in_c1, local)):
                 v = iperf_gbps(h1, prefix, target, iperf_time)
                 if v is not None:
                     acc.append(v)
         o = sorted(overlay)[len(overlay) // 2] if overlay else None
         u = sorted(underlay)[len(underlay) // 2] if underlay else None
-        out["iperf"] = {"overlay_gbps": o, "underlay_gbps": u, "ratio": (o / u) if o and u else None}
+        loc = sorted(local)[len(local) // 2] if local else None
+        out["iperf"] = {
+            "overlay_gbps": o,
+            "underlay_gbps": u,
+            "ratio": (o / u) if o and u else None,
+            "same_host_containers_gbps": loc,
+        }
         # Convergence: agents on h1 and h2; h3 joins.
         procs += [h.popen([*cnet, "agent"]) for h in (h1, h2)]
         time.sleep(1.0)
@@ -181,7 +190,7 @@ def measure(cnet: list[str], env: dict, tmp: Path, iperf_time: int = 3) -> dict:
                 time.sleep(0.005)
             known = time.perf_counter()
             out["peers_know_new_host_ms"] = (known - claimed["t"]) * 1000 if time.monotonic() < end else None
-        for h, names in ((h1, ["c1"]), (h2, ["s2", "x2"]), (h3, ["c3"])):
+        for h, names in ((h1, ["c1", "s1"]), (h2, ["s2", "x2"]), (h3, ["c3"])):
             h.cnet("rm", "-f", *names, check=False)
         for p in procs:
             p.terminate()
