@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from alembic.config import Config
 
-HEAD_REVISION = "0006_restart"
+HEAD_REVISION = "0007_ipv6"
 
 
 def migrations_dir() -> Path:
