@@ -92,6 +92,16 @@ class NetworkState(StrEnum):
 
 
 ALL_ADDRESSES = "0.0.0.0"
+IPV6_COLUMNS = (
+    "subnet6",
+    "subnet6_first",
+    "subnet6_last",
+    "gateway6",
+    "ip_range6",
+    "range6_first",
+    "range6_last",
+    "alloc6_cursor",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +137,20 @@ class Network:
     state: NetworkState
     created_at: float
     bridge_mac: str
+    # Dual stack (`--ipv6`); None on an IPv4-only network. The *6_first/last/cursor values are
+    # 32 hex digits (cnet.ipam6).
+    subnet6: str | None = None
+    subnet6_first: str | None = None
+    subnet6_last: str | None = None
+    gateway6: str | None = None
+    ip_range6: str | None = None
+    range6_first: str | None = None
+    range6_last: str | None = None
+    alloc6_cursor: str | None = None
+
+    @property
+    def prefix6_len(self) -> int | None:
+        return int(self.subnet6.rsplit("/", 1)[1]) if self.subnet6 else None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Network:
@@ -149,6 +173,7 @@ class Network:
             state=NetworkState(row["state"]),
             created_at=row["created_at"],
             bridge_mac=row["bridge_mac"],
+            **{name: row[name] for name in IPV6_COLUMNS},
         )
 
     def columns(self) -> dict[str, Any]:
@@ -172,6 +197,7 @@ class Network:
             "state": str(self.state),
             "created_at": self.created_at,
             "bridge_mac": self.bridge_mac,
+            **{name: getattr(self, name) for name in IPV6_COLUMNS},
         }
 
 
@@ -288,6 +314,9 @@ class Endpoint:
     prefix_len: int
     mtu: int
     aliases: tuple[str, ...] = ()  # extra names on this network (--network-alias)
+    ip6: str | None = None  # dual stack: the IPv6 address, with the network's gateway and prefix
+    gateway6: str | None = None
+    prefix6_len: int | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Endpoint:
@@ -308,6 +337,9 @@ class Endpoint:
             prefix_len=row["prefix_len"],
             mtu=row["mtu"],
             aliases=tuple(json.loads(row["aliases"])),
+            ip6=row["ip6"],
+            gateway6=row["gateway6"],
+            prefix6_len=int(row["subnet6"].rsplit("/", 1)[1]) if row["subnet6"] else None,
         )
 
 
@@ -323,6 +355,7 @@ class PortMapping:
     container_port: int
     protocol: str
     container_ip: str
+    container_ip6: str | None = None  # dual stack: where the IPv6 side of the mapping goes
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> PortMapping:
@@ -335,6 +368,7 @@ class PortMapping:
             container_port=row["container_port"],
             protocol=row["protocol"],
             container_ip=row["container_ip"],
+            container_ip6=row["container_ip6"],
         )
 
 
@@ -356,3 +390,4 @@ class RunRequest:
     init: bool = False  # --init: tini/catatonit as PID 1
     interactive: bool = False  # -i: keep stdin open
     tty: bool = False  # -t: a pseudo-terminal
+    ip6: str | None = None  # --ip6: a static IPv6 address on the first network

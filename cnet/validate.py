@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 from .errors import ValidationError
 from .naming import NAME_RE
 from .records import ALL_ADDRESSES, PortSpec, RestartPolicy, RunRequest
+from .validate6 import ipv6_address, network_subnet6, port_host6
 
 if TYPE_CHECKING:
     from .kernel.parse import HostAddr
 
-__all__ = ["PortSpec"]  # re-exported: the parsed form of -p
+__all__ = ["PortSpec", "ipv6_address"]  # re-exported: the parsed form of -p, the IPv6 address check
 
 MAX_NAME = 64
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,7 +44,7 @@ def ipv4_address(value: str, what: str = "address") -> ipaddress.IPv4Address:
     except ValueError:
         raise ValidationError(f"invalid {what} {value!r}: not an IPv4 address") from None
     if addr.version != 4:
-        raise ValidationError(f"invalid {what} {value!r}: IPv6 is not supported yet")
+        raise ValidationError(f"invalid {what} {value!r}: an IPv6 address where IPv4 is expected")
     return addr
 
 
@@ -56,7 +57,7 @@ def subnet(value: str, what: str = "subnet") -> ipaddress.IPv4Network:
     except ValueError:
         raise ValidationError(f"invalid {what} {value!r}: not an IPv4 CIDR such as 10.1.0.0/24") from None
     if net.version != 4:
-        raise ValidationError(f"invalid {what} {value!r}: IPv6 is not supported yet")
+        raise ValidationError(f"invalid {what} {value!r}: an IPv6 subnet needs --ipv6")
     # Reject forms ipaddress accepts but people mistype ("10.0.0/24", "010.0.0.0/24").
     addr_part = text.split("/", 1)[0]
     if len(addr_part.split(".")) != 4:
@@ -91,6 +92,27 @@ def network_subnet(value: str) -> ipaddress.IPv4Network:
     return net
 
 
+def subnets(values: Sequence[str], ipv6: bool) -> tuple[ipaddress.IPv4Network | None, ipaddress.IPv6Network | None]:
+    """`--subnet` given up to twice (Docker's dual-stack form): at most one of each family, and an
+    IPv6 one only with --ipv6."""
+    v4: ipaddress.IPv4Network | None = None
+    v6: ipaddress.IPv6Network | None = None
+    for value in values:
+        if ":" in value:
+            if not ipv6:
+                raise ValidationError(f"invalid subnet {value!r}: an IPv6 subnet needs --ipv6")
+            if v6 is not None:
+                raise ValidationError("only one IPv6 --subnet per network")
+            v6 = network_subnet6(value)
+        else:
+            if v4 is not None:
+                raise ValidationError("only one IPv4 --subnet per network")
+            v4 = network_subnet(value)
+    if ipv6 and v6 is None:
+        raise ValidationError("--ipv6 needs an IPv6 --subnet, e.g. --subnet fd00:1::/64")
+    return v4, v6
+
+
 SQLITE_MAX_INT = 2**63 - 1
 
 
@@ -114,8 +136,14 @@ def host_ip_of_this_host(ip: str, addrs: Sequence[HostAddr]) -> None:
     """A port mapping's host IP must be a unicast address of this host: one of its addresses (or
     any address of a loopback prefix, 127.0.0.0/8), never a subnet's network or broadcast
     address, although binding a socket to the latter succeeds."""
+    if ":" in ip:
+        if not any(":" in a.local and ipaddress.ip_address(a.local) == ipaddress.ip_address(ip) for a in addrs):
+            raise ValidationError(f"host IP {ip} in port mapping is not an address of this host")
+        return
     addr = ipaddress.IPv4Address(ip)
     for a in addrs:
+        if ":" in a.local:
+            continue
         iface = ipaddress.IPv4Interface(f"{a.local}/{a.prefixlen}")
         is_broadcast = a.broadcast is not None and addr == ipaddress.IPv4Address(a.broadcast)
         if is_broadcast or (iface.network.prefixlen < 31 and addr == iface.network.broadcast_address):
@@ -168,6 +196,8 @@ def port_mapping(spec: str) -> list[PortSpec]:
         protocol = protocol.lower()
         if protocol not in ("tcp", "udp"):
             raise ValidationError(f"invalid port mapping {spec!r}: protocol {protocol!r} is not supported (tcp or udp)")
+    if text.startswith("["):
+        return _pairs(spec, *port_host6(spec, text), protocol)
     parts = text.split(":")
     if len(parts) == 2:
         host_ip, host_part, ctr_part = ALL_ADDRESSES, parts[0], parts[1]
@@ -180,6 +210,10 @@ def port_mapping(spec: str) -> list[PortSpec]:
         )
     if len(parts) == 3 and parts[0].count(".") != 3 and parts[0]:
         raise ValidationError(f"invalid port mapping {spec!r}: {parts[0]!r} is not an IPv4 address")
+    return _pairs(spec, host_ip, host_part, ctr_part, protocol)
+
+
+def _pairs(spec: str, host_ip: str, host_part: str, ctr_part: str, protocol: str) -> list[PortSpec]:
     h_lo, h_hi = _port_range(host_part, "host port", spec)
     c_lo, c_hi = _port_range(ctr_part, "container port", spec)
     if (h_hi - h_lo) != (c_hi - c_lo):
@@ -292,6 +326,7 @@ def run_request(
     interactive: bool = False,
     tty: bool = False,
     remove: bool = False,
+    ip6: str | None = None,
 ) -> RunRequest:
     """Everything `cnet run` was given, checked before the state or the kernel is touched."""
     if name is not None:
@@ -315,6 +350,10 @@ def run_request(
         if not nets:
             raise ValidationError("--ip needs a network (not --net none)")
         ipv4_address(ip, "IP address")
+    if ip6 is not None:
+        if not networks or not nets:
+            raise ValidationError("--ip6 needs a network (--net)")
+        ipv6_address(ip6, "IPv6 address")
     if hostname is not None:
         _check_hostname(hostname)
     env_pairs = dict(env_pair(e) for e in env)
@@ -345,6 +384,7 @@ def run_request(
         init=init,
         interactive=interactive,
         tty=tty,
+        ip6=ip6,
     )
 
 

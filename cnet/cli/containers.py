@@ -59,6 +59,7 @@ def run(
         typer.Option("-p", "--publish", help="[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeatable)."),
     ] = None,
     ip: Annotated[Optional[str], typer.Option("--ip", help="Static address on the first network.")] = None,
+    ip6: Annotated[Optional[str], typer.Option("--ip6", help="Static IPv6 address (dual-stack first network).")] = None,
     hostname: Annotated[Optional[str], typer.Option("--hostname", help="Hostname (default: the name).")] = None,
     env: Annotated[
         Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")
@@ -103,6 +104,7 @@ def run(
         networks=net or [],
         ports=publish or [],
         ip=ip,
+        ip6=ip6,
         hostname=hostname,
         env=env or [],
         command=command or [],

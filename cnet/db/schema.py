@@ -22,7 +22,6 @@ from sqlalchemy import (
 from .schema_data import IPV6_NETWORK_COLUMNS, NAMING_CONVENTION
 from .views import VIEWS as VIEWS  # the views belong to the schema's definition; kept in views.py
 
-
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 networks = Table(

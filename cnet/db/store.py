@@ -332,6 +332,7 @@ def insert_endpoint(
     mac: str,
     default_route: bool,
     aliases: tuple[str, ...] = (),
+    ip6: str | None = None,
 ) -> Endpoint:
     now = time.time()
     ep_id = conn.insert(
@@ -347,6 +348,7 @@ def insert_endpoint(
             "is_default_route": int(default_route),
             "created_at": now,
             "aliases": json.dumps(list(aliases)),
+            "ip6": ip6,
         },
     )
     return Endpoint(
@@ -366,6 +368,9 @@ def insert_endpoint(
         prefix_len=network.prefix_len,
         mtu=network.mtu,
         aliases=aliases,
+        ip6=ip6,
+        gateway6=network.gateway6 if ip6 else None,
+        prefix6_len=network.prefix6_len if ip6 else None,
     )
 
 
@@ -376,8 +381,8 @@ def forget_endpoint(conn: Connection, container_id: str, network_id: str) -> Non
 def endpoint_ips(conn: Connection) -> dict[str, list[str]]:
     """container id -> its addresses, by interface."""
     out: dict[str, list[str]] = {}
-    for cid, ip in conn.execute(q.ENDPOINT_IPS):
-        out.setdefault(cid, []).append(ip)
+    for cid, ip, ip6 in conn.execute(q.ENDPOINT_IPS):
+        out.setdefault(cid, []).extend([ip, ip6] if ip6 else [ip])
     return out
 
 
@@ -430,6 +435,7 @@ def insert_port(conn: Connection, container_id: str, endpoint: Endpoint, spec: P
         container_port=spec.container_port,
         protocol=spec.protocol,
         container_ip=endpoint.ip,
+        container_ip6=endpoint.ip6,
     )
 
 

@@ -342,7 +342,7 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool, force: bool = False) -
         k.bridge_rules,
         base_wanted=bool(d.networks),
         expected={
-            e.host_veth: eb.SpoofTarget(e.host_veth, e.mac, e.ip)
+            e.host_veth: eb.SpoofTarget(e.host_veth, e.mac, e.ip, e.ip6)
             for e in d.endpoints
             if d.stable_container(e.container_id)
         },

@@ -350,7 +350,7 @@ BAD_CREATES = [
     ({"name": "x;rm -rf /"}, "invalid network name"),
     ({"name": "ok", "subnet": "10.1.2.12/24"}, "did you mean 10.1.2.0/24?"),
     ({"name": "ok", "subnet": "10.0.0.0/31"}, "a /31 has no room"),
-    ({"name": "ok", "subnet": "fd00::/64"}, "IPv6 is not supported"),
+    ({"name": "ok", "subnet": "fd00::/64"}, "an IPv6 subnet needs --ipv6"),
     ({"name": "ok", "subnet": "10.7.0.0/24", "gateway": "10.8.0.1"}, "gateway 10.8.0.1 is outside subnet 10.7.0.0/24"),
     ({"name": "ok", "subnet": "10.7.0.0/24", "gateway": "10.7.0.255"}, "is the network or broadcast address"),
     ({"name": "ok", "subnet": "10.7.0.0/24", "ip_range": "10.8.0.0/28"}, "is not inside subnet"),

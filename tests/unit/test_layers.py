@@ -19,7 +19,7 @@ MAX_LINES = 450
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("cnet.cli", "cnet.__main__")),
     ("services", ("cnet.services",)),
-    ("middle", ("cnet.plans", "cnet.journal", "cnet.db", "cnet.ipam", "cnet.runner")),
+    ("middle", ("cnet.plans", "cnet.journal", "cnet.db", "cnet.ipam", "cnet.ipam6", "cnet.runner")),
     (
         "base",
         (
@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cnet.exec_args",
             "cnet.tty",
             "cnet.validate",
+            "cnet.validate6",
             "cnet._shfast",
             "cnet.cni",
             "cnet._profile",
@@ -42,9 +43,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 # Inside the middle layer: plans are pure (no database, journal or processes), the database
 # layer knows nothing of plans, IPAM or the journal.
 FORBIDDEN = {
-    "cnet.plans": ("cnet.db", "cnet.journal", "cnet.runner", "cnet.ipam"),
-    "cnet.db": ("cnet.plans", "cnet.journal", "cnet.runner", "cnet.ipam"),
-    "cnet.runner": ("cnet.db", "cnet.journal", "cnet.plans", "cnet.ipam"),
+    "cnet.plans": ("cnet.db", "cnet.journal", "cnet.runner", "cnet.ipam", "cnet.ipam6"),
+    "cnet.db": ("cnet.plans", "cnet.journal", "cnet.runner", "cnet.ipam", "cnet.ipam6"),
+    "cnet.runner": ("cnet.db", "cnet.journal", "cnet.plans", "cnet.ipam", "cnet.ipam6"),
 }
 # Third-party imports allowed only in these modules.
 CONFINED = {
@@ -191,6 +192,7 @@ def test_sql_runs_only_in_the_store_the_journal_and_ipam():
         "cnet.db.migrate",
         "cnet.journal",
         "cnet.ipam",
+        "cnet.ipam6",  # IPv6 twin of cnet.ipam
         "cnet.services.query",
     }
     bad = []

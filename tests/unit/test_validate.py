@@ -74,8 +74,8 @@ def test_name_error_is_one_line():
         ("10.1.2.12/16", "did you mean 10.1.0.0/16?"),
         ("10.0.0.0/31", "a /31 has no room for a gateway and a container"),
         ("10.0.0.0/32", "a /32 has no room"),
-        ("fd00::/64", "IPv6 is not supported"),
-        ("::/0", "IPv6 is not supported"),
+        ("fd00::/64", "an IPv6 subnet needs --ipv6"),
+        ("::/0", "an IPv6 subnet needs --ipv6"),
     ],
 )
 def test_invalid_network_subnets(value, fragment):
@@ -107,8 +107,8 @@ def test_invalid_addresses(value):
         validate.ipv4_address(value, "gateway")
 
 
-def test_ipv6_address_not_supported():
-    with pytest.raises(ValidationError, match="IPv6 is not supported"):
+def test_ipv6_address_where_ipv4_is_expected():
+    with pytest.raises(ValidationError, match="an IPv6 address where IPv4 is expected"):
         validate.ipv4_address("::1", "gateway")
 
 
