@@ -141,9 +141,8 @@ def host_ip_of_this_host(ip: str, addrs: Sequence[HostAddr]) -> None:
             raise ValidationError(f"host IP {ip} in port mapping is not an address of this host")
         return
     addr = ipaddress.IPv4Address(ip)
+    addrs = [a for a in addrs if ":" not in a.local]
     for a in addrs:
-        if ":" in a.local:
-            continue
         iface = ipaddress.IPv4Interface(f"{a.local}/{a.prefixlen}")
         is_broadcast = a.broadcast is not None and addr == ipaddress.IPv4Address(a.broadcast)
         if is_broadcast or (iface.network.prefixlen < 31 and addr == iface.network.broadcast_address):

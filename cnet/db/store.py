@@ -15,6 +15,7 @@ from . import queries as q
 from .connection import Connection
 
 IP_FORWARD_SETTING = "ip_forward_before_cnet"
+IP6_FORWARD_SETTING = "ip6_forward_before_cnet"  # with the first dual-stack network
 # Exit code recorded when nobody saw the real one (the watcher was killed, the host rebooted).
 UNKNOWN_EXIT = 255
 
@@ -59,10 +60,12 @@ def set_network_state(conn: Connection, network_id: str, state: NetworkState) ->
 
 
 def forget_network(conn: Connection, network_id: str) -> None:
-    """Delete a network's row; with the last network goes the remembered ip_forward setting."""
+    """Delete a network's row; with the last network goes the remembered ip_forward setting (the
+    IPv6 one with the last dual-stack network)."""
     conn.execute(q.NETWORK_DELETE, (network_id,))
     if network_count(conn) == 0:
         conn.execute(q.SETTING_DELETE, (IP_FORWARD_SETTING,))
+        conn.execute(q.SETTING_DELETE, (IP6_FORWARD_SETTING,))
 
 
 def network_users(conn: Connection, network_id: str) -> tuple[list[str], list[str]]:

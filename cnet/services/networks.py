@@ -23,7 +23,6 @@ from .hostfacts import host_facts
 DEFAULT_POOLS = [ipaddress.IPv4Network(f"10.{n}.0.0/16") for n in range(91, 100)]
 DEFAULT_POOL_PREFIX = 24
 DEFAULT_MTU = 1500
-IP6_FORWARD_SETTING = "ip6_forward_before_cnet"
 
 
 def host_routes6() -> list[tuple[ipaddress.IPv6Network, str]]:
@@ -210,7 +209,7 @@ def create_network(
         if first6:
             if facts.ip6_forward != "1" and not facts.sysctl_writable:
                 raise CnetError("IPv6 forwarding is off and /proc/sys is read-only: turn it on, then run this again")
-            store.put_setting(conn, IP6_FORWARD_SETTING, facts.ip6_forward)
+            store.put_setting(conn, store.IP6_FORWARD_SETTING, facts.ip6_forward)
         store.insert_network(conn, net)
         names_store.insert_labels(conn, "network_labels", "network_id", network_id, labels or {})
         ipam.reserve_gateway(conn, network_id, net.gateway)
@@ -272,7 +271,7 @@ def remove_network(ctx: Context, name: str) -> Outcome[Network]:
             ip_forward_before=before or "0",
             facts=host_facts(),
             last6=last6,
-            ip6_forward_before=store.get_setting(conn, IP6_FORWARD_SETTING) or "0",
+            ip6_forward_before=store.get_setting(conn, store.IP6_FORWARD_SETTING) or "0",
         )
         if not ctx.dry_run:
             store.set_network_state(conn, net.id, NetworkState.REMOVING)
