@@ -127,6 +127,15 @@ def test_gc_and_restore_bring_back_the_ipv6_objects(sandbox, tools):
     assert "inet6 fd00:30:1::1/64" in sb.run(["ip", "-6", "addr", "show", "dev", bridge], check=True).stdout
     assert sb.rules6() == rules6
     assert sb.sysctl("net.ipv6.conf.all.forwarding") == "1"
+    # gc: an orphan IPv6 rule goes, a network's missing IPv6 rule comes back.
+    sb.sh(
+        "ip6tables -t nat -A CNET-POSTROUTING -m comment --comment cnet:net:gone -j ACCEPT && "
+        "ip6tables -t nat -D CNET-POSTROUTING -s fd00:30:1::/64 ! -o " + bridge +
+        " -m comment --comment cnet:net:d1 -j MASQUERADE"
+    )  # fmt: skip
+    assert sb.rules6() != rules6
+    sb.cnet("gc")
+    assert sb.rules6() == rules6
     srv = run_server(sb, tools, "srv", "--net", "d1", dual=True)
     sb.cnet("run", "-d", "--name", "cl", "--net", "d1", "--", "sleep", "600")
     cl = json.loads(sb.cnet("inspect", "cl").stdout)

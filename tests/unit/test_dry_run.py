@@ -389,7 +389,7 @@ def test_dry_run_and_real_run_fail_alike(tmp_path, kwargs, fragment):
 
 # --- teardown-like plans: `|| true` exactly where the real run goes past errors -------------------
 class CannedKernel(NoKernel):
-    """Answers the reconciler's four reads; anything that would change the kernel fails the test."""
+    """Answers the reconciler's five reads; anything that would change the kernel fails the test."""
 
     def __init__(self, save: str):
         self.save = save
@@ -399,6 +399,7 @@ class CannedKernel(NoKernel):
             ("ip", "-d", "-j", "addr"): "[]",
             ("ip", "netns", "list"): "",
             ("iptables-save",): self.save,
+            ("ip6tables-save",): "",
             ("ebtables-nft-save",): "",
         }[command.argv]
 
