@@ -135,3 +135,8 @@ def reserve_gateway(conn: Connection, network_id: str, gateway: str) -> None:
 
 def bind(conn: Connection, network_id: str, addr: int, endpoint_id: int) -> None:
     conn.execute(q.ALLOC6_BIND, (endpoint_id, network_id, to_hex(addr)))
+
+
+def release(conn: Connection, network_id: str, addr: int) -> None:
+    """(An endpoint's addresses go with its row, ON DELETE CASCADE; this is the explicit form.)"""
+    conn.execute(q.ALLOC6_DELETE, (network_id, to_hex(addr)))

@@ -240,6 +240,7 @@ ALLOC6_HOLDER = (
     "LEFT JOIN containers c ON c.id = e.container_id WHERE a.network_id = ? AND a.address_hex = ?"
 )
 ALLOC6_BIND = "UPDATE ip6_allocations SET endpoint_id = ? WHERE network_id = ? AND address_hex = ?"
+ALLOC6_DELETE = "DELETE FROM ip6_allocations WHERE network_id = ? AND address_hex = ?"
 
 # --- the journal (cnet.journal) -----------------------------------------------------------------------
 OP_INSERT = (
