@@ -144,7 +144,7 @@ for i, (ip, expect) in enumerate(
 case("ip-without-net", ["run", "--ip", "10.91.0.9", "--", "true"], expect="needs a network")
 
 # --- IPv6 (the sandbox holds the dual-stack network `dual`, fd00:92::/64, with `web6` on fd00:92::5,
-# and a host address 2001:db8:aa::1/64 on a dummy link) -----------------------------------------------
+# and a host address 2001:db8:aa::1/64 on a veth of its own) -----------------------------------------------
 V4 = ["--subnet", "10.5.0.0/24"]
 for i, (subnet6, expect) in enumerate(
     [
@@ -327,7 +327,8 @@ def hostile_sb(tmp_path_factory):
         baseline = sb.snapshot()
         sb.cnet("net", "create", NET, "--subnet", SUBNET)
         sb.sh(
-            "ip link add hostv6 type dummy && ip addr add 2001:db8:aa::1/64 dev hostv6 nodad && ip link set hostv6 up"
+            "ip link add hostv6 type veth peer name hostv6p && ip addr add 2001:db8:aa::1/64 dev hostv6 nodad && "
+            "ip link set hostv6 up && ip link set hostv6p up"
         )
         sb.cnet("net", "create", "dual", "--ipv6", "--subnet", "10.92.0.0/24", "--subnet", "fd00:92::/64")
         sb.cnet("run", "-d", "--name", "web6", "--net", "dual", "--ip6", "fd00:92::5", "--", "sleep", "100000")
