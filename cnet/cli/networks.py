@@ -69,7 +69,9 @@ def create(
     if ctx.dry_run:
         n = out.result
         common.print_plan(
-            out.plan, f"cnet net create {name}: subnet {n.subnet}, gateway {n.gateway}, bridge {n.bridge}"
+            out.plan,
+            f"cnet net create {name}: subnet {n.subnet}, gateway {n.gateway}, bridge {n.bridge}"
+            + (f", IPv6 subnet {n.subnet6}, gateway {n.gateway6}" if n.subnet6 else ""),
         )
         return
     print(out.result.id)

@@ -154,6 +154,8 @@ def create_network(
     requested6 = validate6.network_subnet6(subnet6) if subnet6 is not None else None
     if requested6 is None and (gateway6 or ip_range6):
         raise ValidationError("an IPv6 --gateway or --ip-range needs --ipv6 and an IPv6 --subnet")
+    if requested6 is not None and not Path("/proc/sys/net/ipv6").exists():
+        raise CnetError("IPv6 is disabled on this host (no /proc/sys/net/ipv6): --ipv6 cannot work here")
     ctx.require_root()
     facts = None
 
