@@ -173,7 +173,9 @@ def setup(sb, faults: Faults, op: str) -> dict:
         )
         snaps["run"] = (kernel(sb), db(sb))
     if op == "rm-f" and dual:
-        sb.cnet("run", "-d", "--name", "c1", "--net", "a", "-p", "8080:80", "--", "sleep", "1000", env={"PATH": faults.path})
+        sb.cnet(
+            "run", "-d", "--name", "c1", "--net", "a", "-p", "8080:80", "--", "sleep", "1000", env={"PATH": faults.path}
+        )
     if op == "disconnect":
         sb.cnet("net", "connect", "b", "c1")
     return snaps
