@@ -144,3 +144,43 @@ def test_gc_and_restore_bring_back_the_ipv6_objects(sandbox, tools):
     }
     sb.cnet("rm", "-f", "srv", "cl")
     sb.cnet("net", "rm", "d1")
+
+
+@pytest.mark.parametrize("internal_first", [True, False])
+def test_internal_dual_stack_network_drops_ipv6_whatever_the_creation_order(sandbox, tools, internal_first):
+    sb = sandbox
+    ext = add_client(sb, ipv6=True)
+    create = [
+        ("i1", ("--internal", "--ipv6", "--subnet", "10.30.3.0/24", "--subnet", "fd00:30:3::/64")),
+        ("d1", N1),
+    ]
+    for name, args in create if internal_first else create[::-1]:
+        sb.cnet("net", "create", name, *args)
+    inside = run_server(sb, tools, "inside", "--net", "i1", dual=True)
+    peer = run_server(sb, tools, "peer", "--net", "i1", dual=True)
+    outer = run_server(sb, tools, "outer", "--net", "d1", "-p", "8080:80", dual=True)
+    in6, out6 = inside["networks"][0]["ip6"], outer["networks"][0]["ip6"]
+    assert answers(sb, tools, _t6(in6, 80), netns=peer["netns"]) == {t: "inside" for t in _t6(in6, 80)}
+    assert inside["networks"][0]["gateway6"] == "fd00:30:3::1"
+    routes = sb.run(in_netns(inside["netns"], ["ip", "-6", "route"]), check=True).stdout
+    assert "default" not in routes  # an internal network has no way out
+    sb.run(in_netns(inside["netns"], ["ip", "-6", "route", "add", "default", "via", "fd00:30:3::1"]), check=True)
+    outside = sb.popen(in_netns(ext.netns, ["python3", str(tools.server), "9000", "dual"]))
+    assert sb.wait_for(lambda: probe(sb, tools, [f"tcp:[{ext.ip6}]:9000"], timeout=0.5)[0], timeout=10)
+    # Control: the ordinary network does get out.
+    assert probe(sb, tools, [f"tcp:[{ext.ip6}]:9000"], netns=outer["netns"])[0]
+    blocked = {
+        "internal -> other network": (inside["netns"], _t6(out6, 80)),
+        "internal -> external host": (inside["netns"], _t6(ext.ip6, 9000)),
+        "internal -> published port via the host": (inside["netns"], _t6(ext.host_ip6, 8080)),
+        "other network -> internal": (outer["netns"], _t6(in6, 80)),
+    }
+    try:
+        for what, (netns, targets) in blocked.items():
+            assert probe(sb, tools, targets, netns=netns, timeout=1) == [None, None], what
+    finally:
+        outside.kill()
+        outside.wait()
+    sb.cnet("rm", "-f", "inside", "peer", "outer")
+    sb.cnet("net", "rm", "i1", "d1")
+    del_client(sb, ext)

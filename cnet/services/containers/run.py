@@ -186,7 +186,7 @@ def _run(
         container = replace(container, spec={**container.spec, "addresses": [ep.ip for ep in eps]})
         store.set_spec(conn, cid, container.spec)
         if not ctx.dry_run:
-            held.append(hold_ports(req.ports, ipv6=bool(nets[0].subnet6)))  # last: everything else is checked
+            held.append(hold_ports(req.ports, ipv6=bool(nets and nets[0].subnet6)))  # last: everything else is checked
         wiring = plans.wiring(container, eps, ports, before=restore_steps)
         launch = launch_argv(ctx, cid, hostname, req.command, init=req.init, tty=req.tty)
         shown = Plan([*shown_before, *wiring.steps, plans.launch_step(launch)])
