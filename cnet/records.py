@@ -96,6 +96,16 @@ class NetworkState(StrEnum):
 
 
 ALL_ADDRESSES = "0.0.0.0"
+IPV6_COLUMNS = (
+    "subnet6",
+    "subnet6_first",
+    "subnet6_last",
+    "gateway6",
+    "ip_range6",
+    "range6_first",
+    "range6_last",
+    "alloc6_cursor",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +152,21 @@ class Network:
     def overlay(self) -> bool:
         return self.overlay_subnet is not None
 
+    # Dual stack (`--ipv6`); None on an IPv4-only network. The *6_first/last/cursor values are
+    # 32 hex digits (cnet.ipam6).
+    subnet6: str | None = None
+    subnet6_first: str | None = None
+    subnet6_last: str | None = None
+    gateway6: str | None = None
+    ip_range6: str | None = None
+    range6_first: str | None = None
+    range6_last: str | None = None
+    alloc6_cursor: str | None = None
+
+    @property
+    def prefix6_len(self) -> int | None:
+        return int(self.subnet6.rsplit("/", 1)[1]) if self.subnet6 else None
+
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Network:
         return cls(
@@ -168,6 +193,7 @@ class Network:
             vtep_mac=row["vtep_mac"],
             underlay_ip=row["underlay_ip"],
             underlay_dev=row["underlay_dev"],
+            **{name: row[name] for name in IPV6_COLUMNS},
         )
 
     def columns(self) -> dict[str, Any]:
@@ -196,6 +222,7 @@ class Network:
             "vtep_mac": self.vtep_mac,
             "underlay_ip": self.underlay_ip,
             "underlay_dev": self.underlay_dev,
+            **{name: getattr(self, name) for name in IPV6_COLUMNS},
         }
 
 
@@ -312,6 +339,9 @@ class Endpoint:
     prefix_len: int
     mtu: int
     aliases: tuple[str, ...] = ()  # extra names on this network (--network-alias)
+    ip6: str | None = None  # dual stack: the IPv6 address, with the network's gateway and prefix
+    gateway6: str | None = None
+    prefix6_len: int | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Endpoint:
@@ -332,6 +362,9 @@ class Endpoint:
             prefix_len=row["prefix_len"],
             mtu=row["mtu"],
             aliases=tuple(json.loads(row["aliases"])),
+            ip6=row["ip6"],
+            gateway6=row["gateway6"],
+            prefix6_len=int(row["subnet6"].rsplit("/", 1)[1]) if row["subnet6"] else None,
         )
 
 
@@ -347,6 +380,7 @@ class PortMapping:
     container_port: int
     protocol: str
     container_ip: str
+    container_ip6: str | None = None  # dual stack: where the IPv6 side of the mapping goes
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> PortMapping:
@@ -359,6 +393,7 @@ class PortMapping:
             container_port=row["container_port"],
             protocol=row["protocol"],
             container_ip=row["container_ip"],
+            container_ip6=row["container_ip6"],
         )
 
 
@@ -381,3 +416,4 @@ class RunRequest:
     interactive: bool = False  # -i: keep stdin open
     tty: bool = False  # -t: a pseudo-terminal
     log_max_size: int = DEFAULT_LOG_MAX_SIZE  # --log-max-size: the log is rotated (once) at this size
+    ip6: str | None = None  # --ip6: a static IPv6 address on the first network

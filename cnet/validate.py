@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING
 from .errors import ValidationError
 from .naming import NAME_RE
 from .records import ALL_ADDRESSES, PortSpec, RestartPolicy, RunRequest
+from .validate6 import ipv6_address, network_subnet6, port_host6
+from .validate_logs import log_size, log_time
 
 if TYPE_CHECKING:
     from .kernel.parse import HostAddr
 
-__all__ = ["PortSpec"]  # re-exported: the parsed form of -p
+# re-exported: the parsed form of -p, the IPv6 address check, the logs options
+__all__ = ["PortSpec", "ipv6_address", "log_size", "log_time"]
 
 MAX_NAME = 64
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,7 +46,7 @@ def ipv4_address(value: str, what: str = "address") -> ipaddress.IPv4Address:
     except ValueError:
         raise ValidationError(f"invalid {what} {value!r}: not an IPv4 address") from None
     if addr.version != 4:
-        raise ValidationError(f"invalid {what} {value!r}: IPv6 is not supported yet")
+        raise ValidationError(f"invalid {what} {value!r}: an IPv6 address where IPv4 is expected")
     return addr
 
 
@@ -56,7 +59,7 @@ def subnet(value: str, what: str = "subnet") -> ipaddress.IPv4Network:
     except ValueError:
         raise ValidationError(f"invalid {what} {value!r}: not an IPv4 CIDR such as 10.1.0.0/24") from None
     if net.version != 4:
-        raise ValidationError(f"invalid {what} {value!r}: IPv6 is not supported yet")
+        raise ValidationError(f"invalid {what} {value!r}: an IPv6 subnet needs --ipv6")
     # Reject forms ipaddress accepts but people mistype ("10.0.0/24", "010.0.0.0/24").
     addr_part = text.split("/", 1)[0]
     if len(addr_part.split(".")) != 4:
@@ -91,6 +94,27 @@ def network_subnet(value: str) -> ipaddress.IPv4Network:
     return net
 
 
+def subnets(values: Sequence[str], ipv6: bool) -> tuple[ipaddress.IPv4Network | None, ipaddress.IPv6Network | None]:
+    """`--subnet` given up to twice (Docker's dual-stack form): at most one of each family, and an
+    IPv6 one only with --ipv6."""
+    v4: ipaddress.IPv4Network | None = None
+    v6: ipaddress.IPv6Network | None = None
+    for value in values:
+        if ":" in value:
+            if not ipv6:
+                raise ValidationError(f"invalid subnet {value!r}: an IPv6 subnet needs --ipv6")
+            if v6 is not None:
+                raise ValidationError("only one IPv6 --subnet per network")
+            v6 = network_subnet6(value)
+        else:
+            if v4 is not None:
+                raise ValidationError("only one IPv4 --subnet per network")
+            v4 = network_subnet(value)
+    if ipv6 and v6 is None:
+        raise ValidationError("--ipv6 needs an IPv6 --subnet, e.g. --subnet fd00:1::/64")
+    return v4, v6
+
+
 SQLITE_MAX_INT = 2**63 - 1
 
 
@@ -114,7 +138,12 @@ def host_ip_of_this_host(ip: str, addrs: Sequence[HostAddr]) -> None:
     """A port mapping's host IP must be a unicast address of this host: one of its addresses (or
     any address of a loopback prefix, 127.0.0.0/8), never a subnet's network or broadcast
     address, although binding a socket to the latter succeeds."""
+    if ":" in ip:
+        if not any(":" in a.local and ipaddress.ip_address(a.local) == ipaddress.ip_address(ip) for a in addrs):
+            raise ValidationError(f"host IP {ip} in port mapping is not an address of this host")
+        return
     addr = ipaddress.IPv4Address(ip)
+    addrs = [a for a in addrs if ":" not in a.local]
     for a in addrs:
         iface = ipaddress.IPv4Interface(f"{a.local}/{a.prefixlen}")
         is_broadcast = a.broadcast is not None and addr == ipaddress.IPv4Address(a.broadcast)
@@ -168,6 +197,8 @@ def port_mapping(spec: str) -> list[PortSpec]:
         protocol = protocol.lower()
         if protocol not in ("tcp", "udp"):
             raise ValidationError(f"invalid port mapping {spec!r}: protocol {protocol!r} is not supported (tcp or udp)")
+    if text.startswith("["):
+        return _pairs(spec, *port_host6(spec, text), protocol)
     parts = text.split(":")
     if len(parts) == 2:
         host_ip, host_part, ctr_part = ALL_ADDRESSES, parts[0], parts[1]
@@ -180,6 +211,10 @@ def port_mapping(spec: str) -> list[PortSpec]:
         )
     if len(parts) == 3 and parts[0].count(".") != 3 and parts[0]:
         raise ValidationError(f"invalid port mapping {spec!r}: {parts[0]!r} is not an IPv4 address")
+    return _pairs(spec, host_ip, host_part, ctr_part, protocol)
+
+
+def _pairs(spec: str, host_ip: str, host_part: str, ctr_part: str, protocol: str) -> list[PortSpec]:
     h_lo, h_hi = _port_range(host_part, "host port", spec)
     c_lo, c_hi = _port_range(ctr_part, "container port", spec)
     if (h_hi - h_lo) != (c_hi - c_lo):
@@ -293,6 +328,7 @@ def run_request(
     tty: bool = False,
     remove: bool = False,
     log_max_size: str | None = None,
+    ip6: str | None = None,
 ) -> RunRequest:
     """Everything `cnet run` was given, checked before the state or the kernel is touched."""
     if name is not None:
@@ -316,6 +352,10 @@ def run_request(
         if not nets:
             raise ValidationError("--ip needs a network (not --net none)")
         ipv4_address(ip, "IP address")
+    if ip6 is not None:
+        if not networks or not nets:
+            raise ValidationError("--ip6 needs a network (--net)")
+        ipv6_address(ip6, "IPv6 address")
     if hostname is not None:
         _check_hostname(hostname)
     env_pairs = dict(env_pair(e) for e in env)
@@ -347,6 +387,7 @@ def run_request(
         interactive=interactive,
         tty=tty,
         **({"log_max_size": log_size(log_max_size)} if log_max_size is not None else {}),
+        ip6=ip6,
     )
 
 
@@ -374,63 +415,3 @@ def restart_policy(text: str) -> tuple[RestartPolicy, int]:
 _check_name = name
 _check_hostname = hostname
 _labels = labels
-
-
-_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgt]?)i?b?", re.IGNORECASE)
-
-
-def log_size(text: str) -> int:
-    """--log-max-size as Docker reads max-size: bytes, or with k, m, g, t (powers of 1024;
-    `10m`, `512k`, `1.5g`, `10MiB`)."""
-    m = _SIZE_RE.fullmatch(text.strip())
-    if not m or not text.isascii():
-        raise ValidationError(f"invalid --log-max-size {text!r}: use bytes or a size like 512k, 10m, 1g")
-    size = int(float(m[1]) * 1024 ** " kmgt".index(m[2].lower() or " "))
-    if size < 1 or size > 2**40:
-        raise ValidationError(f"invalid --log-max-size {text!r}: it must be between 1 byte and 1t")
-    return size
-
-
-_DURATION_RE = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
-_UNITS_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\d)(?:T(\d\d)(?::(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?)?)?(Z|[+-]\d\d:\d\d)?")
-
-
-def log_time(text: str, now_ns: int, option: str = "--since") -> int:
-    """--since / --until as `docker logs` takes them, in nanoseconds since the epoch: a duration
-    before now (Go's spelling: 10m, 1h30m, 90s, 1.5h), an RFC 3339 time or a prefix of one
-    (2026-01-02, 2026-01-02T15:04, ...; local time unless it ends in Z or +HH:MM), or a Unix
-    timestamp (1700000000, 1700000000.5)."""
-    import calendar
-    import time
-
-    t = text.strip()
-    if _DURATION_RE.fullmatch(t):
-        ns = sum(round(float(v) * _UNITS_NS[u]) for v, u in re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", t))
-        return now_ns - ns
-    if re.fullmatch(r"\d+(\.\d{1,9})?", t):
-        whole, _, frac = t.partition(".")
-        return int(whole) * 10**9 + int(frac.ljust(9, "0") or 0)
-    m = _TIME_RE.fullmatch(t)
-    if m:
-        date, hh, mm, ss, frac, zone = m.groups()
-        try:
-            fields = (*map(int, date.split("-")), int(hh or 0), int(mm or 0), int(ss or 0))
-            tm = time.struct_time((*fields, 0, 0, -1))
-            if zone is None:
-                secs = int(time.mktime(tm))
-            else:
-                secs = calendar.timegm(tm)
-                if zone != "Z":
-                    sign = 1 if zone[0] == "+" else -1
-                    secs -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
-            if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24 and fields[4] < 60):
-                raise ValueError
-        except (ValueError, OverflowError):
-            pass
-        else:
-            return secs * 10**9 + int((frac or "").ljust(9, "0"))
-    raise ValidationError(
-        f"invalid {option} {text!r}: use a duration (10m, 1h30m), an RFC 3339 time "
-        "(2026-01-02T15:04:05Z) or a Unix timestamp"
-    )

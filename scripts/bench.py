@@ -269,6 +269,7 @@ def targets(r: dict) -> list[Target]:
         ),
         Target("overlay: every peer knows a new host (agents)", g("overlay", "peers_know_new_host_ms"), 1000, "ms"),
         Target("CRI RunPodSandbox p50 / reference chain p50", g("cri", "run_ratio"), 1.0, "x"),
+        Target("dual stack adds to wiring (p50, no ports)", g("dualstack", "added_ms"), 1.0, "ms"),
     ]
 
 
@@ -332,6 +333,15 @@ def render_table(r: dict) -> str:
                 f"growth {who:5}: median last {x['k']} {fmt(x['last'])} ms / first {x['k']} {fmt(x['first'])} ms"
                 f" = {fmt(x['ratio'])}x"
             )
+    ds = r.get("dualstack") or {}
+    if ds:
+        add(
+            f"dual stack ({ds['rounds']} interleaved runs each): wiring p50 IPv4-only {fmt(ds['v4']['p50'])} ms, "
+            f"dual-stack {fmt(ds['dual']['p50'])} ms (+{fmt(ds['added_ms'])} ms); with -p: "
+            f"{fmt(ds['v4_ports']['p50'])} / {fmt(ds['dual_ports']['p50'])} ms (+{fmt(ds['added_ports_ms'])} ms, "
+            "one ip6tables-restore)"
+        )
+        add(f"      same processes without ports: {ds['commands_v4']} for IPv4-only, {ds['commands_dual']} for dual")
     ip = r.get("ipam") or {}
     if ip:
         add(
@@ -632,6 +642,56 @@ class Bench:
         finally:
             conn.close()
         return [r[1] for r in rows if r[2] == r[3]]
+
+    def last_run(self) -> tuple[float, int]:
+        """(sum of the step durations, number of steps) of the newest `run` operation."""
+        conn = sqlite3.connect(f"file:{self.state_dir / 'cnet.db'}?mode=ro", uri=True)
+        try:
+            row = conn.execute(
+                "SELECT sum(s.duration_ms), count(s.id) FROM operation_steps s WHERE s.operation_id = "
+                "(SELECT max(id) FROM operations WHERE kind = 'run' AND status = 'done')"
+            ).fetchone()
+        finally:
+            conn.close()
+        return row[0], row[1]
+
+    def dualstack(self) -> None:
+        """Interleaved `run -d` on an IPv4-only and on a dual-stack network (fresh networks of their
+        own), without and with a published port: the wiring's journal step timings."""
+        rounds = min(self.n, 40)
+        for argv in (
+            ("net", "create", "bv4", "--subnet", "10.87.0.0/16"),
+            ("net", "create", "bv6", "--ipv6", "--subnet", "10.86.0.0/16", "--subnet", "fd00:86::/64"),
+        ):
+            run(self.cnet(*argv))
+        out: dict[str, list[float]] = {"v4": [], "dual": [], "v4_ports": [], "dual_ports": []}
+        steps: dict[str, int] = {}
+        names = []
+        for i in range(rounds):
+            order = [("v4", "bv4"), ("dual", "bv6")]
+            for key, net in order if i % 2 == 0 else order[::-1]:
+                for ports, suffix in (
+                    ((), ""),
+                    (("-p", f"{20000 + i}:80" if key == "v4" else f"{21000 + i}:80"), "_ports"),
+                ):
+                    name = f"ds-{key}{suffix}-{i}"
+                    run(self.cnet("run", "-d", "--name", name, "--net", net, *ports, "--", "sleep", "infinity"))
+                    ms, n = self.last_run()
+                    out[key + suffix].append(ms)
+                    steps[key + suffix] = n
+                    names.append(name)
+        for i in range(0, len(names), 20):
+            run(self.cnet("rm", "-f", *names[i : i + 20]))
+        run(self.cnet("net", "rm", "bv4", "bv6"))
+        res = {k: summary(v) for k, v in out.items()}
+        self.r["dualstack"] = {
+            **res,
+            "rounds": rounds,
+            "added_ms": res["dual"]["p50"] - res["v4"]["p50"],
+            "added_ports_ms": res["dual_ports"]["p50"] - res["v4_ports"]["p50"],
+            "commands_v4": steps["v4"],
+            "commands_dual": steps["dual"],
+        }
 
     def startup(self) -> None:
         out = {"help": [], "ps": [], "inspect": []}
@@ -984,6 +1044,7 @@ class Bench:
             ("kernel growth (same wiring by hand, accumulating)", "kernel", self.kernel_growth),
             ("IPAM /16", "ipam", self.ipam),
             ("overlay: 3 hosts, etcd, VXLAN (join, iperf3 across hosts, convergence)", "overlay", self.overlay),
+            ("dual stack: run -d on IPv4-only vs dual-stack networks, interleaved", "dualstack", self.dualstack),
         ]
         if only is not None:
             only = only | {"setup"}
@@ -1214,7 +1275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only",
         metavar="PHASES",
-        help="comma-separated subset of: containers,startup,spawn,memory,services,iperf,peers,rm,cni,cri,kernel,ipam,overlay",
+        help="comma-separated subset of: containers,startup,spawn,memory,services,iperf,peers,rm,cni,cri,kernel,ipam,"
+        "overlay,dualstack",
     )
     ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -1231,7 +1293,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_peers:
         only = (
             only
-            or {"containers", "startup", "spawn", "memory", "services", "iperf", "rm", "cni", "cri", "kernel", "ipam", "overlay"}
+            or {
+                "containers",
+                "startup",
+                "spawn",
+                "memory",
+                "services",
+                "iperf",
+                "rm",
+                "cni",
+                "cri",
+                "kernel",
+                "ipam",
+                "overlay",
+                "dualstack",
+            }
         ) - {"peers"}
     bench = Bench(
         args.n,

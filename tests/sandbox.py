@@ -127,11 +127,19 @@ class Sandbox:
     def iptables_save(self) -> str:
         return self.run(["iptables-save"], check=True).stdout
 
-    def rules(self) -> list[str]:
-        """iptables-save without comments, counters and empty tables (nft creates the tables on
-        first use and keeps them; an empty table is the same host state as none)."""
+    def ip6tables_save(self) -> str:
+        return self.run(["ip6tables-save"], check=True).stdout
+
+    def rules6(self) -> list[str]:
+        """rules() of ip6tables (dual-stack networks)."""
+        return self.rules(self.ip6tables_save())
+
+    def rules(self, saved: str | None = None) -> list[str]:
+        """iptables-save (or the `saved` text) without comments, counters and empty tables (nft
+        creates the tables on first use and keeps them; an empty table is the same host state as
+        none)."""
         out, table, buf = [], None, []
-        for line in self.iptables_save().splitlines():
+        for line in (self.iptables_save() if saved is None else saved).splitlines():
             if line.startswith("#"):
                 continue
             if line.startswith("*"):
@@ -191,9 +199,11 @@ class Sandbox:
         return {
             "links": self.link_names(),
             "rules": self.rules(),
+            "rules6": self.rules6(),
             "bridge_rules": self.bridge_rules(),
             "netns": self.netns(),
             "ip_forward": self.sysctl("net.ipv4.ip_forward"),
+            "ip6_forward": self.sysctl("net.ipv6.conf.all.forwarding"),
             "db": self.db_rows(),
         }
 
@@ -227,7 +237,7 @@ class Sandbox:
 
 
 # Rows that only exist while cnet holds something: none may survive a test that cleaned up.
-STATE_TABLES = ("networks", "containers", "endpoints", "ip_allocations", "port_mappings")
+STATE_TABLES = ("networks", "containers", "endpoints", "ip_allocations", "ip6_allocations", "port_mappings")
 
 
 def left_behind(sb: Sandbox, timeout: float = 10.0) -> list[str]:

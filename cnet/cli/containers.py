@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from types import ModuleType
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -13,9 +12,6 @@ from . import common, container_io
 
 if TYPE_CHECKING:
     from ..commands import Plan
-    from ..services.containers import Wired
-    from ..services.context import Context
-    from .foreground import Caught
 
 
 LOG_MAX_SIZE_HELP = "With -d: rotate the log at this size (512k, 10m, 1g, bytes; default 10m), keeping one log.1."
@@ -62,6 +58,7 @@ def run(
         typer.Option("-p", "--publish", help="[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeatable)."),
     ] = None,
     ip: Annotated[Optional[str], typer.Option("--ip", help="Static address on the first network.")] = None,
+    ip6: Annotated[Optional[str], typer.Option("--ip6", help="Static IPv6 address (dual-stack first network).")] = None,
     hostname: Annotated[Optional[str], typer.Option("--hostname", help="Hostname (default: the name).")] = None,
     env: Annotated[
         Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")
@@ -107,6 +104,7 @@ def run(
         networks=net or [],
         ports=publish or [],
         ip=ip,
+        ip6=ip6,
         hostname=hostname,
         env=env or [],
         command=command or [],
@@ -162,42 +160,9 @@ def run(
         print(wired.container.id)
         return
     assert caught is not None
-    _foreground(ctx, containers, wired, pid, proc, stop_timeout, remove, caught, master)
+    from .foreground import attached
 
-
-def _info_lines(wired: Wired, pid: int | None) -> list[str]:
-    from ..kernel.netns import enter_hint
-
-    c = wired.container
-    lines = [f"container {c.name} (id {c.id}) pid {pid or '- (it exited at once)'}"]
-    for ep in wired.endpoints:
-        lines.append(f"  {ep.interface} {ep.ip}/{ep.prefix_len} on network {ep.network}")
-    for p in wired.ports:
-        lines.append(f"  port {p.host_ip}:{p.host_port} -> {p.container_ip}:{p.container_port}/{p.protocol}")
-    if pid:
-        lines.append(f"  enter it with: {enter_hint(pid)}")
-    return lines
-
-
-def _foreground(
-    ctx: Context,
-    containers: ModuleType,
-    wired: Wired,
-    pid: int | None,
-    proc: Any,
-    stop_timeout: float,
-    remove: bool,
-    caught: Caught,
-    master: int | None,
-) -> None:
-    from .foreground import supervise
-
-    for line in _info_lines(wired, pid):
-        print(line, file=sys.stderr, flush=True)
-    code = supervise(ctx, containers, wired, proc, stop_timeout, caught, master)
-    if remove:
-        containers.remove_record(ctx, wired.container.id)
-    raise typer.Exit(code)
+    attached(ctx, containers, wired, pid, proc, stop_timeout, remove, caught, master)
 
 
 def ps(

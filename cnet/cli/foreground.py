@@ -119,3 +119,40 @@ class _nothing:
 
     def __exit__(self, *_: object) -> None:
         return None
+
+
+def info_lines(wired: Wired, pid: int | None) -> list[str]:
+    from ..kernel.netns import enter_hint
+
+    c = wired.container
+    lines = [f"container {c.name} (id {c.id}) pid {pid or '- (it exited at once)'}"]
+    for ep in wired.endpoints:
+        lines.append(f"  {ep.interface} {ep.ip}/{ep.prefix_len} on network {ep.network}")
+    for p in wired.ports:
+        lines.append(f"  port {p.host_ip}:{p.host_port} -> {p.container_ip}:{p.container_port}/{p.protocol}")
+    if pid:
+        lines.append(f"  enter it with: {enter_hint(pid)}")
+    return lines
+
+
+def attached(
+    ctx: Context,
+    containers: Any,
+    wired: Wired,
+    pid: int | None,
+    proc: Any,
+    stop_timeout: float,
+    remove: bool,
+    caught: Caught,
+    master: int | None,
+) -> None:
+    """`cnet run` without -d: the container's lines on stderr, then wait for it, passing signals
+    on; --rm removes its record; cnet exits with the container's status."""
+    import typer
+
+    for line in info_lines(wired, pid):
+        print(line, file=sys.stderr, flush=True)
+    code = supervise(ctx, containers, wired, proc, stop_timeout, caught, master)
+    if remove:
+        containers.remove_record(ctx, wired.container.id)
+    raise typer.Exit(code)

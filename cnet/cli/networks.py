@@ -20,13 +20,22 @@ def create(
     cli: typer.Context,
     name: Annotated[str, typer.Argument(help="Network name: 1-64 characters [a-zA-Z0-9_.-].")],
     subnet: Annotated[
-        Optional[str],
-        typer.Option(help="IPv4 subnet in CIDR form; default: a free /24 from 10.91.0.0/16-10.99.0.0/16."),
+        Optional[list[str]],
+        typer.Option(
+            help="Subnet in CIDR form; default: a free IPv4 /24 from 10.91.0.0/16-10.99.0.0/16. "
+            "Given again with --ipv6: the IPv6 subnet (dual stack)."
+        ),
     ] = None,
-    gateway: Annotated[Optional[str], typer.Option(help="Gateway address (default: first usable address).")] = None,
+    gateway: Annotated[
+        Optional[list[str]], typer.Option(help="Gateway address, per family (default: first usable address).")
+    ] = None,
     ip_range: Annotated[
-        Optional[str], typer.Option("--ip-range", help="Allocate container addresses only from this sub-range (CIDR).")
+        Optional[list[str]],
+        typer.Option("--ip-range", help="Allocate container addresses only from this sub-range (CIDR), per family."),
     ] = None,
+    ipv6: Annotated[
+        bool, typer.Option("--ipv6", help="Dual stack: also an IPv6 subnet (--subnet V6), addresses, NAT, ports.")
+    ] = False,
     mtu: Annotated[
         Optional[int],
         typer.Option(help="MTU of the bridge and its veths [default: 1500; vxlan: the underlay's MTU - 50]."),
@@ -54,18 +63,21 @@ def create(
     from ..services import networks
 
     labels = validate.labels(label or [])
+    v4, v6 = validate.subnets(subnet or [], ipv6)
+    gw4, gw6 = _by_family(gateway, "--gateway")
+    rng4, rng6 = _by_family(ip_range, "--ip-range")
     ctx = common.mutating(cli)
     if driver == "vxlan":
-        if gateway or ip_range or internal or labels:
+        if gateway or ip_range or internal or labels or ipv6:
             from ..errors import ValidationError
 
-            raise ValidationError("--gateway, --ip-range, --internal and --label are for bridge networks")
+            raise ValidationError("--gateway, --ip-range, --internal, --ipv6 and --label are for bridge networks")
         from ..services import overlay
 
         out = overlay.create(
             ctx,
             name=name,
-            subnet=subnet,
+            subnet=None if v4 is None else str(v4),
             host_subnet_size=host_subnet_size,
             vni=vni,
             mtu=mtu,
@@ -75,9 +87,12 @@ def create(
         out = networks.create_network(
             ctx,
             name=name,
-            subnet=subnet,
-            gateway=gateway,
-            ip_range=ip_range,
+            subnet=None if v4 is None else str(v4),
+            gateway=gw4,
+            ip_range=rng4,
+            subnet6=None if v6 is None else str(v6),
+            gateway6=gw6,
+            ip_range6=rng6,
             mtu=1500 if mtu is None else mtu,
             internal=internal,
             driver=driver,
@@ -86,10 +101,23 @@ def create(
     if ctx.dry_run:
         n = out.result
         common.print_plan(
-            out.plan, f"cnet net create {name}: subnet {n.subnet}, gateway {n.gateway}, bridge {n.bridge}"
+            out.plan,
+            f"cnet net create {name}: subnet {n.subnet}, gateway {n.gateway}, bridge {n.bridge}"
+            + (f", IPv6 subnet {n.subnet6}, gateway {n.gateway6}" if n.subnet6 else ""),
         )
         return
     print(out.result.id)
+
+
+def _by_family(values: list[str] | None, option: str) -> tuple[str | None, str | None]:
+    """A repeatable option's IPv4 and IPv6 values (Docker's dual-stack form: one of each)."""
+    from ..errors import ValidationError
+
+    v4 = [v for v in values or [] if ":" not in v]
+    v6 = [v for v in values or [] if ":" in v]
+    if len(v4) > 1 or len(v6) > 1:
+        raise ValidationError(f"{option} is given twice for one address family")
+    return (v4[0] if v4 else None), (v6[0] if v6 else None)
 
 
 @app.command("ls")

@@ -10,6 +10,8 @@ from __future__ import annotations
 # --- networks -------------------------------------------------------------------------------------
 NETWORK_BY_REF = "SELECT * FROM networks WHERE name = ?1 OR id = ?1"
 NETWORK_NAME_TAKEN = "SELECT 1 FROM networks WHERE name = ?"
+NETWORK6_OVERLAPPING = "SELECT name, subnet6 FROM networks WHERE subnet6_first <= ? AND subnet6_last >= ? LIMIT 1"
+NETWORK6_COUNT_OTHERS = "SELECT count(*) FROM networks WHERE subnet6 IS NOT NULL AND id != ?"
 NETWORK_OVERLAPPING = "SELECT name, subnet FROM networks WHERE subnet_first_int <= ? AND subnet_last_int >= ? LIMIT 1"
 NETWORK_COUNT = "SELECT count(*) FROM networks"
 NETWORK_COUNT_OTHERS = "SELECT count(*) FROM networks WHERE id != ?"
@@ -20,7 +22,7 @@ NETWORK_USERS = (
     "WHERE e.network_id = ? ORDER BY c.name"
 )
 NETWORK_MEMBERS = (
-    "SELECT c.name, c.id, e.interface, e.ip, e.mac, e.host_veth FROM endpoints e "
+    "SELECT c.name, c.id, e.interface, e.ip, e.mac, e.host_veth, e.ip6 FROM endpoints e "
     "JOIN containers c ON c.id = e.container_id WHERE e.network_id = ? ORDER BY c.name"
 )
 NETWORKS_BY_NAME_WITH_COUNTS = (
@@ -132,7 +134,7 @@ ATTACHMENT_HAS_DEFAULT_ROUTE = (
 
 # --- endpoints (always with the network facts their wiring needs) ---------------------------------
 _ENDPOINTS = (
-    "SELECT e.*, n.name AS network, n.bridge, n.gateway, n.prefix_len, n.mtu FROM endpoints e "
+    "SELECT e.*, n.name AS network, n.bridge, n.gateway, n.prefix_len, n.mtu, n.gateway6, n.subnet6 FROM endpoints e "
     "JOIN networks n ON n.id = e.network_id "
 )
 ENDPOINTS_OF = _ENDPOINTS + "WHERE e.container_id = ? ORDER BY e.interface"
@@ -142,7 +144,7 @@ ENDPOINT_HAS_DEFAULT_ROUTE = "SELECT 1 FROM endpoints WHERE container_id = ? AND
 ENDPOINT_INTERFACES = "SELECT interface FROM endpoints WHERE container_id = ?"
 ENDPOINT_DELETE = "DELETE FROM endpoints WHERE container_id = ? AND network_id = ?"
 ENDPOINTS_DELETE_OF = "DELETE FROM endpoints WHERE container_id = ?"
-ENDPOINT_IPS = "SELECT container_id, ip FROM endpoints ORDER BY interface"
+ENDPOINT_IPS = "SELECT container_id, ip, ip6 FROM endpoints ORDER BY interface"
 
 ENDPOINT_NETWORK_NAMES = (
     "SELECT e.container_id, n.name FROM endpoints e JOIN networks n ON n.id = e.network_id ORDER BY e.interface"
@@ -177,7 +179,10 @@ NETWORKS_UNUSED_NAMES = (
 )
 
 # --- port mappings ----------------------------------------------------------------------------------
-_PORTS = "SELECT p.*, e.ip AS container_ip FROM port_mappings p JOIN endpoints e ON e.id = p.endpoint_id "
+_PORTS = (
+    "SELECT p.*, e.ip AS container_ip, e.ip6 AS container_ip6 FROM port_mappings p "
+    "JOIN endpoints e ON e.id = p.endpoint_id "
+)
 PORTS_OF = _PORTS + "WHERE p.container_id = ? ORDER BY p.host_port, p.protocol"
 PORTS_ALL = _PORTS + "ORDER BY p.container_id, p.host_port, p.protocol"
 PORT_CONFLICT = (
@@ -212,6 +217,30 @@ ALLOC_HOLDER = (
 )
 ALLOC_BIND = "UPDATE ip_allocations SET endpoint_id = ? WHERE network_id = ? AND address_int = ?"
 ALLOC_DELETE = "DELETE FROM ip_allocations WHERE network_id = ? AND address_int = ?"
+
+# --- ip6_allocations (cnet.ipam6): keys are 32 hex digits, whose text order is numeric order ---------
+NETWORK6_CURSOR = "SELECT alloc6_cursor FROM networks WHERE id = ?"
+NETWORK6_SET_CURSOR = "UPDATE networks SET alloc6_cursor = ? WHERE id = ?"
+ALLOC6_TAKEN = "SELECT 1 FROM ip6_allocations WHERE network_id = ? AND address_hex = ?"
+# Taken addresses from ?2 on, in index order: the caller walks them to the first gap and stops.
+ALLOC6_FROM = (
+    "SELECT address_hex FROM ip6_allocations WHERE network_id = ? AND address_hex >= ? AND address_hex <= ? "
+    "ORDER BY address_hex"
+)
+ALLOC6_INSERT = (
+    "INSERT INTO ip6_allocations (network_id, address_hex, address, kind, endpoint_id, allocated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+ALLOC6_INSERT_IF_FREE = (
+    "INSERT OR IGNORE INTO ip6_allocations (network_id, address_hex, address, kind, endpoint_id, allocated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+ALLOC6_HOLDER = (
+    "SELECT c.name FROM ip6_allocations a LEFT JOIN endpoints e ON e.id = a.endpoint_id "
+    "LEFT JOIN containers c ON c.id = e.container_id WHERE a.network_id = ? AND a.address_hex = ?"
+)
+ALLOC6_BIND = "UPDATE ip6_allocations SET endpoint_id = ? WHERE network_id = ? AND address_hex = ?"
+ALLOC6_DELETE = "DELETE FROM ip6_allocations WHERE network_id = ? AND address_hex = ?"
 
 # --- the journal (cnet.journal) -----------------------------------------------------------------------
 OP_INSERT = (

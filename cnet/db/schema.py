@@ -1,7 +1,7 @@
 """The database schema, as SQLAlchemy Core tables (not the ORM: sqlalchemy.orm is a heavy import,
 and only migrating or checking the schema imports this module; Core tables give Alembic the same
 metadata). Every column carries a comment (docs/schema.md is generated from them). Addresses are
-stored twice: as text for people and SQL, and as integers (`*_int`) for IPAM arithmetic."""
+stored twice: as text for people and SQL, and as integers (`*_int`; IPv6: 32 hex digits) for IPAM."""
 
 from __future__ import annotations
 
@@ -19,16 +19,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from .schema_data import IPV6_NETWORK_COLUMNS, NAMING_CONVENTION
 from .schema_overlay import network_overlay_columns, overlay_peers_table
 from .views import VIEWS as VIEWS  # the views belong to the schema's definition; kept in views.py
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -42,16 +35,10 @@ networks = Table(
     Column("driver", String(16), nullable=False, default="bridge", comment="network driver: bridge or vxlan"),
     Column("subnet", String(18), nullable=False, comment="IPv4 subnet in CIDR form, e.g. 175.50.0.0/24"),
     Column(
-        "subnet_first_int",
-        Integer,
-        nullable=False,
-        comment="network address of the subnet as an integer (overlap checks)",
+        "subnet_first_int", Integer, nullable=False, comment="the subnet's network address as integer (overlap checks)"
     ),
     Column(
-        "subnet_last_int",
-        Integer,
-        nullable=False,
-        comment="broadcast address of the subnet as an integer (overlap checks)",
+        "subnet_last_int", Integer, nullable=False, comment="the subnet's broadcast address as integer (overlap checks)"
     ),
     Column("prefix_len", Integer, nullable=False, comment="prefix length of the subnet"),
     Column("gateway", String(15), nullable=False, comment="gateway address, held by the bridge"),
@@ -77,7 +64,7 @@ networks = Table(
         Integer,
         nullable=False,
         default=0,
-        comment="1 = no route out and no NAT, only traffic inside the bridge",
+        comment="1 = no route out, no NAT: only traffic inside the bridge",
     ),
     Column(
         "state",
@@ -94,6 +81,7 @@ networks = Table(
         comment="the bridge's own MAC, set at creation and on re-creation (0a: + the bridge name's hex digits)",
     ),
     *network_overlay_columns(),
+    *(Column(name, String(length), nullable=True, comment=text) for name, length, text in IPV6_NETWORK_COLUMNS),
     CheckConstraint("internal IN (0, 1)", name="internal_bool"),
     CheckConstraint("state IN ('creating', 'ready', 'removing')", name="state"),
     comment="Bridge networks (one row per `cnet net create`; an overlay's row is this host's share of it).",
@@ -144,16 +132,13 @@ containers = Table(
     ),
     Column("watcher_start_time", Integer, nullable=True, comment="start time of watcher_pid (clock ticks since boot)"),
     Column(
-        "boot_id",
-        String(36),
-        nullable=True,
-        comment="kernel boot id when started: a different one means the host rebooted",
+        "boot_id", String(36), nullable=True, comment="kernel boot id when started: another one means the host rebooted"
     ),
     Column(
         "exit_code",
         Integer,
         nullable=True,
-        comment="exit code of PID 1 (128+N when killed by signal N), NULL while running",
+        comment="exit code of PID 1 (128+N if killed by signal N), NULL while running",
     ),
     Column("log_path", Text, nullable=True, comment="file holding stdout/stderr of a detached container"),
     Column("created_at", Float, nullable=False, comment="creation time, Unix seconds"),
@@ -260,6 +245,7 @@ endpoints = Table(
         server_default="[]",
         comment="JSON list of extra names (--network-alias, net connect --alias) the container has on this network",
     ),
+    Column("ip6", String(39), nullable=True, comment="the container's IPv6 address on this network, or NULL"),
     UniqueConstraint("container_id", "network_id", name="uq_endpoints_container_network"),
     UniqueConstraint("container_id", "interface", name="uq_endpoints_container_interface"),
     comment=(
@@ -268,32 +254,48 @@ endpoints = Table(
     ),
 )
 
-ip_allocations = Table(
+
+def _allocations(name: str, address: Column, comment: str, width: int = 15, what: str = "dotted") -> Table:
+    return Table(
+        name,
+        metadata,
+        Column(
+            "network_id",
+            String(12),
+            ForeignKey("networks.id", ondelete="CASCADE"),
+            primary_key=True,
+            comment="network the address belongs to",
+        ),
+        address,
+        Column("address", String(width), nullable=False, comment=f"allocated address in {what} form"),
+        Column("kind", String(16), nullable=False, comment="gateway | dynamic | static"),
+        Column(
+            "endpoint_id",
+            Integer,
+            ForeignKey("endpoints.id", ondelete="CASCADE"),
+            nullable=True,
+            unique=True,
+            comment="endpoint holding the address; NULL for the gateway",
+        ),
+        Column("allocated_at", Float, nullable=False, comment="allocation time, Unix seconds"),
+        CheckConstraint("kind IN ('gateway', 'dynamic', 'static')", name="kind"),
+        comment=comment,
+    )
+
+
+ip_allocations = _allocations(
     "ip_allocations",
-    metadata,
-    Column(
-        "network_id",
-        String(12),
-        ForeignKey("networks.id", ondelete="CASCADE"),
-        primary_key=True,
-        comment="network the address belongs to",
-    ),
     Column(
         "address_int", Integer, primary_key=True, comment="allocated address as an integer (IPAM works on integers)"
     ),
-    Column("address", String(15), nullable=False, comment="allocated address in dotted form"),
-    Column("kind", String(16), nullable=False, comment="gateway | dynamic | static"),
-    Column(
-        "endpoint_id",
-        Integer,
-        ForeignKey("endpoints.id", ondelete="CASCADE"),
-        nullable=True,
-        unique=True,
-        comment="endpoint holding the address; NULL for the gateway",
-    ),
-    Column("allocated_at", Float, nullable=False, comment="allocation time, Unix seconds"),
-    CheckConstraint("kind IN ('gateway', 'dynamic', 'static')", name="kind"),
-    comment="Addresses in use per network. The primary key makes a double allocation impossible.",
+    "Addresses in use per network. The primary key makes a double allocation impossible.",
+)
+ip6_allocations = _allocations(
+    "ip6_allocations",
+    Column("address_hex", String(32), primary_key=True, comment="allocated IPv6 address as 32 lower-case hex digits"),
+    "IPv6 addresses in use per dual-stack network, as ip_allocations for IPv4.",
+    39,
+    "compressed IPv6",
 )
 
 port_mappings = Table(
@@ -413,34 +415,33 @@ settings = Table(
     comment="Host facts cnet must restore, e.g. ip_forward before the first network.",
 )
 
-container_labels = Table(
-    "container_labels",
-    metadata,
-    Column(
-        "container_id",
-        String(12),
-        ForeignKey("containers.id", ondelete="CASCADE"),
-        primary_key=True,
-        comment="container the label is on",
-    ),
-    Column("key", String(255), primary_key=True, comment="label key (`cnet run --label KEY=VALUE`)"),
-    Column("value", Text, nullable=False, comment="label value ('' for `--label KEY`)"),
-    comment="Labels of containers (`cnet run --label`), for `ps --filter label=...` and SQL.",
-)
 
-network_labels = Table(
+def _labels(name: str, owner: str, table: str, noun: str, option: str, comment: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column(owner, String(12), ForeignKey(f"{table}.id", ondelete="CASCADE"), primary_key=True, comment=noun),
+        Column("key", String(255), primary_key=True, comment=f"label key (`{option} --label KEY=VALUE`)"),
+        Column("value", Text, nullable=False, comment="label value ('' for `--label KEY`)"),
+        comment=comment,
+    )
+
+
+container_labels = _labels(
+    "container_labels",
+    "container_id",
+    "containers",
+    "container the label is on",
+    "cnet run",
+    "Labels of containers (`cnet run --label`), for `ps --filter label=...` and SQL.",
+)
+network_labels = _labels(
     "network_labels",
-    metadata,
-    Column(
-        "network_id",
-        String(12),
-        ForeignKey("networks.id", ondelete="CASCADE"),
-        primary_key=True,
-        comment="network the label is on",
-    ),
-    Column("key", String(255), primary_key=True, comment="label key (`cnet net create --label KEY=VALUE`)"),
-    Column("value", Text, nullable=False, comment="label value ('' for `--label KEY`)"),
-    comment="Labels of networks (`cnet net create --label`).",
+    "network_id",
+    "networks",
+    "network the label is on",
+    "cnet net create",
+    "Labels of networks (`cnet net create --label`).",
 )
 
 Index("ix_operations_status", operations.c.status)

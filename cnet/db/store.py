@@ -15,6 +15,7 @@ from . import queries as q
 from .connection import Connection
 
 IP_FORWARD_SETTING = "ip_forward_before_cnet"
+IP6_FORWARD_SETTING = "ip6_forward_before_cnet"  # with the first dual-stack network
 # Exit code recorded when nobody saw the real one (the watcher was killed, the host rebooted).
 UNKNOWN_EXIT = 255
 
@@ -59,10 +60,12 @@ def set_network_state(conn: Connection, network_id: str, state: NetworkState) ->
 
 
 def forget_network(conn: Connection, network_id: str) -> None:
-    """Delete a network's row; with the last network goes the remembered ip_forward setting."""
+    """Delete a network's row; with the last network goes the remembered ip_forward setting (the
+    IPv6 one with the last dual-stack network)."""
     conn.execute(q.NETWORK_DELETE, (network_id,))
     if network_count(conn) == 0:
         conn.execute(q.SETTING_DELETE, (IP_FORWARD_SETTING,))
+        conn.execute(q.SETTING_DELETE, (IP6_FORWARD_SETTING,))
 
 
 def network_users(conn: Connection, network_id: str) -> tuple[list[str], list[str]]:
@@ -332,6 +335,7 @@ def insert_endpoint(
     mac: str,
     default_route: bool,
     aliases: tuple[str, ...] = (),
+    ip6: str | None = None,
 ) -> Endpoint:
     now = time.time()
     ep_id = conn.insert(
@@ -347,6 +351,7 @@ def insert_endpoint(
             "is_default_route": int(default_route),
             "created_at": now,
             "aliases": json.dumps(list(aliases)),
+            "ip6": ip6,
         },
     )
     return Endpoint(
@@ -366,6 +371,9 @@ def insert_endpoint(
         prefix_len=network.prefix_len,
         mtu=network.mtu,
         aliases=aliases,
+        ip6=ip6,
+        gateway6=network.gateway6 if ip6 else None,
+        prefix6_len=network.prefix6_len if ip6 else None,
     )
 
 
@@ -376,8 +384,8 @@ def forget_endpoint(conn: Connection, container_id: str, network_id: str) -> Non
 def endpoint_ips(conn: Connection) -> dict[str, list[str]]:
     """container id -> its addresses, by interface."""
     out: dict[str, list[str]] = {}
-    for cid, ip in conn.execute(q.ENDPOINT_IPS):
-        out.setdefault(cid, []).append(ip)
+    for cid, ip, ip6 in conn.execute(q.ENDPOINT_IPS):
+        out.setdefault(cid, []).extend([ip, ip6] if ip6 else [ip])
     return out
 
 
@@ -430,6 +438,7 @@ def insert_port(conn: Connection, container_id: str, endpoint: Endpoint, spec: P
         container_port=spec.container_port,
         protocol=spec.protocol,
         container_ip=endpoint.ip,
+        container_ip6=endpoint.ip6,
     )
 
 

@@ -26,11 +26,15 @@ VIEWS: dict[str, str] = {
         WHERE c.kind = 'cni'""",  # noqa: E501
     "v_endpoints": """
         SELECT n.name AS network, c.name AS container, c.id AS container_id, e.interface, e.ip,
-               n.prefix_len, n.gateway, e.mac, e.host_veth, n.bridge
+               n.prefix_len, n.gateway, e.mac, e.host_veth, n.bridge, e.ip6, n.gateway6
         FROM endpoints e JOIN networks n ON n.id = e.network_id JOIN containers c ON c.id = e.container_id""",
     "v_ip_allocations": """
-        SELECT n.name AS network, a.address, a.kind, c.name AS container, c.id AS container_id
+        SELECT n.name AS network, a.address, a.kind, c.name AS container, c.id AS container_id, 4 AS family
         FROM ip_allocations a JOIN networks n ON n.id = a.network_id
+        LEFT JOIN endpoints e ON e.id = a.endpoint_id LEFT JOIN containers c ON c.id = e.container_id
+        UNION ALL
+        SELECT n.name, a.address, a.kind, c.name, c.id, 6
+        FROM ip6_allocations a JOIN networks n ON n.id = a.network_id
         LEFT JOIN endpoints e ON e.id = a.endpoint_id LEFT JOIN containers c ON c.id = e.container_id""",
     "v_port_mappings": """
         SELECT p.host_ip, p.host_port, p.protocol, c.name AS container, c.id AS container_id,

@@ -12,6 +12,12 @@ pins every endpoint to the addresses it was given:
     -p IPv4 -i VETH --ip-src ! IP        -j DROP   IPv4 source must be the endpoint's address
     -p ARP -i VETH --arp-mac-src ! MAC   -j DROP   ARP may only announce its own MAC...
     -p ARP -i VETH --arp-ip-src ! IP     -j DROP   ...and its own address (no answering for others)
+  and on a dual-stack network:
+    -p IPv6 -i VETH ... router-advertisement -j DROP     no container acts as a router for the others
+    -p IPv6 -i VETH --ip6-src IP6          -j RETURN     its own IPv6 address,
+    -p IPv6 -i VETH --ip6-src fe80::/10    -j RETURN     its link-local address (neighbour discovery)
+    -p IPv6 -i VETH --ip6-src ::           -j RETURN     and duplicate address detection's probes
+    -p IPv6 -i VETH                        -j DROP       every other IPv6 source
 
 The tokens are in the order `ebtables-save` prints them, so a saved rule compares equal to the one
 built here. Rules are applied with `ebtables-nft-restore --noflush`, one atomic transaction per
@@ -58,18 +64,19 @@ class BridgeRule:
 
 @dataclass(frozen=True)
 class SpoofTarget:
-    """What one endpoint may send as: its host-side veth, MAC and IPv4 address."""
+    """What one endpoint may send as: its host-side veth, MAC, IPv4 (and IPv6) address."""
 
     host_veth: str
     mac: str
     ip: str
+    ip6: str | None = None
 
 
 def jumps() -> list[BridgeRule]:
     return [BridgeRule(hook, JUMP_SPEC) for hook in HOOKS]
 
 
-def endpoint_rules(*, host_veth: str, mac: str, ip: str) -> list[BridgeRule]:
+def endpoint_rules(*, host_veth: str, mac: str, ip: str, ip6: str | None = None) -> list[BridgeRule]:
     """What one endpoint may send: frames from its own MAC, IPv4 from its own address, ARP only
     about itself. Everything else arriving on its veth is dropped before the bridge sees it."""
     i = ("-i", host_veth)
@@ -78,13 +85,25 @@ def endpoint_rules(*, host_veth: str, mac: str, ip: str) -> list[BridgeRule]:
         BridgeRule(CHAIN_SPOOF, ("-p", "IPv4") + i + ("--ip-src", "!", ip, "-j", "DROP")),
         BridgeRule(CHAIN_SPOOF, ("-p", "ARP") + i + ("--arp-mac-src", "!", mac, "-j", "DROP")),
         BridgeRule(CHAIN_SPOOF, ("-p", "ARP") + i + ("--arp-ip-src", "!", ip, "-j", "DROP")),
+    ] + (endpoint_rules6(i, ip6) if ip6 else [])
+
+
+def endpoint_rules6(i: tuple[str, ...], ip6: str) -> list[BridgeRule]:
+    """IPv6 from its own address, its link-local address or `::` only, and never a router
+    advertisement (accepting RAs in a neighbour would let a container become its router)."""
+    v6 = ("-p", "IPv6") + i
+    ra = ("--ip6-proto", "ipv6-icmp", "--ip6-icmp-type", "router-advertisement")
+    return [
+        BridgeRule(CHAIN_SPOOF, v6 + ra + ("-j", "DROP")),
+        *(BridgeRule(CHAIN_SPOOF, v6 + ("--ip6-src", src, "-j", "RETURN")) for src in (ip6, "fe80::/10", "::")),
+        BridgeRule(CHAIN_SPOOF, v6 + ("-j", "DROP")),
     ]
 
 
 def targets_rules(targets: Sequence[SpoofTarget]) -> list[BridgeRule]:
     rules: list[BridgeRule] = []
     for t in targets:
-        rules += endpoint_rules(host_veth=t.host_veth, mac=t.mac, ip=t.ip)
+        rules += endpoint_rules(host_veth=t.host_veth, mac=t.mac, ip=t.ip, ip6=t.ip6)
     return rules
 
 

@@ -32,20 +32,21 @@ def batch(lines: list[str], netns: str | None = None, force: bool = False) -> Co
     return Command(tuple(argv), "\n".join(lines) + "\n")
 
 
-def bridge_create(bridge: str, gateway: str, prefix_len: int, mtu: int, mac: str) -> Step:
+def bridge_create(bridge: str, gateway: str, prefix_len: int, mtu: int, mac: str, gateway6: str | None = None) -> Step:
     """The bridge is born with a MAC of its own. Without one it copies the lowest MAC of its ports
     and changes it whenever that port leaves: every neighbour's ARP entry for the gateway then
-    points at a MAC nobody answers to until it expires (no way out, no host services)."""
+    points at a MAC nobody answers to until it expires (no way out, no host services).
+    `gateway6` ("ADDR/LEN", dual stack): added `nodad`, usable at once."""
+    lines = [
+        f"link add name {bridge} address {mac} mtu {mtu} type bridge",
+        f"addr add {gateway}/{prefix_len} dev {bridge}",
+    ]
+    if gateway6:
+        lines.append(f"addr add {gateway6} dev {bridge} nodad")
+    lines.append(f"link set {bridge} up")
+    shown = f"{gateway}/{prefix_len}" + (f" and {gateway6}" if gateway6 else "")
     return Step(
-        summary=f"create bridge {bridge} ({mac}) with gateway {gateway}/{prefix_len}",
-        do=batch(
-            [
-                f"link add name {bridge} address {mac} mtu {mtu} type bridge",
-                f"addr add {gateway}/{prefix_len} dev {bridge}",
-                f"link set {bridge} up",
-            ]
-        ),
-        undo=(link_del(bridge),),
+        summary=f"create bridge {bridge} ({mac}) with gateway {shown}", do=batch(lines), undo=(link_del(bridge),)
     )
 
 
@@ -115,7 +116,12 @@ def endpoint_container_side(
     prefix_len: int,
     gateway: str | None,
     loopback: bool,
+    ip6: str | None = None,
+    gateway6: str | None = None,
 ) -> Step:
+    """`ip6` ("ADDR/LEN", dual stack) is added `nodad`: no duplicate address detection delay, the
+    address works as soon as `run` returns (IPAM guarantees it is unique on the bridge); the IPv6
+    default route goes via `gateway6`."""
     lines = []
     if loopback:
         lines.append("link set lo up")
@@ -123,10 +129,15 @@ def endpoint_container_side(
         f"addr add {ip}/{prefix_len} dev {interface}",
         f"link set {interface} up",
     ]
+    if ip6:
+        lines.append(f"addr add {ip6} dev {interface} nodad")
     if gateway:
         lines.append(f"route add default via {gateway} dev {interface}")
+    if gateway6:
+        lines.append(f"route add default via {gateway6} dev {interface}")
     # No undo: everything here lives inside the veth/netns that the previous step's undo removes.
-    return Step(summary=f"configure {interface} {ip}/{prefix_len} in {netns}", do=batch(lines, netns=netns))
+    shown = f"{ip}/{prefix_len}" + (f" and {ip6}" if ip6 else "")
+    return Step(summary=f"configure {interface} {shown} in {netns}", do=batch(lines, netns=netns))
 
 
 def loopback_only(netns: str) -> list[Step]:
@@ -163,5 +174,16 @@ def ip_forward(enable: bool, previous: str) -> Step:
         summary="enable IPv4 forwarding" if enable else f"restore IPv4 forwarding to {previous}",
         do=sysctl_set("net.ipv4.ip_forward", "1" if enable else previous),
         undo=(sysctl_set("net.ipv4.ip_forward", previous),) if enable else (),
+        atomic=True,
+    )
+
+
+def ip6_forward(enable: bool, previous: str) -> Step:
+    """net.ipv6.conf.all.forwarding (dual-stack networks), written only when it must change."""
+    key = "net.ipv6.conf.all.forwarding"
+    return Step(
+        summary="enable IPv6 forwarding" if enable else f"restore IPv6 forwarding to {previous}",
+        do=sysctl_set(key, "1" if enable else previous),
+        undo=(sysctl_set(key, previous),) if enable else (),
         atomic=True,
     )

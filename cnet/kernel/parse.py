@@ -77,12 +77,12 @@ class HostAddr:
 
 
 def host_addrs(text: str) -> list[HostAddr]:
-    """Every IPv4 address of this host from `ip -j addr` (with its broadcast)."""
+    """Every IPv4 and IPv6 address of this host from `ip -j addr` (with its broadcast)."""
     out = []
     for d in json.loads(text or "[]"):
         loopback = "LOOPBACK" in d.get("flags", [])
         for a in d.get("addr_info", []):
-            if a.get("family") == "inet" and a.get("local"):
+            if a.get("family") in ("inet", "inet6") and a.get("local"):
                 out.append(HostAddr(a["local"], int(a.get("prefixlen", 32)), a.get("broadcast"), loopback))
     return out
 

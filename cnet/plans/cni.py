@@ -13,10 +13,11 @@ from collections.abc import Sequence
 
 from ..commands import Command, Plan, Step, cmd
 from ..kernel import ip as ipk
+from ..kernel import ip6tables as ip6t
 from ..kernel import iptables as ipt
 from ..kernel.parse import Link
 from ..records import Container, Direction, Endpoint, PortMapping
-from .container import endpoint_steps, port_release_steps, port_rules, spoof_add, spoof_remove
+from .container import endpoint_steps, port_release_steps, port_rules, port_rules6, spoof_add, spoof_remove
 
 
 def attach(att: Container, ep: Endpoint, ports: Sequence[PortMapping], *, before: Sequence[Step] = ()) -> Plan:
@@ -27,6 +28,8 @@ def attach(att: Container, ep: Endpoint, ports: Sequence[PortMapping], *, before
     plan.add(spoof_add([ep]))  # pinned to its address and MAC, as a `cnet run` endpoint is
     if ports:
         plan.add(ipt.rules_add(port_rules(att.id, ports), f"publish {len(ports)} port(s) of CNI attachment {att.name}"))
+    if rules6 := port_rules6(att.id, ports):  # a dual-stack network: the IPv6 side as well
+        plan.add(ip6t.rules_add(rules6, f"publish {len(ports)} port(s) of CNI attachment {att.name} on IPv6"))
     return plan
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from ..commands import Plan, Step, cmd
 from ..kernel import ebtables as eb
 from ..kernel import ip as ipk
+from ..kernel import ip6tables as ip6t
 from ..kernel import iptables as ipt
 from ..records import ALL_ADDRESSES, Container, Direction, Endpoint, PortMapping
 
@@ -20,6 +21,8 @@ LOG_WRITER_SUMMARY = (
 def port_rules(container_id: str, ports: Sequence[PortMapping]) -> list[ipt.Rule]:
     rules: list[ipt.Rule] = []
     for p in ports:
+        if ":" in p.host_ip:
+            continue  # an IPv6 host address: port_rules6
         rules += ipt.port_rules(
             container_id=container_id,
             host_ip=None if p.host_ip == ALL_ADDRESSES else p.host_ip,
@@ -31,8 +34,46 @@ def port_rules(container_id: str, ports: Sequence[PortMapping]) -> list[ipt.Rule
     return rules
 
 
+def port_rules6(container_id: str, ports: Sequence[PortMapping]) -> list[ipt.Rule]:
+    """The IPv6 side: a mapping without host IP to a dual-stack endpoint publishes on every IPv6
+    address as well, `[IPV6]:...` on that one address only."""
+    rules: list[ipt.Rule] = []
+    for p in ports:
+        if p.container_ip6 and (p.host_ip == ALL_ADDRESSES or ":" in p.host_ip):
+            rules += ip6t.port_rules(
+                container_id=container_id,
+                host_ip=None if p.host_ip == ALL_ADDRESSES else p.host_ip,
+                host_port=p.host_port,
+                container_ip6=p.container_ip6,
+                container_port=p.container_port,
+                protocol=p.protocol,
+            )
+    return rules
+
+
+def ports_add(container: Container, ports: Sequence[PortMapping]) -> list[Step]:
+    """One iptables-restore for the IPv4 rules, one ip6tables-restore when there are IPv6 ones."""
+    steps = []
+    rules, rules6 = port_rules(container.id, ports), port_rules6(container.id, ports)
+    if rules:
+        steps.append(ipt.rules_add(rules, f"publish {len(ports)} port(s) of container {container.name}"))
+    if rules6:
+        steps.append(ip6t.rules_add(rules6, f"publish {len(rules6)} port(s) of container {container.name} on IPv6"))
+    return steps
+
+
+def ports_remove(container_id: str, summary: str, ports: Sequence[PortMapping]) -> list[Step]:
+    steps = []
+    rules, rules6 = port_rules(container_id, ports), port_rules6(container_id, ports)
+    if rules:
+        steps.append(ipt.rules_remove(rules, summary))
+    if rules6:
+        steps.append(ip6t.rules_remove(rules6, f"{summary} (IPv6)"))
+    return steps
+
+
 def spoof_targets(endpoints: Sequence[Endpoint]) -> list[eb.SpoofTarget]:
-    return [eb.SpoofTarget(ep.host_veth, ep.mac, ep.ip) for ep in endpoints]
+    return [eb.SpoofTarget(ep.host_veth, ep.mac, ep.ip, ep.ip6) for ep in endpoints]
 
 
 def spoof_add(endpoints: Sequence[Endpoint]) -> Step:
@@ -80,6 +121,8 @@ def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool)
             # Internal networks never get the default route: they have no way out.
             gateway=ep.gateway if ep.is_default_route else None,
             loopback=first,
+            ip6=f"{ep.ip6}/{ep.prefix6_len}" if ep.ip6 else None,
+            gateway6=ep.gateway6 if ep.is_default_route and ep.ip6 else None,
         ),
     ]
 
@@ -98,11 +141,7 @@ def wiring(
     if endpoints:
         plan.add(spoof_add(endpoints))
     if ports:
-        plan.add(
-            ipt.rules_add(
-                port_rules(container.id, ports), f"publish {len(ports)} port(s) of container {container.name}"
-            )
-        )
+        plan.extend(ports_add(container, ports))
         plan.extend(udp_conntrack_flushes(ports))
     return plan
 
@@ -129,7 +168,7 @@ def disconnect(container_id: str, ep: Endpoint, ports: Sequence[PortMapping]) ->
     with it)."""
     plan = Plan(direction=Direction.DESTROY)
     if ports:
-        plan.add(ipt.rules_remove(port_rules(container_id, ports), "remove published ports on this network"))
+        plan.extend(ports_remove(container_id, "remove published ports on this network", ports))
         plan.extend(udp_conntrack_flushes(ports))
     plan.add(spoof_remove([ep]))
     plan.add(Step(summary=f"delete veth {ep.host_veth}", do=ipk.link_del(ep.host_veth)))
@@ -141,7 +180,7 @@ def port_release_steps(container_id: str, what: str, ports: Sequence[PortMapping
     ports' traffic to the old address."""
     steps: list[Step] = []
     if ports:
-        steps.append(ipt.rules_remove(port_rules(container_id, ports), f"remove published ports of {what}"))
+        steps.extend(ports_remove(container_id, f"remove published ports of {what}", ports))
         steps.extend(udp_conntrack_flushes(ports))
     return steps
 

@@ -8,6 +8,7 @@ from .. import naming
 from ..commands import Plan, Step, cmd
 from ..kernel import ebtables as eb
 from ..kernel import ip as ipk
+from ..kernel import ip6tables as ip6t
 from ..kernel import iptables as ipt
 from ..kernel import parse
 from ..kernel import vxlan as vx
@@ -22,6 +23,7 @@ class HostFacts:
     adopt what an earlier life left instead of adding a second jump."""
 
     ip_forward: str = "0"
+    ip6_forward: str = "0"  # net.ipv6.conf.all.forwarding
     # What a new bridge inherits (net.ipv4.conf.default.route_localnet).
     route_localnet_default: str = "0"
     sysctl_writable: bool = True
@@ -45,9 +47,15 @@ def network_rules(net: Network) -> list[ipt.Rule]:
     )
 
 
+def network_rules6(net: Network) -> list[ipt.Rule]:
+    assert net.subnet6
+    return ip6t.network_rules(name=net.name, bridge=net.bridge, subnet6=net.subnet6, internal=net.internal)
+
+
 def bridge_steps(net: Network, *, route_localnet: bool = True) -> list[Step]:
-    """The bridge with its own MAC and gateway address, and route_localnet on it (no rules)."""
-    steps = [ipk.bridge_create(net.bridge, net.gateway, net.prefix_len, net.mtu, net.bridge_mac)]
+    """The bridge with its own MAC and gateway address(es), and route_localnet on it (no rules)."""
+    gw6 = f"{net.gateway6}/{net.prefix6_len}" if net.gateway6 else None
+    steps = [ipk.bridge_create(net.bridge, net.gateway, net.prefix_len, net.mtu, net.bridge_mac, gw6)]
     if route_localnet:
         steps.append(ipk.route_localnet(net.bridge))
     return steps
@@ -73,11 +81,14 @@ def network_steps(net: Network, facts: HostFacts | None = None) -> list[Step]:
     peers come from its peer sync)."""
     facts = facts or HostFacts()
     write_localnet = not facts.route_localnet_inherited and facts.sysctl_writable
-    return [
+    steps = [
         *bridge_steps(net, route_localnet=write_localnet),
         *([vxlan_step(net)] if net.overlay else []),
         ipt.rules_add(network_rules(net), f"install firewall rules of network {net.name}"),
     ]
+    if net.subnet6:
+        steps.append(ip6t.rules_add(network_rules6(net), f"install IPv6 firewall rules of network {net.name}"))
+    return steps
 
 
 def leftover_jumps(rules: parse.Ruleset) -> dict[tuple[str, str], list[tuple[tuple[str, ...], str]]]:
@@ -110,11 +121,23 @@ def base_steps(facts: HostFacts) -> list[Step]:
     return steps
 
 
-def create(net: Network, *, first: bool, facts: HostFacts) -> Plan:
-    """`net create`: the base chains and forwarding with the first network, then the network."""
+def base6_steps(facts: HostFacts) -> list[Step]:
+    """With the first dual-stack network: IPv6 forwarding (when off) and the ip6tables chains."""
+    steps = []
+    if facts.ip6_forward != "1":
+        steps.append(ipk.ip6_forward(True, facts.ip6_forward))
+    steps.append(ip6t.base_create())
+    return steps
+
+
+def create(net: Network, *, first: bool, facts: HostFacts, first6: bool = False) -> Plan:
+    """`net create`: the base chains and forwarding with the first network (the IPv6 ones with the
+    first dual-stack network), then the network."""
     plan = Plan()
     if first:
         plan.extend(base_steps(facts))
+    if first6:
+        plan.extend(base6_steps(facts))
     plan.extend(network_steps(net, facts))
     return plan
 
@@ -133,14 +156,29 @@ def base_removal_steps(ip_forward_before: str, facts: HostFacts) -> list[Step]:
     return steps
 
 
-def remove(net: Network, *, last: bool, ip_forward_before: str, facts: HostFacts) -> Plan:
+def remove(
+    net: Network,
+    *,
+    last: bool,
+    ip_forward_before: str,
+    facts: HostFacts,
+    last6: bool = False,
+    ip6_forward_before: str = "0",
+) -> Plan:
     """`net rm`: its rules and bridge; with the last network the base chains, and ip_forward as
-    it was before cnet (when it is not that already)."""
+    it was before cnet (when it is not that already); the same for IPv6 with the last dual-stack
+    network."""
     plan = Plan(direction=Direction.DESTROY)
     plan.add(ipt.rules_remove(network_rules(net), f"remove firewall rules of network {net.name}"))
     if net.overlay:
         plan.add(vx.device_delete(naming.vxlan_name(net.id)))  # its routes, neighbours and fdb go with it
+    if net.subnet6:
+        plan.add(ip6t.rules_remove(network_rules6(net), f"remove IPv6 firewall rules of network {net.name}"))
     plan.add(ipk.bridge_delete(net.bridge))
+    if last6 and net.subnet6:
+        plan.add(ip6t.base_remove())
+        if facts.ip6_forward != ip6_forward_before and facts.sysctl_writable:
+            plan.add(ipk.ip6_forward(False, ip6_forward_before))
     if last:
         plan.extend(base_removal_steps(ip_forward_before, facts))
     return plan

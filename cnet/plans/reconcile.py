@@ -10,9 +10,11 @@ from .. import naming
 from ..commands import Plan, Step, cmd
 from ..kernel import ebtables as eb
 from ..kernel import ip as ipk
+from ..kernel import ip6tables as ip6t
 from ..kernel import iptables as ipt
 from ..kernel import parse
 from ..records import Container, ContainerState, Direction, Endpoint, Network, NetworkState, OpKind, PortMapping
+from . import reconcile6
 from .container import endpoint_steps, port_rules, release_steps, udp_conntrack_flushes
 from .network import bridge_steps, network_rules, vxlan_step
 from .spoof import spoof_diff
@@ -38,6 +40,8 @@ class Kernel:
     route_localnet: dict[str, str | None] = field(default_factory=dict)  # bridge -> sysctl value
     live_containers: set[str] = field(default_factory=set)  # ids whose PID 1 is alive
     live_watchers: set[str] = field(default_factory=set)  # ids whose watcher is alive
+    rules6: parse.Ruleset = field(default_factory=parse.Ruleset)  # ip6tables-save
+    ip6_forward: str | None = None
 
 
 @dataclass
@@ -118,12 +122,13 @@ def is_cnet_rule(r: parse.SavedRule) -> bool:
     return r.chain.startswith(CNET_CHAIN_PREFIX) or (r.comment or "").startswith(COMMENT_PREFIX)
 
 
-def firewall_diff(k: parse.Ruleset, d: Desired, *, clean: bool) -> tuple[str, list[str]]:
+def firewall_diff(k: parse.Ruleset, d: Desired, *, clean: bool, ipv6: bool = False) -> tuple[str, list[str]]:
     """iptables-restore --noflush text that turns cnet's part of `k` into what `d` says, plus one
-    summary line per change. Empty text: nothing to do. clean=False keeps orphans."""
-    expected = expected_rules(d)
-    owned = owned_comments(d)
-    want_chains = ipt.BASE_CHAINS if d.networks else {}
+    summary line per change. Empty text: nothing to do. clean=False keeps orphans. `ipv6`: the
+    same for ip6tables (`k` from ip6tables-save)."""
+    expected = reconcile6.expected_rules(d) if ipv6 else expected_rules(d)
+    owned = reconcile6.owned_comments(d) if ipv6 else owned_comments(d)
+    want_chains = reconcile6.base_chains(d) if ipv6 else (ipt.BASE_CHAINS if d.networks else {})
     deletes: dict[str, list[str]] = {}
     adds: dict[str, list[str]] = {}
     new_chains: dict[str, list[str]] = {}
@@ -341,11 +346,17 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool, force: bool = False) -
         plan.add(Step(summary="; ".join(fw_notes), do=ipt.restore(text)))
         # A UDP mapping put back clears the conntrack entries that kept its port elsewhere.
         plan.extend(udp_conntrack_flushes([p for cid in restored_ports(k.rules, d) for p in d.ports_by_container[cid]]))
+    text6, fw6_notes = firewall_diff(k.rules6, d, clean=clean and not (kept_ns or kept_links), ipv6=True)
+    if reconcile6.dual_stack(d) and k.ip6_forward not in ("1", None) and k.sysctl_writable:
+        plan.add(Step(summary="enable IPv6 forwarding", do=ipk.sysctl_set("net.ipv6.conf.all.forwarding", "1")))
+    if text6:
+        plan.add(Step(summary="IPv6: " + "; ".join(fw6_notes), do=ip6t.restore(text6)))
+    fw_notes += [f"IPv6: {n}" for n in fw6_notes]
     eb_text, eb_notes = spoof_diff(
         k.bridge_rules,
         base_wanted=bool(d.networks),
         expected={
-            e.host_veth: eb.SpoofTarget(e.host_veth, e.mac, e.ip)
+            e.host_veth: eb.SpoofTarget(e.host_veth, e.mac, e.ip, e.ip6)
             for e in d.endpoints
             if d.stable_container(e.container_id)
         },

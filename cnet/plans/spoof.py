@@ -70,7 +70,7 @@ def spoof_diff(
                 body += [h.delete_line() for h in have]
                 notes.append(f"remove {len(have)} orphan anti-spoofing rule(s) of {veth}")
     for veth, target in sorted(expected.items()):
-        want = eb.endpoint_rules(host_veth=target.host_veth, mac=target.mac, ip=target.ip)
+        want = eb.endpoint_rules(host_veth=target.host_veth, mac=target.mac, ip=target.ip, ip6=target.ip6)
         have = actual.get(veth, [])
         if sorted(h.spec for h in have) == sorted(w.spec for w in want):
             continue

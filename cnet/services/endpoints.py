@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import ipam, naming, validate
+from .. import ipam, ipam6, naming, validate
 from ..commands import Step
 from ..db import store
 from ..db.connection import Connection
@@ -89,11 +89,17 @@ def attach(
     default_route: bool,
     mac: str | None = None,
     aliases: tuple[str, ...] = (),
+    static_ip6: str | None = None,
 ) -> Endpoint:
-    """Allocate an address on the network and record the endpoint holding it (its MAC derived
-    from the address unless one is asked for)."""
+    """Allocate an address on the network (and an IPv6 one on a dual-stack network) and record the
+    endpoint holding it (its MAC derived from the IPv4 address unless one is asked for)."""
     addr = ipam.allocate_static(conn, net, static_ip) if static_ip else ipam.allocate(conn, net)
     ip = ipam.int_to_ip(addr)
+    addr6 = None
+    if static_ip6:
+        addr6 = ipam6.allocate_static(conn, net, static_ip6)
+    elif net.subnet6:
+        addr6 = ipam6.allocate(conn, net)
     ep = store.insert_endpoint(
         conn,
         container_id=container_id,
@@ -105,8 +111,11 @@ def attach(
         mac=mac or ipk.mac_for_ip(ip),
         default_route=default_route,
         aliases=aliases,
+        ip6=None if addr6 is None else ipam6.hex_to_ip(ipam6.to_hex(addr6)),
     )
     ipam.bind(conn, net.id, addr, ep.id)
+    if addr6 is not None:
+        ipam6.bind(conn, net.id, addr6, ep.id)
     return ep
 
 

@@ -57,6 +57,7 @@ def host_facts(ctx: Context | None = None) -> HostFacts:
     rules, bridge_rules = observe_rules(ctx) if ctx is not None else (parse.Ruleset(), parse.Ruleset())
     return HostFacts(
         ip_forward=read_ip_forward(),
+        ip6_forward=sysctl("/proc/sys/net/ipv6/conf/all/forwarding") or "0",
         route_localnet_default=sysctl(f"{PROC_SYS}/conf/default/route_localnet") or "0",
         sysctl_writable=sysctl_writable(),
         rules=rules,

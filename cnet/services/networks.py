@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .. import ipam, naming, validate
+from .. import ipam, ipam6, naming, validate, validate6
 from ..db import names_store, overlay_store, store
 from ..db.connection import Connection
 from ..errors import CnetError, Conflict, ValidationError
@@ -23,6 +23,60 @@ from .hostfacts import host_facts
 DEFAULT_POOLS = [ipaddress.IPv4Network(f"10.{n}.0.0/16") for n in range(91, 100)]
 DEFAULT_POOL_PREFIX = 24
 DEFAULT_MTU = 1500
+
+
+def host_routes6() -> list[tuple[ipaddress.IPv6Network, str]]:
+    """The host's IPv6 routes (main table, from /proc/net/ipv6_route) as (destination, device),
+    without the link-local, multicast and loopback ones every interface has."""
+    try:
+        text = Path("/proc/net/ipv6_route").read_text()
+    except OSError:
+        return []  # IPv6 disabled: no routes to shadow
+    out = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) < 10 or f[9] == "lo":
+            continue
+        net = ipaddress.IPv6Network((int(f[0], 16), int(f[1], 16)))
+        if net.prefixlen == 0 or net.is_link_local or net.is_multicast:
+            continue
+        out.append((net, f[9]))
+    return out
+
+
+def _ipv6_part(
+    conn: Connection, net6: ipaddress.IPv6Network, gateway6: str | None, ip_range6: str | None
+) -> dict[str, str | None]:
+    """The networks row's IPv6 columns, after the checks: no overlap with another network's IPv6
+    subnet nor with a host IPv6 route, gateway and range inside the subnet."""
+    clash = ipam6.overlapping_network(conn, net6)
+    if clash:
+        raise Conflict(f"IPv6 subnet {net6} overlaps network {clash[0]!r} ({clash[1]})")
+    for route, dev in host_routes6():
+        if net6.overlaps(route):
+            raise Conflict(f"IPv6 subnet {net6} overlaps the host route {route} (dev {dev}); choose another subnet")
+    if gateway6 is None:
+        gw6 = net6.network_address + 1
+    else:
+        gw6 = validate.ipv6_address(gateway6, "IPv6 gateway")
+        if gw6 not in net6 or gw6 == net6.network_address:
+            raise ValidationError(f"IPv6 gateway {gw6} is outside subnet {net6} or its subnet-router address")
+    rng6 = None
+    if ip_range6 is not None:
+        rng6 = validate6.subnet6(ip_range6, "IPv6 ip range")
+        if not rng6.subnet_of(net6):
+            raise ValidationError(f"IPv6 ip range {rng6} is not inside subnet {net6}")
+    lo, hi = ipam6.dynamic_bounds(net6, rng6)
+    return {
+        "subnet6": str(net6),
+        "subnet6_first": ipam6.to_hex(int(net6.network_address)),
+        "subnet6_last": ipam6.to_hex(int(net6.broadcast_address)),
+        "gateway6": str(gw6),
+        "ip_range6": str(rng6) if rng6 else None,
+        "range6_first": ipam6.to_hex(lo),
+        "range6_last": ipam6.to_hex(hi),
+        "alloc6_cursor": ipam6.to_hex(lo - 1),
+    }
 
 
 def host_routes() -> list[tuple[ipaddress.IPv4Network, str]]:
@@ -83,9 +137,13 @@ def create_network(
     driver: str = "bridge",
     labels: dict[str, str] | None = None,
     overlay: dict[str, Any] | None = None,
+    subnet6: str | None = None,
+    gateway6: str | None = None,
+    ip_range6: str | None = None,
 ) -> Outcome[Network]:
     """overlay: this host's share of an overlay network (services/overlay.py): the network's id
-    and its overlay_* fields; `subnet` is then the host subnet and the driver is vxlan."""
+    and its overlay_* fields; `subnet` is then the host subnet and the driver is vxlan.
+    subnet6 (with gateway6, ip_range6): a dual-stack network (`--ipv6`)."""
     # Everything the user typed is checked before the database or the kernel is touched.
     validate.name(name, "network name")
     if name == validate.NO_NETWORK:
@@ -96,6 +154,11 @@ def create_network(
     requested = validate.network_subnet(subnet) if subnet is not None else None  # "" is an error, not "pick one"
     if requested is None and (gateway or ip_range):
         raise ValidationError("--gateway and --ip-range need --subnet")
+    requested6 = validate6.network_subnet6(subnet6) if subnet6 is not None else None
+    if requested6 is None and (gateway6 or ip_range6):
+        raise ValidationError("an IPv6 --gateway or --ip-range needs --ipv6 and an IPv6 --subnet")
+    if requested6 is not None and not Path("/proc/sys/net/ipv6").exists():
+        raise CnetError("IPv6 is disabled on this host (no /proc/sys/net/ipv6): --ipv6 cannot work here")
     ctx.require_root()
     facts = None
 
@@ -119,6 +182,8 @@ def create_network(
                     f"subnet {net_subnet} overlaps the host route {route} (dev {dev}); choose another subnet"
                 )
         lo, hi = ipam.dynamic_bounds(net_subnet, rng)
+        v6: dict[str, Any] = _ipv6_part(conn, requested6, gateway6, ip_range6) if requested6 is not None else {}
+        first6 = bool(v6) and ipam6.other_count(conn, "") == 0
         extra = dict(overlay or {})
         network_id = extra.pop("id", None) or naming.new_id()
         net = Network(
@@ -141,6 +206,7 @@ def create_network(
             created_at=time.time(),
             bridge_mac=naming.bridge_mac(network_id),
             **extra,
+            **v6,
         )
         first = store.network_count(conn) == 0
         assert facts is not None
@@ -151,9 +217,15 @@ def create_network(
                     "/proc/sys is writable, then run this again"
                 )
             store.put_setting(conn, store.IP_FORWARD_SETTING, facts.ip_forward)
+        if first6:
+            if facts.ip6_forward != "1" and not facts.sysctl_writable:
+                raise CnetError("IPv6 forwarding is off and /proc/sys is read-only: turn it on, then run this again")
+            store.put_setting(conn, store.IP6_FORWARD_SETTING, facts.ip6_forward)
         store.insert_network(conn, net)
         names_store.insert_labels(conn, "network_labels", "network_id", network_id, labels or {})
         ipam.reserve_gateway(conn, network_id, net.gateway)
+        if net.gateway6:
+            ipam6.reserve_gateway(conn, network_id, net.gateway6)
 
         def mark_ready(c: Connection) -> None:
             store.set_network_state(c, network_id, NetworkState.READY)
@@ -161,7 +233,7 @@ def create_network(
         return Change(
             OpKind.NET_CREATE,
             network_id,
-            plans.create(net, first=first, facts=facts),
+            plans.create(net, first=first, facts=facts, first6=first6),
             net,
             on_success=mark_ready,
         )
@@ -203,7 +275,15 @@ def remove_network(ctx: Context, name: str) -> Outcome[Network]:
             raise Conflict(f"network {net.name} is {net.state}; try again when that operation ends")
         last = store.other_network_count(conn, net.id) == 0
         before = store.get_setting(conn, store.IP_FORWARD_SETTING)
-        plan = plans.remove(net, last=last, ip_forward_before=before or "0", facts=host_facts())
+        last6 = bool(net.subnet6) and ipam6.other_count(conn, net.id) == 0
+        plan = plans.remove(
+            net,
+            last=last,
+            ip_forward_before=before or "0",
+            facts=host_facts(),
+            last6=last6,
+            ip6_forward_before=store.get_setting(conn, store.IP6_FORWARD_SETTING) or "0",
+        )
         if not ctx.dry_run:
             store.set_network_state(conn, net.id, NetworkState.REMOVING)
         return Change(OpKind.NET_RM, net.id, plan, net, title=f"network {net.name} removed")
@@ -229,6 +309,7 @@ def list_networks(conn: Connection) -> list[dict[str, Any]]:
             "driver": n.driver,
             "subnet": n.subnet,
             "gateway": n.gateway,
+            "subnet6": n.subnet6,
             "bridge": n.bridge,
             "internal": n.internal,
             "containers": count,
@@ -254,6 +335,10 @@ def describe(conn: Connection, net: Network) -> dict[str, Any]:
         "subnet": net.subnet,
         "gateway": net.gateway,
         "ip_range": net.ip_range,
+        "ipv6": net.subnet6 is not None,
+        "subnet6": net.subnet6,
+        "gateway6": net.gateway6,
+        "ip_range6": net.ip_range6,
         "bridge": net.bridge,
         "bridge_mac": net.bridge_mac,
         "mtu": net.mtu,
@@ -278,6 +363,7 @@ def describe(conn: Connection, net: Network) -> dict[str, Any]:
             else None
         ),
         "containers": [
-            {"name": m[0], "id": m[1], "interface": m[2], "ip": m[3], "mac": m[4], "host_veth": m[5]} for m in members
+            {"name": m[0], "id": m[1], "interface": m[2], "ip": m[3], "ip6": m[6], "mac": m[4], "host_veth": m[5]}
+            for m in members
         ],
     }

@@ -42,8 +42,10 @@ def observe(ctx: Context) -> Kernel:
         netns=parse.netns_names(netns_text),
         netns_ids=parse.netns_ids(netns_text),
         rules=parse.iptables_save(run.read(cmd("iptables-save"))),
+        rules6=parse.iptables_save(run.read(cmd("ip6tables-save"))),
         bridge_rules=parse.ebtables_save(run.read(eb.save())),
         ip_forward=sysctl("/proc/sys/net/ipv4/ip_forward"),
+        ip6_forward=sysctl("/proc/sys/net/ipv6/conf/all/forwarding"),
         sysctl_writable=sysctl_writable(),
     )
 

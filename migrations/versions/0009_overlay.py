@@ -10,7 +10,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0009_overlay"
-down_revision = "0006_restart"
+down_revision = "0007_ipv6"
 branch_labels = None
 depends_on = None
 

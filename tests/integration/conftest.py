@@ -33,11 +33,24 @@ SERVER = textwrap.dedent(
     sel = selectors.DefaultSelector()
     sel.register(t, selectors.EVENT_READ)
     sel.register(u, selectors.EVENT_READ)
+    streams = [t]
+    if sys.argv[2:] == ["dual"]:  # IPv6 too, on sockets of their own
+        t6 = socket.socket(socket.AF_INET6)
+        t6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        t6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        t6.bind(("::", port))
+        t6.listen(64)
+        u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        u6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        u6.bind(("::", port))
+        sel.register(t6, selectors.EVENT_READ)
+        sel.register(u6, selectors.EVENT_READ)
+        streams.append(t6)
     print("serving", port, flush=True)
     while True:
         for key, _ in sel.select():
-            if key.fileobj is t:
-                c, peer = t.accept()
+            if key.fileobj in streams:
+                c, peer = key.fileobj.accept()
                 c.settimeout(2)
                 try:
                     c.sendall(name + b" " + peer[0].encode() + b" " + c.recv(1024))
@@ -45,23 +58,29 @@ SERVER = textwrap.dedent(
                     pass
                 c.close()
             else:
-                data, peer = u.recvfrom(2048)
-                u.sendto(name + b" " + peer[0].encode() + b" " + data, peer)
+                data, peer = key.fileobj.recvfrom(2048)
+                key.fileobj.sendto(name + b" " + peer[0].encode() + b" " + data, peer)
     """
 )
 
-# argv: TIMEOUT PROTO:IP:PORT...  -> JSON list, one reply string (or null) per target.
+# argv: TIMEOUT PROTO:IP:PORT...  -> JSON list, one reply string (or null) per target. An IPv6 IP
+# may be written in brackets ("tcp:[fd00::2]:80"); SOURCE@PROTO:IP:PORT binds to SOURCE first.
 PROBE = textwrap.dedent(
     """
     import json, socket, sys
     timeout = float(sys.argv[1])
     out = []
     for target in sys.argv[2:]:
-        proto, ip, port = target.split(":")
+        source, _, target = target.rpartition("@")
+        proto, rest = target.split(":", 1)
+        ip, port = rest.rsplit(":", 1)
+        ip = ip.strip("[]")
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-        s = socket.socket(socket.AF_INET, kind)
+        s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, kind)
         s.settimeout(timeout)
         try:
+            if source:
+                s.bind((source, 0))
             s.connect((ip, int(port)))
             s.send(b"ping")
             out.append(s.recv(2048).decode())
@@ -114,10 +133,12 @@ def answers(sb, tools: Tools, targets: list[str], *, netns: str | None = None) -
     }
 
 
-def run_server(sb, tools: Tools, name: str, *args: str, port: int = 80) -> dict:
-    """A detached container `name` running the echo server; returns its inspect JSON once it answers
-    (from inside its own netns, so no mapping is needed for the readiness check)."""
-    sb.cnet("run", "-d", "--name", name, *args, "--", "python3", str(tools.server), str(port))
+def run_server(sb, tools: Tools, name: str, *args: str, port: int = 80, dual: bool = False) -> dict:
+    """A detached container `name` running the echo server (`dual`: on IPv6 too); returns its
+    inspect JSON once it answers (from inside its own netns, so no mapping is needed for the
+    readiness check)."""
+    extra = ["dual"] if dual else []
+    sb.cnet("run", "-d", "--name", name, *args, "--", "python3", str(tools.server), str(port), *extra)
     info = inspect(sb, name)
     ok = sb.wait_for(
         lambda: probe(sb, tools, [f"tcp:127.0.0.1:{port}"], netns=info["netns"], timeout=0.5)[0],
@@ -128,25 +149,51 @@ def run_server(sb, tools: Tools, name: str, *args: str, port: int = 80) -> dict:
     return info
 
 
+CLIENT_HOST_IP6 = "2001:db8:ff::1"
+CLIENT_IP6 = "2001:db8:ff::2"
+
+
 @dataclass
 class Client:
     netns: str
     host_veth: str
     host_ip: str
     ip: str
+    host_ip6: str | None = None
+    ip6: str | None = None
 
 
-def add_client(sb, netns: str = "ext", host_ip: str = "192.0.2.1", ip: str = "192.0.2.2", prefix: int = 24) -> Client:
+def add_client(
+    sb,
+    netns: str = "ext",
+    host_ip: str = "192.0.2.1",
+    ip: str = "192.0.2.2",
+    prefix: int = 24,
+    *,
+    ipv6: bool = False,
+) -> Client:
     """Another host: a netns on a veth with its own subnet, default route via the sandbox host.
-    Its lo stays down, so even 127.0.0.0/8 can be routed to the host (the moby#45610 attack)."""
+    Its lo stays down, so even 127.0.0.0/8 can be routed to the host (the moby#45610 attack).
+    `ipv6`: also 2001:db8:ff::1/64 on the host's end and 2001:db8:ff::2/64 on the client's, with an
+    IPv6 default route via the host (Client.host_ip6, Client.ip6)."""
     veth = f"{netns}-h"
-    sb.sh(
+    script = (
         f"ip netns add {netns} && ip link add {veth} type veth peer name eth0 netns {netns} && "
         f"ip addr add {host_ip}/{prefix} dev {veth} && ip link set {veth} up && "
         f"ip -n {netns} addr add {ip}/{prefix} dev eth0 && ip -n {netns} link set eth0 up && "
         f"ip -n {netns} route add default via {host_ip}"
     )
-    return Client(netns, veth, host_ip, ip)
+    if ipv6:
+        script += (
+            f" && ip addr add {CLIENT_HOST_IP6}/64 dev {veth} nodad && "
+            f"ip -n {netns} addr add {CLIENT_IP6}/64 dev eth0 nodad && "
+            f"ip -n {netns} route add default via {CLIENT_HOST_IP6}"
+        )
+    sb.sh(script)
+    c = Client(netns, veth, host_ip, ip)
+    if ipv6:
+        c.host_ip6, c.ip6 = CLIENT_HOST_IP6, CLIENT_IP6
+    return c
 
 
 def del_client(sb, c: Client) -> None:

@@ -27,6 +27,8 @@ FAKED = {
     "ip": "/usr/sbin/ip",
     "iptables": "/usr/sbin/iptables",
     "iptables-restore": "/usr/sbin/iptables-restore",
+    "ip6tables": "/usr/sbin/ip6tables",
+    "ip6tables-restore": "/usr/sbin/ip6tables-restore",
     "ebtables-nft-restore": "/usr/sbin/ebtables-nft-restore",
     "sysctl": "/usr/sbin/sysctl",
     "conntrack": "/usr/sbin/conntrack",
@@ -96,9 +98,11 @@ def kernel(sb) -> dict:
     return {
         "links": sb.link_names(),
         "rules": sb.rules(),
+        "rules6": sb.rules6(),
         "bridge_rules": sb.bridge_rules(),
         "netns": sb.netns(),
         "ip_forward": sb.sysctl("net.ipv4.ip_forward"),
+        "ip6_forward": sb.sysctl("net.ipv6.conf.all.forwarding"),
     }
 
 
@@ -110,6 +114,8 @@ def db(sb) -> dict:
         "JOIN networks n ON n.id = e.network_id ORDER BY 1, 2",
         "ports": "SELECT host_port, protocol FROM port_mappings ORDER BY 1, 2",
         "ips": "SELECT n.name, a.address, a.kind FROM ip_allocations a "
+        "JOIN networks n ON n.id = a.network_id ORDER BY 1, 2",
+        "ips6": "SELECT n.name, a.address, a.kind FROM ip6_allocations a "
         "JOIN networks n ON n.id = a.network_id ORDER BY 1, 2",
         "running_ops": "SELECT count(*) FROM operations WHERE status = 'running'",
     }
@@ -135,16 +141,20 @@ def recovered_ops(sb) -> int:
         conn.close()
 
 
+DUAL = ["--ipv6", "--subnet", "fd00:61::/64"]
+
+
 def setup(sb, faults: Faults, op: str) -> dict:
     """Bring the sandbox to the state the operation starts from; return the snapshots the checks need."""
     snaps = {"base": (kernel(sb), db(sb))}
+    op, dual = op.removesuffix("6"), op.endswith("6")
     if op == "net-create":
         return snaps
-    sb.cnet("net", "create", "a", "--subnet", "10.61.0.0/24")
+    sb.cnet("net", "create", "a", "--subnet", "10.61.0.0/24", *(DUAL if dual else []))
     if op in ("connect", "disconnect"):
         sb.cnet("net", "create", "b", "--subnet", "10.62.0.0/24")
     snaps["net"] = (kernel(sb), db(sb))
-    if op in ("stop", "rm-f", "connect", "disconnect"):
+    if op in ("stop", "rm-f", "connect", "disconnect") and not dual:
         sb.cnet(
             "run",
             "-d",
@@ -162,6 +172,10 @@ def setup(sb, faults: Faults, op: str) -> dict:
             env={"PATH": faults.path},  # unarmed: every fake passes its call through
         )
         snaps["run"] = (kernel(sb), db(sb))
+    if op == "rm-f" and dual:
+        sb.cnet(
+            "run", "-d", "--name", "c1", "--net", "a", "-p", "8080:80", "--", "sleep", "1000", env={"PATH": faults.path}
+        )
     if op == "disconnect":
         sb.cnet("net", "connect", "b", "c1")
     return snaps
@@ -177,12 +191,33 @@ COMMANDS = {
     "disconnect": ["net", "disconnect", "b", "c1"],
     "net-rm": ["net", "rm", "a"],
 }
+# Dual stack (the network `a` with --ipv6): every new IPv6 step is interrupted too.
+STEPS6 = {
+    # ip_forward, base chains, anti-spoofing chain, IPv6 forwarding, IPv6 base chains, bridge,
+    # route_localnet, network rules, IPv6 network rules
+    "net-create6": 9,
+    "run-d6": 5,  # host side, container side, anti-spoofing rules, port rules, IPv6 port rules
+    "rm-f6": 4,  # port rules, IPv6 port rules, anti-spoofing rules, netns
+    # network rules, IPv6 network rules, bridge, IPv6 base chains, IPv6 forwarding, base chains,
+    # anti-spoofing chain, ip_forward
+    "net-rm6": 8,
+}
+COMMANDS |= {
+    "net-create6": COMMANDS["net-create"] + DUAL,
+    "run-d6": COMMANDS["run-d"],
+    "rm-f6": COMMANDS["rm-f"],
+    "net-rm6": COMMANDS["net-rm"],
+}
+STEPS |= STEPS6
+DESTROY |= {"rm-f6", "net-rm6"}
+REAPER_RACE |= {"rm-f6"}
 
 
 def expected_after(op: str, snaps: dict, before: tuple) -> tuple[dict, dict | None]:
     """(kernel, db-or-None) the host must hold once the interrupted operation is repaired."""
     if op not in DESTROY:
         return before  # rolled back: exactly as before the operation
+    op = op.removesuffix("6")
     if op == "net-rm":
         return snaps["base"]
     if op == "disconnect":

@@ -76,7 +76,7 @@ for i, (subnet, expect) in enumerate(
         ("10.91.0.128/25", "overlaps"),  # contained in `taken`
         (SUBNET, "overlaps"),  # identical
         ("10.91.0.0/16", "overlaps"),  # containing
-        ("fd00::/64", "not supported"),
+        ("fd00::/64", "needs --ipv6"),
         ("", "subnet"),
         ("10.0.0.0/-1", "subnet"),
     ]
@@ -89,7 +89,7 @@ case(
     expect="network or broadcast",
 )
 case("gateway-not-ip", ["net", "create", "g3", "--subnet", "10.3.0.0/24", "--gateway", "10.3.0.x"], expect="gateway")
-case("gateway-ipv6", ["net", "create", "g4", "--subnet", "10.3.0.0/24", "--gateway", "fd00::1"], expect="not supported")
+case("gateway-ipv6", ["net", "create", "g4", "--subnet", "10.3.0.0/24", "--gateway", "fd00::1"], expect="needs --ipv6")
 case(
     "ip-range-outside",
     ["net", "create", "g5", "--subnet", "10.3.0.0/24", "--ip-range", "10.4.0.0/25"],
@@ -137,11 +137,83 @@ for i, (ip, expect) in enumerate(
         ("10.91.0.255", "broadcast"),
         (WEB_IP, "already in use"),
         ("10.91.0.300", "not an IPv4 address"),
-        ("fd00::5", "not supported"),
+        ("fd00::5", "IPv4 is expected"),
     ]
 ):
     case(f"ip-{i}", ["run", "--net", NET, "--ip", ip, "--", "true"], expect=expect)
 case("ip-without-net", ["run", "--ip", "10.91.0.9", "--", "true"], expect="needs a network")
+
+# --- IPv6 (the sandbox holds the dual-stack network `dual`, fd00:92::/64, with `web6` on fd00:92::5,
+# and a host address 2001:db8:aa::1/64 on a veth of its own) -----------------------------------------------
+V4 = ["--subnet", "10.5.0.0/24"]
+for i, (subnet6, expect) in enumerate(
+    [
+        ("fd00:5::/127", "/127"),
+        ("fd00:5::/128", "/128"),
+        ("fd00:5::1/64", "host bits"),
+        ("fd00:5::", "CIDR"),
+        ("zz::/64", "IPv6 CIDR"),
+        ("fd00:5::/129", "IPv6 CIDR"),
+        ("fe80::/64", "link-local"),
+        ("ff05::/64", "multicast"),
+        ("::1/128", "loopback"),
+        ("::ffff:10.0.0.0/120", "IPv4-mapped"),
+        ("fd00:92::/80", "overlaps network 'dual'"),  # contained in dual's
+        ("fd00:92::/64", "overlaps network 'dual'"),  # identical
+        ("fd00::/16", "overlaps network 'dual'"),  # containing
+        ("2001:db8:aa::/64", "host route"),
+        ("2001:db8:aa:0:1::/80", "host route"),
+    ]
+):
+    case(f"subnet6-{i}", ["net", "create", f"v{i}", "--ipv6", *V4, "--subnet", subnet6], expect=expect)
+case("subnet6-without-ipv6", ["net", "create", "v", *V4, "--subnet", "fd00:5::/64"], expect="needs --ipv6")
+case("ipv6-without-subnet6", ["net", "create", "v", "--ipv6", *V4], expect="needs an IPv6 --subnet")
+case(
+    "subnet6-twice",
+    ["net", "create", "v", "--ipv6", "--subnet", "fd00:5::/64", "--subnet", "fd00:6::/64"],
+    expect="only one IPv6",
+)
+case(
+    "gateway6-outside",
+    ["net", "create", "v", "--ipv6", *V4, "--subnet", "fd00:5::/64", "--gateway", "fd00:6::1"],
+    expect="outside",
+)
+case(
+    "gateway6-subnet-router",
+    ["net", "create", "v", "--ipv6", *V4, "--subnet", "fd00:5::/64", "--gateway", "fd00:5::"],
+    expect="subnet-router",
+)
+case(
+    "ip-range6-outside",
+    ["net", "create", "v", "--ipv6", *V4, "--subnet", "fd00:5::/64", "--ip-range", "fd00:6::/80"],
+    expect="not inside",
+)
+for i, (ip6, expect) in enumerate(
+    [
+        ("fd00:93::5", "outside"),
+        ("fd00:92::5", "already in use on network dual by container web6"),
+        ("fd00:92::1", "gateway"),
+        ("fd00:92::", "subnet-router"),
+        ("10.92.0.9", "not an IPv6 address"),
+        ("fd00:92::zz", "not an IPv6 address"),
+    ]
+):
+    case(f"ip6-{i}", ["run", "--net", "dual", "--ip6", ip6, "--", "true"], expect=expect)
+case("ip6-v4-only-net", ["run", "--net", NET, "--ip6", "fd00:92::9", "--", "true"], expect="no IPv6 subnet")
+case("ip6-without-net", ["run", "--ip6", "fd00:92::9", "--", "true"], expect="needs a network")
+for i, (spec, expect) in enumerate(
+    [
+        ("[::1]:8090:80", "cannot DNAT to ::1"),
+        ("[::]:8090:80", "leave the host IP out"),
+        ("[fe80::1]:8090:80", "global unicast"),
+        ("[2001:db8:bb::1]:8090:80", "not an address of this host"),
+        ("[fd00:92::1:8090:80", "expected"),
+        ("[2001:db8:aa::1]:8090", "expected"),
+        ("[nonsense]:8090:80", "not an IPv6 address"),
+    ]
+):
+    case(f"port6-{i}", ["run", "--net", "dual", "-p", spec, "--", "true"], expect=expect)
+case("port6-v4-only-net", ["run", "--net", NET, "-p", "[2001:db8:aa::1]:8090:80", "--", "true"], expect="no IPv6")
 
 # --- other run options ----------------------------------------------------------------------------
 case("env-no-equals", ["run", "--net", NET, "-e", "NOVALUE", "--", "true"], expect="KEY=VALUE")
@@ -235,8 +307,11 @@ def dump_state(sb: Sandbox) -> dict:
     finally:
         conn.close()
     cdir = sb.state_dir / "containers"
+    rules6 = [line.rsplit(" [", 1)[0] for line in sb.ip6tables_save().splitlines() if not line.startswith("#")]
     return {
         "iptables": rules,
+        "ip6tables": rules6,
+        "ip6_forward": sb.sysctl("net.ipv6.conf.all.forwarding"),
         "links": json.loads(sb.run(["ip", "-j", "link"], check=True).stdout),
         "netns": sb.run(["ip", "netns"], check=True).stdout,
         "ip_forward": sb.sysctl("net.ipv4.ip_forward"),
@@ -251,6 +326,12 @@ def hostile_sb(tmp_path_factory):
     try:
         baseline = sb.snapshot()
         sb.cnet("net", "create", NET, "--subnet", SUBNET)
+        sb.sh(
+            "ip link add hostv6 type veth peer name hostv6p && ip addr add 2001:db8:aa::1/64 dev hostv6 nodad && "
+            "ip link set hostv6 up && ip link set hostv6p up"
+        )
+        sb.cnet("net", "create", "dual", "--ipv6", "--subnet", "10.92.0.0/24", "--subnet", "fd00:92::/64")
+        sb.cnet("run", "-d", "--name", "web6", "--net", "dual", "--ip6", "fd00:92::5", "--", "sleep", "100000")
         sb.cnet(
             "run", "-d", "--name", "web", "--net", NET, "--ip", WEB_IP, "-p", f"{WEB_PORT}:80", "--", "sleep", "100000"
         )
@@ -267,8 +348,9 @@ def hostile_sb(tmp_path_factory):
         sb.tried = 0
         yield sb
         listener.kill()
-        sb.cnet("rm", "-f", "web")
-        sb.cnet("net", "rm", NET)
+        sb.cnet("rm", "-f", "web", "web6")
+        sb.cnet("net", "rm", NET, "dual")
+        sb.sh("ip link del hostv6")
         assert sb.wait_for(lambda: sb.snapshot() == baseline, timeout=10), (sb.snapshot(), baseline)
     finally:
         sb.close()

@@ -350,7 +350,7 @@ BAD_CREATES = [
     ({"name": "x;rm -rf /"}, "invalid network name"),
     ({"name": "ok", "subnet": "10.1.2.12/24"}, "did you mean 10.1.2.0/24?"),
     ({"name": "ok", "subnet": "10.0.0.0/31"}, "a /31 has no room"),
-    ({"name": "ok", "subnet": "fd00::/64"}, "IPv6 is not supported"),
+    ({"name": "ok", "subnet": "fd00::/64"}, "an IPv6 subnet needs --ipv6"),
     ({"name": "ok", "subnet": "10.7.0.0/24", "gateway": "10.8.0.1"}, "gateway 10.8.0.1 is outside subnet 10.7.0.0/24"),
     ({"name": "ok", "subnet": "10.7.0.0/24", "gateway": "10.7.0.255"}, "is the network or broadcast address"),
     ({"name": "ok", "subnet": "10.7.0.0/24", "ip_range": "10.8.0.0/28"}, "is not inside subnet"),
@@ -389,7 +389,7 @@ def test_dry_run_and_real_run_fail_alike(tmp_path, kwargs, fragment):
 
 # --- teardown-like plans: `|| true` exactly where the real run goes past errors -------------------
 class CannedKernel(NoKernel):
-    """Answers the reconciler's four reads; anything that would change the kernel fails the test."""
+    """Answers the reconciler's five reads; anything that would change the kernel fails the test."""
 
     def __init__(self, save: str):
         self.save = save
@@ -399,6 +399,7 @@ class CannedKernel(NoKernel):
             ("ip", "-d", "-j", "addr"): "[]",
             ("ip", "netns", "list"): "",
             ("iptables-save",): self.save,
+            ("ip6tables-save",): "",
             ("ebtables-nft-save",): "",
         }[command.argv]
 

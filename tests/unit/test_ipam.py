@@ -175,7 +175,7 @@ def test_ip_range_at_the_top_excludes_broadcast(store):
         ("10.0.0.255", ValidationError, "is the broadcast address of 10.0.0.0/24"),
         ("10.0.0.1", ValidationError, "is the gateway of network"),
         ("not-an-ip", ValidationError, "not an IPv4 address"),
-        ("fd00::5", ValidationError, "IPv6 is not supported"),
+        ("fd00::5", ValidationError, "an IPv6 address where IPv4 is expected"),
     ],
 )
 def test_static_errors(store, addr, exc, fragment):

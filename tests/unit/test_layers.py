@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("cnet.cli", "cnet.__main__")),
     ("services", ("cnet.services",)),
     # cnet.cluster: etcd, the overlay networks' cluster store (the only module that talks to it).
-    ("middle", ("cnet.plans", "cnet.journal", "cnet.db", "cnet.ipam", "cnet.runner", "cnet.cluster")),
+    ("middle", ("cnet.plans", "cnet.journal", "cnet.db", "cnet.ipam", "cnet.ipam6", "cnet.runner", "cnet.cluster")),
     (
         "base",
         (
@@ -33,6 +33,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cnet.exec_args",
             "cnet.tty",
             "cnet.validate",
+            "cnet.validate6",
+            "cnet.validate_logs",
             "cnet._shfast",
             "cnet.cni",
             "cnet._profile",
@@ -43,9 +45,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 # Inside the middle layer: plans are pure (no database, journal or processes), the database
 # layer knows nothing of plans, IPAM or the journal.
 FORBIDDEN = {
-    "cnet.plans": ("cnet.db", "cnet.journal", "cnet.runner", "cnet.ipam", "cnet.cluster"),
-    "cnet.db": ("cnet.plans", "cnet.journal", "cnet.runner", "cnet.ipam", "cnet.cluster"),
-    "cnet.runner": ("cnet.db", "cnet.journal", "cnet.plans", "cnet.ipam"),
+    "cnet.plans": ("cnet.db", "cnet.journal", "cnet.runner", "cnet.ipam", "cnet.ipam6", "cnet.cluster"),
+    "cnet.db": ("cnet.plans", "cnet.journal", "cnet.runner", "cnet.ipam", "cnet.ipam6", "cnet.cluster"),
+    "cnet.runner": ("cnet.db", "cnet.journal", "cnet.plans", "cnet.ipam", "cnet.ipam6"),
 }
 # Third-party imports allowed only in these modules.
 CONFINED = {
@@ -194,6 +196,7 @@ def test_sql_runs_only_in_the_store_the_journal_and_ipam():
         "cnet.db.migrate",
         "cnet.journal",
         "cnet.ipam",
+        "cnet.ipam6",  # IPv6 twin of cnet.ipam
         "cnet.services.query",
     }
     bad = []

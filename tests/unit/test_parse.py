@@ -215,4 +215,5 @@ def test_host_addrs():
     assert parse.host_addrs(text) == [
         parse.HostAddr("127.0.0.1", 8, None, True),
         parse.HostAddr("10.0.0.1", 24, "10.0.0.255", False),
+        parse.HostAddr("fe80::1", 64, None, False),  # IPv6 too: `-p [ADDR]:...` is checked against them
     ]

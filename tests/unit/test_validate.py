@@ -1,5 +1,7 @@
 """Every user-typed value is checked before anything changes; each error is one clear sentence."""
 
+import re
+
 import pytest
 
 from cnet import exec_args, validate
@@ -74,8 +76,8 @@ def test_name_error_is_one_line():
         ("10.1.2.12/16", "did you mean 10.1.0.0/16?"),
         ("10.0.0.0/31", "a /31 has no room for a gateway and a container"),
         ("10.0.0.0/32", "a /32 has no room"),
-        ("fd00::/64", "IPv6 is not supported"),
-        ("::/0", "IPv6 is not supported"),
+        ("fd00::/64", "an IPv6 subnet needs --ipv6"),
+        ("::/0", "an IPv6 subnet needs --ipv6"),
     ],
 )
 def test_invalid_network_subnets(value, fragment):
@@ -107,8 +109,8 @@ def test_invalid_addresses(value):
         validate.ipv4_address(value, "gateway")
 
 
-def test_ipv6_address_not_supported():
-    with pytest.raises(ValidationError, match="IPv6 is not supported"):
+def test_ipv6_address_where_ipv4_is_expected():
+    with pytest.raises(ValidationError, match="an IPv6 address where IPv4 is expected"):
         validate.ipv4_address("::1", "gateway")
 
 
@@ -304,3 +306,74 @@ def test_run_networks_default_and_none():
         validate.run_request(networks=[], **base | {"ip": "10.0.0.5"})
     req = validate.run_request(networks=["n1"], labels=["a=1"], aliases=["db", "db"], **base)
     assert req.labels == {"a": "1"} and req.aliases == ("db",)
+
+
+# --- IPv6 (dual-stack networks) ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "values, ipv6, fragment",
+    [
+        (["fd00::/64"], False, "an IPv6 subnet needs --ipv6"),
+        (["10.1.0.0/24"], True, "--ipv6 needs an IPv6 --subnet"),
+        (["fd00::/64", "fd01::/64"], True, "only one IPv6 --subnet"),
+        (["10.1.0.0/24", "10.2.0.0/24"], False, "only one IPv4 --subnet"),
+        (["fd00::/127"], True, "/127 has no room"),
+        (["fd00::/128"], True, "/128 has no room"),
+        (["fd00::1/64"], True, "host bits are set; did you mean fd00::/64?"),
+        (["fe80::/64"], True, "link-local range"),
+        (["ff02::/64"], True, "multicast range"),
+        (["::1/128"], True, "loopback address"),
+        (["::ffff:0:0/104"], True, "IPv4-mapped range"),
+        (["fd00::"], True, "expected CIDR notation"),
+        (["fd00::/200"], True, "not an IPv6 CIDR"),
+    ],
+)
+def test_bad_subnet_pairs(values, ipv6, fragment):
+    with pytest.raises(ValidationError, match=re.escape(fragment)):
+        validate.subnets(values, ipv6)
+
+
+def test_dual_stack_subnets_in_either_order():
+    v4, v6 = validate.subnets(["fd00:1::/64", "10.1.0.0/24"], True)
+    assert (str(v4), str(v6)) == ("10.1.0.0/24", "fd00:1::/64")
+    assert validate.subnets(["fd00:1::/126"], True)[0] is None  # IPv4 then comes from the pools
+    assert validate.subnets([], False) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("[::1]:8080:80", "cannot DNAT to ::1"),
+        ("[::]:8080:80", "leave the host IP out"),
+        ("[fe80::1]:8080:80", "global unicast"),
+        ("[ff02::1]:8080:80", "global unicast"),
+        ("[2001:db8::1]:8080", "expected [IPV6]"),
+        ("[2001:db8::1:8080:80", "expected [IPV6]"),
+        ("[10.0.0.1]:8080:80", "not an IPv6 address"),
+        ("[2001:db8::1]:0:80", "between 1 and 65535"),
+    ],
+)
+def test_bad_ipv6_port_mappings(spec, fragment):
+    with pytest.raises(ValidationError, match=re.escape(fragment)):
+        validate.port_mapping(spec)
+
+
+def test_ipv6_port_mapping():
+    assert validate.port_mapping("[2001:DB8::1]:8080-8081:80-81/udp") == [
+        PortSpec("2001:db8::1", 8080, 80, "udp"),
+        PortSpec("2001:db8::1", 8081, 81, "udp"),
+    ]
+
+
+def test_ip6_in_run_request():
+    req = validate.run_request(
+        name=None, networks=["d"], ports=[], ip=None, hostname=None, env=[], command=[], ip6="fd00::5"
+    )
+    assert req.ip6 == "fd00::5"
+    with pytest.raises(ValidationError, match="--ip6 needs a network"):
+        validate.run_request(
+            name=None, networks=[], ports=[], ip=None, hostname=None, env=[], command=[], ip6="fd00::5"
+        )
+    with pytest.raises(ValidationError, match="not an IPv6 address"):
+        validate.run_request(
+            name=None, networks=["d"], ports=[], ip=None, hostname=None, env=[], command=[], ip6="10.0.0.5"
+        )

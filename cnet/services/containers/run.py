@@ -7,7 +7,7 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 
-from ... import ipam, naming, procs, validate
+from ... import ipam, ipam6, naming, procs, validate
 from ...commands import Plan, Step
 from ...db import names_store, store
 from ...db.connection import Connection
@@ -160,6 +160,10 @@ def _run(
             raise ValidationError(f"network {nets[0].name} is internal: it cannot publish ports")
         if req.ip:
             ipam.check_static(nets[0], req.ip)
+        if req.ip6:
+            ipam6.check_static(nets[0], req.ip6)
+        if any(":" in p.host_ip for p in req.ports) and not nets[0].subnet6:
+            raise ValidationError(f"network {nets[0].name} has no IPv6: it cannot publish on an IPv6 host address")
         check_ports(conn, req.ports, host_check=ctx.dry_run)
         hostname = req.hostname or (name if _valid_hostname(name) else cid)
         container = Container(
@@ -176,6 +180,7 @@ def _run(
                 "networks": list(req.networks),
                 "ports": [p.render() for p in req.ports],
                 "ip": req.ip,
+                "ip6": req.ip6,
                 "rm": remove,
                 "aliases": list(req.aliases),
                 "init": req.init,
@@ -199,6 +204,7 @@ def _run(
                 req.ip if i == 0 else None,
                 default_route=(i == default_index),
                 aliases=req.aliases,
+                static_ip6=req.ip6 if i == 0 else None,
             )
             for i, net in enumerate(nets)
         ]
@@ -207,7 +213,7 @@ def _run(
         container = replace(container, spec={**container.spec, "addresses": [ep.ip for ep in eps]})
         store.set_spec(conn, cid, container.spec)
         if not ctx.dry_run:
-            held.append(hold_ports(req.ports))  # last: everything else is checked
+            held.append(hold_ports(req.ports, ipv6=bool(nets and nets[0].subnet6)))  # last: everything else is checked
         wiring = plans.wiring(container, eps, ports, before=restore_steps)
         launch = launch_argv(ctx, cid, hostname, req.command, init=req.init, tty=req.tty)
         shown = Plan([*shown_before, *wiring.steps, *launch_steps(container, launch)])

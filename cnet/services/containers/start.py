@@ -79,7 +79,7 @@ def wire_again(ctx: Context, ref: str) -> Outcome[Wired]:
         fresh = replace(fresh, spec={**fresh.spec, "addresses": [ep.ip for ep in eps]})
         store.set_spec(conn, c.id, fresh.spec)
         if not ctx.dry_run:
-            held.append(ports.hold(specs))
+            held.append(ports.hold(specs, ipv6=bool(nets and nets[0].subnet6)))
         wiring = plans.wiring(fresh, eps, mapped, before=restore_steps)
         shown = Plan([*wiring.steps, *launch_steps(fresh, container_launch_argv(ctx, fresh))])
 

@@ -1,0 +1,186 @@
+"""Dual-stack networks (`net create --ipv6`): IPv6 between containers, published ports on the
+host's IPv6 addresses from an external host and from containers (hairpin), outbound masquerade,
+isolation between networks, the IPv6 anti-spoofing pin, and nothing left behind (the sandbox
+fixture compares ip6tables and IPv6 forwarding with the baseline too)."""
+
+import json
+
+import pytest
+
+from .conftest import add_client, answers, del_client, in_netns, probe, run_server
+
+pytestmark = pytest.mark.root
+
+N1 = ("--ipv6", "--subnet", "10.30.1.0/24", "--subnet", "fd00:30:1::/64")
+N2 = ("--ipv6", "--subnet", "10.30.2.0/24", "--subnet", "fd00:30:2::/64")
+
+
+def _t6(ip: str, port: int) -> list[str]:
+    return [f"tcp:[{ip}]:{port}", f"udp:[{ip}]:{port}"]
+
+
+def test_dual_stack_reachability_isolation_and_masquerade(sandbox, tools):
+    sb = sandbox
+    ext = add_client(sb, ipv6=True)
+    sb.cnet("net", "create", "d1", *N1)
+    sb.cnet("net", "create", "d2", *N2)
+    assert sb.sysctl("net.ipv6.conf.all.forwarding") == "1"
+    srv = run_server(sb, tools, "srv", "--net", "d1", "-p", "8080:80", "-p", "8080:80/udp", dual=True)
+    nb = run_server(sb, tools, "nb", "--net", "d1", dual=True)
+    other = run_server(sb, tools, "other", "--net", "d2", dual=True)
+    srv_ip6, nb_ip6 = srv["networks"][0]["ip6"], nb["networks"][0]["ip6"]
+    other_ip6 = other["networks"][0]["ip6"]
+    assert (srv_ip6, nb_ip6) == ("fd00:30:1::2", "fd00:30:1::3")
+    assert other["networks"][0]["gateway6"] == "fd00:30:2::1"
+
+    # Container to container over IPv6, with the neighbour's own source address (no NAT).
+    [reply] = probe(sb, tools, [f"tcp:[{srv_ip6}]:80"], netns=nb["netns"])
+    assert reply.split()[:2] == ["srv", nb_ip6]
+
+    published = {
+        "external host via the host's IPv6 address": (ext.netns, _t6(ext.host_ip6, 8080)),
+        "external host via the host's IPv4 address (both families)": (ext.netns, [f"tcp:{ext.host_ip}:8080"]),
+        "neighbour via the host's IPv6 address (hairpin)": (nb["netns"], _t6(ext.host_ip6, 8080)),
+        "itself via the host's IPv6 address (hairpin)": (srv["netns"], _t6(ext.host_ip6, 8080)),
+        "container on another network": (other["netns"], _t6(ext.host_ip6, 8080)),
+        "the host itself": (None, _t6(ext.host_ip6, 8080)),
+    }
+    for what, (netns, targets) in published.items():
+        assert answers(sb, tools, targets, netns=netns) == {t: "srv" for t in targets}, what
+    # The external host sees its own address: DNAT, no masquerade on the way in.
+    [reply] = probe(sb, tools, [f"tcp:[{ext.host_ip6}]:8080"], netns=ext.netns)
+    assert reply.split()[1] == ext.ip6
+
+    blocked = {
+        "other network -> container directly": (other["netns"], _t6(srv_ip6, 80)),
+        "container -> other network directly": (srv["netns"], _t6(other_ip6, 80)),
+        "external host -> container address": (ext.netns, _t6(srv_ip6, 80)),
+    }
+    sb.sh(f"ip -n {ext.netns} route add fd00:30::/32 via {ext.host_ip6}")  # even when routed there
+    for what, (netns, targets) in blocked.items():
+        assert probe(sb, tools, targets, netns=netns, timeout=1) == [None, None], what
+
+    # Outbound: the external host sees the host's address (masquerade out of the network).
+    outside = sb.popen(in_netns(ext.netns, ["python3", str(tools.server), "9000", "dual"]))
+    try:
+        assert sb.wait_for(lambda: probe(sb, tools, [f"tcp:[{ext.ip6}]:9000"], timeout=0.5)[0], timeout=10)
+        [reply] = probe(sb, tools, [f"tcp:[{ext.ip6}]:9000"], netns=srv["netns"])
+        assert reply.split()[1] == ext.host_ip6
+    finally:
+        outside.kill()
+        outside.wait()
+
+    sb.cnet("rm", "-f", "srv", "nb", "other")
+    sb.cnet("net", "rm", "d1", "d2")
+    del_client(sb, ext)
+    assert sb.rules6() == sb.baseline["rules6"]
+
+
+def test_published_on_one_ipv6_address_and_loopback_refused(sandbox, tools):
+    sb = sandbox
+    ext = add_client(sb, ipv6=True)
+    sb.cnet("net", "create", "d1", *N1)
+    run_server(sb, tools, "one", "--net", "d1", "-p", f"[{ext.host_ip6}]:8081:80", dual=True)
+    got = probe(sb, tools, [f"tcp:[{ext.host_ip6}]:8081", f"tcp:{ext.host_ip}:8081"], netns=ext.netns, timeout=1)
+    assert got[0] and got[0].split()[0] == "one"
+    assert got[1] is None  # IPv6 only
+    ports = json.loads(sb.cnet("sql", "SELECT host_ip, host_port FROM v_port_mappings", "--json").stdout)
+    assert ports == [{"host_ip": ext.host_ip6, "host_port": 8081}]
+    # The port is held on the host for IPv6 too: a host process cannot take it.
+    res = sb.run(["python3", "-c", f"import socket; socket.socket(socket.AF_INET6).bind(('{ext.host_ip6}', 8081))"])
+    assert res.returncode != 0 and "Address already in use" in res.stderr
+    res = sb.cnet("run", "--net", "d1", "-p", "[::1]:8082:80", "--", "true", check=False)
+    assert res.returncode == 1 and len(res.stderr.splitlines()) == 1 and "cannot DNAT to ::1" in res.stderr
+    sb.cnet("rm", "-f", "one")
+    sb.cnet("net", "rm", "d1")
+    del_client(sb, ext)
+
+
+def test_spoofed_ipv6_source_is_dropped(sandbox, tools):
+    sb = sandbox
+    sb.cnet("net", "create", "d1", *N1)
+    srv = run_server(sb, tools, "srv", "--net", "d1", dual=True)
+    sb.cnet("run", "-d", "--name", "evil", "--net", "d1", "--ip6", "fd00:30:1::66", "--", "sleep", "600")
+    evil = json.loads(sb.cnet("inspect", "evil").stdout)
+    srv_ip6 = srv["networks"][0]["ip6"]
+    # Root inside its namespace, the container takes a neighbour-to-be's address as well.
+    sb.run(in_netns(evil["netns"], ["ip", "addr", "add", "fd00:30:1::77/64", "dev", "eth0", "nodad"]), check=True)
+    own, spoofed = probe(
+        sb, tools, [f"fd00:30:1::66@tcp:[{srv_ip6}]:80", f"fd00:30:1::77@tcp:[{srv_ip6}]:80"], netns=evil["netns"]
+    )
+    assert own and own.split()[:2] == ["srv", "fd00:30:1::66"]
+    assert spoofed is None
+    # A router advertisement from the container is dropped too (no container routes the others).
+    rules = sb.ebtables_save()
+    assert "--ip6-icmp-type router-advertisement -j DROP" in rules and "--ip6-src fd00:30:1::66 -j RETURN" in rules
+    sb.cnet("rm", "-f", "srv", "evil")
+    sb.cnet("net", "rm", "d1")
+
+
+def test_gc_and_restore_bring_back_the_ipv6_objects(sandbox, tools):
+    sb = sandbox
+    sb.cnet("net", "create", "d1", *N1)
+    rules6 = sb.rules6()
+    sb.reboot()  # every link and rule gone, the state stays
+    sb.cnet("restore")
+    bridge = json.loads(sb.cnet("net", "inspect", "d1").stdout)["bridge"]
+    assert "inet6 fd00:30:1::1/64" in sb.run(["ip", "-6", "addr", "show", "dev", bridge], check=True).stdout
+    assert sb.rules6() == rules6
+    assert sb.sysctl("net.ipv6.conf.all.forwarding") == "1"
+    # gc: an orphan IPv6 rule goes, a network's missing IPv6 rule comes back.
+    sb.sh(
+        "ip6tables -t nat -A CNET-POSTROUTING -m comment --comment cnet:net:gone -j ACCEPT && "
+        "ip6tables -t nat -D CNET-POSTROUTING -s fd00:30:1::/64 ! -o " + bridge +
+        " -m comment --comment cnet:net:d1 -j MASQUERADE"
+    )  # fmt: skip
+    assert sb.rules6() != rules6
+    sb.cnet("gc")
+    assert sb.rules6() == rules6
+    srv = run_server(sb, tools, "srv", "--net", "d1", dual=True)
+    sb.cnet("run", "-d", "--name", "cl", "--net", "d1", "--", "sleep", "600")
+    cl = json.loads(sb.cnet("inspect", "cl").stdout)
+    assert answers(sb, tools, [f"tcp:[{srv['networks'][0]['ip6']}]:80"], netns=cl["netns"]) == {
+        f"tcp:[{srv['networks'][0]['ip6']}]:80": "srv"
+    }
+    sb.cnet("rm", "-f", "srv", "cl")
+    sb.cnet("net", "rm", "d1")
+
+
+@pytest.mark.parametrize("internal_first", [True, False])
+def test_internal_dual_stack_network_drops_ipv6_whatever_the_creation_order(sandbox, tools, internal_first):
+    sb = sandbox
+    ext = add_client(sb, ipv6=True)
+    create = [
+        ("i1", ("--internal", "--ipv6", "--subnet", "10.30.3.0/24", "--subnet", "fd00:30:3::/64")),
+        ("d1", N1),
+    ]
+    for name, args in create if internal_first else create[::-1]:
+        sb.cnet("net", "create", name, *args)
+    inside = run_server(sb, tools, "inside", "--net", "i1", dual=True)
+    peer = run_server(sb, tools, "peer", "--net", "i1", dual=True)
+    outer = run_server(sb, tools, "outer", "--net", "d1", "-p", "8080:80", dual=True)
+    in6, out6 = inside["networks"][0]["ip6"], outer["networks"][0]["ip6"]
+    assert answers(sb, tools, _t6(in6, 80), netns=peer["netns"]) == {t: "inside" for t in _t6(in6, 80)}
+    assert inside["networks"][0]["gateway6"] == "fd00:30:3::1"
+    routes = sb.run(in_netns(inside["netns"], ["ip", "-6", "route"]), check=True).stdout
+    assert "default" not in routes  # an internal network has no way out
+    sb.run(in_netns(inside["netns"], ["ip", "-6", "route", "add", "default", "via", "fd00:30:3::1"]), check=True)
+    outside = sb.popen(in_netns(ext.netns, ["python3", str(tools.server), "9000", "dual"]))
+    assert sb.wait_for(lambda: probe(sb, tools, [f"tcp:[{ext.ip6}]:9000"], timeout=0.5)[0], timeout=10)
+    # Control: the ordinary network does get out.
+    assert probe(sb, tools, [f"tcp:[{ext.ip6}]:9000"], netns=outer["netns"])[0]
+    blocked = {
+        "internal -> other network": (inside["netns"], _t6(out6, 80)),
+        "internal -> external host": (inside["netns"], _t6(ext.ip6, 9000)),
+        "internal -> published port via the host": (inside["netns"], _t6(ext.host_ip6, 8080)),
+        "other network -> internal": (outer["netns"], _t6(in6, 80)),
+    }
+    try:
+        for what, (netns, targets) in blocked.items():
+            assert probe(sb, tools, targets, netns=netns, timeout=1) == [None, None], what
+    finally:
+        outside.kill()
+        outside.wait()
+    sb.cnet("rm", "-f", "inside", "peer", "outer")
+    sb.cnet("net", "rm", "i1", "d1")
+    del_client(sb, ext)
