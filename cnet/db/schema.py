@@ -80,8 +80,8 @@ networks = Table(
         server_default="",  # only for the migration's ADD COLUMN: every insert gives the MAC
         comment="the bridge's own MAC, set at creation and on re-creation (0a: + the bridge name's hex digits)",
     ),
-    *network_overlay_columns(),
     *(Column(name, String(length), nullable=True, comment=text) for name, length, text in IPV6_NETWORK_COLUMNS),
+    *network_overlay_columns(),
     CheckConstraint("internal IN (0, 1)", name="internal_bool"),
     CheckConstraint("state IN ('creating', 'ready', 'removing')", name="state"),
     comment="Bridge networks (one row per `cnet net create`; an overlay's row is this host's share of it).",
