@@ -29,6 +29,8 @@ class OpKind(StrEnum):
     NET_RESTORE = "net-restore"
     CNI_ADD = "cni-add"  # a CNI runtime's ADD: wire an attachment (target: its containers row id)
     CNI_DEL = "cni-del"  # DEL, GC, or `cnet gc` for a vanished namespace: release one
+    STACK_UP = "stack-up"  # `cnet up`: wire a stack's new containers (target: the stack name)
+    STACK_DOWN = "stack-down"  # `cnet down`, or `up` replacing containers: release them
 
 
 class Direction(StrEnum):

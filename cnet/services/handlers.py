@@ -8,7 +8,7 @@ OpKind has an entry.
 
 from __future__ import annotations
 
-from ..db import store
+from ..db import stack_store, store
 from ..db.connection import Connection
 from ..journal import Handlers
 from ..records import OpKind
@@ -36,4 +36,9 @@ JOURNAL_HANDLERS: dict[str, Handlers] = {
     # release does, and the row, claimed as removing, goes too.
     OpKind.CNI_ADD: Handlers(rolled_back=store.delete_container),
     OpKind.CNI_DEL: Handlers(completed=store.finish_release),
+    # A stack's containers in one operation (target: the stack name): a rolled-back `up` leaves
+    # none of the containers it was creating; a finished release leaves its containers exited,
+    # their endpoints and mappings gone (the caller then deletes the records).
+    OpKind.STACK_UP: Handlers(rolled_back=stack_store.delete_creating),
+    OpKind.STACK_DOWN: Handlers(completed=stack_store.finish_release),
 }
