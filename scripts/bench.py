@@ -260,6 +260,10 @@ def targets(r: dict) -> list[Target]:
         Target("Ctrl-C on http.server until released p50", g("ctrl_c_released", "p50"), 1500, "ms"),
         Target("throughput 127.0.0.1 mapping / direct", g("iperf", "ratio"), 0.9, "x", higher_is_better=True),
         Target("CNI ADD p50 / bridge+host-local ADD p50", g("cni_plugin", "add_ratio"), 1.0, "x"),
+        Target("up of N until all answer / N x run -d", g("stack", "up_ratio"), 0.25, "x"),
+        Target("down of N / N x rm -f", g("stack", "down_ratio"), 0.25, "x"),
+        Target("no-op up of N", g("stack", "noop_up", "p50"), 1000, "ms"),
+        Target("up of BIG / up of N", g("stack", "growth"), 3.3, "x"),
     ]
 
 
@@ -360,6 +364,11 @@ def render_table(r: dict) -> str:
         import bench_peers
 
         lines += bench_peers.render(r["peers"])
+    if isinstance(r.get("stack"), dict):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_stack
+
+        lines += bench_stack.render(r["stack"])
     for label, key, peers in (("run -d until port answers", "run_until_port", PEERS_RUN), ("rm -f", "rm_f", PEERS_RM)):
         p50 = _get(r, key, "p50")
         if p50 is not None and not isinstance(r.get("peers"), dict):  # published figures, when not measured
@@ -409,8 +418,10 @@ class Bench:
         rounds: int = 20,
         profiled: int = 10,
         installed: bool = True,
+        stack_args: tuple[int, int, int] = (100, 300, 2),
     ):
         self.rounds, self.profiled = rounds, profiled
+        self.stack_args = stack_args
         self.n = n
         self.cni_n = cni_n
         self.state_dir = state_dir
@@ -883,6 +894,13 @@ class Bench:
 
         self.r["peers"] = bench_peers.measure(self.cnet(), self.env, self.tmp, self.www, self.rounds, self.profiled)
 
+    def stack(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_stack
+
+        n, big, rounds = self.stack_args
+        self.r["stack"] = bench_stack.measure(self.cnet(), self.env, self.tmp, self.www, n, big, rounds)
+
     def quick_fill(self) -> None:
         """--only without `containers`: the N containers for `ps` and `inspect`, untimed."""
         for i in range(self.n):
@@ -910,6 +928,7 @@ class Bench:
             ),
             ("kernel growth (same wiring by hand, accumulating)", "kernel", self.kernel_growth),
             ("IPAM /16", "ipam", self.ipam),
+            (f"stack: up/down of {self.stack_args[0]} vs run -d/rm -f, interleaved", "stack", self.stack),
         ]
         if only is not None:
             only = only | {"setup"}
@@ -1137,8 +1156,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only",
         metavar="PHASES",
-        help="comma-separated subset of: containers,startup,spawn,memory,services,iperf,peers,rm,cni,kernel,ipam",
+        help="comma-separated subset of: containers,startup,spawn,memory,services,iperf,peers,rm,cni,kernel,ipam,stack",
     )
+    ap.add_argument("--stack-n", type=int, default=100, help="containers in the stack phase (default 100)")
+    ap.add_argument("--stack-big", type=int, default=300, help="the stack phase's growth size (default 300; 0 skips)")
+    ap.add_argument("--stack-rounds", type=int, default=2, help="interleaved rounds of the stack phase (default 2)")
     ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.ipam_only:
@@ -1153,7 +1175,8 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only else None
     if args.no_peers:
         only = (
-            only or {"containers", "startup", "spawn", "memory", "services", "iperf", "rm", "cni", "kernel", "ipam"}
+            only
+            or {"containers", "startup", "spawn", "memory", "services", "iperf", "rm", "cni", "kernel", "ipam", "stack"}
         ) - {"peers"}
     bench = Bench(
         args.n,
@@ -1165,6 +1188,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         profiled=args.profiled,
         installed=not args.checkout,
+        stack_args=(args.stack_n, args.stack_big, args.stack_rounds),
     )
     results = bench.all(only)
     print(render_table(results))

@@ -18,8 +18,6 @@ from ...errors import CnetError, TeardownIncomplete
 from ...records import Direction, NetworkState
 from ..context import Context
 from .check import Diff, diff
-from .create import create_containers, start_all
-from .down import remove_containers
 from .spec import HASH_LABEL, STACK_LABEL, NetworkDef, StackSpec
 
 
@@ -40,7 +38,10 @@ def up(ctx: Context, spec: StackSpec, *, remove_orphans: bool = False) -> tuple[
     result = UpResult(spec.name, kept=[c.name for c in d.keep])
     result.orphans = [] if remove_orphans else [c.name for c in d.orphans]
     if not d.changes(remove_orphans):
-        return Plan(), result
+        return Plan(), result  # a no-op up loads nothing of the batch (start-up time)
+    from .create import create_containers, start_all
+    from .down import remove_containers
+
     if not ctx.dry_run:
         from ..containers.run import require_tools
 
@@ -131,6 +132,8 @@ def down(ctx: Context, stack: str) -> tuple[Plan, DownResult]:
     result = DownResult(stack)
     shown: list[Step] = []
     if cs:
+        from .down import remove_containers
+
         shown += remove_containers(ctx, stack, cs).plan.steps
         result.removed = [c.name for c in cs]
     if ctx.dry_run:

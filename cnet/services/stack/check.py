@@ -65,8 +65,6 @@ def diff(ctx: Context, spec: StackSpec, *, remove_orphans: bool) -> Diff:
 
 
 def _networks(conn: Connection, spec: StackSpec) -> list[NetworkDef]:
-    from ..networks import host_routes
-
     mine = {n.name for n in stack_store.networks(conn, spec.name)}
     missing = []
     for n in spec.networks:
@@ -85,6 +83,8 @@ def _networks(conn: Connection, spec: StackSpec) -> list[NetworkDef]:
             clash = store.overlapping_network(conn, int(net.network_address), int(net.broadcast_address))
             if clash:
                 raise ValidationError(f"{n.key}.subnet: {net} overlaps network {clash[0]!r} ({clash[1]})")
+            from ..networks import host_routes  # only when a network is to be made
+
             for route, dev in host_routes():
                 if net.overlaps(route):
                     raise ValidationError(f"{n.key}.subnet: {net} overlaps the host route {route} (dev {dev})")
