@@ -261,3 +261,32 @@ def test_one_plan_is_left_as_it_is():
     c, ep, ports = wired(1)
     single = cplans.wiring(c, [ep], ports)
     assert batch.merge([single], "1").steps == single.steps
+
+
+# --- --dry-run up: the whole batched script, nothing written ------------------------------------
+def test_dry_run_up_prints_the_whole_batched_script(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    f = tmp_path / "stack.toml"
+    f.write_text(GOOD.replace("init = true\n", ""))
+    state = tmp_path / "state"
+    env = dict(os.environ, CNET_STATE_DIR=str(state))
+    res = subprocess.run(
+        [sys.executable, "-m", "cnet", "--dry-run", "up", str(f)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[:3] == ["#!/bin/sh", "set -e", f"# cnet up {f} (stack demo)"]
+    # the network (its own operation), then the four containers batched
+    assert "# step: create bridge" in res.stdout
+    host = [i for i, line in enumerate(lines) if line.startswith("# step: host side of 4 container(s) of stack demo")]
+    assert len(host) == 1 and lines[host[0] + 1] == "ip -batch - <<'CNET_EOF'"
+    assert sum(line.startswith("nsenter --net=/run/netns/cnet-") for line in lines) == 4
+    assert sum(line.startswith("ebtables-nft-restore") for line in lines) == 2  # the chain, then the 4 pins
+    port_rules = [i for i, line in enumerate(lines) if line.startswith("# step: rules of 4 container(s)")]
+    assert len(port_rules) == 1 and lines[port_rules[0] + 1].startswith("iptables-restore -w --noflush")
+    assert sum(" -j DNAT " in line for line in lines) == 1 + 3 * 3  # 2233: one; web-N: one tcp, two udp
+    assert sum(line.startswith("# step: start the watcher") for line in lines) == 4
+    assert not state.exists()  # nothing written
