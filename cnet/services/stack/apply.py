@@ -62,10 +62,13 @@ def up(ctx: Context, spec: StackSpec, *, remove_orphans: bool = False) -> tuple[
             made.append(n.name)
         if d.create:
             from ..containers.run import ensure_default_network
+            from ..endpoints import restore_missing_networks
 
             wanted = tuple(dict.fromkeys(net for c in d.create for net in c.request.networks))
             shown += ensure_default_network(ctx, wanted)
-            out = create_containers(ctx, spec.name, d.create)
+            # Networks whose bridge a reboot took (not the ones just made: a dry run made none).
+            restore = restore_missing_networks(ctx, tuple(n for n in wanted if n not in made))
+            out = create_containers(ctx, spec.name, d.create, before=restore)
             shown += out.plan.steps
     except BaseException:
         if not ctx.dry_run:

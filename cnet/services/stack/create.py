@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 
 from ... import procs
-from ...commands import Plan
+from ...commands import Plan, Step
 from ...db import store
 from ...db.connection import Connection
 from ...plans import batch
@@ -22,9 +22,12 @@ from ..context import Context, container_dir
 from .spec import ContainerDef
 
 
-def create_containers(ctx: Context, stack: str, defs: Sequence[ContainerDef]) -> Outcome[list[Wired]]:
+def create_containers(
+    ctx: Context, stack: str, defs: Sequence[ContainerDef], *, before: Sequence[Step] = ()
+) -> Outcome[list[Wired]]:
     """Allocate and wire every container of `defs` as one operation (kind stack-up): a failure
-    or a crash at any step rolls all of them back."""
+    or a crash at any step rolls all of them back. `before`: steps that must come first (networks
+    whose bridge a reboot took, as `cnet run` re-creates them), kept as they are."""
     held: list[int | None] = []
     what = f"{len(defs)} container(s) of stack {stack}"
 
@@ -37,7 +40,7 @@ def create_containers(ctx: Context, stack: str, defs: Sequence[ContainerDef]) ->
             wired.append(w)
             wirings.append(wiring)
             launches.append(launch)
-        merged = batch.merge(wirings, what)
+        merged = Plan([*before, *batch.merge(wirings, what).steps])
         shown = Plan([*merged.steps, *(plans.launch_step(a) for a in launches)])
 
         def mark_running(c: Connection) -> None:
