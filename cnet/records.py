@@ -30,6 +30,8 @@ class OpKind(StrEnum):
     CNI_ADD = "cni-add"  # a CNI runtime's ADD: wire an attachment (target: its containers row id)
     CNI_DEL = "cni-del"  # DEL, GC, or `cnet gc` for a vanished namespace: release one
     PEER_SYNC = "peer-sync"  # an overlay network's routes, neighbours and fdb entries towards its peers
+    STACK_UP = "stack-up"  # `cnet up`: wire a stack's new containers (target: the stack name)
+    STACK_DOWN = "stack-down"  # `cnet down`, or `up` replacing containers: release them
 
 
 class Direction(StrEnum):

@@ -281,7 +281,7 @@ def labels(values: Sequence[str]) -> dict[str, str]:
     return dict(label(v) for v in values)
 
 
-PS_FILTERS = ("name", "label", "status", "network", "id")
+PS_FILTERS = ("name", "label", "status", "network", "id", "stack")
 STATES = ("creating", "running", "restarting", "exited", "removing")
 
 

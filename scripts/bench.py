@@ -270,6 +270,10 @@ def targets(r: dict) -> list[Target]:
         Target("overlay: every peer knows a new host (agents)", g("overlay", "peers_know_new_host_ms"), 1000, "ms"),
         Target("CRI RunPodSandbox p50 / reference chain p50", g("cri", "run_ratio"), 1.0, "x"),
         Target("dual stack adds to wiring (p50, no ports)", g("dualstack", "added_ms"), 1.0, "ms"),
+        Target("up of N until all answer / N x run -d", g("stack", "up_ratio"), 0.25, "x"),
+        Target("down of N / N x rm -f", g("stack", "down_ratio"), 0.25, "x"),
+        Target("no-op up of N", g("stack", "noop_up", "p50"), 1000, "ms"),
+        Target("up of BIG / up of N", g("stack", "growth"), 3.3, "x"),
     ]
 
 
@@ -403,6 +407,11 @@ def render_table(r: dict) -> str:
         import bench_peers
 
         lines += bench_peers.render(r["peers"])
+    if isinstance(r.get("stack"), dict):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_stack
+
+        lines += bench_stack.render(r["stack"])
     for label, key, peers in (("run -d until port answers", "run_until_port", PEERS_RUN), ("rm -f", "rm_f", PEERS_RM)):
         p50 = _get(r, key, "p50")
         if p50 is not None and not isinstance(r.get("peers"), dict):  # published figures, when not measured
@@ -453,9 +462,11 @@ class Bench:
         profiled: int = 10,
         installed: bool = True,
         cri_n: int = 20,
+        stack_args: tuple[int, int, int] = (100, 300, 2),
     ):
         self.rounds, self.profiled = rounds, profiled
         self.cri_n = cri_n
+        self.stack_args = stack_args
         self.n = n
         self.cni_n = cni_n
         self.state_dir = state_dir
@@ -1005,6 +1016,13 @@ class Bench:
 
         self.r["overlay"] = bench_overlay.measure(self.cnet(), self.env, Path(self.tmp), self.iperf_time)
 
+    def stack(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_stack
+
+        n, big, rounds = self.stack_args
+        self.r["stack"] = bench_stack.measure(self.cnet(), self.env, self.tmp, self.www, n, big, rounds)
+
     def quick_fill(self) -> None:
         """--only without `containers`: the N containers for `ps` and `inspect`, untimed."""
         for i in range(self.n):
@@ -1045,6 +1063,7 @@ class Bench:
             ("IPAM /16", "ipam", self.ipam),
             ("overlay: 3 hosts, etcd, VXLAN (join, iperf3 across hosts, convergence)", "overlay", self.overlay),
             ("dual stack: run -d on IPv4-only vs dual-stack networks, interleaved", "dualstack", self.dualstack),
+            (f"stack: up/down of {self.stack_args[0]} vs run -d/rm -f, interleaved", "stack", self.stack),
         ]
         if only is not None:
             only = only | {"setup"}
@@ -1276,8 +1295,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         metavar="PHASES",
         help="comma-separated subset of: containers,startup,spawn,memory,services,iperf,peers,rm,cni,cri,kernel,ipam,"
-        "overlay,dualstack",
+        "overlay,dualstack,stack",
     )
+    ap.add_argument("--stack-n", type=int, default=100, help="containers in the stack phase (default 100)")
+    ap.add_argument("--stack-big", type=int, default=300, help="the stack phase's growth size (default 300; 0 skips)")
+    ap.add_argument("--stack-rounds", type=int, default=2, help="interleaved rounds of the stack phase (default 2)")
     ap.add_argument("--ipam-only", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.ipam_only:
@@ -1307,6 +1329,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ipam",
                 "overlay",
                 "dualstack",
+                "stack",
             }
         ) - {"peers"}
     bench = Bench(
@@ -1320,6 +1343,7 @@ def main(argv: list[str] | None = None) -> int:
         profiled=args.profiled,
         installed=not args.checkout,
         cri_n=args.cri_n,
+        stack_args=(args.stack_n, args.stack_big, args.stack_rounds),
     )
     results = bench.all(only)
     print(render_table(results))

@@ -175,7 +175,7 @@ def ps(
             "-f",
             "--filter",
             help="KEY=VALUE, KEY one of name (substring), label (KEY or KEY=VALUE), status, network, id "
-            "(prefix); repeatable: one key's values are alternatives, different keys must all match.",
+            "(prefix), stack (cnet up); repeatable: one key's values are alternatives, different keys must all match.",
         ),
     ] = None,
     format_: Annotated[

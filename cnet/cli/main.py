@@ -20,6 +20,7 @@ from .cni import app as cni_app
 from .containers import register as register_containers
 from .maintenance import register as register_maintenance
 from .networks import app as net_app
+from .stack import register as register_stack
 from .state import register as register_state
 
 app = typer.Typer(
@@ -95,6 +96,7 @@ NET_HELP = "Bridge networks (alias: network): create, list, inspect, remove, pru
 app.add_typer(net_app, name="net", help=NET_HELP)
 app.add_typer(net_app, name="network", hidden=True, help=NET_HELP)  # Docker's spelling, listed once
 register_containers(app)
+register_stack(app)
 register_state(app)
 SHELLS = ("bash", "zsh", "fish")
 

@@ -297,3 +297,21 @@ OVERLAY_PEERS_OF = (
 )
 OVERLAY_PEERS_CLEAR = "DELETE FROM overlay_peers WHERE network_id = ?"
 OVERLAY_ENDPOINT_COUNT = "SELECT count(*) FROM endpoints WHERE network_id = ?"
+# --- stacks (`cnet up` / `down`: membership is the label cnet.stack) -------------------------------
+STACK_CONTAINERS = (
+    "SELECT c.* FROM containers c JOIN container_labels l ON l.container_id = c.id "
+    "WHERE l.key = 'cnet.stack' AND l.value = ? ORDER BY c.created_at, c.id"
+)
+STACK_NETWORKS = (
+    "SELECT n.* FROM networks n JOIN network_labels l ON l.network_id = n.id "
+    "WHERE l.key = 'cnet.stack' AND l.value = ? ORDER BY n.created_at, n.id"
+)
+STACK_LABELS = (
+    "SELECT l.container_id, l.key, l.value FROM container_labels l WHERE l.container_id IN "
+    "(SELECT container_id FROM container_labels WHERE key = 'cnet.stack' AND value = ?)"
+)
+# A rolled-back `up` (stack-up): the containers it was creating go, with their rows.
+STACK_DELETE_CREATING = (
+    "DELETE FROM containers WHERE state = 'creating' AND id IN "
+    "(SELECT container_id FROM container_labels WHERE key = 'cnet.stack' AND value = ?)"
+)

@@ -8,7 +8,7 @@ OpKind has an entry.
 
 from __future__ import annotations
 
-from ..db import store
+from ..db import stack_store, store
 from ..db.connection import Connection
 from ..journal import Handlers
 from ..records import OpKind
@@ -40,4 +40,9 @@ JOURNAL_HANDLERS: dict[str, Handlers] = {
     # back or interrupted one leaves the last applied peers, and the next sync compares them with
     # the kernel's neighbours again.
     OpKind.PEER_SYNC: Handlers(),
+    # A stack's containers in one operation (target: the stack name): a rolled-back `up` leaves
+    # none of the containers it was creating; a finished release leaves its containers exited,
+    # their endpoints and mappings gone (the caller then deletes the records).
+    OpKind.STACK_UP: Handlers(rolled_back=stack_store.delete_creating),
+    OpKind.STACK_DOWN: Handlers(completed=stack_store.finish_release),
 }

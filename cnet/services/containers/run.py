@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from ... import ipam, ipam6, naming, procs, validate
@@ -61,7 +62,7 @@ class Wired:
     held: int | None = None
 
 
-def _require_tools(udp: bool = False, detached: bool = True) -> None:
+def require_tools(udp: bool = False, detached: bool = True) -> None:
     """A missing tool would otherwise surface only as the container's exit code 127 (or, for the
     log writer of a detached container, as a log that stays empty)."""
     tools = dict(REQUIRED_TOOLS, conntrack="conntrack") if udp else dict(REQUIRED_TOOLS)
@@ -110,12 +111,95 @@ def _valid_hostname(name: str) -> bool:
         return False
 
 
+def allocate(
+    ctx: Context,
+    conn: Connection,
+    req: RunRequest,
+    *,
+    detached: bool,
+    remove: bool,
+    held: list[int | None],
+    before: Sequence[Step] = (),
+) -> tuple[Wired, Plan, list[str]]:
+    """One container's checks, rows and wiring plan, inside the caller's write transaction (the
+    write lock is held: nobody allocates meanwhile): `run` applies it alone, `up` merges many
+    (plans.batch). Returns the container, its wiring plan and the watcher's argv; its held ports
+    are appended to `held` (for the caller to close)."""
+    # Every check first, then the rows.
+    cid = naming.new_id()
+    name = req.name or cid
+    if store.container_name_taken(conn, name):
+        raise Conflict(f"container name {name!r} is already in use")
+    nets = [usable_network(conn, n) for n in req.networks]
+    if req.ports and nets[0].internal:
+        raise ValidationError(f"network {nets[0].name} is internal: it cannot publish ports")
+    if req.ip:
+        ipam.check_static(nets[0], req.ip)
+    if req.ip6:
+        ipam6.check_static(nets[0], req.ip6)
+    if any(":" in p.host_ip for p in req.ports) and not nets[0].subnet6:
+        raise ValidationError(f"network {nets[0].name} has no IPv6: it cannot publish on an IPv6 host address")
+    check_ports(conn, req.ports, host_check=ctx.dry_run)
+    hostname = req.hostname or (name if _valid_hostname(name) else cid)
+    container = Container(
+        id=cid,
+        name=name,
+        state=ContainerState.CREATING,
+        command=req.command,
+        hostname=hostname,
+        env=dict(req.env),
+        detached=detached,
+        netns=naming.netns_name(cid),
+        created_at=time.time(),
+        spec={
+            "networks": list(req.networks),
+            "ports": [p.render() for p in req.ports],
+            "ip": req.ip,
+            "ip6": req.ip6,
+            "rm": remove,
+            "aliases": list(req.aliases),
+            "init": req.init,
+            "tty": req.tty,
+            **({"log_max_size": req.log_max_size} if detached else {}),
+        },
+        log_path=str(container_dir(ctx, cid) / "log") if detached else None,
+        restart_policy=req.restart,
+        restart_max=req.restart_max,
+    )
+    store.insert_container(conn, container)
+    names_store.insert_labels(conn, "container_labels", "container_id", cid, req.labels)
+    # The default route goes via the first network that is not internal (as Docker does).
+    default_index = next((i for i, n in enumerate(nets) if not n.internal), None)
+    eps = [
+        attach(
+            conn,
+            cid,
+            net,
+            f"eth{i}",
+            req.ip if i == 0 else None,
+            default_route=(i == default_index),
+            aliases=req.aliases,
+            static_ip6=req.ip6 if i == 0 else None,
+        )
+        for i, net in enumerate(nets)
+    ]
+    ports = [store.insert_port(conn, cid, eps[0], spec) for spec in req.ports]
+    # `cnet start` comes back on these addresses when they are free.
+    container = replace(container, spec={**container.spec, "addresses": [ep.ip for ep in eps]})
+    store.set_spec(conn, cid, container.spec)
+    if not ctx.dry_run:
+        held.append(hold_ports(req.ports, ipv6=bool(nets and nets[0].subnet6)))  # last: everything else is checked
+    wiring = plans.wiring(container, eps, ports, before=before)
+    launch = launch_argv(ctx, cid, hostname, req.command, init=req.init, tty=req.tty)
+    return Wired(container, eps, ports, held[-1] if held else None), wiring, launch
+
+
 def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool = False) -> Outcome[Wired]:
     """Validate, allocate and wire; the caller then starts the process with start_process()
     and hands it `result.held` (then closes it: ports.release)."""
     ctx.require_root()
     if not ctx.dry_run:
-        _require_tools(udp=any(p.protocol == "udp" for p in req.ports), detached=detached)
+        require_tools(udp=any(p.protocol == "udp" for p in req.ports), detached=detached)
         if req.init:
             init_program()  # missing: one clear line now, not exit 127 from the container
     check_host_ips(ctx, req.ports)
@@ -150,73 +234,11 @@ def _run(
     creation) that --dry-run shows ahead of this plan."""
 
     def prepare(conn: Connection) -> Change[Wired]:
-        # Every check first, then the rows (the write lock is held: nobody allocates meanwhile).
-        cid = naming.new_id()
-        name = req.name or cid
-        if store.container_name_taken(conn, name):
-            raise Conflict(f"container name {name!r} is already in use")
-        nets = [usable_network(conn, n) for n in req.networks]
-        if req.ports and nets[0].internal:
-            raise ValidationError(f"network {nets[0].name} is internal: it cannot publish ports")
-        if req.ip:
-            ipam.check_static(nets[0], req.ip)
-        if req.ip6:
-            ipam6.check_static(nets[0], req.ip6)
-        if any(":" in p.host_ip for p in req.ports) and not nets[0].subnet6:
-            raise ValidationError(f"network {nets[0].name} has no IPv6: it cannot publish on an IPv6 host address")
-        check_ports(conn, req.ports, host_check=ctx.dry_run)
-        hostname = req.hostname or (name if _valid_hostname(name) else cid)
-        container = Container(
-            id=cid,
-            name=name,
-            state=ContainerState.CREATING,
-            command=req.command,
-            hostname=hostname,
-            env=dict(req.env),
-            detached=detached,
-            netns=naming.netns_name(cid),
-            created_at=time.time(),
-            spec={
-                "networks": list(req.networks),
-                "ports": [p.render() for p in req.ports],
-                "ip": req.ip,
-                "ip6": req.ip6,
-                "rm": remove,
-                "aliases": list(req.aliases),
-                "init": req.init,
-                "tty": req.tty,
-                **({"log_max_size": req.log_max_size} if detached else {}),
-            },
-            log_path=str(container_dir(ctx, cid) / "log") if detached else None,
-            restart_policy=req.restart,
-            restart_max=req.restart_max,
+        wired, wiring, launch = allocate(
+            ctx, conn, req, detached=detached, remove=remove, held=held, before=restore_steps
         )
-        store.insert_container(conn, container)
-        names_store.insert_labels(conn, "container_labels", "container_id", cid, req.labels)
-        # The default route goes via the first network that is not internal (as Docker does).
-        default_index = next((i for i, n in enumerate(nets) if not n.internal), None)
-        eps = [
-            attach(
-                conn,
-                cid,
-                net,
-                f"eth{i}",
-                req.ip if i == 0 else None,
-                default_route=(i == default_index),
-                aliases=req.aliases,
-                static_ip6=req.ip6 if i == 0 else None,
-            )
-            for i, net in enumerate(nets)
-        ]
-        ports = [store.insert_port(conn, cid, eps[0], spec) for spec in req.ports]
-        # `cnet start` comes back on these addresses when they are free.
-        container = replace(container, spec={**container.spec, "addresses": [ep.ip for ep in eps]})
-        store.set_spec(conn, cid, container.spec)
-        if not ctx.dry_run:
-            held.append(hold_ports(req.ports, ipv6=bool(nets and nets[0].subnet6)))  # last: everything else is checked
-        wiring = plans.wiring(container, eps, ports, before=restore_steps)
-        launch = launch_argv(ctx, cid, hostname, req.command, init=req.init, tty=req.tty)
-        shown = Plan([*shown_before, *wiring.steps, *launch_steps(container, launch)])
+        cid = wired.container.id
+        shown = Plan([*shown_before, *wiring.steps, *launch_steps(wired.container, launch)])
 
         def mark_running(c: Connection) -> None:
             # Until the watcher exists, this `cnet run` process stands in for it: if it dies before
@@ -225,7 +247,6 @@ def _run(
             me, me_start = procs.self_identity()
             store.mark_running(c, cid, boot_id=procs.boot_id(), watcher_pid=me, watcher_start=me_start)
 
-        wired = Wired(container, eps, ports, held[-1] if held else None)
         return Change(OpKind.RUN, cid, shown, wired, journaled=wiring, on_success=mark_running)
 
     out = apply(ctx, prepare)

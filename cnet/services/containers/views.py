@@ -128,7 +128,8 @@ def exited_ids(conn: Connection) -> list[str]:
 def matches(row: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
     """Docker's `ps --filter` rules: values of one key are alternatives (OR), different keys must
     all match (AND); every `label` filter must match. name: a substring of the name; label: KEY or
-    KEY=VALUE; status: creating|running|exited|removing; network: a network name; id: an id prefix."""
+    KEY=VALUE; status: creating|running|exited|removing; network: a network name; id: an id prefix;
+    stack: a stack name (`cnet up`)."""
     by_key: dict[str, list[str]] = {}
     for key, value in filters:
         by_key.setdefault(key, []).append(value)
@@ -153,4 +154,6 @@ def _one(row: dict[str, Any], key: str, value: str) -> bool:
         return bool(row["status"] == value)
     if key == "network":
         return value in row["networks"]
+    if key == "stack":  # `cnet up`'s stack label (services/stack/spec.py STACK_LABEL)
+        return bool(row["labels"].get("cnet.stack") == value)
     return bool(row["id"].startswith(value))  # id
