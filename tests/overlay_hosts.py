@@ -42,6 +42,9 @@ class Host(Sandbox):
         self.pid = self._find_host_pid()
         i = self.index
         self.world.sh(
+            # A "rebooted" host's old namespace may still be being torn down (the kernel does it
+            # asynchronously), its end of the old veth with it: delete it first.
+            f"ip link del ul{i} 2>/dev/null; "
             # eth0's MAC is the host's own, as a real NIC's: a "rebooted" host must not leave its
             # peers with a stale ARP entry for its underlay address.
             f"ip link add ul{i} type veth peer name eth0 address 02:00:c0:00:02:{i:02x} "

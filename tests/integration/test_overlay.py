@@ -356,7 +356,7 @@ def test_a_rebooted_host_gets_its_share_back(world, tmp_path, tools):
     assert share(h2)["subnet"] == before
     cnet(h1, etcd, "run", "--rm", "--net", "ov", "--", "true")  # h1 syncs (h2's VTEP MAC is the same)
     ip1 = c1["networks"][0]["ip"]
-    reply = probe(h2, tools, [f"tcp:{ip1}:80"], netns=c2["netns"])[0]
+    reply = h2.wait_for(lambda: probe(h2, tools, [f"tcp:{ip1}:80"], netns=c2["netns"])[0], timeout=10)
     assert reply is not None and reply.split()[:2] == ["c1", c2["networks"][0]["ip"]], reply
     for h, name in ((h1, "c1"), (h2, "c2")):
         h.cnet("rm", "-f", name)
