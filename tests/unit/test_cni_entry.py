@@ -222,7 +222,8 @@ def test_verbs_import_neither_sh_nor_the_container_package(tmp_path):
         "cnet.services.containers",
         "cnet.services.reconcile",
         "secrets",
-    }, sorted(names & {"sh", "asyncio", "subprocess", "secrets"})
+        "cnet.kernel.parse",
+    }, sorted(names & {"sh", "asyncio", "subprocess", "secrets", "cnet.kernel.parse"})
 
 
 PLUGIN_EXIT_PROBE = """
