@@ -1,8 +1,6 @@
 """Container commands that talk to a running container: exec (its namespaces, environment and
 terminal) and logs (its output)."""
 
-from __future__ import annotations
-
 import shlex
 import shutil
 import sys
@@ -71,7 +69,7 @@ def exec_(
     raise typer.Exit(code)
 
 
-def _exec_run(ctx: Context, argv: list[str], env: dict[str, str], *, interactive: bool, tty: bool) -> int:
+def _exec_run(ctx: "Context", argv: list[str], env: dict[str, str], *, interactive: bool, tty: bool) -> int:
     import os
 
     if not tty:

@@ -1,7 +1,5 @@
 """Container commands: run, ps, inspect, exec, logs, stop, rm."""
 
-from __future__ import annotations
-
 import shlex
 import sys
 from types import ModuleType
@@ -160,7 +158,7 @@ def run(
     _foreground(ctx, containers, wired, pid, proc, stop_timeout, remove, caught, master)
 
 
-def _info_lines(wired: Wired, pid: int | None) -> list[str]:
+def _info_lines(wired: "Wired", pid: int | None) -> list[str]:
     from ..kernel.netns import enter_hint
 
     c = wired.container
@@ -175,14 +173,14 @@ def _info_lines(wired: Wired, pid: int | None) -> list[str]:
 
 
 def _foreground(
-    ctx: Context,
+    ctx: "Context",
     containers: ModuleType,
-    wired: Wired,
+    wired: "Wired",
     pid: int | None,
     proc: Any,
     stop_timeout: float,
     remove: bool,
-    caught: Caught,
+    caught: "Caught",
     master: int | None,
 ) -> None:
     from .foreground import supervise
@@ -323,7 +321,7 @@ def stop(
     ctx = common.mutating(cli)
     if ctx.dry_run:
 
-        def stop_one(ref: str) -> tuple[str, Plan | None]:
+        def stop_one(ref: str) -> "tuple[str, Plan | None]":
             out = containers.stop_container(ctx, ref, timeout=time_)
             return out.result.name, out.plan
 
@@ -350,7 +348,7 @@ def start(
 
     ctx = common.mutating(cli)
 
-    def start_one(ref: str) -> tuple[str, Plan | None]:
+    def start_one(ref: str) -> "tuple[str, Plan | None]":
         out = containers.start_container(ctx, ref)
         return out.result.name, out.plan
 
@@ -368,7 +366,7 @@ def restart(
     common.not_negative(time_, "-t / --time")
     ctx = common.mutating(cli)
 
-    def restart_one(ref: str) -> tuple[str, Plan | None]:
+    def restart_one(ref: str) -> "tuple[str, Plan | None]":
         out = containers.restart_container(ctx, ref, timeout=time_)
         return out.result.name, out.plan
 
@@ -390,7 +388,7 @@ def rm(
 
     ctx = common.mutating(cli)
 
-    def remove_one(ref: str) -> tuple[str, Plan | None]:
+    def remove_one(ref: str) -> "tuple[str, Plan | None]":
         out = containers.remove_container(ctx, ref, force=force)
         return out.result.name, out.plan
 
@@ -406,7 +404,7 @@ def prune(cli: typer.Context) -> None:
         exited = containers.exited_ids(conn)
     removed = 0
 
-    def remove_one(ref: str) -> tuple[str, Plan | None]:
+    def remove_one(ref: str) -> "tuple[str, Plan | None]":
         nonlocal removed
         out = containers.remove_container(ctx, ref)
         removed += 1

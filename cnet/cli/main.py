@@ -7,8 +7,6 @@ them, so `cnet --help` costs what typer costs. Only typer's public names are use
 later derive every click error from `typer.TyperException` (see the pin in pyproject.toml).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from typing import Annotated, Optional

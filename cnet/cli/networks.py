@@ -1,7 +1,5 @@
 """`cnet net ...` commands."""
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -108,7 +106,7 @@ def rm(
 
     ctx = common.mutating(cli)
 
-    def remove_one(ref: str) -> tuple[str, Plan]:
+    def remove_one(ref: str) -> "tuple[str, Plan]":
         out = networks.remove_network(ctx, ref)
         return out.result.name, out.plan
 
@@ -161,7 +159,7 @@ def prune(cli: typer.Context) -> None:
         unused = networks.unused_networks(conn)
     removed = 0
 
-    def remove_one(ref: str) -> tuple[str, Plan]:
+    def remove_one(ref: str) -> "tuple[str, Plan]":
         nonlocal removed
         out = networks.remove_network(ctx, ref)
         removed += 1

@@ -242,3 +242,25 @@ def test_container_use_cases_load_lazily_with_the_same_names():
     )
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "ok", r.stderr
+
+
+TYPER_GROUP_PROBE = """
+import builtins
+compiled = []
+original = builtins.compile
+import typer.main
+from cnet.cli.main import app
+# From here on: typer's own modules are loaded (some of their annotations are strings too).
+builtins.compile = lambda source, *a, **k: (compiled.append(source), original(source, *a, **k))[1]
+typer.main.get_command(app)
+print(len(compiled), sorted({str(s) for s in compiled})[:5])
+"""
+
+
+def test_building_the_command_line_evaluates_no_string_annotations():
+    """Every command builds typer's whole group of commands, which reads each command function's
+    signature: string annotations (`from __future__ import annotations` in a module defining
+    commands) are each compiled and evaluated then, twice, on every start (scripts/bench)."""
+    r = subprocess.run([sys.executable, "-c", TYPER_GROUP_PROBE], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("0 "), f"annotations compiled while building the commands: {r.stdout}"
