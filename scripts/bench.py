@@ -39,7 +39,7 @@ FLOOR_SUBNET, FLOOR_GW, FLOOR_BRIDGE, FLOOR_CHAIN = "10.89.0.0/16", "10.89.0.1",
 CNI_SUBNET, CNI_BRIDGE = "10.90.0.0/16", "bcnibr0"
 CNI_DIR = Path("/usr/lib/cni")
 # cnet's own CNI plugin against the reference bridge + host-local (phase "CNI plugin ADD/DEL").
-CNI_PLUGIN_SUBNET, CNI_REF_SUBNET, CNI_REF_BRIDGE = "10.87.0.0/16", "10.86.0.0/16", "bcnirf0"
+CNI_PLUGIN_SUBNET, CNI_REF_SUBNET, CNI_REF_BRIDGE = "10.84.0.0/16", "10.86.0.0/16", "bcnirf0"
 PORT_BASE, FLOOR_PORT_BASE, CNI_PORT_BASE, IPERF_PORT = 20000, 30000, 40000, 5201
 
 
