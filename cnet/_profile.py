@@ -113,15 +113,18 @@ def _patch_sqlite3(prof: Profile, mod: Any) -> None:
 
 
 def _patch_runner(prof: Profile, mod: Any) -> None:
-    cls = mod.ShellRunner
-    for method in ("run", "read"):
-        fn = getattr(cls, method)
+    # SpawnRunner (the CNI plugin's) overrides both methods: each class's own are timed.
+    for cls in (mod.ShellRunner, getattr(mod, "SpawnRunner", None)):
+        for method in ("run", "read"):
+            if cls is None or method not in vars(cls):
+                continue
+            fn = vars(cls)[method]
 
-        def counted(*args: Any, _fn: Callable[..., Any] = fn, **kwargs: Any) -> Any:
-            prof.counts["kernel_commands"] += 1
-            return _fn(*args, **kwargs)
+            def counted(*args: Any, _fn: Callable[..., Any] = fn, **kwargs: Any) -> Any:
+                prof.counts["kernel_commands"] += 1
+                return _fn(*args, **kwargs)
 
-        setattr(cls, method, prof.timed("kernel", counted))
+            setattr(cls, method, prof.timed("kernel", counted))
 
 
 def _patch_process(prof: Profile, mod: Any) -> None:
@@ -130,7 +133,7 @@ def _patch_process(prof: Profile, mod: Any) -> None:
 
 _PATCHES: dict[str, tuple[str, Callable[[Profile, Any], None]]] = {
     "sqlite3": ("connect", _patch_sqlite3),
-    "cnet.runner": ("ShellRunner", _patch_runner),
+    "cnet.runner": ("SpawnRunner", _patch_runner),
     "cnet.services.containers.process": ("start_process", _patch_process),
 }
 

@@ -39,7 +39,7 @@ FLOOR_SUBNET, FLOOR_GW, FLOOR_BRIDGE, FLOOR_CHAIN = "10.89.0.0/16", "10.89.0.1",
 CNI_SUBNET, CNI_BRIDGE = "10.90.0.0/16", "bcnibr0"
 CNI_DIR = Path("/usr/lib/cni")
 # cnet's own CNI plugin against the reference bridge + host-local (phase "CNI plugin ADD/DEL").
-CNI_PLUGIN_SUBNET, CNI_REF_SUBNET, CNI_REF_BRIDGE = "10.87.0.0/16", "10.86.0.0/16", "bcnirf0"
+CNI_PLUGIN_SUBNET, CNI_REF_SUBNET, CNI_REF_BRIDGE = "10.84.0.0/16", "10.86.0.0/16", "bcnirf0"
 PORT_BASE, FLOOR_PORT_BASE, CNI_PORT_BASE, IPERF_PORT = 20000, 30000, 40000, 5201
 
 
@@ -297,6 +297,9 @@ def render_table(r: dict) -> str:
     lines = []
     add = lines.append
     add(f"cnet benchmark: N={r['n']} containers, {r['machine']}")
+    if r.get("load"):
+        # Other work on the machine slows every absolute figure; interleaved ratios much less.
+        add("load average (1 min) at start / end: " + " / ".join(f"{x:.2f}" for x in r["load"]))
     if r.get("cnet_under_test"):
         add(f"cnet under test: {r['cnet_under_test']}")
     add("")
@@ -419,6 +422,16 @@ def render_table(r: dict) -> str:
                 f"{label}: cnet {fmt(p50)} ms = "
                 + ", ".join(f"{fmt(p50 / v)}x {k} ({v:.0f} ms)" for k, v in peers.items())
             )
+    cni = _get(r, "samples", "cni_plugin") or {}
+    for verb in ("add", "del"):
+        per = cni.get(verb) or {}
+        if per.get("cnet") and per.get("reference"):
+            c, ref = per["cnet"], per["reference"]
+            add(
+                f"CNI {verb.upper()} (interleaved, n {len(c)}): cnet p50 {fmt(percentile(c, 50))} ms, "
+                f"p90 {fmt(percentile(c, 90))} ms; bridge + host-local p50 {fmt(percentile(ref, 50))} ms, "
+                f"p90 {fmt(percentile(ref, 90))} ms; p50 ratio {fmt(ratio(percentile(c, 50), percentile(ref, 50)))}x"
+            )
     add("")
     add(f"{'target':46} {'value':>12} {'limit':>12}  result")
     for t in targets(r):
@@ -479,7 +492,7 @@ class Bench:
         self.www = self.tmp / "www"
         self.www.mkdir()
         (self.www / "index.html").write_text("hello\n")
-        self.r: dict = {"n": n, "machine": machine()}
+        self.r: dict = {"n": n, "machine": machine(), "load": [os.getloadavg()[0]]}
         self.import_samples: list[float] = []
         self.pass_samples: list[float] = []
         self.argv = [PYTHON, "-m", "cnet"]
@@ -1078,6 +1091,7 @@ class Bench:
                 continue
             print(f"bench: {label}", file=sys.stderr, flush=True)
             fn()
+        self.r["load"] = [self.r["load"][0], os.getloadavg()[0]]
         self.r["import_floor"] = summary(self.import_samples)
         self.r["python_pass"] = summary(self.pass_samples)
         return self.r

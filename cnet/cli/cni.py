@@ -1,7 +1,5 @@
 """`cnet cni ...`: install the CNI plugin, print a network's configuration list."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

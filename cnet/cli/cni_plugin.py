@@ -28,6 +28,28 @@ def _terminate(_sig: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _exit(code: int) -> None:
+    """End the process without the interpreter's teardown (freeing every module one by one, paid
+    on every runtime call), as the `cnet` command does (cli.main.exit_now): by now the document
+    is written and flushed and the database closed (services.cni.dispatch closes it). The plugin
+    starts no thread; should one ever be alive, the normal exit waits for it."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # the runtime closed the pipe: an error exit, as a normal one
+            code = code or 1
+    profiling = sys.modules.get("cnet._profile")  # loaded only with CNET_PROFILE set
+    if profiling is not None and profiling.PROFILE is not None:
+        profiling.PROFILE.report()
+    if "threading" in sys.modules:
+        import threading
+
+        if any(t is not threading.main_thread() and t.is_alive() for t in threading.enumerate()):
+            sys.exit(code)
+    os._exit(code)
+
+
 def main() -> None:
     if not os.environ.get("PATH"):
         os.environ["PATH"] = DEFAULT_PATH
@@ -37,7 +59,7 @@ def main() -> None:
         from ..cni.versions import version_report
 
         _emit(version_report(data))
-        sys.exit(0)
+        _exit(0)
 
     import signal
 
@@ -61,9 +83,9 @@ def main() -> None:
 
             err.details = traceback.format_exc()
         _emit(protocol.error_document(version, err))
-        sys.exit(1)
+        _exit(1)
     _emit(doc)
-    sys.exit(0)
+    _exit(0)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,6 @@ object (`typer.Context.obj`, public API); every command takes `cli: typer.Contex
 it through `context()`, `mutating()` or `reading()`. The root click context closes it on exit.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -20,7 +18,7 @@ if TYPE_CHECKING:  # loaded by the commands, not by `cnet --help`
     from ..services.context import Context
 
 
-def context(cli: typer.Context) -> Context:
+def context(cli: typer.Context) -> "Context":
     """cnet's Context for this invocation, as the global options made it."""
     from ..services.context import Context
 
@@ -30,7 +28,7 @@ def context(cli: typer.Context) -> Context:
     return ctx
 
 
-def mutating(cli: typer.Context) -> Context:
+def mutating(cli: typer.Context) -> "Context":
     """Context for a command that changes state: root check, then crash recovery first."""
     ctx = context(cli)
     ctx.require_root()
@@ -39,7 +37,7 @@ def mutating(cli: typer.Context) -> Context:
     return ctx
 
 
-def reading(cli: typer.Context) -> Context:
+def reading(cli: typer.Context) -> "Context":
     """Context for a read-only command; recovers only when it can (root), else just reads."""
     ctx = context(cli)
     ctx.readonly = True
@@ -48,14 +46,14 @@ def reading(cli: typer.Context) -> Context:
     return ctx
 
 
-def recover(ctx: Context) -> None:
+def recover(ctx: "Context") -> None:
     from ..services import recovery
 
     for line in recovery.recover_all(ctx):
         print(line, file=sys.stderr)
 
 
-def load_container(ctx: Context, ref: str) -> Container:
+def load_container(ctx: "Context", ref: str) -> "Container":
     """The container record for a name, id or unique id prefix (NotFound otherwise)."""
     from ..services import containers
 
@@ -63,7 +61,9 @@ def load_container(ctx: Context, ref: str) -> Container:
         return containers.get_container(conn, ref)
 
 
-def for_each(ctx: Context, refs: Iterable[str], action: Callable[[str], tuple[str, Plan | None]], verb: str) -> None:
+def for_each(
+    ctx: "Context", refs: Iterable[str], action: Callable[[str], "tuple[str, Plan | None]"], verb: str
+) -> None:
     """Apply `action` to every ref as `docker rm a b c` does: a failure is reported and the rest go
     on; the exit status is 1 if any failed. `action(ref)` returns the name it acted on and its plan:
     the plan is printed under `--dry-run`, the name otherwise."""
@@ -115,7 +115,7 @@ def print_table(rows: list[dict], headers: list[str]) -> None:
     print("\n".join(out))
 
 
-def print_plan(plan: Plan, title: str) -> None:
+def print_plan(plan: "Plan", title: str) -> None:
     sys.stdout.write(plan.as_shell_script(title))
 
 

@@ -11,8 +11,6 @@ or unreadable database (not root, no state yet) completes nothing rather than fa
 commands never import this module.
 """
 
-from __future__ import annotations
-
 import os
 
 import typer

@@ -1,8 +1,6 @@
 """Container commands that talk to a running container: exec (its namespaces, environment and
 terminal) and logs (its output)."""
 
-from __future__ import annotations
-
 import os
 import shlex
 import shutil
@@ -71,7 +69,7 @@ def exec_(
     raise typer.Exit(code)
 
 
-def _exec_run(ctx: Context, argv: list[str], env: dict[str, str], *, interactive: bool, tty: bool) -> int:
+def _exec_run(ctx: "Context", argv: list[str], env: dict[str, str], *, interactive: bool, tty: bool) -> int:
     if not tty:
         with open(os.devnull, "rb") as null:
             proc = ctx.runner.spawn(argv, env=env, new_session=False, stdin=None if interactive else null)

@@ -1,7 +1,5 @@
 """Container commands: run, ps, inspect, exec, logs, stop, rm."""
 
-from __future__ import annotations
-
 import shlex
 import sys
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -293,7 +291,7 @@ def stop(
     ctx = common.mutating(cli)
     if ctx.dry_run:
 
-        def stop_one(ref: str) -> tuple[str, Plan | None]:
+        def stop_one(ref: str) -> "tuple[str, Plan | None]":
             out = containers.stop_container(ctx, ref, timeout=time_)
             return out.result.name, out.plan
 
@@ -320,7 +318,7 @@ def start(
 
     ctx = common.mutating(cli)
 
-    def start_one(ref: str) -> tuple[str, Plan | None]:
+    def start_one(ref: str) -> "tuple[str, Plan | None]":
         out = containers.start_container(ctx, ref)
         return out.result.name, out.plan
 
@@ -338,7 +336,7 @@ def restart(
     common.not_negative(time_, "-t / --time")
     ctx = common.mutating(cli)
 
-    def restart_one(ref: str) -> tuple[str, Plan | None]:
+    def restart_one(ref: str) -> "tuple[str, Plan | None]":
         out = containers.restart_container(ctx, ref, timeout=time_)
         return out.result.name, out.plan
 
@@ -360,7 +358,7 @@ def rm(
 
     ctx = common.mutating(cli)
 
-    def remove_one(ref: str) -> tuple[str, Plan | None]:
+    def remove_one(ref: str) -> "tuple[str, Plan | None]":
         out = containers.remove_container(ctx, ref, force=force)
         return out.result.name, out.plan
 
@@ -376,7 +374,7 @@ def prune(cli: typer.Context) -> None:
         exited = containers.exited_ids(conn)
     removed = 0
 
-    def remove_one(ref: str) -> tuple[str, Plan | None]:
+    def remove_one(ref: str) -> "tuple[str, Plan | None]":
         nonlocal removed
         out = containers.remove_container(ctx, ref)
         removed += 1

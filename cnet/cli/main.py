@@ -7,11 +7,10 @@ them, so `cnet --help` costs what typer costs. Only typer's public names are use
 later derive every click error from `typer.TyperException` (see the pin in pyproject.toml).
 """
 
-from __future__ import annotations
-
 import os
 import sys
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -23,6 +22,9 @@ from .networks import app as net_app
 from .stack import register as register_stack
 from .state import register as register_state
 
+COMPLETING = "_CNET_COMPLETE" in os.environ or any(
+    a.startswith(("--install-completion", "--show-completion")) for a in sys.argv[1:]
+)
 app = typer.Typer(
     name="cnet",
     help="Docker-style bridge networking for Linux processes: bridge networks with IPAM, containers in "
@@ -31,8 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     # typer's completion costs an import every command would pay: on only when asked for
     # (a shell asking, with _CNET_COMPLETE set, or the completion options; cnet/cli/complete.py).
-    add_completion="_CNET_COMPLETE" in os.environ
-    or any(a.startswith(("--install-completion", "--show-completion")) for a in sys.argv[1:]),
+    add_completion=COMPLETING,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -128,7 +129,7 @@ def main() -> None:
 
     code = 0
     try:
-        rv = app(prog_name="cnet", standalone_mode=False)
+        rv = _only_the_invoked_command(lambda: app(prog_name="cnet", standalone_mode=False), sys.argv[1:])
         code = rv if isinstance(rv, int) else 0  # click returns typer.Exit's code without standalone mode
     except typer.Exit as exc:
         code = exc.exit_code
@@ -160,6 +161,42 @@ def main() -> None:
             )
             code = 70
     exit_now(code)
+
+
+GLOBAL_FLAGS = ("--dry-run", "-v", "--verbose")
+
+
+def _only_the_invoked_command(call: Callable[[], Any], args: list[str]) -> Any:
+    """Run `call` with typer building only the command (or group) named on the command line:
+    typer turns every registered command into a click command, reading all its parameters, on
+    each start, which costs more than most commands' own work (scripts/bench). The command then
+    parses, helps and fails exactly as before. Anything else (no command word, an unknown one, a
+    misplaced option, completion) builds them all, so click's own messages stay the same."""
+    word = None
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--state-dir":
+            skip = True
+        elif arg.startswith("--state-dir=") or arg in GLOBAL_FLAGS:
+            continue
+        else:
+            word = arg
+            break
+    commands, groups = app.registered_commands, app.registered_groups
+    # A command's name is its own, else its function's as typer derives it.
+    keep_commands = [
+        c for c in commands if (c.name or getattr(c.callback, "__name__", "").lower().replace("_", "-")) == word
+    ]
+    keep_groups = [g for g in groups if g.name == word]
+    if COMPLETING or word is None or len(keep_commands) + len(keep_groups) != 1:
+        return call()
+    app.registered_commands, app.registered_groups = keep_commands, keep_groups
+    try:
+        return call()
+    finally:
+        app.registered_commands, app.registered_groups = commands, groups
 
 
 def exit_now(code: int) -> None:

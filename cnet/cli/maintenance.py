@@ -1,7 +1,5 @@
 """Maintenance commands: `cnet gc` (reconcile both ways) and `cnet net restore` (re-create after a reboot)."""
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,7 +18,7 @@ def register(app: typer.Typer, net_app: typer.Typer) -> None:
     net_app.command("restore")(restore)
 
 
-def _report(ctx: Context, out: Outcome, title: str) -> None:
+def _report(ctx: "Context", out: "Outcome", title: str) -> None:
     for line in out.result:
         print(f"cnet: {'would ' if ctx.dry_run else ''}{line}", file=sys.stderr)
     if ctx.dry_run:

@@ -1,7 +1,5 @@
 """`cnet net ...` commands."""
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -191,7 +189,7 @@ def rm(
 
     ctx = common.mutating(cli)
 
-    def remove_one(ref: str) -> tuple[str, Plan]:
+    def remove_one(ref: str) -> "tuple[str, Plan]":
         from ..db import store
 
         with ctx.store.read() as conn:
@@ -254,7 +252,7 @@ def prune(cli: typer.Context) -> None:
         unused = networks.unused_networks(conn)
     removed = 0
 
-    def remove_one(ref: str) -> tuple[str, Plan]:
+    def remove_one(ref: str) -> "tuple[str, Plan]":
         nonlocal removed
         out = networks.remove_network(ctx, ref)
         removed += 1

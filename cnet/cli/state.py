@@ -1,7 +1,5 @@
 """State commands: sql, journal, db."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

@@ -10,14 +10,17 @@ nor deletes, and whose lo is the runtime's business), and the interface is named
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..commands import Command, Plan, Step, cmd
 from ..kernel import ip as ipk
 from ..kernel import ip6tables as ip6t
 from ..kernel import iptables as ipt
-from ..kernel.parse import Link
 from ..records import Container, Direction, Endpoint, PortMapping
 from .container import endpoint_steps, port_release_steps, port_rules, port_rules6, spoof_add, spoof_remove
+
+if TYPE_CHECKING:  # the parsers are CHECK's alone: ADD and DEL, on every runtime call, skip them
+    from ..kernel.parse import Link
 
 
 def attach(att: Container, ep: Endpoint, ports: Sequence[PortMapping], *, before: Sequence[Step] = ()) -> Plan:

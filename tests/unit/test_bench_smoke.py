@@ -128,6 +128,13 @@ def test_cni_plugin_target_and_rows(bench):
     assert met["CNI ADD p50 / bridge+host-local ADD p50"] is False
     text = bench.render_table(r)
     assert "CNI ADD, cnet plugin" in text and "CNI DEL, bridge + host-local" in text
+    # p90 from the samples, side by side, and the machine's load around the run.
+    r["samples"] = {"cni_plugin": {"add": {"cnet": [10.0] * 9 + [30.0], "reference": [5.0] * 10}, "del": {}}}
+    r["load"] = [3.5, 7.25]
+    text = bench.render_table(r)
+    assert "CNI ADD (interleaved, n 10): cnet p50 10.0 ms, p90 12.0 ms; bridge + host-local p50 5.00 ms" in text
+    assert "p50 ratio 2.00x" in text and "CNI DEL (" not in text
+    assert "load average (1 min) at start / end: 3.50 / 7.25" in text
 
 
 def _results(**over):

@@ -226,4 +226,42 @@ def test_verbs_import_neither_sh_nor_the_container_package(tmp_path):
         "cnet.services.containers",
         "cnet.services.reconcile",
         "secrets",
-    }, sorted(names & {"sh", "asyncio", "subprocess", "secrets"})
+        "cnet.kernel.parse",
+    }, sorted(names & {"sh", "asyncio", "subprocess", "secrets", "cnet.kernel.parse"})
+
+
+PLUGIN_EXIT_PROBE = """
+import atexit, sys, threading
+atexit.register(lambda: print("TEARDOWN", file=sys.stderr))
+done = threading.Event()
+if sys.argv[1] == "thread":
+    threading.Thread(target=done.wait, args=(30,)).start()
+from cnet.cli.cni_plugin import main
+try:
+    main()
+finally:
+    done.set()
+"""
+
+
+@pytest.mark.parametrize("case", ["plain", "thread"])
+@pytest.mark.parametrize("command", ["VERSION", "ADD"])
+def test_plugin_exits_without_teardown_only_when_safe(case, command, tmp_path):
+    """Every runtime call ends without the interpreter's teardown, its document written whole;
+    with a live thread the normal exit (atexit) runs instead. ADD here fails (no state): the
+    error path exits the same way."""
+    conf = json.dumps({"cniVersion": "1.0.0", "name": "n", "type": "cnet", "stateDir": str(tmp_path / "none")})
+    res = subprocess.run(
+        [sys.executable, "-c", PLUGIN_EXIT_PROBE, case],
+        input=conf,
+        capture_output=True,
+        text=True,
+        env={**BASE, "CNI_COMMAND": command, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
+    doc = json.loads(res.stdout)
+    if command == "VERSION":
+        assert res.returncode == 0 and "1.1.0" in doc["supportedVersions"]
+    else:
+        assert res.returncode == 1 and doc["code"] == 7
+    assert ("TEARDOWN" in res.stderr) == (case == "thread"), res.stderr

@@ -246,3 +246,78 @@ def test_container_use_cases_load_lazily_with_the_same_names():
     )
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "ok", r.stderr
+
+
+TYPER_GROUP_PROBE = """
+import builtins
+compiled = []
+original = builtins.compile
+import typer.main
+from cnet.cli.main import app
+# From here on: typer's own modules are loaded (some of their annotations are strings too).
+builtins.compile = lambda source, *a, **k: (compiled.append(source), original(source, *a, **k))[1]
+typer.main.get_command(app)
+print(len(compiled), sorted({str(s) for s in compiled})[:5])
+"""
+
+
+def test_building_the_command_line_evaluates_no_string_annotations():
+    """Every command builds typer's whole group of commands, which reads each command function's
+    signature: string annotations (`from __future__ import annotations` in a module defining
+    commands) are each compiled and evaluated then, twice, on every start (scripts/bench)."""
+    r = subprocess.run([sys.executable, "-c", TYPER_GROUP_PROBE], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("0 "), f"annotations compiled while building the commands: {r.stdout}"
+
+
+BUILT_PROBE = """
+import sys
+import typer.main
+built = []
+original = typer.main.get_command_from_info
+def counted(*a, **k):
+    info = a[0] if a else k["command_info"]
+    built.append(info.name or info.callback.__name__)
+    return original(*a, **k)
+typer.main.get_command_from_info = counted
+import atexit, os
+_exit = os._exit
+os._exit = lambda code: (print("BUILT", len(built), sorted(built)[:3], file=sys.stderr), sys.stderr.flush(), _exit(code))
+sys.argv = ["cnet", *sys.argv[1:]]
+from cnet.cli.main import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "args, built, code",
+    [
+        (("--state-dir", "{d}", "ps"), 1, 0),
+        (("--state-dir={d}", "--dry-run", "-v", "net", "ls"), "group", 0),  # the net group's commands alone
+        (("--state-dir", "{d}", "rnu"), None, 2),  # unknown: all built, click's suggestion intact
+        (
+            (
+                "--state-dir",
+                "{d}",
+            ),
+            None,
+            2,
+        ),  # no command: the usage lists them all
+    ],
+    ids=["ps", "net ls", "typo", "none"],
+)
+def test_only_the_invoked_command_is_built(tmp_path, args, built, code):
+    """typer builds the click command of each registered command (all their parameters) on every
+    start: cnet builds only the one named on the command line, and all of them otherwise."""
+    argv = [a.format(d=tmp_path / "state") for a in args]
+    r = subprocess.run([sys.executable, "-c", BUILT_PROBE, *argv], capture_output=True, text=True, timeout=60)
+    assert r.returncode == code, r.stderr[-2000:]
+    count = int(r.stderr.rsplit("BUILT ", 1)[1].split()[0])
+    if built is None:
+        assert count > 20, r.stderr[-2000:]
+    elif built == "group":
+        assert 1 < count < 15, r.stderr[-2000:]
+    else:
+        assert count == built, r.stderr[-2000:]
+    if "rnu" in args:
+        assert "No such command 'rnu'. Did you mean 'run'?" in r.stderr
