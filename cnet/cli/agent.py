@@ -1,7 +1,5 @@
 """`cnet agent`: the overlay networks' membership keeper (foreground; cnet/systemd/cnet-agent.service)."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

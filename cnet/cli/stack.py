@@ -1,7 +1,5 @@
 """`cnet up FILE` and `cnet down`: a declarative stack file (TOML, compose's key names)."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
