@@ -274,6 +274,9 @@ def test_sigkill_at_every_step(sandbox, tmp_path, op, at, mode):
         assert "undo errors" not in lines[0], lines[0]
 
     k_want, d_want = expected_after(op, snaps, before)
+    # A released container's veths vanish asynchronously once its netns is gone (the kernel
+    # destroys them in a work queue): wait for that, bounded, as the fixture's leftover check does.
+    sb.wait_for(lambda: kernel(sb) == k_want, timeout=10, interval=0.1)
     assert kernel(sb) == k_want
     assert db(sb) == d_want
     plan = sb.cnet("--dry-run", "gc").stdout
