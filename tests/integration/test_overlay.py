@@ -81,7 +81,8 @@ def test_three_hosts_share_an_overlay(world, tmp_path, tools):
         assert s1["subnet"] != s2["subnet"], "two hosts got the same host subnet"
         ip1, ip2 = c1["networks"][0]["ip"], c2["networks"][0]["ip"]
         # Across the overlay, and the source address is the container's own (no masquerade).
-        reply = probe(h1, tools, [f"tcp:{ip2}:80"], netns=c1["netns"])[0]
+        # (h1's agent applies h2's share within about a second: wait for it, under load too.)
+        reply = h1.wait_for(lambda: probe(h1, tools, [f"tcp:{ip2}:80"], netns=c1["netns"])[0], timeout=10)
         assert reply is not None and reply.split()[:2] == ["c2", ip1], reply
         # A late joiner, learned by the earlier hosts through their agents.
         c3 = run_server(h3, tools, "c3", "--net", "ov")
