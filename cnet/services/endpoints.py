@@ -127,7 +127,10 @@ def restore_missing_networks(ctx: Context, names: tuple[str, ...] | list[str]) -
 def overlay_host(ctx: Context) -> bool:
     """--etcd given, or this host joined an overlay network: without either, `run` and `rm`
     spend no statement on overlays (tests/integration/test_startup.py)."""
-    return bool(ctx.etcd) or (ctx.state_dir / overlay_store.MARKER).exists()
+    try:
+        return bool(ctx.etcd) or (ctx.state_dir / overlay_store.MARKER).exists()
+    except OSError:  # an unreadable state dir: opening the database says so, in one line
+        return False
 
 
 def overlays_first(ctx: Context, names: tuple[str, ...] | list[str]) -> list[str]:
