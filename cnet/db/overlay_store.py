@@ -14,6 +14,8 @@ MEMBER_LEASE_SETTING = "overlay_member_lease"
 SUBNET_LEASE_SETTING = "overlay_subnet_lease"
 TTL_SETTING = "overlay_ttl"
 ETCD_SETTING = "overlay_etcd"  # the endpoints this host joined through
+# A file in the state dir while this host has joined an overlay network (a stat, no statement).
+MARKER = "overlay-joined"
 
 
 def overlay_networks(conn: Connection) -> list[Network]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import ipam, ipam6, naming, validate
 from ..commands import Step
-from ..db import store
+from ..db import overlay_store, store
 from ..db.connection import Connection
 from ..errors import Conflict, ValidationError
 from ..kernel import ip as ipk
@@ -133,10 +133,21 @@ def restore_missing_networks(ctx: Context, names: tuple[str, ...] | list[str]) -
     return ensure_networks(ctx, names)
 
 
+def overlay_host(ctx: Context) -> bool:
+    """--etcd given, or this host joined an overlay network: without either, `run` and `rm`
+    spend no statement on overlays (tests/integration/test_startup.py)."""
+    try:
+        return bool(ctx.etcd) or (ctx.state_dir / overlay_store.MARKER).exists()
+    except OSError:  # an unreadable state dir: opening the database says so, in one line
+        return False
+
+
 def overlays_first(ctx: Context, names: tuple[str, ...] | list[str]) -> list[str]:
     """Overlay networks among `names` (those not here while etcd is configured may be ones): joined
     on first use, their peers synced once. Returns their names. The overlay module (and the etcd
     client) is imported only when there is one (tests/unit/test_startup_imports.py)."""
+    if not overlay_host(ctx):
+        return []
     found = [(n, store.find_network(ctx.store, n)) for n in names if n != validate.NO_NETWORK]
     overlays = [n for n, net in found if (net is None and ctx.etcd) or (net is not None and net.overlay)]
     if overlays:
@@ -149,8 +160,8 @@ def overlays_first(ctx: Context, names: tuple[str, ...] | list[str]) -> list[str
 def overlay_counts_changed(ctx: Context) -> None:
     """A container left: hosts elsewhere read this host's container counts (`net rm`). One query
     when there is no overlay network."""
-    from ..db import overlay_store
-
+    if not overlay_host(ctx):
+        return
     with ctx.store.read() as conn:
         names = sorted(overlay_store.overlay_subnets(conn))
     if names:

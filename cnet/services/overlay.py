@@ -257,6 +257,7 @@ def join(ctx: Context, cl: Cluster, name: str, *, underlay_ip: str | None, snap:
     if not ctx.dry_run:
         with ctx.store.write() as conn:  # agents and later commands find etcd without --etcd
             ostore.set_setting(conn, ostore.ETCD_SETTING, cl.describe())
+        (ctx.state_dir / ostore.MARKER).touch()
     try:
         out = create_network(ctx, name=name, subnet=share.host_subnet, mtu=mtu, driver="vxlan", overlay=overlay)
     except BaseException:
@@ -385,6 +386,7 @@ def forget_host_if_idle(ctx: Context, cl: Cluster) -> None:
         if ostore.overlay_networks(conn):
             return
         stale = ostore.forget_host(conn)
+    (ctx.state_dir / ostore.MARKER).unlink(missing_ok=True)
     for lease in stale:
         try:
             cl.revoke(lease)
