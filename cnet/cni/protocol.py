@@ -394,23 +394,32 @@ class Attachment:
     gateway: str
     default_route: bool
     mtu: int
+    ip6: str | None = None  # dual stack: the IPv6 address, its prefix length and gateway
+    prefix6_len: int | None = None
+    gateway6: str | None = None
 
 
 def result_document(version: str, a: Attachment, dns: dict | None = None) -> dict:
     """The ADD result in the configuration's version: interfaces (bridge, host veth, the one in
-    the sandbox), the address on the sandbox interface, the default route, and the DNS settings
-    the runtime passed (runtimeConfig.dns; empty without)."""
+    the sandbox), the addresses on the sandbox interface (IPv4, then IPv6 on a dual-stack
+    network), the default routes, and the DNS settings the runtime passed (runtimeConfig.dns;
+    empty without)."""
     new_style = version not in ("0.3.0", "0.3.1", "0.4.0")
     sandbox: dict[str, object] = {"name": a.ifname, "mac": a.mac, "sandbox": a.sandbox}
     if version == "1.1.0":
         sandbox["mtu"] = a.mtu
-    ip: dict[str, object] = {"address": f"{a.ip}/{a.prefix_len}", "gateway": a.gateway, "interface": 2}
-    if not new_style:
-        ip = {"version": "4", **ip}
+    families: list[tuple[str, str, str | None, str]] = [("4", f"{a.ip}/{a.prefix_len}", a.gateway, "0.0.0.0/0")]
+    if a.ip6:
+        families.append(("6", f"{a.ip6}/{a.prefix6_len}", a.gateway6, "::/0"))
+    ips: list[dict[str, object]] = []
+    for family, address, gateway, _ in families:
+        ip: dict[str, object] = {"address": address, "gateway": gateway, "interface": 2}
+        # Up to 0.4.0 each entry names its family; 1.0.0 dropped the key (the address tells).
+        ips.append(ip if new_style else {"version": family, **ip})
     return {
         "cniVersion": version,
         "interfaces": [{"name": a.bridge}, {"name": a.host_veth}, sandbox],
-        "ips": [ip],
-        "routes": [{"dst": "0.0.0.0/0", "gw": a.gateway}] if a.default_route else [],
+        "ips": ips,
+        "routes": [{"dst": dst, "gw": gw} for _, _, gw, dst in families] if a.default_route else [],
         "dns": dict(dns or {}),
     }

@@ -12,20 +12,37 @@ HELD_FD = 4
 SAVED_STDIO = (5, 6, 7)
 
 # Runs as the container's PID 1 for an instant, started by `env -i` with an empty environment:
-# sets the hostname in the new UTS namespace, bind-mounts the container's own hosts and
-# resolv.conf files (cnet.services.names) over the host's in its private mount namespace (the
-# host's files stay as they are), reads the container's environment (the `-e` variables and
+# sets the hostname in the new UTS namespace, turns IPv6 router advertisements off
+# (IPV6_SYSCTLS), bind-mounts the container's own hosts and resolv.conf files
+# (cnet.services.names) over the host's in its private mount namespace (the host's files stay as
+# they are), reads the container's environment (the `-e` variables and
 # defaults: `export K='V'` lines that cnet wrote, values quoted) and exec()s the user's command,
 # which becomes PID 1 and alone sees those variables: cnet's own processes (watcher, nsenter,
 # unshare, setpriv, the reaper) never run with the container's PATH, LD_PRELOAD, PYTHONHOME...
 # dash exports PWD by itself, hence the unset (a `-e PWD=` comes after it). User arguments are
 # positional parameters, never parsed by the shell.
 ENV_LOADER = 'unset PWD; . "$1" || exit 125; shift; exec "$@"'
+# Router advertisements and duplicate address detection off inside the container (issue 12), in
+# the same init shell, with builtins only: `all`, `default` (so an interface that `net connect`
+# adds later inherits 0) and every interface already there. /proc/sys/net follows the netns of
+# the process that reads it, and this shell is inside the container's. No IPv6 on the host
+# (ipv6.disable=1): no directory, nothing to do. A file that is not writable (a /proc/sys mounted
+# read-only, as some container hosts do) is skipped: the container still works (its addresses
+# are added `nodad`, RAs from containers are dropped at the bridge and nothing else sends any).
+# Any other failed write is not hidden: the shell prints it on the container's stderr, and the
+# start goes on for the same reason.
+IPV6_CONF = "/proc/sys/net/ipv6/conf"
+IPV6_SYSCTLS = (
+    f"[ ! -d {IPV6_CONF} ] || for f in {IPV6_CONF}/*/accept_ra {IPV6_CONF}/*/accept_dad; do "
+    '[ ! -w "$f" ] || echo 0 > "$f"; done; '
+)
 INIT_SCRIPT = (
     'echo "$1" > /proc/sys/kernel/hostname || exit 125; '
-    '[ ! -e /etc/hosts ] || mount --bind "$2" /etc/hosts || exit 125; '
-    '[ ! -e /etc/resolv.conf ] || mount --bind "$3" /etc/resolv.conf || exit 125; '
-    "shift 3; " + ENV_LOADER
+    + IPV6_SYSCTLS
+    + '[ ! -e /etc/hosts ] || mount --bind "$2" /etc/hosts || exit 125; '
+    + '[ ! -e /etc/resolv.conf ] || mount --bind "$3" /etc/resolv.conf || exit 125; '
+    + "shift 3; "
+    + ENV_LOADER
 )
 
 # The watcher: the only process cnet keeps per container (a ~1.5 MB dash). It is started by

@@ -27,6 +27,7 @@ class Link:
     master: str | None = None  # the bridge it is a port of
     hairpin: bool | None = None  # bridge port's hairpin flag (`ip -d`); None: not a bridge port
     link_netnsid: int | None = None  # a veth's peer lives in this netns id (`ip netns list`'s id)
+    addrs6: tuple[str, ...] = ()  # IPv6 "addr/len" (link-local ones included)
 
 
 def links(text: str) -> dict[str, Link]:
@@ -36,7 +37,10 @@ def links(text: str) -> dict[str, Link]:
         name = d.get("ifname")
         if not name:
             continue
-        addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in d.get("addr_info", []) if a.get("family") == "inet")
+        addrs, addrs6 = (
+            tuple(f"{a['local']}/{a['prefixlen']}" for a in d.get("addr_info", []) if a.get("family") == family)
+            for family in ("inet", "inet6")
+        )
         info = d.get("linkinfo") or {}
         slave = info.get("info_slave_data") if info.get("info_slave_kind") == "bridge" else None
         hairpin = bool(slave.get("hairpin")) if isinstance(slave, dict) else None
@@ -49,6 +53,7 @@ def links(text: str) -> dict[str, Link]:
             d.get("master"),
             hairpin,
             nsid if isinstance(nsid, int) else None,
+            addrs6,
         )
     return out
 

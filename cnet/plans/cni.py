@@ -50,17 +50,25 @@ def detach(att: Container, endpoints: Sequence[Endpoint], ports: Sequence[PortMa
 # --- CHECK -----------------------------------------------------------------------------------------
 def check_reads(att: Container, ep: Endpoint) -> dict[str, Command]:
     """The read-only commands CHECK runs: the host veth, and inside the runtime's namespace the
-    interface and the default route."""
+    interface and the default route (on a dual-stack network the IPv6 one too)."""
     inside = ["nsenter", f"--net={att.netns}", "ip", "-j"]
-    return {
+    reads = {
         "host": cmd("ip", "-j", "link", "show", "dev", ep.host_veth),
         "interface": cmd(*inside, "addr", "show", "dev", ep.interface),
         "routes": cmd(*inside, "route", "show", "default"),
     }
+    if ep.ip6 and ep.is_default_route:
+        reads["routes6"] = cmd(*inside, "-6", "route", "show", "default")
+    return reads
 
 
 def check_problems(
-    ep: Endpoint, *, host: dict | None, interface: Link | None, default_gateways: list[str]
+    ep: Endpoint,
+    *,
+    host: dict | None,
+    interface: Link | None,
+    default_gateways: list[str],
+    default_gateways6: Sequence[str] = (),
 ) -> list[str]:
     """What the kernel lacks of the attachment's record, one sentence each ([] = all there).
     `host`: the host veth as `ip -j link` shows it (None: missing)."""
@@ -75,8 +83,12 @@ def check_problems(
     want = f"{ep.ip}/{ep.prefix_len}"
     if want not in interface.addrs:
         problems.append(f"interface {ep.interface} lacks its address {want}")
+    if ep.ip6 and (want6 := f"{ep.ip6}/{ep.prefix6_len}") not in interface.addrs6:
+        problems.append(f"interface {ep.interface} lacks its address {want6}")
     if not interface.up:
         problems.append(f"interface {ep.interface} is down")
     if ep.is_default_route and ep.gateway not in default_gateways:
         problems.append(f"the default route via {ep.gateway} is missing")
+    if ep.is_default_route and ep.ip6 and ep.gateway6 not in default_gateways6:
+        problems.append(f"the default route via {ep.gateway6} is missing")
     return problems

@@ -183,6 +183,9 @@ def add(ctx: Context, env: Env, conf: NetConf) -> dict:
             gateway=ep.gateway,
             default_route=ep.is_default_route,
             mtu=ep.mtu,
+            ip6=ep.ip6,
+            prefix6_len=ep.prefix6_len,
+            gateway6=ep.gateway6,
         ),
         conf.dns,
     )
@@ -225,11 +228,13 @@ def check(ctx: Context, env: Env, conf: NetConf) -> None:
     inside = _read_json(ctx, reads["interface"])
     links = parse.links(json.dumps(inside)) if inside else {}
     routes = _read_json(ctx, reads["routes"]) or []
+    routes6 = (_read_json(ctx, reads["routes6"]) or []) if "routes6" in reads else []
     problems = plans.check_problems(
         ep,
         host=host[0] if host else None,
         interface=links.get(ep.interface),
         default_gateways=[str(r["gateway"]) for r in routes if r.get("gateway")],
+        default_gateways6=[str(r["gateway"]) for r in routes6 if r.get("gateway")],
     )
     if problems:
         raise CniError(Code.CHECK_FAILED, f"attachment {att.name}: " + "; ".join(problems))

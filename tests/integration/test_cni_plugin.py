@@ -125,6 +125,40 @@ def test_result_in_the_configured_version(sandbox, cni, version):
     assert sb.snapshot() == sb.baseline
 
 
+def test_dual_stack_result_lists_both_families_and_check_wants_them(sandbox, cni):
+    sb = sandbox
+    sb.cnet("net", "create", "dual", "--ipv6", "--subnet", "10.77.0.0/24", "--subnet", "fd00:77::/64")
+    sb.sh("ip netns add rt1")
+    r = cni.add(cni.conf("dual"), cid(1), "rt1")
+    assert r.rc == 0 and r.stderr == "", r
+    doc = r.doc
+    v4, v6 = doc["ips"]
+    assert v4["address"].startswith("10.77.0.") and v4["gateway"] == "10.77.0.1" and v4["interface"] == 2
+    assert v6["address"].startswith("fd00:77::") and v6["address"].endswith("/64") and "version" not in v6
+    assert v6["gateway"] == "fd00:77::1" and v6["interface"] == 2
+    assert doc["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.77.0.1"}, {"dst": "::/0", "gw": "fd00:77::1"}]
+    # What the result says is what the runtime's namespace holds.
+    data = json.loads(sb.run(["ip", "-n", "rt1", "-j", "-6", "addr", "show", "dev", "eth0"], check=True).stdout)
+    addrs6 = [f"{a['local']}/{a['prefixlen']}" for d in data for a in d["addr_info"] if a.get("scope") == "global"]
+    assert addrs6 == [v6["address"]]
+    routes6 = json.loads(sb.run(["ip", "-n", "rt1", "-j", "-6", "route", "show", "default"], check=True).stdout)
+    assert [rt["gateway"] for rt in routes6] == ["fd00:77::1"]
+    check = dict(container_id=cid(1), netns="/run/netns/rt1", ifname="eth0")
+    r = cni.call("CHECK", cni.conf("dual", prev=doc), **check)
+    assert (r.rc, r.stdout) == (0, ""), r
+    # CHECK finds the IPv6 side missing too (an IPv6 route outlives the address it came with).
+    sb.sh(f"ip -n rt1 addr del {v6['address']} dev eth0")
+    r = cni.call("CHECK", cni.conf("dual", prev=doc), **check)
+    assert (r.rc, r.code) == (1, 103) and f"lacks its address {v6['address']}" in r.doc["msg"], r
+    sb.sh("ip -n rt1 -6 route del default")
+    r = cni.call("CHECK", cni.conf("dual", prev=doc), **check)
+    assert (r.rc, r.code) == (1, 103) and "the default route via fd00:77::1 is missing" in r.doc["msg"], r
+    assert cni.delete(cni.conf("dual", prev=doc), cid(1), "rt1").rc == 0
+    sb.sh("ip netns del rt1")
+    sb.cnet("net", "rm", "dual")
+    assert sb.snapshot() == sb.baseline
+
+
 def test_any_ifname_two_networks_static_ip_and_mac(sandbox, cni):
     sb = sandbox
     sb.cnet("net", "create", "blue", "--subnet", "10.77.0.0/24")

@@ -184,3 +184,38 @@ def test_internal_dual_stack_network_drops_ipv6_whatever_the_creation_order(sand
     sb.cnet("rm", "-f", "inside", "peer", "outer")
     sb.cnet("net", "rm", "i1", "d1")
     del_client(sb, ext)
+
+
+def _ra_dad(sb, netns: str, devs: tuple[str, ...]) -> dict[str, str]:
+    """accept_ra and accept_dad of `devs` as the container's network namespace has them."""
+    keys = [f"/proc/sys/net/ipv6/conf/{d}/{k}" for d in devs for k in ("accept_ra", "accept_dad")]
+    out = sb.run(in_netns(netns, ["cat", *keys]), check=True).stdout.split()
+    return dict(zip([k.split("conf/")[1] for k in keys], out, strict=True))
+
+
+def test_router_advertisements_and_dad_off_inside_containers(sandbox):
+    sb = sandbox
+    sb.cnet("net", "create", "d1", *N1)
+    sb.cnet("net", "create", "d2", *N2)
+    sb.cnet("net", "create", "v4", "--subnet", "10.30.9.0/24")
+    # A new namespace starts with both on (1): the container's init shell turns them off.
+    fresh = sb.run(["unshare", "--net", "cat", "/proc/sys/net/ipv6/conf/default/accept_ra"], check=True)
+    assert fresh.stdout.strip() == "1"
+    sb.cnet("run", "-d", "--name", "c6", "--net", "d1", "--", "sleep", "600")
+    netns = json.loads(sb.cnet("inspect", "c6").stdout)["netns"]
+    devs = ("all", "default", "lo", "eth0")
+    zero = dict.fromkeys(_ra_dad(sb, netns, devs), "0")
+    assert sb.wait_for(lambda: _ra_dad(sb, netns, devs) == zero), _ra_dad(sb, netns, devs)
+
+    # An interface that `net connect` adds after the start inherits `default` (0).
+    sb.cnet("net", "connect", "d2", "c6")
+    nets = json.loads(sb.cnet("inspect", "c6").stdout)["networks"]
+    second = next(n["interface"] for n in nets if n["network"] == "d2")
+    assert _ra_dad(sb, netns, (second,)) == {f"{second}/accept_ra": "0", f"{second}/accept_dad": "0"}
+
+    # An IPv4-only container starts and runs its command, with the same settings inside.
+    res = sb.cnet("run", "--rm", "--net", "v4", "--", "cat", "/proc/sys/net/ipv6/conf/eth0/accept_ra")
+    assert (res.returncode, res.stdout) == (0, "0\n"), res
+
+    sb.cnet("rm", "-f", "c6")
+    sb.cnet("net", "rm", "d1", "d2", "v4")

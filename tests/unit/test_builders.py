@@ -395,6 +395,32 @@ def test_init_script_mounts_the_names_files_over_the_hosts_own():
     assert script.index("mount --bind") < script.index('exec "$@"')
 
 
+def test_init_script_turns_router_advertisements_off(tmp_path):
+    # After the hostname (whose failure still stops the start), before the bind mounts; run here
+    # on a copy of the conf directory: every file of all, default and each interface becomes 0,
+    # other settings stay, a missing directory (no IPv6 on the host) is no error and prints nothing.
+    script = nsk.INIT_SCRIPT
+    assert script.index("kernel/hostname || exit 125") < script.index(nsk.IPV6_SYSCTLS) < script.index("mount")
+    assert nsk.IPV6_SYSCTLS in script and "exit" not in nsk.IPV6_SYSCTLS
+    conf = tmp_path / "conf"
+    for dev in ("all", "default", "lo", "eth0"):
+        (conf / dev).mkdir(parents=True)
+        for key in ("accept_ra", "accept_dad", "forwarding"):
+            (conf / dev / key).write_text("1\n")
+    fragment = nsk.IPV6_SYSCTLS.replace(nsk.IPV6_CONF, str(conf))
+    out = subprocess.run(["/bin/sh", "-c", fragment + "echo started"], capture_output=True, text=True)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "started\n", "")
+    for dev in ("all", "default", "lo", "eth0"):
+        assert [(conf / dev / k).read_text() for k in ("accept_ra", "accept_dad", "forwarding")] == [
+            "0\n",
+            "0\n",
+            "1\n",
+        ]
+    missing = nsk.IPV6_SYSCTLS.replace(nsk.IPV6_CONF, str(tmp_path / "absent"))
+    out = subprocess.run(["/bin/sh", "-c", missing + "echo started"], capture_output=True, text=True)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "started\n", "")
+
+
 def test_watch_script_never_forks_after_the_container_exits():
     # A PID namespace whose init has died refuses fork(): after `wait` only builtins and exec.
     after_wait = nsk.WATCH_SCRIPT.split("wait $pid1", 1)[1]

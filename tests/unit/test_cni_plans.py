@@ -124,3 +124,30 @@ def test_spawn_runner_keeps_the_runner_contract(tmp_path):
     script.write_text("#!/bin/sh\n")
     assert r.try_run(cmd(str(script)))[0] is False
     assert r.try_run(cmd("true")) == (True, "")
+
+
+def test_check_on_a_dual_stack_network_reads_and_wants_the_ipv6_side():
+    dual = replace(EP, ip6="fd00:5::2", prefix6_len=64, gateway6="fd00:5::1")
+    reads = plans.check_reads(ATT, dual)
+    assert reads["routes6"].argv == (
+        "nsenter",
+        "--net=/run/netns/netns-1234",
+        "ip",
+        "-j",
+        "-6",
+        "route",
+        "show",
+        "default",
+    )
+    assert "routes6" not in plans.check_reads(ATT, EP)
+    assert "routes6" not in plans.check_reads(ATT, replace(dual, is_default_route=False))
+    host = {"ifname": EP.host_veth, "master": EP.bridge}
+    good = Link("net1", True, ("10.5.0.2/24",), addrs6=("fd00:5::2/64", "fe80::1/64"))
+    ok = plans.check_problems(
+        dual, host=host, interface=good, default_gateways=["10.5.0.1"], default_gateways6=["fd00:5::1"]
+    )
+    assert ok == []
+    bad = plans.check_problems(
+        dual, host=host, interface=Link("net1", True, ("10.5.0.2/24",)), default_gateways=["10.5.0.1"]
+    )
+    assert bad == ["interface net1 lacks its address fd00:5::2/64", "the default route via fd00:5::1 is missing"]

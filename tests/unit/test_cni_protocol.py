@@ -1,6 +1,7 @@
 """The CNI protocol layer, pure: environment, configuration, versions, result and error documents."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -285,6 +286,23 @@ def test_result_new_style(version):
 def test_result_old_style_has_ip_version(version):
     doc = p.result_document(version, ATT)
     assert doc["ips"][0]["version"] == "4" and doc["cniVersion"] == version
+
+
+DUAL = replace(ATT, ip6="fd00:1::5", prefix6_len=64, gateway6="fd00:1::1")
+
+
+@pytest.mark.parametrize("version", ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+def test_result_on_a_dual_stack_network_lists_both_addresses_and_routes(version):
+    # The spec per version: entries carry "version" up to 0.4.0, none from 1.0.0 on.
+    doc = p.result_document(version, DUAL)
+    v4 = {"address": "10.1.0.5/24", "gateway": "10.1.0.1", "interface": 2}
+    v6 = {"address": "fd00:1::5/64", "gateway": "fd00:1::1", "interface": 2}
+    if version < "1.0.0":
+        v4, v6 = {"version": "4", **v4}, {"version": "6", **v6}
+    assert doc["ips"] == [v4, v6]
+    assert doc["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.1.0.1"}, {"dst": "::/0", "gw": "fd00:1::1"}]
+    assert p.result_document(version, replace(DUAL, default_route=False))["routes"] == []
+    assert p.result_document(version, ATT)["ips"] == [v4]  # an IPv4-only network: as before
 
 
 def test_result_without_default_route():

@@ -67,6 +67,7 @@ def test_links_and_netns():
     links = parse.links(text)
     assert links["lo"].up and links["lo"].addrs == ("127.0.0.1/8",)
     assert not links["cnet-abc"].up and links["cnet-abc"].addrs == ("10.1.0.1/24",)
+    assert links["cnet-abc"].addrs6 == ("fe80::1/64",) and links["lo"].addrs6 == ()
     assert parse.netns_names("cnet-1 (id: 0)\nother\n\n") == {"cnet-1", "other"}
 
 
