@@ -36,18 +36,32 @@ def bridge_create(bridge: str, gateway: str, prefix_len: int, mtu: int, mac: str
     """The bridge is born with a MAC of its own. Without one it copies the lowest MAC of its ports
     and changes it whenever that port leaves: every neighbour's ARP entry for the gateway then
     points at a MAC nobody answers to until it expires (no way out, no host services).
-    `gateway6` ("ADDR/LEN", dual stack): added `nodad`, usable at once."""
+    `gateway6` ("ADDR/LEN", dual stack): added `nodad`, usable at once. Its link-local address too:
+    the kernel would make one when the first container's veth brings the bridge's carrier up and
+    keep it tentative (duplicate address detection) for a second or two, and while it is, the
+    neighbour solicitations the host sends to reach a container from outside go unanswered: a
+    published IPv6 port would not answer right after `run`. So no automatic one (addrgenmode
+    none) and the same EUI-64 address from the bridge's own MAC, `nodad`."""
     lines = [
         f"link add name {bridge} address {mac} mtu {mtu} type bridge",
         f"addr add {gateway}/{prefix_len} dev {bridge}",
     ]
     if gateway6:
         lines.append(f"addr add {gateway6} dev {bridge} nodad")
+        lines.append(f"link set dev {bridge} addrgenmode none")
+        lines.append(f"addr add {link_local(mac)}/64 dev {bridge} nodad")
     lines.append(f"link set {bridge} up")
     shown = f"{gateway}/{prefix_len}" + (f" and {gateway6}" if gateway6 else "")
     return Step(
         summary=f"create bridge {bridge} ({mac}) with gateway {shown}", do=batch(lines), undo=(link_del(bridge),)
     )
+
+
+def link_local(mac: str) -> str:
+    """The EUI-64 link-local address the kernel would derive from `mac` (RFC 4291 appendix A)."""
+    b = [int(x, 16) for x in mac.split(":")]
+    words = [(b[0] ^ 0x02) << 8 | b[1], b[2] << 8 | 0xFF, 0xFE << 8 | b[3], b[4] << 8 | b[5]]
+    return "fe80::" + ":".join(f"{w:x}" for w in words)
 
 
 def link_del(name: str) -> Command:
