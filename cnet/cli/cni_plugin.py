@@ -33,21 +33,9 @@ def _exit(code: int) -> None:
     on every runtime call), as the `cnet` command does (cli.main.exit_now): by now the document
     is written and flushed and the database closed (services.cni.dispatch closes it). The plugin
     starts no thread; should one ever be alive, the normal exit waits for it."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):  # the runtime closed the pipe: an error exit, as a normal one
-            code = code or 1
-    profiling = sys.modules.get("cnet._profile")  # loaded only with CNET_PROFILE set
-    if profiling is not None and profiling.PROFILE is not None:
-        profiling.PROFILE.report()
-    if "threading" in sys.modules:
-        import threading
+    from .process_end import end_process
 
-        if any(t is not threading.main_thread() and t.is_alive() for t in threading.enumerate()):
-            sys.exit(code)
-    os._exit(code)
+    end_process(code)
 
 
 def main() -> None:

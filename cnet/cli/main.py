@@ -209,27 +209,9 @@ def exit_now(code: int) -> None:
     handler (sh imports logging). When anything else could still need the interpreter's exit, a
     thread other than this one, we take the normal way. Containers never depend on this process:
     the detached ones run in their own session, and a foreground one has been waited for."""
-    import os
+    from .process_end import end_process
 
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):  # the reader went away (`cnet ps | head`), or fd closed
-            code = code or 1
-    if "logging" in sys.modules:
-        import logging
-
-        logging.shutdown()
-    profiling = sys.modules.get("cnet._profile")  # loaded only with CNET_PROFILE set
-    if profiling is not None and profiling.PROFILE is not None:
-        profiling.PROFILE.report()
-    if "threading" in sys.modules:
-        import threading
-
-        if any(t is not threading.main_thread() and t.is_alive() for t in threading.enumerate()):
-            sys.exit(code)
-    os._exit(code)
+    end_process(code)
 
 
 def _state_error(exc: Exception) -> str | None:
