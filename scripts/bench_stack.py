@@ -16,18 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_peers import percentile  # scripts/ is on sys.path (bench.py puts it there)
+
 NETWORK, SUBNET = "sbench", "10.98.0.0/20"  # room for a few thousand
 PORT_BASE = 30001
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return float(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo))
 
 
 def stats(values: list[float]) -> dict[str, Any]:
