@@ -219,3 +219,20 @@ def test_router_advertisements_and_dad_off_inside_containers(sandbox):
 
     sb.cnet("rm", "-f", "c6")
     sb.cnet("net", "rm", "d1", "d2", "v4")
+
+
+def test_start_comes_back_on_the_static_ipv6_address(sandbox):
+    sb = sandbox
+    sb.cnet("net", "create", "d1", *N1)
+    sb.cnet("run", "-d", "--name", "s6", "--net", "d1", "--ip6", "fd00:30:1::66", "--", "sleep", "600")
+    sb.cnet("stop", "-t", "0", "s6")
+    # Meanwhile another container takes the next dynamic address: a fresh allocation would differ.
+    sb.cnet("run", "-d", "--name", "other", "--net", "d1", "--", "sleep", "600")
+    sb.cnet("start", "s6")
+    ep = json.loads(sb.cnet("inspect", "s6").stdout)["networks"][0]
+    assert ep["ip6"] == "fd00:30:1::66"
+    netns = json.loads(sb.cnet("inspect", "s6").stdout)["netns"]
+    addrs = sb.run(in_netns(netns, ["ip", "-6", "-o", "addr", "show", "dev", "eth0"]), check=True).stdout
+    assert "fd00:30:1::66/64" in addrs
+    sb.cnet("rm", "-f", "s6", "other")
+    sb.cnet("net", "rm", "d1")

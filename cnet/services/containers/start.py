@@ -34,15 +34,17 @@ def parse_port(rendered: str) -> PortSpec:
 def _attach_preferred(conn: Connection, c: Container, i: int, net_ref: str, default_route: bool) -> Endpoint:
     net = usable_network(conn, net_ref)
     static = c.spec.get("ip") if i == 0 else None
+    # A static --ip6 is the user's as --ip is: the container comes back on it (or not at all).
+    static6 = c.spec.get("ip6") if i == 0 else None
     if static:
-        return attach(conn, c.id, net, f"eth{i}", static, default_route=default_route)
+        return attach(conn, c.id, net, f"eth{i}", static, default_route=default_route, static_ip6=static6)
     old = (c.spec.get("addresses") or [])[i : i + 1]
     if old:
         try:
-            return attach(conn, c.id, net, f"eth{i}", old[0], default_route=default_route)
+            return attach(conn, c.id, net, f"eth{i}", old[0], default_route=default_route, static_ip6=static6)
         except (AllocationError, Conflict, ValidationError):
             pass  # taken meanwhile (or the network changed): a new one
-    return attach(conn, c.id, net, f"eth{i}", None, default_route=default_route)
+    return attach(conn, c.id, net, f"eth{i}", None, default_route=default_route, static_ip6=static6)
 
 
 def wire_again(ctx: Context, ref: str) -> Outcome[Wired]:
