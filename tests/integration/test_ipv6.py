@@ -236,3 +236,35 @@ def test_start_comes_back_on_the_static_ipv6_address(sandbox):
     assert "fd00:30:1::66/64" in addrs
     sb.cnet("rm", "-f", "s6", "other")
     sb.cnet("net", "rm", "d1")
+
+
+def test_dry_run_ps_inspect_and_sql_show_the_ipv6_side(sandbox):
+    sb = sandbox
+    plan = sb.cnet("--dry-run", "net", "create", "d1", *N1).stdout
+    for line in (
+        "sysctl -q -w net.ipv6.conf.all.forwarding=1",
+        "ip6tables-restore -w --noflush <<'CNET_EOF'",
+        "addr add fd00:30:1::1/64 dev",
+        "addrgenmode none",
+    ):
+        assert line in plan, plan
+    assert sb.cnet("net", "ls", "-q").stdout.split() == []  # a dry run changes nothing
+    sb.cnet("net", "create", "d1", *N1)
+    plan = sb.cnet("--dry-run", "run", "-d", "--name", "x", "--net", "d1", "--", "sleep", "600").stdout
+    assert "addr add fd00:30:1::2/64 dev eth0 nodad" in plan and "route add default via fd00:30:1::1" in plan, plan
+    assert "--ip6-src fd00:30:1::2 -j RETURN" in plan, plan
+    sb.cnet("run", "-d", "--name", "x", "--net", "d1", "--", "sleep", "600")
+    (row,) = json.loads(sb.cnet("ps", "--json").stdout)
+    assert row["ips"] == ["10.30.1.2", "fd00:30:1::2"]
+    tmpl = "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}} {{end}}"
+    assert sb.cnet("inspect", "-f", tmpl, "x").stdout.strip() == "fd00:30:1::2"
+    ip6 = json.loads(sb.cnet("sql", "SELECT ip6 FROM v_endpoints", "--json").stdout)
+    assert ip6 == [{"ip6": "fd00:30:1::2"}]
+    sql = "SELECT address, kind, container FROM v_ip_allocations WHERE family = 6 ORDER BY address"
+    allocs = json.loads(sb.cnet("sql", sql, "--json").stdout)
+    assert allocs == [
+        {"address": "fd00:30:1::1", "kind": "gateway", "container": None},
+        {"address": "fd00:30:1::2", "kind": "dynamic", "container": "x"},
+    ]
+    sb.cnet("rm", "-f", "x")
+    sb.cnet("net", "rm", "d1")
