@@ -129,6 +129,18 @@ def allocate_static(conn: Connection, network: Network, requested: str) -> int:
     return addr
 
 
+def allocate_kept(conn: Connection, network: Network, wanted: str) -> int:
+    """`wanted` (the address a container had before `cnet start`) when it is still valid on the
+    network and free, else the next free one: as IPv4 does for a restarted container."""
+    try:
+        addr = check_static(network, wanted)
+    except ValidationError:
+        return allocate(conn, network)  # the network was re-created with another subnet
+    if _insert(conn, network.id, addr, "dynamic", if_free=True) != 1:
+        return allocate(conn, network)
+    return addr
+
+
 def reserve_gateway(conn: Connection, network_id: str, gateway: str) -> None:
     _insert(conn, network_id, int(ipaddress.IPv6Address(gateway)), "gateway")
 

@@ -15,7 +15,7 @@ def name_viewers(conn: Connection, network_ids: list[str]) -> list[str]:
 
 
 def name_members(conn: Connection, container_ids: list[str]) -> list[sqlite3.Row]:
-    """(network_id, container_id, interface, ip, aliases, name, hostname) of every endpoint on a
+    """(network_id, container_id, interface, ip, ip6, aliases, name, hostname) of every endpoint on a
     network one of the containers is attached to."""
     return conn.all(q.NAME_MEMBERS, (json.dumps(container_ids),))
 

@@ -155,7 +155,7 @@ ENDPOINT_NETWORK_NAMES = (
 NAME_VIEWERS = "SELECT DISTINCT container_id FROM endpoints WHERE network_id IN (SELECT value FROM json_each(?))"
 # Every endpoint on a network that one of the containers in the JSON list ? is attached to.
 NAME_MEMBERS = (
-    "SELECT e.network_id, e.container_id, e.interface, e.ip, e.aliases, c.name, c.hostname FROM endpoints e "
+    "SELECT e.network_id, e.container_id, e.interface, e.ip, e.ip6, e.aliases, c.name, c.hostname FROM endpoints e "
     "JOIN containers c ON c.id = e.container_id WHERE e.network_id IN "
     "(SELECT network_id FROM endpoints WHERE container_id IN (SELECT value FROM json_each(?))) "
     "ORDER BY e.network_id, c.name"

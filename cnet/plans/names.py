@@ -43,13 +43,18 @@ class Member:
     name: str
     hostname: str
     aliases: tuple[str, ...] = ()
+    ip6: str | None = None  # on a dual-stack network
 
     def names(self) -> list[str]:
         return list(dict.fromkeys([self.name, self.hostname, *self.aliases]))
 
 
 def hosts_line(m: Member) -> str:
-    return f"{m.ip}\t{' '.join(m.names())}\n"
+    """The member's names on its IPv4 address, and on its IPv6 one on a dual-stack network (the
+    resolver returns both, IPv4 first)."""
+    names = " ".join(m.names())
+    line = f"{m.ip}\t{names}\n"
+    return line if m.ip6 is None else f"{line}{m.ip6}\t{names}\n"
 
 
 def hosts_files(viewers: Iterable[str], members: Sequence[Member]) -> dict[str, str]:

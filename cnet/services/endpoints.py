@@ -90,14 +90,18 @@ def attach(
     mac: str | None = None,
     aliases: tuple[str, ...] = (),
     static_ip6: str | None = None,
+    kept_ip6: str | None = None,
 ) -> Endpoint:
     """Allocate an address on the network (and an IPv6 one on a dual-stack network) and record the
-    endpoint holding it (its MAC derived from the IPv4 address unless one is asked for)."""
+    endpoint holding it (its MAC derived from the IPv4 address unless one is asked for). kept_ip6,
+    the IPv6 address a container had before `cnet start`, is taken again when it is still free."""
     addr = ipam.allocate_static(conn, net, static_ip) if static_ip else ipam.allocate(conn, net)
     ip = ipam.int_to_ip(addr)
     addr6 = None
     if static_ip6:
         addr6 = ipam6.allocate_static(conn, net, static_ip6)
+    elif net.subnet6 and kept_ip6:
+        addr6 = ipam6.allocate_kept(conn, net, kept_ip6)
     elif net.subnet6:
         addr6 = ipam6.allocate(conn, net)
     ep = store.insert_endpoint(
@@ -117,6 +121,16 @@ def attach(
     if addr6 is not None:
         ipam6.bind(conn, net.id, addr6, ep.id)
     return ep
+
+
+def kept_addresses(eps: list[Endpoint]) -> dict[str, list[str | None]]:
+    """What a container's spec keeps of its addresses, interface by interface, so that `cnet
+    start` brings it back on them when they are free (addresses6 only on a dual-stack container:
+    an IPv4-only one's spec stays as it was)."""
+    kept: dict[str, list[str | None]] = {"addresses": [ep.ip for ep in eps]}
+    if any(ep.ip6 for ep in eps):
+        kept["addresses6"] = [ep.ip6 for ep in eps]
+    return kept
 
 
 def restore_missing_networks(ctx: Context, names: tuple[str, ...] | list[str]) -> list[Step]:

@@ -84,6 +84,7 @@ def _refresh(ctx: Context, network_ids: list[str], container_ids: list[str]) -> 
                 container_id=r["container_id"],
                 interface=r["interface"],
                 ip=r["ip"],
+                ip6=r["ip6"],
                 name=r["name"],
                 hostname=r["hostname"],
                 aliases=tuple(json.loads(r["aliases"])),

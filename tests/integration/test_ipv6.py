@@ -268,3 +268,46 @@ def test_dry_run_ps_inspect_and_sql_show_the_ipv6_side(sandbox):
     ]
     sb.cnet("rm", "-f", "x")
     sb.cnet("net", "rm", "d1")
+
+
+def test_start_comes_back_on_its_dynamic_ipv6_address_when_free(sandbox):
+    sb = sandbox
+    sb.cnet("net", "create", "d1", *N1)
+    sb.cnet("run", "-d", "--name", "a", "--net", "d1", "--", "sleep", "600")
+    sb.cnet("run", "-d", "--name", "b", "--net", "d1", "--", "sleep", "600")
+    a6 = json.loads(sb.cnet("inspect", "a").stdout)["networks"][0]["ip6"]
+    b6 = json.loads(sb.cnet("inspect", "b").stdout)["networks"][0]["ip6"]
+    sb.cnet("stop", "-t", "0", "a", "b")
+    # Another container takes the next dynamic addresses meanwhile: fresh ones would differ.
+    sb.cnet("run", "-d", "--name", "other", "--net", "d1", "--", "sleep", "600")
+    sb.cnet("start", "a")
+    a = json.loads(sb.cnet("inspect", "a").stdout)
+    assert a["networks"][0]["ip6"] == a6
+    addrs = sb.run(in_netns(a["netns"], ["ip", "-6", "-o", "addr", "show", "dev", "eth0"]), check=True).stdout
+    assert f"{a6}/64" in addrs
+    # b's old address taken meanwhile: b comes back on a fresh one, without an error.
+    sb.cnet("rm", "-f", "other")
+    sb.cnet("run", "-d", "--name", "thief", "--net", "d1", "--ip6", b6, "--", "sleep", "600")
+    sb.cnet("start", "b")
+    fresh6 = json.loads(sb.cnet("inspect", "b").stdout)["networks"][0]["ip6"]
+    assert fresh6 not in (b6, a6)
+    sb.cnet("rm", "-f", "a", "b", "thief")
+    sb.cnet("net", "rm", "d1")
+
+
+def test_hosts_files_list_ipv6_addresses_on_dual_stack_networks(sandbox):
+    sb = sandbox
+    sb.cnet("net", "create", "d1", *N1)
+    sb.cnet("net", "create", "v4", "--subnet", "10.30.9.0/24")
+    sb.cnet("run", "-d", "--name", "h1", "--net", "d1", "--", "sleep", "600")
+    sb.cnet("run", "-d", "--name", "h2", "--net", "d1", "--net", "v4", "--", "sleep", "600")
+    h2 = json.loads(sb.cnet("inspect", "h2").stdout)["networks"]
+    hosts = sb.cnet("exec", "h1", "--", "cat", "/etc/hosts").stdout
+    assert f"{h2[0]['ip']}\th2\n{h2[0]['ip6']}\th2\n" in hosts
+    got = sb.cnet("exec", "h1", "--", "getent", "ahostsv6", "h2").stdout.split()
+    assert h2[0]["ip6"] in got
+    # On h2's IPv4-only network it has one line.
+    own = sb.cnet("exec", "h2", "--", "cat", "/etc/hosts").stdout
+    assert own.count(f"{h2[1]['ip']}\t") == 1
+    sb.cnet("rm", "-f", "h1", "h2")
+    sb.cnet("net", "rm", "d1", "v4")

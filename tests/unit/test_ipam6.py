@@ -118,6 +118,20 @@ def test_static_checks(store):
         ipam6.check_static(v4_only, "fd00:1::5")
 
 
+def test_a_kept_address_comes_back_when_free_else_the_next_free_one(store):
+    net = make_dual(store, "fd00:1::/64")
+    ip = ipaddress.IPv6Address
+    with store.write() as conn:
+        assert ipam6.allocate_kept(conn, net, "fd00:1::77") == int(ip("fd00:1::77"))  # free: kept
+        # Taken now (by the allocation above), gone from the subnet, or the gateway: a fresh one,
+        # no error (`cnet start` must not fail for it).
+        assert ipam6.allocate_kept(conn, net, "fd00:1::77") == int(ip("fd00:1::2"))
+        assert ipam6.allocate_kept(conn, net, "fd00:9::5") == int(ip("fd00:1::3"))
+        assert ipam6.allocate_kept(conn, net, "fd00:1::1") == int(ip("fd00:1::4"))
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM ip6_allocations WHERE kind != 'gateway'")]
+    assert kinds == ["dynamic"] * 4
+
+
 def test_overlap_lookup_on_hex_bounds(store):
     net = make_dual(store, "fd00:1::/64")
     with store.read() as conn:

@@ -25,6 +25,16 @@ def test_hosts_list_the_members_of_each_network_of_the_viewer():
     assert "web1" not in body["c3"] and body["c4"] == "10.2.0.5\talone\n"
 
 
+def test_dual_stack_members_are_listed_on_both_addresses_ipv4_first():
+    members = [
+        names.Member("A", "c1", "eth0", "10.0.0.2", "web1", "web1", (), "fd00::2"),
+        names.Member("A", "c2", "eth0", "10.0.0.3", "web2", "h2", ("db",), "fd00::3"),
+        m("B", "c2", "eth1", "10.1.0.3", "web2"),  # an IPv4-only network: one line
+    ]
+    body = names.hosts_files(["c2"], members)["c2"].split(names.HOSTS_NOTE)[1]
+    assert body == ("10.0.0.2\tweb1\nfd00::2\tweb1\n10.0.0.3\tweb2 h2 db\nfd00::3\tweb2 h2 db\n10.1.0.3\tweb2\n")
+
+
 def test_a_viewer_without_networks_gets_only_the_header():
     assert names.hosts_files(["x"], []) == {"x": names.HOSTS_HEADER + names.HOSTS_NOTE}
 

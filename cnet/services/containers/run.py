@@ -29,6 +29,7 @@ from ..endpoints import (
     attach,
     check_host_ips,
     check_ports,
+    kept_addresses,
     overlays_first,
     restore_missing_networks,
     usable_network,
@@ -185,7 +186,7 @@ def allocate(
     ]
     ports = [store.insert_port(conn, cid, eps[0], spec) for spec in req.ports]
     # `cnet start` comes back on these addresses when they are free.
-    container = replace(container, spec={**container.spec, "addresses": [ep.ip for ep in eps]})
+    container = replace(container, spec={**container.spec, **kept_addresses(eps)})
     store.set_spec(conn, cid, container.spec)
     if not ctx.dry_run:
         held.append(hold_ports(req.ports, ipv6=bool(nets and nets[0].subnet6)))  # last: everything else is checked

@@ -16,7 +16,7 @@ from ...plans import container as plans
 from ...records import Container, ContainerState, Endpoint, OpKind, PortSpec
 from ..apply import Change, Outcome, apply
 from ..context import Context, container_dir
-from ..endpoints import attach, check_ports, restore_missing_networks, usable_network
+from ..endpoints import attach, check_ports, kept_addresses, restore_missing_networks, usable_network
 from . import ports
 from .lifecycle import stop_many
 from .process import container_launch_argv, init_program, start_process
@@ -36,15 +36,21 @@ def _attach_preferred(conn: Connection, c: Container, i: int, net_ref: str, defa
     static = c.spec.get("ip") if i == 0 else None
     # A static --ip6 is the user's as --ip is: the container comes back on it (or not at all).
     static6 = c.spec.get("ip6") if i == 0 else None
+    # A dynamic IPv6 address comes back too when it is still free (attach checks, no exception).
+    kept6 = None if static6 else next(iter((c.spec.get("addresses6") or [])[i : i + 1]), None)
+
+    def on(ip: str | None) -> Endpoint:
+        return attach(conn, c.id, net, f"eth{i}", ip, default_route=default_route, static_ip6=static6, kept_ip6=kept6)
+
     if static:
-        return attach(conn, c.id, net, f"eth{i}", static, default_route=default_route, static_ip6=static6)
+        return on(static)
     old = (c.spec.get("addresses") or [])[i : i + 1]
     if old:
         try:
-            return attach(conn, c.id, net, f"eth{i}", old[0], default_route=default_route, static_ip6=static6)
+            return on(old[0])
         except (AllocationError, Conflict, ValidationError):
             pass  # taken meanwhile (or the network changed): a new one
-    return attach(conn, c.id, net, f"eth{i}", None, default_route=default_route, static_ip6=static6)
+    return on(None)
 
 
 def wire_again(ctx: Context, ref: str) -> Outcome[Wired]:
@@ -78,7 +84,7 @@ def wire_again(ctx: Context, ref: str) -> Outcome[Wired]:
         default_index = next((i for i, n in enumerate(nets) if not n.internal), None)
         eps = [_attach_preferred(conn, fresh, i, n.id, i == default_index) for i, n in enumerate(nets)]
         mapped = [store.insert_port(conn, c.id, eps[0], spec) for spec in specs]
-        fresh = replace(fresh, spec={**fresh.spec, "addresses": [ep.ip for ep in eps]})
+        fresh = replace(fresh, spec={**fresh.spec, **kept_addresses(eps)})
         store.set_spec(conn, c.id, fresh.spec)
         if not ctx.dry_run:
             held.append(ports.hold(specs, ipv6=bool(nets and nets[0].subnet6)))
