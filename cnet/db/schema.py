@@ -108,10 +108,7 @@ containers = Table(
         Text,
         nullable=False,
         default="{}",
-        comment=(
-            "JSON: the request as given (networks, ports, ip, ip6...) and the addresses it got "
-            "(addresses, addresses6: `cnet start` takes them again when free), kept after exit"
-        ),
+        comment="JSON: the request as given, and the addresses it got (addresses, addresses6), kept after exit",
     ),
     Column("detached", Integer, nullable=False, default=0, comment="1 = started with -d (output in log_path)"),
     Column(
