@@ -143,6 +143,21 @@ class Context:
             self._store.close()
 
     @contextmanager
+    def stack_lock(self) -> Iterator[None]:
+        """One `up`/`down` at a time: a second one of the same file waits, then finds the work
+        done (its diff is taken under the lock) instead of failing on names the first created."""
+        if self.dry_run:
+            yield
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.state_dir / "stack.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
     def network_lock(self, *, shared: bool = False) -> Iterator[None]:
         """Exclusive: network create/remove (the first/last network installs/removes the base
         chains), gc and net restore. Shared: every other operation that changes the kernel (the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -259,3 +260,24 @@ def test_step_count_of_up_and_down(sandbox, tmp_path):
         sb.run(sb.cnet_argv(op, str(f)), env={"PATH": faults.path}, timeout=60, check=True)
         assert faults.count() == COUNTS[op], faults.log()
     sb.cnet("net", "rm", "a")
+
+
+def test_two_ups_of_one_file_at_once_both_succeed_and_make_each_thing_once(sandbox, tmp_path, tools):
+    """A second `up` started while the first runs waits for it, then finds nothing to do: before
+    the stack lock, the one that lost the race failed on the network or container names the other
+    had just created."""
+    sb = sandbox
+    f = write(tmp_path, tools)
+    procs = [
+        sb.popen(sb.cnet_argv("up", str(f)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    # One of them did the work, the other found it done.
+    assert sorted(o[0].count("started ") for o in outs) == [0, 3], outs
+    wait_answering(sb, tools, {8085: "api", 9001: "web-1", 9002: "web-2"})
+    assert sorted(pids(sb)) == ["api", "web-1", "web-2"]
+    assert sb.cnet("sql", "SELECT count(*) FROM networks WHERE name = 'front'").stdout.split()[-1] == "1"
+    sb.cnet("down", str(f))
+    no_cnet_leftovers(sb)

@@ -34,6 +34,11 @@ class UpResult:
 
 def up(ctx: Context, spec: StackSpec, *, remove_orphans: bool = False) -> tuple[Plan, UpResult]:
     ctx.require_root()
+    with ctx.stack_lock():
+        return _up(ctx, spec, remove_orphans)
+
+
+def _up(ctx: Context, spec: StackSpec, remove_orphans: bool) -> tuple[Plan, UpResult]:
     d: Diff = diff(ctx, spec, remove_orphans=remove_orphans)
     result = UpResult(spec.name, kept=[c.name for c in d.keep])
     result.orphans = [] if remove_orphans else [c.name for c in d.orphans]
@@ -129,6 +134,11 @@ def down(ctx: Context, stack: str) -> tuple[Plan, DownResult]:
     """The stack's containers (one batch), then the networks it declared (labelled with it)."""
     ctx.require_root()
     validate.name(stack, "stack name")
+    with ctx.stack_lock():
+        return _down(ctx, stack)
+
+
+def _down(ctx: Context, stack: str) -> tuple[Plan, DownResult]:
     with ctx.store.read() as conn:
         cs = stack_store.containers(conn, stack)
         nets = [n.name for n in stack_store.networks(conn, stack)]
