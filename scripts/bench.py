@@ -396,7 +396,9 @@ def render_table(r: dict) -> str:
             add(
                 f"overlay: iperf3 container->container across hosts {fmt(o.get('overlay_gbps'))} Gbit/s, host->host "
                 f"over the underlay {fmt(o.get('underlay_gbps'))} Gbit/s, ratio {fmt(o.get('ratio'))} (container to "
-                f"container on one host {fmt(o.get('same_host_containers_gbps'))} Gbit/s); every peer "
+                f"container on one host {fmt(o.get('same_host_containers_gbps'))} Gbit/s, host to host through "
+                f"VXLAN {fmt(o.get('host_to_host_through_vxlan_gbps'))} Gbit/s, load average "
+                f"{'-'.join(fmt(x) for x in o.get('load_average') or [])}); every peer "
                 f"knows a new host {fmt(ov.get('peers_know_new_host_ms'))} ms after its share appears in etcd"
             )
     add("")

@@ -5,7 +5,9 @@ Figures:
 - join: `net create --driver vxlan` on the first host (define + join), and the first `run` on a
   second host (which joins) against its second `run` (which does not);
 - iperf3 container -> container across hosts (through VXLAN) against host -> host over the
-  underlay, in the same run;
+  underlay, in the same run (three interleaved rounds, medians), with two paths in between that
+  tell where the difference goes: host -> host through VXLAN (the encapsulation alone) and
+  container -> container on one host (the container path alone); the load average with them;
 - convergence: with agents on the first two hosts, the time from the moment a third host's share
   appears in etcd until both of them route to it.
 """
@@ -147,21 +149,33 @@ def measure(cnet: list[str], env: dict, tmp: Path, iperf_time: int = 3) -> dict:
         c1 = json.loads(h1.cnet("inspect", "c1").stdout)
         in_c1 = ["nsenter", f"--net=/run/netns/{c1['netns']}"]
         procs.append(h2.popen(["iperf3", "-s", "-p", str(IPERF_PORT)]))  # the underlay's server, on h2 itself
+        # h2's vxlan device address (the network address of its host subnet): host -> host through
+        # VXLAN, no bridge, veth or container on either side: what the encapsulation alone costs.
+        h2_vtep = json.loads(h2.cnet("net", "inspect", "ov").stdout)["subnet"].split("/")[0]
         time.sleep(0.5)
-        overlay, underlay, local = [], [], []
-        for _ in range(2):  # interleaved: the same conditions for all
-            for target, prefix, acc in ((s2_ip, in_c1, overlay), (h2.ip, [], underlay), (s1_ip, in_c1, local)):
+        paths = {
+            "overlay": (s2_ip, in_c1),
+            "underlay": (h2.ip, []),
+            "vxlan_hosts": (h2_vtep, []),
+            "local": (s1_ip, in_c1),
+        }
+        got: dict[str, list[float]] = {k: [] for k in paths}
+        loads = []
+        for _ in range(3):  # interleaved: the same conditions for all
+            for key, (target, prefix) in paths.items():
                 v = iperf_gbps(h1, prefix, target, iperf_time)
                 if v is not None:
-                    acc.append(v)
-        o = sorted(overlay)[len(overlay) // 2] if overlay else None
-        u = sorted(underlay)[len(underlay) // 2] if underlay else None
-        loc = sorted(local)[len(local) // 2] if local else None
+                    got[key].append(v)
+            loads.append(float(Path("/proc/loadavg").read_text().split()[0]))
+        med = {k: (sorted(v)[len(v) // 2] if v else None) for k, v in got.items()}
+        o, u = med["overlay"], med["underlay"]
         out["iperf"] = {
             "overlay_gbps": o,
             "underlay_gbps": u,
             "ratio": (o / u) if o and u else None,
-            "same_host_containers_gbps": loc,
+            "host_to_host_through_vxlan_gbps": med["vxlan_hosts"],
+            "same_host_containers_gbps": med["local"],
+            "load_average": [min(loads), max(loads)],
         }
         # Convergence: agents on h1 and h2; h3 joins.
         procs += [h.popen([*cnet, "agent"]) for h in (h1, h2)]
