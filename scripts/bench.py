@@ -320,6 +320,8 @@ def render_table(r: dict) -> str:
         ("CNI ADD, bridge + host-local", _get(r, "cni_plugin", "add", "reference")),
         ("CNI DEL, cnet plugin", _get(r, "cni_plugin", "del", "cnet")),
         ("CNI DEL, bridge + host-local", _get(r, "cni_plugin", "del", "reference")),
+        ("CNI ADD floor: json+sqlite3 start + its commands", _get(r, "cni_plugin", "add", "floor")),
+        ("CNI DEL floor: json+sqlite3 start + its commands", _get(r, "cni_plugin", "del", "floor")),
         ("python -SE -c pass (the plugin's interpreter floor)", r.get("python_bare")),
         ("spawn `true` via sh", _get(r, "spawn", "sh")),
         ("spawn `true` via subprocess", _get(r, "spawn", "subprocess")),
@@ -434,6 +436,13 @@ def render_table(r: dict) -> str:
                 f"p90 {fmt(percentile(c, 90))} ms; bridge + host-local p50 {fmt(percentile(ref, 50))} ms, "
                 f"p90 {fmt(percentile(ref, 90))} ms; p50 ratio {fmt(ratio(percentile(c, 50), percentile(ref, 50)))}x"
             )
+            if per.get("floor"):
+                fl = per["floor"]
+                add(
+                    f"  its floor (a Python start with json and sqlite3, then the kernel commands cnet's {verb.upper()}"
+                    f" ran): p50 {fmt(percentile(fl, 50))} ms = {fmt(ratio(percentile(fl, 50), percentile(ref, 50)))}x"
+                    " the reference"
+                )
     add("")
     add(f"{'target':46} {'value':>12} {'limit':>12}  result")
     for t in targets(r):
@@ -976,7 +985,7 @@ class Bench:
         )
         cnet_conf, ref_conf = cni_plugin_configs(cnet_conflist=conflist, data_dir=str(self.tmp / "cni-ref-ipam"))
         plugins = {"cnet": (str(bin_dir / "cnet"), cnet_conf), "reference": (str(CNI_DIR / "bridge"), ref_conf)}
-        times: dict[str, dict[str, list[float]]] = {"add": {k: [] for k in plugins}, "del": {k: [] for k in plugins}}
+        times: dict[str, dict[str, list[float]]] = {v: {k: [] for k in [*plugins, "floor"]} for v in ("add", "del")}
         for i in range(self.cni_n):
             order = list(plugins) if i % 2 == 0 else list(reversed(plugins))
             for who in order:
@@ -986,6 +995,9 @@ class Bench:
                     path, conf = plugins[who]
                     env = cni_env(verb, i, f"bcp-{who}-{i}", str(CNI_DIR))
                     times[key][who].append(timed([path], json.dumps(conf), env=env))
+            floor_add, floor_del = self.cni_plugin_floor(f"bcp-cnet-{i}")
+            times["add"]["floor"].append(floor_add)
+            times["del"]["floor"].append(floor_del)
             for who in order:
                 run(["ip", "netns", "del", f"bcp-{who}-{i}"])
         bare = [timed([PYTHON, "-SE", "-c", "pass"]) for _ in range(self.repeat)]
@@ -999,6 +1011,34 @@ class Bench:
         }
         self.r["python_bare"] = summary(bare)
         self.r.setdefault("samples", {})["cni_plugin"] = times
+
+    def cni_plugin_floor(self, netns: str) -> tuple[float, float]:
+        """What no Python plugin of this design can go below, for the ADD and DEL cnet just made in
+        `netns`: a Python start importing json and sqlite3, plus the kernel commands that ADD and
+        that DEL ran (read back from the journal), replayed in the same namespace with the same
+        names (cnet's DEL removed them), and removed again by the replayed DEL."""
+        conn = sqlite3.connect(f"file:{self.state_dir / 'cnet.db'}?mode=ro", uri=True)
+        try:
+            (target,) = conn.execute("SELECT target FROM operations WHERE kind = 'cni-add' ORDER BY id DESC").fetchone()
+            steps = {
+                kind: [
+                    json.loads(do)
+                    for (do,) in conn.execute(
+                        "SELECT s.do_json FROM operation_steps s JOIN operations o ON o.id = s.operation_id"
+                        " WHERE o.kind = ? AND o.target = ? ORDER BY o.id, s.seq",
+                        (kind, target),
+                    )
+                ]
+                for kind in ("cni-add", "cni-del")
+            }
+        finally:
+            conn.close()
+        if not any(f"/run/netns/{netns}" in " ".join(c["argv"]) for c in steps["cni-add"]):
+            raise RuntimeError(f"the journal's last CNI ADD is not the one in {netns}")
+        start = timed([PYTHON, "-SE", "-c", "import json, sqlite3"])
+        add = sum(timed(c["argv"], c["stdin"]) for c in steps["cni-add"])
+        delete = sum(timed(c["argv"], c["stdin"]) for c in steps["cni-del"])
+        return start + add, start + delete
 
     def cri(self) -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import ipam, naming
+from .. import naming
 from ..cni.protocol import Attachment, CniError, Code, Env, NetConf, result_document
 from ..commands import Command
-from ..db import names_store, store
+from ..db import store
 from ..db.connection import Connection, db_path
 from ..errors import CommandFailed, Conflict, ValidationError
 from ..plans import cni as plans
@@ -36,8 +36,6 @@ from ..records import (
 from .apply import Change, apply
 from .cni_release import release
 from .context import DEFAULT_STATE_DIR, Context
-from .endpoints import attach as attach_endpoint
-from .endpoints import check_ports, restore_missing_networks
 
 
 def dispatch(env: Env, conf: NetConf, *, environ: Mapping[str, str]) -> dict | None:
@@ -92,6 +90,8 @@ def _attachment_name(conn: Connection, env: Env, att_id: str) -> str:
 def _static_ip(net: Network, conf: NetConf) -> str | None:
     if not conf.ips:
         return None
+    from .. import ipam
+
     want = conf.ips[0]
     ipam.check_static(net, want.address)
     if want.prefix_len is not None and want.prefix_len != net.prefix_len:
@@ -102,6 +102,12 @@ def _static_ip(net: Network, conf: NetConf) -> str | None:
 
 
 def add(ctx: Context, env: Env, conf: NetConf) -> dict:
+    # ADD's alone (IPAM, labels, endpoints): DEL, CHECK, GC and STATUS, each a process of its
+    # own, do without them.
+    from ..db import names_store
+    from .endpoints import attach as attach_endpoint
+    from .endpoints import check_ports, restore_missing_networks
+
     if not _has_state(ctx):
         raise CniError(
             Code.INVALID_CONFIG, f"cnet network {conf.network!r} not found (no cnet state in {ctx.state_dir})"

@@ -92,6 +92,42 @@ def test_add_check_del(sandbox, cni):
     assert sb.snapshot() == sb.baseline
 
 
+# Never on a runtime call: the heavy dependencies, and what only other commands need.
+PLUGIN_NEVER = {"sh", "sqlalchemy", "alembic", "typer", "tabulate", "subprocess", "asyncio", "logging", "threading"}
+# ADD's alone (IPAM, labels, endpoints, the veth name's hash): a DEL does without them.
+ADD_ONLY = {"cnet.ipam", "cnet.services.endpoints", "cnet.db.names_store", "hashlib"}
+
+
+def plugin_imports(sb, cni: Plugin, command: str, conf: dict, **kw) -> set[str]:
+    """The modules one call of the installed plugin imported (its own interpreter, -X importtime)."""
+    python = cni.path.read_text().splitlines()[0][2:].split()[0]
+    argv = cni.argv(command, **kw)
+    res = sb.run([*argv[:-1], python, "-SE", "-X", "importtime", argv[-1]], input=json.dumps(conf), timeout=60)
+    assert res.returncode == 0, res
+    lines = [line for line in res.stderr.splitlines() if line.startswith("import time:") and "|" in line]
+    return {line.split("|")[2].strip() for line in lines[1:]}
+
+
+def test_add_and_del_import_only_what_they_use(sandbox, cni):
+    """The start-up guard of tests/unit/test_startup_imports.py, for the plugin: its imports are
+    paid on every runtime call."""
+    sb = sandbox
+    sb.cnet("net", "create", "blue", "--subnet", "10.77.0.0/24")
+    sb.sh("ip netns add rt1")
+    conf = cni.conf("blue")
+    added = plugin_imports(sb, cni, "ADD", conf, container_id=cid(1), netns="/run/netns/rt1", ifname="eth0")
+    assert {"cnet.services.cni", "cnet.ipam", "cnet.runner", "cnet.journal"} <= added  # the parse works
+    assert not added & PLUGIN_NEVER, sorted(added & PLUGIN_NEVER)
+    for netns in ("/run/netns/rt1", ""):  # the runtime's DEL, then a repeated one
+        deleted = plugin_imports(sb, cni, "DEL", conf, container_id=cid(1), netns=netns, ifname="eth0")
+        assert "cnet.services.cni" in deleted
+        assert not deleted & (PLUGIN_NEVER | ADD_ONLY), sorted(deleted & (PLUGIN_NEVER | ADD_ONLY))
+    assert attachments(sb) == []
+    sb.sh("ip netns del rt1")
+    sb.cnet("net", "rm", "blue")
+    assert sb.snapshot() == sb.baseline
+
+
 def test_del_after_netns_or_interface_is_gone(sandbox, cni):
     sb = sandbox
     sb.cnet("net", "create", "blue", "--subnet", "10.77.0.0/24")
