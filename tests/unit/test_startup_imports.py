@@ -77,6 +77,20 @@ def test_dry_run_without_a_database_still_migrates_in_memory(tmp_path):
     assert not d.exists()
 
 
+@pytest.mark.parametrize("args", [("ps",), ("ps", "-a", "--json"), ("net", "ls")], ids=" ".join)
+def test_read_only_commands_on_a_fresh_state_need_no_migration(tmp_path, args):
+    """No database yet: a read-only command prints the empty state, built from the schema's SQL
+    (cnet/db/empty_state.sql) rather than through Alembic, and creates nothing."""
+    d = tmp_path / "fresh"
+    r = cnet(d, *args, importtime=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    names = imported(r.stderr)
+    assert "cnet" in names, "the import report was not captured"
+    assert names.isdisjoint(HEAVY), f"`cnet {' '.join(args)}` imported {sorted(names & set(HEAVY))}"
+    assert r.stdout.strip() in ("[]", "") or r.stdout.count("\n") == 2, r.stdout  # a table: its header only
+    assert not d.exists()
+
+
 # --- what each hot command may load (issue 16) -------------------------------------------------
 def modules(stderr: str) -> set[str]:
     """Every module named in -X importtime's report (full dotted names) that the program imported:
