@@ -1,5 +1,6 @@
 """Every command answers --help; `cnet --help` stays cheap (no sqlalchemy, no sh)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,9 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from cnet.cli.main import app
+from cnet.cli.main import PARTS, register
+
+app = register()  # every command (a `cnet` process registers only the invoked one's part)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -128,3 +131,40 @@ def test_cli_uses_only_public_typer_names():
     for path in sorted((REPO / "cnet" / "cli").glob("*.py")):
         text = path.read_text()
         assert "typer._" not in text and "_click" not in text and "_coercion" not in text, path.name
+
+
+PART_PROBE = """
+import json, sys
+import typer.main
+from typer.testing import CliRunner
+from cnet.cli.main import register
+word = sys.argv[1]
+app = register(word)
+root = typer.main.get_command(app)
+out = {}
+def walk(cmd, path):
+    if path and path[0] == word:
+        out[" ".join(path)] = CliRunner().invoke(app, [*path, "--help"], prog_name="cnet").output
+    for name, sub in (getattr(cmd, "commands", None) or {}).items():
+        walk(sub, path + (name,))
+walk(root, ())
+print(json.dumps(out))
+"""
+
+
+def _helps(paths: list[tuple[str, ...]]) -> dict[str, str]:
+    return {" ".join(p): CliRunner().invoke(app, [*p, "--help"], prog_name="cnet").output for p in paths}
+
+
+@pytest.mark.parametrize("word", sorted({p[0] for p in PATHS if p}))
+def test_a_command_registered_alone_is_the_same_command(word):
+    """`cnet WORD ...` registers only the parts of the command line that name WORD (PARTS): every
+    command under WORD must then exist and read (its --help) exactly as in the full command line."""
+    r = subprocess.run([sys.executable, "-c", PART_PROBE, word], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout) == _helps([p for p in PATHS if p and p[0] == word])
+
+
+def test_every_word_belongs_to_a_part():
+    words = {w for ws, _ in PARTS for w in ws}
+    assert {p[0] for p in PATHS if p} == words
