@@ -141,6 +141,7 @@ def test_hot_commands_load_only_what_they_use(state_dir, args):
 CLI = {"cnet", "cnet.cli", "cnet.cli.main", "cnet.cli.common", "cnet.cli.process_end", "cnet.errors"}
 CONTAINERS_CLI = {"cnet.cli.containers", "cnet.cli.container_io"}
 STORE = {"cnet.db", "cnet.db.connection", "cnet.db.migrate", "cnet.db.queries", "cnet.db.store", "cnet.db.names_store"}
+LISTING = {"cnet.db.listing_store"}
 CNET_MODULES: dict[tuple[str, ...], set[str]] = {
     ("--help",): CLI
     | CONTAINERS_CLI
@@ -148,6 +149,7 @@ CNET_MODULES: dict[tuple[str, ...], set[str]] = {
     ("ps",): CLI
     | CONTAINERS_CLI
     | STORE
+    | LISTING
     | {"cnet.records", "cnet.procs", "cnet.naming", "cnet.kernel", "cnet.kernel.netns", "cnet.services"}
     | {"cnet.services.context", "cnet.services.recovery", "cnet.services.formats", "cnet.services.containers"}
     | {"cnet.services.containers.reaping", "cnet.services.containers.views"},
