@@ -15,6 +15,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from .argv import command_word
+
 COMPLETING = "_CNET_COMPLETE" in os.environ or any(
     a.startswith(("--install-completion", "--show-completion")) for a in sys.argv[1:]
 )
@@ -223,25 +225,6 @@ def main() -> None:
             )
             code = 70
     exit_now(code)
-
-
-GLOBAL_FLAGS = ("--dry-run", "-v", "--verbose")
-
-
-def command_word(args: list[str]) -> str | None:
-    """The command (or group) named on the command line: the first word after the global options
-    that take no value and --state-dir; any other option first gives that option (no command's)."""
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg == "--state-dir":
-            skip = True
-        elif arg.startswith("--state-dir=") or arg in GLOBAL_FLAGS:
-            continue
-        else:
-            return arg
-    return None
 
 
 def _only_the_invoked_command(call: Callable[[], Any], args: list[str]) -> Any:
