@@ -1,3 +1,3 @@
-from cnet.cli.main import main
+from cnet.cli.entry import main
 
 main()

@@ -1182,7 +1182,7 @@ def install_copy(where: Path) -> list[str]:
     Path(site, "cnet-bench-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     script = venv / "bin" / "cnet"  # what pip writes for [project.scripts]
     script.write_text(
-        f"#!{vpy}\nimport re\nimport sys\nfrom cnet.cli.main import main\n"
+        f"#!{vpy}\nimport re\nimport sys\nfrom cnet.cli.entry import main\n"
         "if __name__ == '__main__':\n    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
         "    sys.exit(main())\n"
     )

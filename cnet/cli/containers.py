@@ -185,10 +185,13 @@ def ps(
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON list (typed values).")] = False,
 ) -> None:
     """List running containers (-a: all)."""
-    from .. import validate
     from ..services import containers
 
-    filters = [validate.ps_filter(f) for f in filter_ or []]
+    filters = []
+    if filter_:
+        from .. import validate  # the checks of every other input too: only with a filter
+
+        filters = [validate.ps_filter(f) for f in filter_]
     # A status filter looks at every container (as Docker's does), whatever -a says.
     every = all_ or any(k == "status" for k, _ in filters)
     details = bool(filters or format_ or json_)

@@ -3,7 +3,8 @@
     cnet [--state-dir DIR] [--dry-run] [-v] COMMAND ...
 
 Heavy modules (sqlalchemy, sh, tabulate, alembic) are imported inside the commands that need
-them, so `cnet --help` costs what typer costs. Only typer's public names are used: typer 0.27 and
+them, so `cnet --help` costs what typer costs, and a command imports only the CLI module that
+defines it (PARTS). Only typer's public names are used: typer 0.27 and
 later derive every click error from `typer.TyperException` (see the pin in pyproject.toml).
 """
 
@@ -14,13 +15,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .agent import register as register_agent
-from .cni import app as cni_app
-from .containers import register as register_containers
-from .maintenance import register as register_maintenance
-from .networks import app as net_app
-from .stack import register as register_stack
-from .state import register as register_state
+from .argv import command_word
 
 COMPLETING = "_CNET_COMPLETE" in os.environ or any(
     a.startswith(("--install-completion", "--show-completion")) for a in sys.argv[1:]
@@ -94,15 +89,9 @@ def global_options(
 
 
 NET_HELP = "Bridge networks (alias: network): create, list, inspect, remove, prune; connect containers."
-app.add_typer(net_app, name="net", help=NET_HELP)
-app.add_typer(net_app, name="network", hidden=True, help=NET_HELP)  # Docker's spelling, listed once
-register_containers(app)
-register_stack(app)
-register_state(app)
 SHELLS = ("bash", "zsh", "fish")
 
 
-@app.command("completion")
 def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", metavar="SHELL")]) -> None:
     """Print the completion script for a shell. Add to ~/.bashrc: eval "$(cnet completion bash)";
     zsh: eval "$(cnet completion zsh)"; fish: cnet completion fish | source."""
@@ -113,13 +102,86 @@ def completion(shell: Annotated[str, typer.Argument(help="bash, zsh or fish.", m
     print_script(shell)
 
 
-register_maintenance(app, net_app)
-register_agent(app)
-app.add_typer(
-    cni_app,
-    name="cni",
-    help="Use cnet networks from CNI runtimes (podman, containerd, CRI-O): install the plugin, write conflists.",
+def _net() -> None:
+    from .networks import app as net_app
+
+    app.add_typer(net_app, name="net", help=NET_HELP)
+    app.add_typer(net_app, name="network", hidden=True, help=NET_HELP)  # Docker's spelling, listed once
+
+
+def _containers() -> None:
+    from .containers import register
+
+    register(app)
+
+
+def _stack() -> None:
+    from .stack import register
+
+    register(app)
+
+
+def _state() -> None:
+    from .state import register
+
+    register(app)
+
+
+def _completion() -> None:
+    app.command("completion")(completion)
+
+
+def _maintenance() -> None:
+    from .maintenance import register
+    from .networks import app as net_app
+
+    register(app, net_app)
+
+
+def _agent() -> None:
+    from .agent import register
+
+    register(app)
+
+
+def _cni() -> None:
+    from .cni import app as cni_app
+
+    app.add_typer(
+        cni_app,
+        name="cni",
+        help="Use cnet networks from CNI runtimes (podman, containerd, CRI-O): install the plugin, write conflists.",
+    )
+
+
+# The command words (commands and groups) each part registers, in the order `cnet --help` lists
+# them: a command imports only the modules of the parts naming its word (all of them when the word
+# is none of these). tests/unit/test_cli_help.py checks each part registers exactly its words.
+PARTS: tuple[tuple[tuple[str, ...], Callable[[], None]], ...] = (
+    (("net", "network"), _net),
+    (
+        ("run", "ps", "inspect", "exec", "logs", "stop", "start", "restart", "rm", "_reap", "container", "_started"),
+        _containers,
+    ),
+    (("up", "down"), _stack),
+    (("sql", "journal", "db"), _state),
+    (("completion",), _completion),
+    (("gc", "restore", "net", "network"), _maintenance),  # also `net restore`
+    (("agent",), _agent),
+    (("cni",), _cni),
 )
+_registered: set[Callable[[], None]] = set()
+
+
+def register(word: str | None = None) -> typer.Typer:
+    """Register the parts that define `word` on the app (every part when no part does, or for
+    None), each once, and return the app."""
+    parts = [fn for words, fn in PARTS if word in words] or [fn for _, fn in PARTS]
+    for fn in parts:
+        if fn not in _registered:
+            _registered.add(fn)
+            fn()
+    return app
 
 
 def main() -> None:
@@ -129,7 +191,9 @@ def main() -> None:
 
     code = 0
     try:
-        rv = _only_the_invoked_command(lambda: app(prog_name="cnet", standalone_mode=False), sys.argv[1:])
+        args = sys.argv[1:]
+        register(None if COMPLETING else command_word(args))
+        rv = _only_the_invoked_command(lambda: app(prog_name="cnet", standalone_mode=False), args)
         code = rv if isinstance(rv, int) else 0  # click returns typer.Exit's code without standalone mode
     except typer.Exit as exc:
         code = exc.exit_code
@@ -163,27 +227,13 @@ def main() -> None:
     exit_now(code)
 
 
-GLOBAL_FLAGS = ("--dry-run", "-v", "--verbose")
-
-
 def _only_the_invoked_command(call: Callable[[], Any], args: list[str]) -> Any:
     """Run `call` with typer building only the command (or group) named on the command line:
     typer turns every registered command into a click command, reading all its parameters, on
     each start, which costs more than most commands' own work (scripts/bench). The command then
     parses, helps and fails exactly as before. Anything else (no command word, an unknown one, a
     misplaced option, completion) builds them all, so click's own messages stay the same."""
-    word = None
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg == "--state-dir":
-            skip = True
-        elif arg.startswith("--state-dir=") or arg in GLOBAL_FLAGS:
-            continue
-        else:
-            word = arg
-            break
+    word = command_word(args)
     commands, groups = app.registered_commands, app.registered_groups
     # A command's name is its own, else its function's as typer derives it.
     keep_commands = [

@@ -113,6 +113,14 @@ CONTAINERS_ALL = "SELECT * FROM containers ORDER BY created_at, id"
 CONTAINERS_RUNNING = (
     "SELECT * FROM containers WHERE state IN ('running', 'restarting', 'attached') ORDER BY created_at, id"
 )
+# `cnet ps`: the columns it shows, without the JSON ones it does not (env, spec).
+CONTAINER_LINE = (
+    "SELECT id, name, state, pid, exit_code, last_exit_code, command, kind, hostname, created_at FROM containers"
+)
+CONTAINER_LINES_ALL = CONTAINER_LINE + " ORDER BY created_at, id"
+CONTAINER_LINES_RUNNING = (
+    CONTAINER_LINE + " WHERE state IN ('running', 'restarting', 'attached') ORDER BY created_at, id"
+)
 CONTAINER_IDS = "SELECT id FROM containers"
 CONTAINER_EXIT_CODE = "SELECT exit_code FROM containers WHERE id = ?"
 CONTAINER_STATE = "SELECT state FROM containers WHERE id = ?"

@@ -113,8 +113,13 @@ class Context:
             and not os.access(self.state_dir, os.R_OK | os.X_OK)
         ):
             raise PermissionDenied(f"cannot read the state dir {self.state_dir}: this command needs root")
-        if self.dry_run or (self.readonly and not connection.db_path(self.state_dir).exists()):
-            # A mistyped --state-dir on `ps` must not create a database somewhere.
+        if self.readonly and not self.dry_run and not connection.db_path(self.state_dir).exists():
+            # No database yet: the empty state, in memory (a mistyped --state-dir on `ps` must not
+            # create a database somewhere), from the schema's SQL: reading needs no migration.
+            conn = connection.open_snapshot(self.state_dir)
+            migrate.create_empty(conn)
+            return conn
+        if self.dry_run:
             conn = connection.open_snapshot(self.state_dir)
             migrate.ensure_current(conn)
             return conn

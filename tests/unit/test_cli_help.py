@@ -1,5 +1,7 @@
 """Every command answers --help; `cnet --help` stays cheap (no sqlalchemy, no sh)."""
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +10,9 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from cnet.cli.main import app
+from cnet.cli.main import PARTS, register
+
+app = register()  # every command (a `cnet` process registers only the invoked one's part)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,7 +97,7 @@ def _imported_modules(*args: str) -> tuple[int, set[str]]:
 def test_help_does_not_import_heavy_modules(args):
     code, mods = _imported_modules(*args)
     assert code == 0
-    assert "typer" in mods  # the measurement works
+    assert "cnet.cli.entry" in mods  # the measurement works
     for heavy in ("sqlalchemy", "sh", "alembic", "tabulate"):
         assert heavy not in mods, f"`cnet {' '.join(args)}` imports {heavy}"
 
@@ -128,3 +132,87 @@ def test_cli_uses_only_public_typer_names():
     for path in sorted((REPO / "cnet" / "cli").glob("*.py")):
         text = path.read_text()
         assert "typer._" not in text and "_click" not in text and "_coercion" not in text, path.name
+
+
+PART_PROBE = """
+import json, sys
+import typer.main
+from typer.testing import CliRunner
+from cnet.cli.main import register
+word = sys.argv[1]
+app = register(word)
+root = typer.main.get_command(app)
+out = {}
+def walk(cmd, path):
+    if path and path[0] == word:
+        out[" ".join(path)] = CliRunner().invoke(app, [*path, "--help"], prog_name="cnet").output
+    for name, sub in (getattr(cmd, "commands", None) or {}).items():
+        walk(sub, path + (name,))
+walk(root, ())
+print(json.dumps(out))
+"""
+
+
+def _helps(paths: list[tuple[str, ...]]) -> dict[str, str]:
+    return {" ".join(p): CliRunner().invoke(app, [*p, "--help"], prog_name="cnet").output for p in paths}
+
+
+@pytest.mark.parametrize("word", sorted({p[0] for p in PATHS if p}))
+def test_a_command_registered_alone_is_the_same_command(word):
+    """`cnet WORD ...` registers only the parts of the command line that name WORD (PARTS): every
+    command under WORD must then exist and read (its --help) exactly as in the full command line."""
+    r = subprocess.run([sys.executable, "-c", PART_PROBE, word], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout) == _helps([p for p in PATHS if p and p[0] == word])
+
+
+def test_every_word_belongs_to_a_part():
+    words = {w for ws, _ in PARTS for w in ws}
+    assert {p[0] for p in PATHS if p} == words
+
+
+TYPER_RENDERS = "import sys; sys.argv = ['cnet', *sys.argv[1:]]; from cnet.cli.main import main; main()"
+
+
+@pytest.mark.parametrize("columns", [None, "80", "100", "250", "79", "60"])
+@pytest.mark.parametrize("args", [("--help",), ("-h",), ("--state-dir", "/nowhere", "-v", "--dry-run", "--help")])
+def test_pre_rendered_help_is_what_typer_renders(columns, args):
+    """`cnet --help` prints cnet/cli/help_text.py without importing typer (cnet/cli/entry.py): byte
+    for byte what typer prints at that width (80 columns and more), and typer's own below 80."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "PYTHONPROFILEIMPORTTIME")}
+    if columns is not None:
+        env["COLUMNS"] = columns
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+
+    fast, typer_ = run("-X", "importtime", "-m", "cnet", *args), run("-c", TYPER_RENDERS, *args)
+    assert fast.returncode == typer_.returncode == 0, fast.stderr[-2000:]
+    assert fast.stdout == typer_.stdout and "Commands:" in fast.stdout
+    pre_rendered = columns is None or int(columns) >= 80
+    assert ("typer" not in {ln.rsplit("|", 1)[1].strip() for ln in fast.stderr.splitlines() if "|" in ln}) == (
+        pre_rendered
+    )
+
+
+def test_help_text_is_current():
+    """scripts/help-text --check: the committed text is what typer renders now."""
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "help-text"), "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, word",
+    [
+        (["--help"], "--help"),
+        (["--state-dir", "--help"], None),  # the state dir's value: typer's to answer
+        (["--state-dir=x", "--dry-run", "-h"], "-h"),
+        (["--help", "ps"], None),
+        (["ps", "--help"], "ps"),
+        (["--etcd", "x", "--help"], "--etcd"),
+    ],
+)
+def test_command_word(args, word):
+    from cnet.cli.argv import command_word
+
+    assert command_word(args) == word

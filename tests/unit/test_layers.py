@@ -191,6 +191,7 @@ def test_sql_runs_only_in_the_store_the_journal_and_ipam():
         "cnet.db.store",
         "cnet.db.journal_store",
         "cnet.db.names_store",
+        "cnet.db.listing_store",
         "cnet.db.overlay_store",
         "cnet.db.stack_store",
         "cnet.db.connection",

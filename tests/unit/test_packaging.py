@@ -36,3 +36,7 @@ def test_wheel_ships_migrations(wheel_names):
         assert f"cnet/migrations/versions/{version.name}" in wheel_names
     assert "cnet/migrations/env.py" in wheel_names
     assert "cnet/migrations/script.py.mako" in wheel_names
+
+
+def test_wheel_ships_the_empty_state_sql(wheel_names):
+    assert "cnet/db/empty_state.sql" in wheel_names

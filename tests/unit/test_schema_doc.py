@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cnet.db import schema
+from cnet.db import connection, migrate, schema
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,3 +41,31 @@ def test_check_mode():
         [sys.executable, str(REPO / "scripts" / "schema-doc"), "--check"], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_empty_state_sql_builds_what_the_migrations_build():
+    """Read-only commands on a state without a database read cnet/db/empty_state.sql's schema:
+    it must be what `upgrade head` makes (every table, index, view and trigger, with the same SQL
+    but for the order of a table's constraints, and the head revision), or a query could differ
+    from one on a fresh database."""
+    migrated = connection.open_snapshot(REPO / "no-such-state")
+    migrate.upgrade(migrated)
+    empty = connection.open_snapshot(REPO / "no-such-state")
+    migrate.create_empty(empty)
+    assert migrate.schema_objects(empty) == migrate.schema_objects(migrated), "run scripts/schema-doc --write"
+    assert len(migrate.schema_objects(empty)) > 30
+    assert migrate.current_revision(empty) == migrate.HEAD_REVISION == migrate.current_revision(migrated)
+    assert migrate.check(empty) == []
+
+
+def test_a_stale_empty_state_is_found(tmp_path, monkeypatch):
+    """The comparison sees a missing column (the test above can fail)."""
+    sql = migrate.EMPTY_STATE.read_text().replace("\tmanually_stopped INTEGER DEFAULT '0' NOT NULL, \n", "", 1)
+    assert sql != migrate.EMPTY_STATE.read_text()
+    (tmp_path / "empty_state.sql").write_text(sql)
+    monkeypatch.setattr(migrate, "EMPTY_STATE", tmp_path / "empty_state.sql")
+    empty = connection.open_snapshot(tmp_path)
+    migrate.create_empty(empty)
+    migrated = connection.open_snapshot(tmp_path)
+    migrate.upgrade(migrated)
+    assert migrate.schema_objects(empty) != migrate.schema_objects(migrated)

@@ -3,6 +3,7 @@
     run.py        validate, allocate, wire (one journaled operation)
     process.py    launch, start, find, signal the container's processes
     lifecycle.py  release when the process ends (watcher, stop, rm, recovery), stop, rm
+    reaping.py    find the running containers whose process is gone (every command's recovery)
     connect.py    net connect / disconnect
     views.py      inspect, ps
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
         claim_and_release,
         mark_manually_stopped,
         reap,
-        reap_dead,
         remove_container,
         remove_record,
         stop_container,
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         write_env_file,
         write_exec_env_file,
     )
+    from .reaping import reap_dead
     from .restart import started
     from .run import Wired, parse_run_request, run_container
     from .start import restart_container, restore_containers, start_container
@@ -51,7 +52,7 @@ _HOME = {
     "disconnect": "connect",
     "claim_and_release": "lifecycle",
     "reap": "lifecycle",
-    "reap_dead": "lifecycle",
+    "reap_dead": "reaping",
     "remove_container": "lifecycle",
     "remove_record": "lifecycle",
     "stop_container": "lifecycle",

@@ -80,32 +80,6 @@ def reap(ctx: Context, container_id: str, exit_code: int, backoff_ms: int = 0) -
         ctx.say(f"cnet: container {container_id} exited with {exit_code}; network released")
 
 
-def reap_dead(ctx: Context) -> list[str]:
-    """Containers marked running whose processes are gone, and nobody is releasing them
-    (watcher killed, host rebooted): release them now."""
-    lines: list[str] = []
-    # An `rm -f` killed between releasing the network and deleting the record leaves a row in
-    # 'removing' that no operation owns: finish the removal.
-    if store.has_orphan_removing(ctx.store):
-        with ctx.store.write() as conn:
-            store.delete_orphan_removing(conn)
-    running = store.running_processes(ctx.store)
-    if not running:
-        return lines
-    boot = procs.boot_id()
-    for r in running:
-        rebooted = r.boot_id is not None and r.boot_id != boot
-        if not rebooted:
-            if r.pid and procs.alive(r.pid, r.pid_start_time):
-                continue
-            if r.watcher_pid and procs.alive(r.watcher_pid, r.watcher_start_time):
-                continue  # the watcher will release it within moments
-        if claim_and_release(ctx, r.id, None):
-            why = "the host rebooted" if rebooted else "its process is gone"
-            lines.append(f"cnet: container {r.name} marked exited ({why}); network released")
-    return lines
-
-
 def refuse_attachment(c: Container, verb: str) -> None:
     if c.is_cni:
         raise Conflict(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...db import names_store, store
+from ...db import listing_store, names_store, store
 from ...db.connection import Connection
 from ...kernel import netns as nsk
 from ...records import DEFAULT_LOG_MAX_SIZE, LIVE_STATES, Container, ContainerState, RestartPolicy
@@ -86,7 +86,7 @@ def list_containers(conn: Connection, all_: bool, *, details: bool = False) -> l
     """One typed row per container for `ps` (numbers as numbers, lists as lists). `state` reads
     as the table shows it ("exited (3)"); `details` adds networks and labels (filters, --format,
     --json), which the plain table does not pay for."""
-    rows = store.containers(conn, all_=all_)
+    rows = listing_store.container_lines(conn, all_=all_)
     ips = store.endpoint_ips(conn)
     ports = store.port_lines(conn)
     nets = store.endpoint_networks(conn) if details else {}
