@@ -214,11 +214,11 @@ class Sandbox:
         return sorted(p for p in self.mount_points() if p.startswith(root) and p not in kept)
 
     def template_netns_mounts(self) -> list[str]:
-        """Mounts on or under /run/netns inside the template (none: it holds no netns pin)."""
+        """Mounts under /run/netns inside the template (none: it holds no netns pin)."""
         if str(self.template()) not in self.mount_points():
             return []
         out = self.run(["nsenter", f"--mount={self.template()}", "cat", "/proc/self/mountinfo"], check=True).stdout
-        return sorted(p for p in (line.split()[4] for line in out.splitlines()) if p.startswith("/run/netns"))
+        return sorted(p for p in (line.split()[4] for line in out.splitlines()) if p.startswith("/run/netns/"))
 
     def snapshot(self) -> dict:
         """Links, rules (iptables and ebtables), netns, mounts under the state dir, forwarding and

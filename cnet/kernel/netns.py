@@ -103,9 +103,10 @@ BACKOFF_NAME = "cnet-backoff"  # its $0
 # - `--propagation slave`: mounts the host makes or removes later (a USB disk, an NFS share) still
 #   reach it, and so each container started after that, as they reach the host; none of its own
 #   goes back to the host;
-# - every mount on /run/netns goes (lazily: with what is mounted below it), down to the plain
-#   folder: the host's pins made later land on the host's /run/netns mount, which the template no
-#   longer has. Containers see an empty /run/netns, as in Docker.
+# - every mount on /run/netns goes (lazily: with what is mounted below it) until umount finds
+#   none (a /run/netns hidden under a later /run mount stays, with nothing under it): the host's
+#   pins made later land on the host's /run/netns mount, which the template no longer has.
+#   Containers see an empty /run/netns, as in Docker.
 # - a template that still holds a mount on /run/netns (made by a run killed mid-way) is made
 #   again;
 # - the kernel refuses to bind a mount namespace that looks older than the caller's (a loop
@@ -119,16 +120,19 @@ MOUNT_TEMPLATE_LOCK = "mntns.lock"
 NETNS_DIR = "/run/netns"
 MOUNT_TEMPLATE_SCRIPT = (
     'd=$1 t=$2 run=$3; mkdir -p "$d" || exit; '
-    'if mountpoint -q "$t"; then nsenter --mount="$t" mountpoint -q "$run" || exit 0; umount "$t" || exit; fi; '
+    # Whether the template holds a mount under /run/netns (a pin).
+    'pins() { nsenter --mount="$t" awk -v r="$run/" '
+    "'index($5, r) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; }; "
+    'if mountpoint -q "$t"; then pins || exit 0; umount "$t" || exit; fi; '
     'mountpoint -q "$d" || mount --bind "$d" "$d" || exit; mount --make-private "$d" || exit; '
     ': > "$t" || exit; '
     "for cpu in any $(seq 0 $(($(nproc --all) - 1))); do "
     'if [ "$cpu" = any ]; then pin=; else pin="taskset -c $cpu"; fi; '
     '$pin unshare --mount="$t" --propagation slave /bin/sh -c '
-    '\'while mountpoint -q "$1"; do umount -l "$1" || exit; done\' cnet-template "$run" 2>/dev/null && exit 0; '
+    '\'while umount -l "$1" 2>/dev/null; do :; done\' cnet-template "$run" 2>/dev/null && ! pins && exit 0; '
     'if mountpoint -q "$t"; then umount "$t" || exit; fi; '
     "done; "
-    'echo "cnet: could not pin a mount namespace on $t (unshare --mount=$t)" >&2; exit 1'
+    'echo "cnet: could not pin a mount namespace without mounts under $run on $t" >&2; exit 1'
 )
 
 
