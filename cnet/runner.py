@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     import subprocess
 
 _sh: ModuleType | None = None
+# Every process spawn() started (see there). cnet commands are short-lived: they end without
+# waiting for these, which then belong to the init process.
+_SPAWNED: list[subprocess.Popen[bytes]] = []
 
 
 def _sh_module() -> ModuleType:
@@ -189,9 +192,27 @@ class ShellRunner:
     ) -> subprocess.Popen[bytes]:
         """`hold`: a descriptor the child gets as fd HELD_FD (the watcher's held ports)."""
         import shlex
-        import subprocess
 
         self._echo(shlex.join(argv))
+        proc = self._popen(argv, env, stdin, stdout, stderr, new_session, hold)
+        # Kept referenced: a Popen dropped while its child runs joins subprocess's list of
+        # children that every later Popen polls, one waitpid each, so `cnet up` of N containers
+        # (two spawns each, never waited for: they outlive cnet) would poll N*N times.
+        _SPAWNED.append(proc)
+        return proc
+
+    def _popen(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        stdin: IO[bytes] | int | None,
+        stdout: IO[bytes] | int | None,
+        stderr: IO[bytes] | int | None,
+        new_session: bool,
+        hold: int | None,
+    ) -> subprocess.Popen[bytes]:
+        import subprocess
+
         if hold is None:
             return subprocess.Popen(
                 argv,

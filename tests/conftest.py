@@ -33,7 +33,8 @@ def sandbox(request, tmp_path):
     """A fresh throwaway host per test, with a baseline taken before the test acts.
 
     The test cleans up after itself (`cnet rm -f`, `cnet net rm`, its own links); at teardown the
-    fixture checks that it did: the host is back to `sb.baseline` (links, rules, netns,
+    fixture checks that it did: the host is back to `sb.baseline` (links, rules, netns, mounts
+    under the state dir but the kept mount namespace template, which must hold no netns pin,
     ip_forward, state rows) and the database holds no network, container, endpoint, allocation or
     port row and no unfinished operation. A test that arranges the host first (a foreign route, a
     sysctl) sets `sb.baseline = sb.snapshot()` after doing so. `@pytest.mark.leaves_state` opts out

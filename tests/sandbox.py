@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -193,15 +194,43 @@ class Sandbox:
         finally:
             conn.close()
 
+    def mount_points(self) -> list[str]:
+        """Every mount point of the host's mount namespace (as /proc/PID/mountinfo gives them)."""
+        points = []
+        for line in Path(f"/proc/{self.pid}/mountinfo").read_text().splitlines():
+            point = line.split()[4]
+            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point))
+        return points
+
+    def template(self) -> Path:
+        """The mount namespace containers start from (cnet.kernel.netns.MOUNT_TEMPLATE_SCRIPT)."""
+        return self.state_dir / "mntns" / "template"
+
+    def state_mounts(self) -> list[str]:
+        """Mounts under the state dir, but the template and its folder: cnet keeps those on purpose
+        (README, "Mount namespaces"); what they hold is checked by template_netns_mounts."""
+        kept = {str(self.template()), str(self.template().parent)}
+        root = str(self.state_dir) + "/"
+        return sorted(p for p in self.mount_points() if p.startswith(root) and p not in kept)
+
+    def template_netns_mounts(self) -> list[str]:
+        """Mounts under /run/netns inside the template (none: it holds no netns pin)."""
+        if str(self.template()) not in self.mount_points():
+            return []
+        out = self.run(["nsenter", f"--mount={self.template()}", "cat", "/proc/self/mountinfo"], check=True).stdout
+        return sorted(p for p in (line.split()[4] for line in out.splitlines()) if p.startswith("/run/netns/"))
+
     def snapshot(self) -> dict:
-        """Links, rules (iptables and ebtables), netns, forwarding and state rows: what 'left nothing
-        behind' compares."""
+        """Links, rules (iptables and ebtables), netns, mounts under the state dir, forwarding and
+        state rows: what 'left nothing behind' compares."""
         return {
             "links": self.link_names(),
             "rules": self.rules(),
             "rules6": self.rules6(),
             "bridge_rules": self.bridge_rules(),
             "netns": self.netns(),
+            "state_mounts": self.state_mounts(),
+            "template_netns_mounts": self.template_netns_mounts(),
             "ip_forward": self.sysctl("net.ipv4.ip_forward"),
             "ip6_forward": self.sysctl("net.ipv6.conf.all.forwarding"),
             "db": self.db_rows(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..commands import Step, cmd
 from ..naming import netns_path
 
 SETPRIV = "/usr/bin/setpriv"  # util-linux
@@ -68,10 +69,14 @@ INIT_SCRIPT = (
 #   cnet's environment, so do the reaper it exec()s and `_started`.
 # - backoff: 0 when a cnet command started it (and records PID 1 itself); the back-off in ms when
 #   the watcher restarted it, and then `_started` records the new PID 1 and the state.
+# - tmpl: the mount namespace template (MOUNT_TEMPLATE_SCRIPT), or "" for the host's own. Entering
+#   a mount namespace makes its root the working directory: `env --chdir` gives the container the
+#   watcher's again (as without a template), or / when that is gone.
 WATCH_SCRIPT = (
-    "py=$1 pypath=$2 state=$3 id=$4 log=$5 ns=$6 init=$7 backoff=$8; shift 8; exec 5<&0 6>&1 7>&2; "
-    'nsenter --net="$ns" unshare --mount --uts --ipc --mount-proc --propagation private '
-    'setpriv --pdeathsig KILL env -i --default-signal=INT,QUIT /bin/sh -c "$init" cnet-init "$@" '
+    "py=$1 pypath=$2 state=$3 id=$4 log=$5 ns=$6 init=$7 backoff=$8 tmpl=$9; shift 9; exec 5<&0 6>&1 7>&2; "
+    'wd=$PWD; [ -d "$wd" ] || wd=/; '
+    'nsenter --net="$ns" ${tmpl:+"--mount=$tmpl"} unshare --mount --uts --ipc --mount-proc --propagation private '
+    'setpriv --pdeathsig KILL env -i --chdir="$wd" --default-signal=INT,QUIT /bin/sh -c "$init" cnet-init "$@" '
     "<&5 4<&- 5<&- 6>&- 7>&- & "
     "pid1=$!; "
     '[ "$backoff" = 0 ] || env PYTHONPATH="$pypath" "$py" -m cnet --state-dir "$state" _started "$id" "$pid1" '
@@ -87,6 +92,75 @@ BACKOFF_SCRIPT = 'sleep "$1"; shift; exec "$@"'
 BACKOFF_NAME = "cnet-backoff"  # its $0
 
 
+# The mount namespace every container's own is copied from (kept once made, until a reboot):
+# the host's mounts without the netns pins under /run/netns, each of which is a mount. A copy of
+# the host's own namespace copies every pin, so each container start (and each container exit,
+# which frees its copy) costs more with every container already running, under the kernel's
+# one lock for all mount namespaces (scripts/bench, stack). Made under flock (parallel runs);
+# idempotent, so a crash at any point is repaired by the next start that needs it:
+# - its folder is bind-mounted on itself and made private: a namespace file may only be bound
+#   on a mount that does not propagate (else the namespace would receive its own pin);
+# - `--propagation slave`: mounts the host makes or removes later (a USB disk, an NFS share) still
+#   reach it, and so each container started after that, as they reach the host; none of its own
+#   goes back to the host;
+# - every mount on /run/netns goes (lazily: with what is mounted below it) until umount finds
+#   none (a /run/netns hidden under a later /run mount stays, with nothing under it): the host's
+#   pins made later land on the host's /run/netns mount, which the template no longer has.
+#   Containers see an empty /run/netns, as in Docker.
+# - a template that still holds a mount on /run/netns (made by a run killed mid-way) is made
+#   again;
+# - the kernel refuses to bind a mount namespace that looks older than the caller's (a loop
+#   check) and, since it numbers namespaces from per-CPU batches, a new one made on another CPU
+#   than the caller's may look older: unshare is tried again pinned to each CPU in turn (the one
+#   that made the caller's namespace numbers the new one higher). Seen in a sandbox (a recent
+#   namespace), not in a host's first one.
+MOUNT_TEMPLATE_DIR = "mntns"  # under the state dir
+MOUNT_TEMPLATE_FILE = "template"
+MOUNT_TEMPLATE_LOCK = "mntns.lock"
+NETNS_DIR = "/run/netns"
+MOUNT_TEMPLATE_SCRIPT = (
+    'd=$1 t=$2 run=$3; mkdir -p "$d" || exit; '
+    # Whether the template holds a mount under /run/netns (a pin).
+    'pins() { nsenter --mount="$t" awk -v r="$run/" '
+    "'index($5, r) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; }; "
+    'if mountpoint -q "$t"; then pins || exit 0; umount "$t" || exit; fi; '
+    'mountpoint -q "$d" || mount --bind "$d" "$d" || exit; mount --make-private "$d" || exit; '
+    ': > "$t" || exit; '
+    "for cpu in any $(seq 0 $(($(nproc --all) - 1))); do "
+    'if [ "$cpu" = any ]; then pin=; else pin="taskset -c $cpu"; fi; '
+    '$pin unshare --mount="$t" --propagation slave /bin/sh -c '
+    '\'while umount -l "$1" 2>/dev/null; do :; done\' cnet-template "$run" 2>/dev/null && ! pins && exit 0; '
+    'if mountpoint -q "$t"; then umount "$t" || exit; fi; '
+    "done; "
+    'echo "cnet: could not pin a mount namespace without mounts under $run on $t" >&2; exit 1'
+)
+
+
+def mount_template_paths(state_dir: str) -> tuple[str, str]:
+    """(the template's pin, the lock file), under the state dir (an absolute path)."""
+    return f"{state_dir}/{MOUNT_TEMPLATE_DIR}/{MOUNT_TEMPLATE_FILE}", f"{state_dir}/{MOUNT_TEMPLATE_LOCK}"
+
+
+def mount_template_step(state_dir: str) -> Step:
+    """Kept on purpose, so no undo: a container being started at that moment may be entering it,
+    and every start after this one needs it again (README, "Mount namespaces")."""
+    pin, lock = mount_template_paths(state_dir)
+    return Step(
+        summary=f"make the mount namespace containers start from: the host's without the netns pins in {NETNS_DIR}",
+        do=cmd(
+            "flock",
+            lock,
+            "/bin/sh",
+            "-c",
+            MOUNT_TEMPLATE_SCRIPT,
+            "cnet-template",
+            f"{state_dir}/{MOUNT_TEMPLATE_DIR}",
+            pin,
+            NETNS_DIR,
+        ),
+    )
+
+
 def launch_argv(
     *,
     container_id: str,
@@ -100,8 +174,10 @@ def launch_argv(
     reap_log: str,
     env_file: str,
     backoff_ms: int = 0,
+    template: str = "",
 ) -> list[str]:
-    """The one command that starts a container: its watcher, which starts PID 1."""
+    """The one command that starts a container: its watcher, which starts PID 1 (in a copy of the
+    mount namespace `template`, or of the host's when "")."""
     return [
         "unshare",
         "--pid",
@@ -117,6 +193,7 @@ def launch_argv(
         netns_path(container_id),
         INIT_SCRIPT,
         str(backoff_ms),
+        template,
         hostname,
         hosts_file,
         resolv_file,

@@ -128,11 +128,16 @@ def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool)
 
 
 def wiring(
-    container: Container, endpoints: Sequence[Endpoint], ports: Sequence[PortMapping], *, before: Sequence[Step] = ()
+    container: Container,
+    endpoints: Sequence[Endpoint],
+    ports: Sequence[PortMapping],
+    *,
+    before: Sequence[Step] = (),
+    after: Sequence[Step] = (),
 ) -> Plan:
     """`run`, up to the process: its namespace with every endpoint (the first creates the netns
     and brings lo up), then its published ports. `before`: steps that must come first (a network
-    to restore)."""
+    to restore); `after`: steps that need the netns made (the mount namespace template)."""
     plan = Plan(list(before))
     if not endpoints:
         plan.extend(ipk.loopback_only(container.netns))
@@ -143,6 +148,7 @@ def wiring(
     if ports:
         plan.extend(ports_add(container, ports))
         plan.extend(udp_conntrack_flushes(ports))
+    plan.extend(after)
     return plan
 
 

@@ -375,6 +375,7 @@ def test_launch_argv():
         "/run/netns/cnet-" + "a" * 12,
         nsk.INIT_SCRIPT,
         "0",  # back-off: 0 = started by a cnet command
+        "",  # no mount namespace template: a copy of the host's
         "web",
         "/var/lib/cnet/containers/x/hosts",
         "/var/lib/cnet/containers/x/resolv.conf",
@@ -384,6 +385,62 @@ def test_launch_argv():
         "http.server",
         "80",
     ]
+    with_template = nsk.launch_argv(
+        container_id="a" * 12,
+        hostname="web",
+        hosts_file="h",
+        resolv_file="r",
+        command=["true"],
+        python="p",
+        pythonpath="pp",
+        state_dir="/var/lib/cnet",
+        reap_log="l",
+        env_file="e",
+        template="/var/lib/cnet/mntns/template",
+    )
+    assert with_template[12:16] == [nsk.INIT_SCRIPT, "0", "/var/lib/cnet/mntns/template", "web"]
+
+
+def test_watch_script_enters_the_template_only_when_given(tmp_path):
+    # The nsenter line as the watcher runs it, with `nsenter` a function that prints its
+    # arguments: an empty template adds no argument (not even an empty one), a given one adds
+    # --mount=PATH; the working directory is the watcher's (/ when it is gone).
+    line = nsk.WATCH_SCRIPT.split("exec 5<&0 6>&1 7>&2; ", 1)[1].split(" unshare ", 1)[0]
+    script = 'nsenter() { printf "[%s]" "$@"; echo; }; ' + line + '; echo "$wd"'
+    for tmpl, expect in (("", "[--net=/run/netns/x]"), ("/s/mntns/t", "[--net=/run/netns/x][--mount=/s/mntns/t]")):
+        out = subprocess.run(
+            ["/bin/sh", "-c", f'ns=/run/netns/x tmpl="$1"; {script}', "w", tmpl],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+        )
+        assert out.stdout == f"{expect}\n{tmp_path}\n"
+    assert 'env -i --chdir="$wd"' in nsk.WATCH_SCRIPT
+
+
+def test_mount_template_step():
+    step = nsk.mount_template_step("/var/lib/cnet")
+    assert step.do.argv == (
+        "flock",
+        "/var/lib/cnet/mntns.lock",
+        "/bin/sh",
+        "-c",
+        nsk.MOUNT_TEMPLATE_SCRIPT,
+        "cnet-template",
+        "/var/lib/cnet/mntns",
+        "/var/lib/cnet/mntns/template",
+        "/run/netns",
+    )
+    assert step.undo == () and step.do.stdin is None  # kept: see the builder's docstring
+    assert nsk.mount_template_paths("/s") == ("/s/mntns/template", "/s/mntns.lock")
+    script = nsk.MOUNT_TEMPLATE_SCRIPT
+    # Already made and without a mount on /run/netns: nothing to do; else made (again), after
+    # its folder is a private mount; slave of the host's mounts; every /run/netns mount gone.
+    assert script.index("|| exit 0") < script.index("mount --bind")
+    assert 'mount --make-private "$d"' in script
+    assert 'unshare --mount="$t" --propagation slave' in script
+    assert 'while umount -l "$1" 2>/dev/null; do :; done' in script and "! pins && exit 0" in script
 
 
 def test_init_script_mounts_the_names_files_over_the_hosts_own():

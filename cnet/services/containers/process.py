@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import cnet
 
 from ... import procs
+from ...commands import Step
 from ...db import store
 from ...errors import CnetError
 from ...kernel import netns as nsk
@@ -120,6 +121,19 @@ def program_argv(command: tuple[str, ...] | list[str], *, init: bool, tty: bool)
     return argv
 
 
+def mount_template(ctx: Context) -> str:
+    """The pin of the mount namespace containers start from (kernel.netns.MOUNT_TEMPLATE_SCRIPT)."""
+    return nsk.mount_template_paths(str(ctx.state_dir.resolve()))[0]
+
+
+def mount_template_steps(ctx: Context) -> list[Step]:
+    """The step that makes the template, when it is not there (first start, after a reboot): it
+    goes after the host side of the wiring (so /run/netns is a mount by then)."""
+    if os.path.ismount(mount_template(ctx)):
+        return []
+    return [nsk.mount_template_step(str(ctx.state_dir.resolve()))]
+
+
 def launch_argv(
     ctx: Context,
     container_id: str,
@@ -129,7 +143,13 @@ def launch_argv(
     init: bool = False,
     tty: bool = False,
     backoff_ms: int = 0,
+    template: bool | None = None,
 ) -> list[str]:
+    """`template`: start from the mount namespace template (True: --dry-run's view, where the
+    plan makes it), from a copy of the host's own (False), or from the template if it is there
+    (None: a start, after the plan made it; unmounted by hand since, the host's)."""
+    if template is None:
+        template = os.path.ismount(mount_template(ctx))
     cdir = container_dir(ctx, container_id).resolve()
     return nsk.launch_argv(
         container_id=container_id,
@@ -143,10 +163,13 @@ def launch_argv(
         reap_log=str(container_dir(ctx, container_id) / "reap.log"),
         env_file=str(env_file(ctx, container_id).resolve()),
         backoff_ms=backoff_ms,
+        template=mount_template(ctx) if template else "",
     )
 
 
-def container_launch_argv(ctx: Context, c: Container, *, backoff_ms: int = 0) -> list[str]:
+def container_launch_argv(
+    ctx: Context, c: Container, *, backoff_ms: int = 0, template: bool | None = None
+) -> list[str]:
     spec = c.spec
     return launch_argv(
         ctx,
@@ -156,6 +179,7 @@ def container_launch_argv(ctx: Context, c: Container, *, backoff_ms: int = 0) ->
         init=bool(spec.get("init")),
         tty=bool(spec.get("tty")) and not c.detached,
         backoff_ms=backoff_ms,
+        template=template,
     )
 
 

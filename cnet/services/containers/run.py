@@ -36,7 +36,7 @@ from ..endpoints import (
 )
 from . import ports
 from .ports import hold as hold_ports
-from .process import init_program, launch_argv
+from .process import init_program, launch_argv, mount_template_steps
 
 REQUIRED_TOOLS = {
     "ip": "iproute2",
@@ -190,8 +190,8 @@ def allocate(
     store.set_spec(conn, cid, container.spec)
     if not ctx.dry_run:
         held.append(hold_ports(req.ports, ipv6=bool(nets and nets[0].subnet6)))  # last: everything else is checked
-    wiring = plans.wiring(container, eps, ports, before=before)
-    launch = launch_argv(ctx, cid, hostname, req.command, init=req.init, tty=req.tty)
+    wiring = plans.wiring(container, eps, ports, before=before, after=mount_template_steps(ctx))
+    launch = launch_argv(ctx, cid, hostname, req.command, init=req.init, tty=req.tty, template=True)
     return Wired(container, eps, ports, held[-1] if held else None), wiring, launch
 
 

@@ -19,7 +19,7 @@ from ..context import Context, container_dir
 from ..endpoints import attach, check_ports, kept_addresses, restore_missing_networks, usable_network
 from . import ports
 from .lifecycle import stop_many
-from .process import container_launch_argv, init_program, start_process
+from .process import container_launch_argv, init_program, mount_template_steps, start_process
 from .run import REQUIRED_TOOLS, Wired, launch_steps
 
 
@@ -88,8 +88,8 @@ def wire_again(ctx: Context, ref: str) -> Outcome[Wired]:
         store.set_spec(conn, c.id, fresh.spec)
         if not ctx.dry_run:
             held.append(ports.hold(specs, ipv6=bool(nets and nets[0].subnet6)))
-        wiring = plans.wiring(fresh, eps, mapped, before=restore_steps)
-        shown = Plan([*wiring.steps, *launch_steps(fresh, container_launch_argv(ctx, fresh))])
+        wiring = plans.wiring(fresh, eps, mapped, before=restore_steps, after=mount_template_steps(ctx))
+        shown = Plan([*wiring.steps, *launch_steps(fresh, container_launch_argv(ctx, fresh, template=True))])
 
         def mark_running(cn: Connection) -> None:
             me, me_start = procs.self_identity()
