@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from ..commands import Step, cmd
+from typing import TYPE_CHECKING
+
 from ..naming import netns_path
+
+if TYPE_CHECKING:
+    from ..commands import Step
 
 SETPRIV = "/usr/bin/setpriv"  # util-linux
 
@@ -144,6 +148,8 @@ def mount_template_paths(state_dir: str) -> tuple[str, str]:
 def mount_template_step(state_dir: str) -> Step:
     """Kept on purpose, so no undo: a container being started at that moment may be entering it,
     and every start after this one needs it again (README, "Mount namespaces")."""
+    from ..commands import Step, cmd  # not at import: `cnet ps` loads this module (its views: the nsenter hint)
+
     pin, lock = mount_template_paths(state_dir)
     return Step(
         summary=f"make the mount namespace containers start from: the host's without the netns pins in {NETNS_DIR}",
