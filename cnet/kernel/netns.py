@@ -98,9 +98,8 @@ BACKOFF_NAME = "cnet-backoff"  # its $0
 
 # The mount namespace every container's own is copied from (kept once made, until a reboot):
 # the host's mounts without the netns pins under /run/netns, each of which is a mount. A copy of
-# the host's own namespace copies every pin, so each container start (and each container exit,
-# which frees its copy) costs more with every container already running, under the kernel's
-# one lock for all mount namespaces (scripts/bench, stack). Made under flock (parallel runs);
+# the host's own namespace copies every pin: N containers would hold N*N mounts in kernel memory,
+# and each start and exit copies or frees as many as containers run. Made under flock (parallel runs);
 # idempotent, so a crash at any point is repaired by the next start that needs it:
 # - its folder is bind-mounted on itself and made private: a namespace file may only be bound
 #   on a mount that does not propagate (else the namespace would receive its own pin);
