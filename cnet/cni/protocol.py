@@ -291,7 +291,9 @@ def _host_ip(value: object) -> str:
     if addr is None:
         raise CniError(Code.INVALID_CONFIG, f"port mapping hostIP {value!r} is not an IP address")
     if addr.version != 4:
-        raise CniError(Code.INVALID_CONFIG, f"port mapping hostIP {value} is IPv6: cnet networks are IPv4 only")
+        raise CniError(
+            Code.INVALID_CONFIG, f"port mapping hostIP {value} is IPv6: the CNI plugin maps IPv4 host addresses only"
+        )
     if addr.is_multicast or addr.is_reserved or str(addr) == "255.255.255.255":
         raise CniError(Code.INVALID_CONFIG, f"port mapping hostIP {value} is not a unicast address")
     return str(addr)
@@ -307,7 +309,11 @@ def parse_ips(items: object) -> tuple[StaticIP, ...]:
         except ValueError:
             raise CniError(Code.INVALID_CONFIG, f"requested IP {text!r} is not an address") from None
         if iface.version != 4:
-            raise CniError(Code.INVALID_CONFIG, f"requested IP {text} is IPv6: cnet networks are IPv4 only")
+            raise CniError(
+                Code.INVALID_CONFIG,
+                f"requested IP {text} is IPv6: the CNI plugin takes a static IPv4 address only "
+                "(a dual-stack network gives the IPv6 one itself)",
+            )
         out.append(StaticIP(str(iface.ip), iface.network.prefixlen if "/" in text else None))
     if len(out) > 1:
         raise CniError(Code.INVALID_CONFIG, f"{len(out)} IPv4 addresses requested: a cnet attachment has one")

@@ -335,3 +335,14 @@ def test_dns_from_runtime_config():
     assert p.parse_config(rc(dns=sent), "DEL").dns is None
     for bad in ({"Servers": ["dns.example"]}, {"Searches": "a.b"}, [1]):
         assert code_of(p.parse_config, rc(dns=bad), "ADD") == Code.INVALID_CONFIG
+
+
+def test_ipv6_requests_are_refused_with_what_the_plugin_does_take():
+    """Dual-stack networks exist (an ADD gets their IPv6 address from cnet's IPAM): the messages
+    say what the plugin takes, not that networks are IPv4 only."""
+    with pytest.raises(CniError, match="takes a static IPv4 address only") as err:
+        p.parse_config(rc(ips=["fd00::5/64"]), "ADD")
+    assert "IPv4 only" not in err.value.msg
+    v6_host = [{"hostPort": 80, "containerPort": 80, "hostIP": "::1"}]
+    with pytest.raises(CniError, match="maps IPv4 host addresses only"):
+        p.parse_config(rc(portMappings=v6_host), "ADD")
