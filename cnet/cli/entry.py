@@ -19,7 +19,8 @@ def main() -> None:
             from .help_text import HELP
             from .process_end import end_process
 
-            sys.stdout.write(HELP)
+            if sys.stdout is not None:  # fd 1 closed: nothing to print to, as typer's echo
+                sys.stdout.write(HELP)
             end_process(0)
     from .main import main as run
 

@@ -42,6 +42,9 @@ IPV6_SYSCTLS = (
     '[ ! -w "$f" ] || echo 0 > "$f"; done; '
 )
 INIT_SCRIPT = (
+    # The watcher's working directory (CNET_WD), as the container's; / when the template's copy
+    # of the mounts lacks it (a mount made after the template that did not propagate to it).
+    'cd -- "$CNET_WD" 2>/dev/null || cd /; unset CNET_WD; '
     'echo "$1" > /proc/sys/kernel/hostname || exit 125; '
     + IPV6_SYSCTLS
     + '[ ! -e /etc/hosts ] || mount --bind "$2" /etc/hosts || exit 125; '
@@ -74,13 +77,13 @@ INIT_SCRIPT = (
 # - backoff: 0 when a cnet command started it (and records PID 1 itself); the back-off in ms when
 #   the watcher restarted it, and then `_started` records the new PID 1 and the state.
 # - tmpl: the mount namespace template (MOUNT_TEMPLATE_SCRIPT), or "" for the host's own. Entering
-#   a mount namespace makes its root the working directory: `env --chdir` gives the container the
-#   watcher's again (as without a template), or / when that is gone.
+#   a mount namespace makes its root the working directory: the init script goes back to the
+#   watcher's (CNET_WD, as without a template), or to / when the template's mounts lack it.
 WATCH_SCRIPT = (
     "py=$1 pypath=$2 state=$3 id=$4 log=$5 ns=$6 init=$7 backoff=$8 tmpl=$9; shift 9; exec 5<&0 6>&1 7>&2; "
-    'wd=$PWD; [ -d "$wd" ] || wd=/; '
+    "wd=$PWD; "
     'nsenter --net="$ns" ${tmpl:+"--mount=$tmpl"} unshare --mount --uts --ipc --mount-proc --propagation private '
-    'setpriv --pdeathsig KILL env -i --chdir="$wd" --default-signal=INT,QUIT /bin/sh -c "$init" cnet-init "$@" '
+    'setpriv --pdeathsig KILL env -i --default-signal=INT,QUIT CNET_WD="$wd" /bin/sh -c "$init" cnet-init "$@" '
     "<&5 4<&- 5<&- 6>&- 7>&- & "
     "pid1=$!; "
     '[ "$backoff" = 0 ] || env PYTHONPATH="$pypath" "$py" -m cnet --state-dir "$state" _started "$id" "$pid1" '
@@ -135,7 +138,9 @@ MOUNT_TEMPLATE_SCRIPT = (
     '\'while umount -l "$1" 2>/dev/null; do :; done\' cnet-template "$run" 2>/dev/null && ! pins && exit 0; '
     'if mountpoint -q "$t"; then umount "$t" || exit; fi; '
     "done; "
-    'echo "cnet: could not pin a mount namespace without mounts under $run on $t" >&2; exit 1'
+    # Not fatal: a start without the template copies the host's mount namespace, as before it.
+    'echo "cnet: warning: could not pin a mount namespace without mounts under $run on $t:" '
+    '"containers start from a copy of the host\'s" >&2; exit 0'
 )
 
 

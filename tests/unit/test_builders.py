@@ -404,7 +404,7 @@ def test_launch_argv():
 def test_watch_script_enters_the_template_only_when_given(tmp_path):
     # The nsenter line as the watcher runs it, with `nsenter` a function that prints its
     # arguments: an empty template adds no argument (not even an empty one), a given one adds
-    # --mount=PATH; the working directory is the watcher's (/ when it is gone).
+    # --mount=PATH; the working directory passed on is the watcher's.
     line = nsk.WATCH_SCRIPT.split("exec 5<&0 6>&1 7>&2; ", 1)[1].split(" unshare ", 1)[0]
     script = 'nsenter() { printf "[%s]" "$@"; echo; }; ' + line + '; echo "$wd"'
     for tmpl, expect in (("", "[--net=/run/netns/x]"), ("/s/mntns/t", "[--net=/run/netns/x][--mount=/s/mntns/t]")):
@@ -416,7 +416,22 @@ def test_watch_script_enters_the_template_only_when_given(tmp_path):
             cwd=tmp_path,
         )
         assert out.stdout == f"{expect}\n{tmp_path}\n"
-    assert 'env -i --chdir="$wd"' in nsk.WATCH_SCRIPT
+    assert 'env -i --default-signal=INT,QUIT CNET_WD="$wd" /bin/sh' in nsk.WATCH_SCRIPT
+
+
+def test_init_script_goes_to_the_watchers_directory_or_to_root(tmp_path):
+    # Inside the template's copy the watcher's directory may be missing (a mount the template did
+    # not get): the container then starts in /, as it must start at all; CNET_WD is not passed on.
+    cd_part = nsk.INIT_SCRIPT.split('echo "$1"', 1)[0]
+    for wd, expect in ((str(tmp_path), str(tmp_path)), (str(tmp_path / "gone"), "/")):
+        out = subprocess.run(
+            ["/bin/sh", "-c", cd_part + 'pwd; echo "[${CNET_WD-unset}]"'],
+            env={"CNET_WD": wd, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout == f"{expect}\n[unset]\n"
 
 
 def test_mount_template_step():
