@@ -44,7 +44,7 @@ IPV6_SYSCTLS = (
 INIT_SCRIPT = (
     # The watcher's working directory (CNET_WD), as the container's; / when the template's copy
     # of the mounts lacks it (a mount made after the template that did not propagate to it).
-    'cd -- "$CNET_WD" 2>/dev/null || cd /; unset CNET_WD; '
+    'cd -- "$CNET_WD" 2>/dev/null || cd /; unset CNET_WD OLDPWD; '
     'echo "$1" > /proc/sys/kernel/hostname || exit 125; '
     + IPV6_SYSCTLS
     + '[ ! -e /etc/hosts ] || mount --bind "$2" /etc/hosts || exit 125; '

@@ -421,17 +421,18 @@ def test_watch_script_enters_the_template_only_when_given(tmp_path):
 
 def test_init_script_goes_to_the_watchers_directory_or_to_root(tmp_path):
     # Inside the template's copy the watcher's directory may be missing (a mount the template did
-    # not get): the container then starts in /, as it must start at all; CNET_WD is not passed on.
+    # not get): the container then starts in /, as it must start at all; neither CNET_WD nor the
+    # OLDPWD that cd exports is passed on (the program sees exactly its environment).
     cd_part = nsk.INIT_SCRIPT.split('echo "$1"', 1)[0]
     for wd, expect in ((str(tmp_path), str(tmp_path)), (str(tmp_path / "gone"), "/")):
         out = subprocess.run(
-            ["/bin/sh", "-c", cd_part + 'pwd; echo "[${CNET_WD-unset}]"'],
+            ["/bin/sh", "-c", cd_part + 'pwd; echo "[${CNET_WD-unset}${OLDPWD-unset}]"'],
             env={"CNET_WD": wd, "PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,
             check=True,
         )
-        assert out.stdout == f"{expect}\n[unset]\n"
+        assert out.stdout == f"{expect}\n[unsetunset]\n"
 
 
 def test_mount_template_step():
