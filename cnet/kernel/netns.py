@@ -114,7 +114,9 @@ BACKOFF_NAME = "cnet-backoff"  # its $0
 #   pins made later land on the host's /run/netns mount, which the template no longer has.
 #   Containers see an empty /run/netns, as in Docker.
 # - a template that still holds a mount on /run/netns (made by a run killed mid-way) is made
-#   again;
+#   again; the ready mark beside it is written only once it is clean and removed before it is
+#   made, so a start plans this step whenever the mark or the mount is missing (a reboot takes
+#   the mount, a killed maker leaves no mark);
 # - the kernel refuses to bind a mount namespace that looks older than the caller's (a loop
 #   check) and, since it numbers namespaces from per-CPU batches, a new one made on another CPU
 #   than the caller's may look older: unshare is tried again pinned to each CPU in turn (the one
@@ -129,13 +131,17 @@ MOUNT_TEMPLATE_SCRIPT = (
     # Whether the template holds a mount under /run/netns (a pin).
     'pins() { nsenter --mount="$t" awk -v r="$run/" '
     "'index($5, r) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; }; "
-    'if mountpoint -q "$t"; then pins || exit 0; umount "$t" || exit; fi; '
+    # A clean template gets its ready mark (what the next start checks); one that holds a pin, or
+    # is being made, has none, so a maker killed half-way leaves a template the next start redoes.
+    'if mountpoint -q "$t"; then pins || { : > "$t.ready"; exit 0; }; umount "$t" || exit; fi; '
+    'rm -f "$t.ready" || exit; '
     'mountpoint -q "$d" || mount --bind "$d" "$d" || exit; mount --make-private "$d" || exit; '
     ': > "$t" || exit; '
     "for cpu in any $(seq 0 $(($(nproc --all) - 1))); do "
     'if [ "$cpu" = any ]; then pin=; else pin="taskset -c $cpu"; fi; '
     '$pin unshare --mount="$t" --propagation slave /bin/sh -c '
-    '\'while umount -l "$1" 2>/dev/null; do :; done\' cnet-template "$run" 2>/dev/null && ! pins && exit 0; '
+    '\'while umount -l "$1" 2>/dev/null; do :; done\' cnet-template "$run" 2>/dev/null && ! pins '
+    '&& { : > "$t.ready"; exit 0; }; '
     'if mountpoint -q "$t"; then umount "$t" || exit; fi; '
     "done; "
     # Not fatal: a start without the template copies the host's mount namespace, as before it.
@@ -144,9 +150,10 @@ MOUNT_TEMPLATE_SCRIPT = (
 )
 
 
-def mount_template_paths(state_dir: str) -> tuple[str, str]:
-    """(the template's pin, the lock file), under the state dir (an absolute path)."""
-    return f"{state_dir}/{MOUNT_TEMPLATE_DIR}/{MOUNT_TEMPLATE_FILE}", f"{state_dir}/{MOUNT_TEMPLATE_LOCK}"
+def mount_template_paths(state_dir: str) -> tuple[str, str, str]:
+    """(the template's pin, its ready mark, the lock file), under the state dir (an absolute path)."""
+    pin = f"{state_dir}/{MOUNT_TEMPLATE_DIR}/{MOUNT_TEMPLATE_FILE}"
+    return pin, f"{pin}.ready", f"{state_dir}/{MOUNT_TEMPLATE_LOCK}"
 
 
 def mount_template_step(state_dir: str) -> Step:
@@ -154,7 +161,7 @@ def mount_template_step(state_dir: str) -> Step:
     and every start after this one needs it again (README, "Mount namespaces")."""
     from ..commands import Step, cmd  # not at import: `cnet ps` loads this module (its views: the nsenter hint)
 
-    pin, lock = mount_template_paths(state_dir)
+    pin, _ready, lock = mount_template_paths(state_dir)
     return Step(
         summary=f"make the mount namespace containers start from: the host's without the netns pins in {NETNS_DIR}",
         do=cmd(

@@ -8,6 +8,8 @@ leaves nothing the next command does not repair."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -136,28 +138,48 @@ def test_cnet_killed_while_making_the_template_is_repaired(sandbox, tmp_path, mo
     sb.cnet("net", "rm", "m")
 
 
-def test_a_template_made_with_pins_is_made_again(sandbox):
-    # As a run killed inside the template's own unshare (after the pin, before its umount) would
-    # leave it: the next start that needs it (after a reboot took it, or here by hand) replaces it.
+# An `unshare` first on PATH that, for the template's own unshare only, pins a plain copy of the
+# host's mount namespace (netns pins included, as the real one holds them until its umount loop
+# has run) and then SIGKILLs the template's maker: a maker killed half-way. Every other unshare is
+# the real one. The kernel's loop check may refuse a CPU (see MOUNT_TEMPLATE_SCRIPT): the maker
+# tries the next, and so does this.
+FAKE_UNSHARE = """#!/bin/sh
+case "$1" in --mount={template})
+    {unshare} "$1" --propagation slave true || exit
+    kill -KILL $PPID
+    exit 137;;
+esac
+exec {unshare} "$@"
+"""
+
+
+def test_a_template_left_half_made_is_made_again_by_the_next_start(sandbox, tmp_path):
     sb = sandbox
     sb.cnet("net", "create", "m", "--subnet", "10.72.4.0/24")
-    sb.cnet("run", "-d", "--name", "a", "--net", "m", "--", "sleep", "1000")
-    t = sb.template()
-    # A bare `unshare --mount=FILE` may get EINVAL from the kernel's loop check (namespace ids come
-    # from per-CPU batches: see MOUNT_TEMPLATE_SCRIPT); as the product does, try on each CPU.
-    pin_with_pins = (
-        f'for c in any $(seq 0 $(($(nproc --all) - 1))); do p=; [ $c = any ] || p="taskset -c $c"; '
-        f"$p unshare --mount={t} --propagation slave true 2>/dev/null && exit 0; done; exit 1"
-    )
-    sb.sh(f"umount {t} && {pin_with_pins}")
-    assert sb.template_netns_mounts() != []  # a template holding the pins
-    sb.sh(f"umount {t}")  # as a reboot would, so the next run checks it again
-    sb.sh(pin_with_pins)
+    # A container whose pin a half-made template would hold; then the template goes (a reboot
+    # takes it, here by hand) so the next start makes it again.
+    sb.cnet("run", "-d", "--name", "b", "--net", "m", "--", "sleep", "1000")
+    sb.sh(f"umount {sb.template()}")
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    unshare = shutil.which("unshare")
+    (fakes / "unshare").write_text(FAKE_UNSHARE.format(template=sb.template(), unshare=unshare))
+    (fakes / "unshare").chmod(0o755)
+    path = f"{fakes}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    res = sb.cnet("run", "-d", "--name", "a", "--net", "m", "--", "sleep", "1000", check=False, env={"PATH": path})
+    assert res.returncode == 1, res  # the step failed: the run is rolled back
+    # Left pinned, holding the pins, with no ready mark.
+    assert str(sb.template()) in sb.mount_points()
     assert sb.template_netns_mounts() != []
-    from cnet.kernel.netns import mount_template_step
-
-    step = mount_template_step(str(sb.state_dir))
-    sb.run(list(step.do.argv), check=True)
+    assert not Path(f"{sb.template()}.ready").exists()
+    # The next start plans the step again and gets a clean template.
+    assert f"flock {sb.state_dir}/mntns.lock" in sb.cnet("--dry-run", "run", "-d", "--net", "m", "--", "true").stdout
+    sb.cnet("run", "-d", "--name", "a", "--net", "m", "--", "sleep", "1000")
     assert sb.template_netns_mounts() == []
-    sb.cnet("rm", "-f", "a")
+    assert Path(f"{sb.template()}.ready").exists()
+    assert not [p for p in mount_points(sb, pid1(sb, "a")) if p.startswith("/run/netns")]
+    assert (
+        f"flock {sb.state_dir}/mntns.lock" not in sb.cnet("--dry-run", "run", "-d", "--net", "m", "--", "true").stdout
+    )
+    sb.cnet("rm", "-f", "a", "b")
     sb.cnet("net", "rm", "m")

@@ -449,14 +449,18 @@ def test_mount_template_step():
         "/run/netns",
     )
     assert step.undo == () and step.do.stdin is None  # kept: see the builder's docstring
-    assert nsk.mount_template_paths("/s") == ("/s/mntns/template", "/s/mntns.lock")
+    assert nsk.mount_template_paths("/s") == ("/s/mntns/template", "/s/mntns/template.ready", "/s/mntns.lock")
     script = nsk.MOUNT_TEMPLATE_SCRIPT
     # Already made and without a mount on /run/netns: nothing to do; else made (again), after
     # its folder is a private mount; slave of the host's mounts; every /run/netns mount gone.
-    assert script.index("|| exit 0") < script.index("mount --bind")
+    assert script.index("pins || {") < script.index("mount --bind")
     assert 'mount --make-private "$d"' in script
     assert 'unshare --mount="$t" --propagation slave' in script
-    assert 'while umount -l "$1" 2>/dev/null; do :; done' in script and "! pins && exit 0" in script
+    assert 'while umount -l "$1" 2>/dev/null; do :; done' in script
+    # The ready mark: gone before the template is made, written only when it is found clean.
+    assert script.index('rm -f "$t.ready"') < script.index('mount --bind "$d" "$d"')
+    assert script.count('! pins && { : > "$t.ready"; exit 0; }') == 1
+    assert script.count('pins || { : > "$t.ready"; exit 0; }') == 1
 
 
 def test_init_script_mounts_the_names_files_over_the_hosts_own():

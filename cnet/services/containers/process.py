@@ -127,9 +127,11 @@ def mount_template(ctx: Context) -> str:
 
 
 def mount_template_steps(ctx: Context) -> list[Step]:
-    """The step that makes the template, when it is not there (first start, after a reboot): it
-    goes after the host side of the wiring (so /run/netns is a mount by then)."""
-    if os.path.ismount(mount_template(ctx)):
+    """The step that makes the template, when it is not there or not known clean (first start,
+    after a reboot, after a maker killed half-way): it goes after the host side of the wiring (so
+    /run/netns is a mount by then)."""
+    pin, ready, _lock = nsk.mount_template_paths(str(ctx.state_dir.resolve()))
+    if os.path.exists(ready) and os.path.ismount(pin):
         return []
     return [nsk.mount_template_step(str(ctx.state_dir.resolve()))]
 
