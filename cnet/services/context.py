@@ -157,7 +157,16 @@ class Context:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.state_dir / "stack.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # said, so a wait is never mistaken for a hang
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                by = f" (pid {holder})" if holder.isdigit() else ""
+                self.say(f"waiting for another cnet up or down{by} to finish")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            # Who holds it, for the next one to wait to name.
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
         finally:
             os.close(fd)

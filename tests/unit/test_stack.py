@@ -290,3 +290,43 @@ def test_dry_run_up_prints_the_whole_batched_script(tmp_path):
     assert sum(" -j DNAT " in line for line in lines) == 1 + 3 * 3  # 2233: one; web-N: one tcp, two udp
     assert sum(line.startswith("# step: start the watcher") for line in lines) == 4
     assert not state.exists()  # nothing written
+
+
+def test_a_second_up_says_it_waits_for_the_one_holding_the_stack_lock(tmp_path):
+    # Another `up` holds the lock (its pid in the file): this one says so once, waits, then holds
+    # it and writes its own pid; uncontended, it says nothing.
+    import fcntl
+    import os
+    import threading
+    import time
+
+    from cnet.services.context import Context
+
+    said: list[str] = []
+    ctx = Context(state_dir=tmp_path, say=said.append)
+    with ctx.stack_lock():
+        assert said == []
+        assert (tmp_path / "stack.lock").read_text() == f"{os.getpid()}\n"
+    fd = os.open(tmp_path / "stack.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, b"4242\n", 0)
+    held = threading.Event()
+
+    def second() -> None:
+        with ctx.stack_lock():
+            held.set()
+
+    t = threading.Thread(target=second)
+    t.start()
+    try:
+        for _ in range(1000):
+            if said:
+                break
+            time.sleep(0.01)
+        assert said == ["waiting for another cnet up or down (pid 4242) to finish"]
+        assert not held.is_set()  # still waiting
+    finally:
+        os.close(fd)  # releases the lock
+    t.join(10)
+    assert held.is_set()
