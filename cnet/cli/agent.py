@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
 
 def agent(
     cli: typer.Context,
-    ttl: Annotated[int, typer.Option("--ttl", help="Seconds this host stays a member without renewing.")] = 30,
+    ttl: Annotated[
+        int, typer.Option("--ttl", metavar="SECONDS", help="Seconds this host stays a member without renewing.")
+    ] = 30,
 ) -> None:
     """Keep this host's membership of its overlay networks alive in etcd (a lease of --ttl
     seconds) and apply peers' changes as etcd reports them. Runs in the foreground until SIGTERM

@@ -11,7 +11,9 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 @app.command("install")
 def install(
-    bin_dir: Annotated[str, typer.Option("--bin-dir", help="The runtime's CNI plugin directory.")] = "/opt/cni/bin",
+    bin_dir: Annotated[
+        str, typer.Option("--bin-dir", metavar="DIR", help="The runtime's CNI plugin directory.")
+    ] = "/opt/cni/bin",
 ) -> None:
     """Put the plugin executable `cnet` (the CNI type) into the runtime's plugin directory. It runs
     this interpreter and this cnet package by absolute path, whatever environment the runtime gives."""
@@ -26,11 +28,14 @@ def install(
 @app.command("conflist")
 def conflist(
     cli: typer.Context,
-    network: Annotated[str, typer.Argument(help="An existing cnet network.")],
+    network: Annotated[str, typer.Argument(metavar="NETWORK", help="An existing cnet network.")],
     output: Annotated[
         Optional[str],
         typer.Option(
-            "--output", "-o", help="Write it to this file (e.g. /etc/cni/net.d/NAME.conflist) instead of printing it."
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write it to this file (e.g. /etc/cni/net.d/NAME.conflist) instead of printing it.",
         ),
     ] = None,
 ) -> None:

@@ -17,17 +17,27 @@ if TYPE_CHECKING:
 
 def exec_(
     cli: typer.Context,
-    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
-    command: Annotated[list[str], typer.Argument(help="Command and arguments; cnet's options may also come first.")],
+    container: Annotated[
+        str,
+        typer.Argument(metavar="CONTAINER", help="Container name or id.", autocompletion=common.complete_containers),
+    ],
+    command: Annotated[
+        list[str], typer.Argument(metavar="COMMAND...", help="Command and arguments; cnet's options may also come first.")
+    ],
     interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open.")] = False,
     tty: Annotated[
         bool, typer.Option("-t", "--tty", help="A pseudo-terminal: Ctrl-C and job control act inside (with -i).")
     ] = False,
     env: Annotated[
-        Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")
+        Optional[list[str]],
+        typer.Option("-e", "--env", metavar="KEY=VALUE", help="KEY=VALUE environment variable (repeatable)."),
     ] = None,
-    workdir: Annotated[Optional[str], typer.Option("-w", "--workdir", help="Working directory (absolute).")] = None,
-    user: Annotated[Optional[str], typer.Option("-u", "--user", help="USER[:GROUP], a name or a number.")] = None,
+    workdir: Annotated[
+        Optional[str], typer.Option("-w", "--workdir", metavar="DIR", help="Working directory (absolute).")
+    ] = None,
+    user: Annotated[
+        Optional[str], typer.Option("-u", "--user", metavar="USER[:GROUP]", help="USER[:GROUP], a name or a number.")
+    ] = None,
 ) -> None:
     """Run a command inside all of a running container's namespaces; exits with its exit code.
     -i, -t, -e, -w and -u are cnet's wherever they come before the command (`cnet exec CTR -it sh`)."""
@@ -96,20 +106,25 @@ def _exec_run(ctx: "Context", argv: list[str], env: dict[str, str], *, interacti
 
 def logs(
     cli: typer.Context,
-    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
+    container: Annotated[
+        str,
+        typer.Argument(metavar="CONTAINER", help="Container name or id.", autocompletion=common.complete_containers),
+    ],
     follow: Annotated[
         bool,
         typer.Option("-f", "--follow", help="Keep printing new output (across a rotation) until the container exits."),
     ] = False,
-    tail: Annotated[Optional[int], typer.Option("-n", "--tail", help="Only the last N lines.")] = None,
+    tail: Annotated[Optional[int], typer.Option("-n", "--tail", metavar="N", help="Only the last N lines.")] = None,
     since: Annotated[
         Optional[str],
         typer.Option(
-            "--since", help="Only lines since: a duration (10m, 1h30m), an RFC 3339 time or a Unix timestamp."
+            "--since",
+            metavar="TIME",
+            help="Only lines since: a duration (10m, 1h30m), an RFC 3339 time or a Unix timestamp.",
         ),
     ] = None,
     until: Annotated[
-        Optional[str], typer.Option("--until", help="Only lines until: the same forms as --since.")
+        Optional[str], typer.Option("--until", metavar="TIME", help="Only lines until: the same forms as --since.")
     ] = None,
     timestamps: Annotated[
         bool, typer.Option("-t", "--timestamps", help="Prefix each line with the time it was written (UTC).")

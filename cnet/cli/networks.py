@@ -16,42 +16,64 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 @app.command("create")
 def create(
     cli: typer.Context,
-    name: Annotated[str, typer.Argument(help="Network name: 1-64 characters [a-zA-Z0-9_.-].")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Network name: 1-64 characters [a-zA-Z0-9_.-].")],
     subnet: Annotated[
         Optional[list[str]],
         typer.Option(
+            metavar="CIDR",
             help="Subnet in CIDR form; default: a free IPv4 /24 from 10.91.0.0/16-10.99.0.0/16. "
-            "Given again with --ipv6: the IPv6 subnet (dual stack)."
+            "Given again with --ipv6: the IPv6 subnet (dual stack).",
         ),
     ] = None,
     gateway: Annotated[
-        Optional[list[str]], typer.Option(help="Gateway address, per family (default: first usable address).")
+        Optional[list[str]],
+        typer.Option(metavar="IP", help="Gateway address, per family (default: first usable address)."),
     ] = None,
     ip_range: Annotated[
         Optional[list[str]],
-        typer.Option("--ip-range", help="Allocate container addresses only from this sub-range (CIDR), per family."),
+        typer.Option(
+            "--ip-range",
+            metavar="CIDR",
+            help="Allocate container addresses only from this sub-range (CIDR), per family.",
+        ),
     ] = None,
     ipv6: Annotated[
         bool, typer.Option("--ipv6", help="Dual stack: also an IPv6 subnet (--subnet V6), addresses, NAT, ports.")
     ] = False,
     mtu: Annotated[
         Optional[int],
-        typer.Option(help="MTU of the bridge and its veths [default: 1500; vxlan: the underlay's MTU - 50]."),
+        typer.Option(
+            metavar="BYTES", help="MTU of the bridge and its veths [default: 1500; vxlan: the underlay's MTU - 50]."
+        ),
     ] = None,
     internal: Annotated[
         bool, typer.Option("--internal", help="No route out and no NAT: traffic stays on the bridge.")
     ] = False,
     driver: Annotated[
-        str, typer.Option(help="bridge (this host), or vxlan: an overlay network across hosts (needs --etcd).")
+        str,
+        typer.Option(
+            metavar="DRIVER", help="bridge (this host), or vxlan: an overlay network across hosts (needs --etcd)."
+        ),
     ] = "bridge",
-    label: Annotated[Optional[list[str]], typer.Option("--label", help="KEY=VALUE label (repeatable).")] = None,
+    label: Annotated[
+        Optional[list[str]], typer.Option("--label", metavar="KEY=VALUE", help="KEY=VALUE label (repeatable).")
+    ] = None,
     host_subnet_size: Annotated[
-        int, typer.Option("--host-subnet-size", help="vxlan: prefix length of each host's share of --subnet.")
+        int,
+        typer.Option(
+            "--host-subnet-size", metavar="PREFIXLEN", help="vxlan: prefix length of each host's share of --subnet."
+        ),
     ] = 24,
-    vni: Annotated[Optional[int], typer.Option(help="vxlan: VXLAN network identifier [default: lowest free].")] = None,
+    vni: Annotated[
+        Optional[int], typer.Option(metavar="VNI", help="vxlan: VXLAN network identifier [default: lowest free].")
+    ] = None,
     underlay_ip: Annotated[
         Optional[str],
-        typer.Option("--underlay-ip", help="vxlan: this host's VXLAN address [default: source of the route to etcd]."),
+        typer.Option(
+            "--underlay-ip",
+            metavar="IP",
+            help="vxlan: this host's VXLAN address [default: source of the route to etcd].",
+        ),
     ] = None,
 ) -> None:
     """Create a bridge network (bridge, gateway address, NAT and isolation rules), or with
@@ -168,7 +190,10 @@ def _cluster_rows(ctx: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @app.command("inspect")
 def inspect(
     cli: typer.Context,
-    names: Annotated[list[str], typer.Argument(help="Network names or ids.", autocompletion=common.complete_networks)],
+    names: Annotated[
+        list[str],
+        typer.Argument(metavar="NETWORK...", help="Network names or ids.", autocompletion=common.complete_networks),
+    ],
 ) -> None:
     """Show networks as JSON."""
     from ..services import networks
@@ -182,7 +207,10 @@ def inspect(
 @app.command("rm")
 def rm(
     cli: typer.Context,
-    names: Annotated[list[str], typer.Argument(help="Network names or ids.", autocompletion=common.complete_networks)],
+    names: Annotated[
+        list[str],
+        typer.Argument(metavar="NETWORK...", help="Network names or ids.", autocompletion=common.complete_networks),
+    ],
 ) -> None:
     """Remove networks (refused while containers are attached). The last one removes cnet's base chains."""
     from ..services import networks
@@ -209,11 +237,16 @@ def rm(
 @app.command("connect")
 def connect(
     cli: typer.Context,
-    network: Annotated[str, typer.Argument(help="Network name.", autocompletion=common.complete_networks)],
-    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
-    ip: Annotated[Optional[str], typer.Option(help="Static address on that network.")] = None,
+    network: Annotated[
+        str, typer.Argument(metavar="NETWORK", help="Network name.", autocompletion=common.complete_networks)
+    ],
+    container: Annotated[
+        str,
+        typer.Argument(metavar="CONTAINER", help="Container name or id.", autocompletion=common.complete_containers),
+    ],
+    ip: Annotated[Optional[str], typer.Option(metavar="IP", help="Static address on that network.")] = None,
     alias: Annotated[
-        Optional[list[str]], typer.Option("--alias", help="One more name on that network (repeatable).")
+        Optional[list[str]], typer.Option("--alias", metavar="NAME", help="One more name on that network (repeatable).")
     ] = None,
 ) -> None:
     """Attach a running container to one more network (next ethN)."""
@@ -230,8 +263,13 @@ def connect(
 @app.command("disconnect")
 def disconnect(
     cli: typer.Context,
-    network: Annotated[str, typer.Argument(help="Network name.", autocompletion=common.complete_networks)],
-    container: Annotated[str, typer.Argument(help="Container name or id.", autocompletion=common.complete_containers)],
+    network: Annotated[
+        str, typer.Argument(metavar="NETWORK", help="Network name.", autocompletion=common.complete_networks)
+    ],
+    container: Annotated[
+        str,
+        typer.Argument(metavar="CONTAINER", help="Container name or id.", autocompletion=common.complete_containers),
+    ],
 ) -> None:
     """Detach a container from a network (its mappings on that network go too)."""
     from ..services import containers

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 def up(
     cli: typer.Context,
     file: Annotated[Path, typer.Argument(help="The stack file (TOML).", metavar="FILE")],
-    stack: Annotated[Optional[str], typer.Option("--stack", "-p", help=STACK_HELP)] = None,
+    stack: Annotated[Optional[str], typer.Option("--stack", "-p", metavar="NAME", help=STACK_HELP)] = None,
     remove_orphans: Annotated[
         bool, typer.Option("--remove-orphans", help="Remove the stack's containers that are no longer in the file.")
     ] = False,
@@ -58,7 +58,7 @@ def up(
 def down(
     cli: typer.Context,
     file: Annotated[Optional[Path], typer.Argument(help="The stack file (TOML); or --stack.", metavar="[FILE]")] = None,
-    stack: Annotated[Optional[str], typer.Option("--stack", "-p", help=STACK_HELP)] = None,
+    stack: Annotated[Optional[str], typer.Option("--stack", "-p", metavar="NAME", help=STACK_HELP)] = None,
 ) -> None:
     """Remove the stack's containers (in one batch) and the networks it declared."""
     from ..services.stack import spec

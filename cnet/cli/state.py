@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
 
 def sql(
     cli: typer.Context,
-    query: Annotated[str, typer.Argument(help='One SQL statement (read-only), e.g. "SELECT * FROM v_containers".')],
+    query: Annotated[
+        str, typer.Argument(metavar="QUERY", help='One SQL statement (read-only), e.g. "SELECT * FROM v_containers".')
+    ],
     json_: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
 ) -> None:
     """Run one read-only SQL query on the state database. Views: v_containers, v_endpoints,
@@ -36,8 +38,10 @@ def sql(
 
 def journal(
     cli: typer.Context,
-    operation: Annotated[Optional[int], typer.Argument(help="Operation id: show its commands and undos.")] = None,
-    limit: Annotated[int, typer.Option("-n", "--limit", help="How many recent operations to list.")] = 20,
+    operation: Annotated[
+        Optional[int], typer.Argument(metavar="[OPERATION]", help="Operation id: show its commands and undos.")
+    ] = None,
+    limit: Annotated[int, typer.Option("-n", "--limit", metavar="N", help="How many recent operations to list.")] = 20,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List recent operations, or show the commands one operation ran and their undos."""
