@@ -464,11 +464,18 @@ def test_tty_ctrl_c_job_control_and_window_size_act_inside(sandbox, how):
         t.send('echo A""LIVE\r')
         t.expect("ALIVE")
         assert time.monotonic() - t0 < 10  # not the 30 s of the sleep
-        # The window size follows cnet's terminal (SIGWINCH).
+        # The window size follows cnet's terminal (SIGWINCH), which cnet passes on when it gets
+        # scheduled: asked again until it shows (a loaded machine), the old size never after the new.
         t.resize(40, 100)
-        time.sleep(0.3)
-        t.send('echo S""1 $(stty size)\r')
-        t.expect("S1 40 100")
+        sizes = []
+        deadline = time.monotonic() + 15
+        while not sizes or sizes[-1] != "40 100":
+            assert time.monotonic() < deadline, sizes
+            time.sleep(0.1)
+            t.send('echo S""1 $(stty size) E""2\r')
+            t.expect("S1 ")
+            sizes.append(t.expect(" E2").strip())
+        assert set(sizes) <= {"24 80", "40 100"}, sizes
         t.send("exit 7\r")
         assert t.proc.wait(timeout=15) == 7
     finally:
