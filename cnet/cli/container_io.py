@@ -22,7 +22,8 @@ def exec_(
         typer.Argument(metavar="CONTAINER", help="Container name or id.", autocompletion=common.complete_containers),
     ],
     command: Annotated[
-        list[str], typer.Argument(metavar="COMMAND...", help="Command and arguments; cnet's options may also come first.")
+        list[str],
+        typer.Argument(metavar="COMMAND...", help="Command and arguments; cnet's options may also come first."),
     ],
     interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open.")] = False,
     tty: Annotated[

@@ -156,19 +156,20 @@ def overlay_host(ctx: Context) -> bool:
         return False
 
 
-def overlays_first(ctx: Context, names: tuple[str, ...] | list[str]) -> list[str]:
+def overlays_first(ctx: Context, names: tuple[str, ...] | list[str]) -> tuple[list[str], list[Step]]:
     """Overlay networks among `names` (those not here while etcd is configured may be ones): joined
-    on first use, their peers synced once. Returns their names. The overlay module (and the etcd
-    client) is imported only when there is one (tests/unit/test_startup_imports.py)."""
+    on first use, their peers synced once. Returns their names, and the joins a --dry-run shows.
+    The overlay module (and the etcd client) is imported only when there is one
+    (tests/unit/test_startup_imports.py)."""
     if not overlay_host(ctx):
-        return []
+        return [], []
     found = [(n, store.find_network(ctx.store, n)) for n in names if n != validate.NO_NETWORK]
     overlays = [n for n, net in found if (net is None and ctx.etcd) or (net is not None and net.overlay)]
-    if overlays:
-        from .overlay import use_networks
+    if not overlays:
+        return [], []
+    from .overlay_use import use_networks
 
-        use_networks(ctx, overlays)
-    return overlays
+    return overlays, use_networks(ctx, overlays)
 
 
 def overlay_counts_changed(ctx: Context) -> None:
@@ -179,6 +180,6 @@ def overlay_counts_changed(ctx: Context) -> None:
     with ctx.store.read() as conn:
         names = sorted(overlay_store.overlay_subnets(conn))
     if names:
-        from .overlay import after_change
+        from .overlay_use import after_change
 
         after_change(ctx, names)

@@ -340,6 +340,24 @@ def test_dry_run_shows_the_join_and_changes_nothing(world, tmp_path):
     assert left_behind(h1) == []
 
 
+def test_dry_run_of_a_run_on_a_host_that_has_not_joined_shows_the_join(world, tmp_path):
+    # h2 defined the network; h1's first run would join it: the dry run shows the join (its host
+    # subnet, the bridge and vxlan device) and then the container on it, and changes nothing.
+    w, etcd = world
+    h1, h2 = hosts(w, tmp_path, 2, etcd.url)
+    cnet(h2, etcd, "net", "create", "ov", "--driver", "vxlan", "--subnet", "10.244.0.0/16")
+    keys = etcd.keys()
+    out = cnet(h1, etcd, "--dry-run", "run", "-d", "--net", "ov", "--", "sleep", "1000").stdout
+    assert "type vxlan id 1 dstport 4789 local 192.0.2.1 dev eth0 nolearning" in out
+    assert "10.244.1.1/24" in out, out  # the next free host subnet's gateway (h2 has 10.244.0.0/24)
+    assert out.index("type vxlan") < out.index("veth")  # joined first, then wired
+    assert etcd.keys() == keys
+    assert left_behind(h1) == []
+    cnet(h2, etcd, "net", "rm", "ov")
+    assert etcd.keys() == []
+    assert left_behind(h2) == []
+
+
 def test_a_rebooted_host_gets_its_share_back(world, tmp_path, tools):
     """After a reboot `cnet restore` re-creates the bridge and the vxlan device from SQLite alone;
     the next command brings the peers back; the host keeps its host subnet (its lease lives on).

@@ -110,7 +110,7 @@ def modules(stderr: str) -> set[str]:
 # importlib.metadata; hashlib loads OpenSSL (only veth naming needs it).
 RUNNER = {"sh", "asyncio", "importlib.metadata", "ssl", "cnet.runner", "cnet.journal"}
 # Overlay networks' etcd client (requests, urllib3, ...): only commands that touch an overlay.
-CLUSTER = {"etcd3gw", "requests", "urllib3", "cnet.cluster", "cnet.services.overlay"}
+CLUSTER = {"etcd3gw", "requests", "urllib3", "cnet.cluster", "cnet.services.overlay", "cnet.services.overlay_use"}
 FORBIDDEN: dict[tuple[str, ...], set[str]] = {
     ("--help",): RUNNER
     | CLUSTER

@@ -204,14 +204,14 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
         if req.init:
             init_program()  # missing: one clear line now, not exit 127 from the container
     check_host_ips(ctx, req.ports)
-    overlays = overlays_first(ctx, req.networks)
-    default_steps = ensure_default_network(ctx, req.networks)
+    overlays, joins = overlays_first(ctx, req.networks)
+    default_steps = joins + ensure_default_network(ctx, req.networks)
     restore_steps = restore_missing_networks(ctx, req.networks)
     held: list[int | None] = []
     try:
         out = _run(ctx, req, detached, remove, restore_steps, held, shown_before=default_steps)
         if overlays:
-            from ..overlay import after_change
+            from ..overlay_use import after_change
 
             after_change(ctx, overlays)
         return out
