@@ -171,6 +171,7 @@ def parse_args(text: str) -> tuple[tuple[str, str], ...]:
 class StaticIP:
     address: str
     prefix_len: int | None  # None: the network's own
+    version: int = 4
 
 
 @dataclass(frozen=True)
@@ -308,15 +309,12 @@ def parse_ips(items: object) -> tuple[StaticIP, ...]:
             iface = ipaddress.ip_interface(text)
         except ValueError:
             raise CniError(Code.INVALID_CONFIG, f"requested IP {text!r} is not an address") from None
-        if iface.version != 4:
-            raise CniError(
-                Code.INVALID_CONFIG,
-                f"requested IP {text} is IPv6: the CNI plugin takes a static IPv4 address only "
-                "(a dual-stack network gives the IPv6 one itself)",
-            )
-        out.append(StaticIP(str(iface.ip), iface.network.prefixlen if "/" in text else None))
-    if len(out) > 1:
-        raise CniError(Code.INVALID_CONFIG, f"{len(out)} IPv4 addresses requested: a cnet attachment has one")
+        out.append(StaticIP(str(iface.ip), iface.network.prefixlen if "/" in text else None, iface.version))
+    # An attachment has one address per family (IPv6 on a dual-stack network only: ADD checks).
+    for version in (4, 6):
+        n = sum(1 for i in out if i.version == version)
+        if n > 1:
+            raise CniError(Code.INVALID_CONFIG, f"{n} IPv{version} addresses requested: a cnet attachment has one")
     return tuple(out)
 
 

@@ -87,18 +87,29 @@ def _attachment_name(conn: Connection, env: Env, att_id: str) -> str:
     return f"cni-{att_id}"
 
 
-def _static_ip(net: Network, conf: NetConf) -> str | None:
-    if not conf.ips:
-        return None
-    from .. import ipam
+def _static_ips(net: Network, conf: NetConf) -> tuple[str | None, str | None]:
+    """The requested IPv4 and IPv6 addresses (runtimeConfig.ips), checked against the network."""
+    v4 = v6 = None
+    for want in conf.ips:
+        if want.version == 4:
+            from .. import ipam
 
-    want = conf.ips[0]
-    ipam.check_static(net, want.address)
-    if want.prefix_len is not None and want.prefix_len != net.prefix_len:
-        raise ValidationError(
-            f"requested IP {want.address}/{want.prefix_len} does not match network {net.name} ({net.subnet})"
-        )
-    return want.address
+            ipam.check_static(net, want.address)
+            subnet, prefix_len, v4 = net.subnet, net.prefix_len, want.address
+        else:
+            from .. import ipam6
+
+            if not net.subnet6:
+                raise ValidationError(
+                    f"requested IP {want.address} is IPv6: network {net.name} has no IPv6 subnet (create it with --ipv6)"
+                )
+            ipam6.check_static(net, want.address)
+            subnet, prefix_len, v6 = net.subnet6, net.prefix6_len, want.address
+        if want.prefix_len is not None and want.prefix_len != prefix_len:
+            raise ValidationError(
+                f"requested IP {want.address}/{want.prefix_len} does not match network {net.name} ({subnet})"
+            )
+    return v4, v6
 
 
 def add(ctx: Context, env: Env, conf: NetConf) -> dict:
@@ -132,7 +143,7 @@ def add(ctx: Context, env: Env, conf: NetConf) -> dict:
             )
         if conf.port_mappings and net.internal:
             raise ValidationError(f"network {net.name} is internal: it cannot publish ports")
-        static = _static_ip(net, conf)
+        static, static6 = _static_ips(net, conf)
         # The runtime (podman, conmon) may hold a published port's socket itself to reserve it:
         # only cnet's own mappings count as taken, as with the reference portmap plugin.
         check_ports(conn, conf.port_mappings, host_check=False)
@@ -165,7 +176,9 @@ def add(ctx: Context, env: Env, conf: NetConf) -> dict:
         names_store.insert_labels(conn, "container_labels", "container_id", att_id, pod_labels(env))
         # One default route per runtime container: via its first cnet attachment that may have one.
         default = not net.internal and not store.cni_has_default_route(conn, env.container_id)
-        ep = attach_endpoint(conn, att_id, net, env.ifname, static, default_route=default, mac=conf.mac)
+        ep = attach_endpoint(
+            conn, att_id, net, env.ifname, static, default_route=default, mac=conf.mac, static_ip6=static6
+        )
         ports = [store.insert_port(conn, att_id, ep, spec) for spec in conf.port_mappings]
 
         def attached(c: Connection) -> None:

@@ -195,6 +195,45 @@ def test_dual_stack_result_lists_both_families_and_check_wants_them(sandbox, cni
     assert sb.snapshot() == sb.baseline
 
 
+def test_static_ipv6_address_on_a_dual_stack_network(sandbox, cni):
+    # podman --ip6 sends it in runtimeConfig.ips: taken from the network's IPv6 subnet like an
+    # IPv4 one (alone or beside it), refused in one CNI error where it cannot be had.
+    sb = sandbox
+    sb.cnet("net", "create", "dual", "--ipv6", "--subnet", "10.77.0.0/24", "--subnet", "fd00:77::/64")
+    sb.cnet("net", "create", "v4", "--subnet", "10.78.0.0/24")
+    sb.sh("ip netns add rt1")
+    sb.sh("ip netns add rt2")
+    both = cni.conf("dual", runtime={"ips": ["10.77.0.50/24", "fd00:77::50/64"]})
+    r = cni.add(both, cid(1), "rt1")
+    assert r.rc == 0, r
+    assert [i["address"] for i in r.doc["ips"]] == ["10.77.0.50/24", "fd00:77::50/64"]
+    data = json.loads(sb.run(["ip", "-n", "rt1", "-j", "-6", "addr", "show", "dev", "eth0"], check=True).stdout)
+    assert [a["local"] for d in data for a in d["addr_info"] if a.get("scope") == "global"] == ["fd00:77::50"]
+    only6 = cni.conf("dual", runtime={"ips": ["fd00:77::51"]})
+    r2 = cni.add(only6, cid(2), "rt2")
+    assert r2.rc == 0, r2
+    v4, v6 = (i["address"] for i in r2.doc["ips"])
+    assert v4.startswith("10.77.0.") and v6 == "fd00:77::51/64"
+    refused = {
+        "fd00:77::50": "already in use",  # rt1 holds it
+        "fd00:78::5": "outside network dual",
+        "fd00:77::1": "is the gateway",
+    }
+    sb.sh("ip netns add rt3")
+    for addr, why in refused.items():
+        r3 = cni.add(cni.conf("dual", runtime={"ips": [addr]}), cid(3), "rt3")
+        assert r3.rc == 1 and why in r3.doc["msg"], (addr, r3)
+    r3 = cni.add(cni.conf("v4", runtime={"ips": ["fd00:77::52"]}), cid(3), "rt3")
+    assert r3.rc == 1 and "network v4 has no IPv6 subnet" in r3.doc["msg"], r3
+    assert veths(sb) and len(veths(sb)) == 2  # the refused ADDs left nothing
+    assert cni.delete(both, cid(1), "rt1").rc == 0
+    assert cni.delete(only6, cid(2), "rt2").rc == 0
+    for ns in ("rt1", "rt2", "rt3"):
+        sb.sh(f"ip netns del {ns}")
+    sb.cnet("net", "rm", "dual", "v4")
+    assert sb.snapshot() == sb.baseline
+
+
 def test_any_ifname_two_networks_static_ip_and_mac(sandbox, cni):
     sb = sandbox
     sb.cnet("net", "create", "blue", "--subnet", "10.77.0.0/24")

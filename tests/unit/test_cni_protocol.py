@@ -186,7 +186,7 @@ def test_runtime_config_only_read_by_add():
 def test_ips():
     assert p.parse_config(rc(ips=["10.1.0.5/24"]), "ADD").ips == (p.StaticIP("10.1.0.5", 24),)
     assert p.parse_config(rc(ips=["10.1.0.5"]), "ADD").ips == (p.StaticIP("10.1.0.5", None),)
-    for bad in (["fd00::5/64"], ["10.1.0.5", "10.1.0.6"], ["x"], "10.1.0.5", [5]):
+    for bad in (["fd00::5", "fd00::6/64"], ["10.1.0.5", "10.1.0.6"], ["x"], "10.1.0.5", [5]):
         assert code_of(p.parse_config, rc(ips=bad), "ADD") == Code.INVALID_CONFIG
 
 
@@ -337,12 +337,15 @@ def test_dns_from_runtime_config():
         assert code_of(p.parse_config, rc(dns=bad), "ADD") == Code.INVALID_CONFIG
 
 
-def test_ipv6_requests_are_refused_with_what_the_plugin_does_take():
-    """Dual-stack networks exist (an ADD gets their IPv6 address from cnet's IPAM): the messages
-    say what the plugin takes, not that networks are IPv4 only."""
-    with pytest.raises(CniError, match="takes a static IPv4 address only") as err:
-        p.parse_config(rc(ips=["fd00::5/64"]), "ADD")
-    assert "IPv4 only" not in err.value.msg
+def test_static_addresses_one_per_family_and_ipv6_host_ips_refused():
+    """runtimeConfig.ips: at most one address of each family (ADD checks an IPv6 one against the
+    network's IPv6 subnet); an IPv6 hostIP is refused with what the plugin does take."""
+    ips = p.parse_config(rc(ips=["10.0.0.5/24", "fd00::5/64"]), "ADD").ips
+    assert ips == (p.StaticIP("10.0.0.5", 24, 4), p.StaticIP("fd00::5", 64, 6))
+    assert p.parse_config(rc(ips=["fd00::5"]), "ADD").ips == (p.StaticIP("fd00::5", None, 6),)
+    for two in (["fd00::5", "fd00::6"], ["10.0.0.5", "10.0.0.6"]):
+        with pytest.raises(CniError, match="addresses requested: a cnet attachment has one"):
+            p.parse_config(rc(ips=two), "ADD")
     v6_host = [{"hostPort": 80, "containerPort": 80, "hostIP": "::1"}]
     with pytest.raises(CniError, match="maps IPv4 host addresses only"):
         p.parse_config(rc(portMappings=v6_host), "ADD")
