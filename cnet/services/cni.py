@@ -89,8 +89,11 @@ def _attachment_name(conn: Connection, env: Env, att_id: str) -> str:
 
 def _static_ips(net: Network, conf: NetConf) -> tuple[str | None, str | None]:
     """The requested IPv4 and IPv6 addresses (runtimeConfig.ips), checked against the network."""
-    v4 = v6 = None
+    v4: str | None = None
+    v6: str | None = None
     for want in conf.ips:
+        subnet: str | None
+        prefix_len: int | None
         if want.version == 4:
             from .. import ipam
 
