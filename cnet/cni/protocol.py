@@ -291,10 +291,21 @@ def _host_ip(value: object) -> str:
         addr = None
     if addr is None:
         raise CniError(Code.INVALID_CONFIG, f"port mapping hostIP {value!r} is not an IP address")
-    if addr.version != 4:
-        raise CniError(
-            Code.INVALID_CONFIG, f"port mapping hostIP {value} is IPv6: the CNI plugin maps IPv4 host addresses only"
-        )
+    if addr.version == 6:
+        # As `run -p [IPV6]:...` (validate6.port_host6): published on that address only, on a
+        # dual-stack network (ADD checks).
+        if addr.is_loopback:
+            raise CniError(
+                Code.INVALID_CONFIG,
+                f"port mapping hostIP {value}: the kernel cannot DNAT to ::1 (there is no IPv6 route_localnet)",
+            )
+        if addr.is_unspecified:
+            raise CniError(
+                Code.INVALID_CONFIG, f"port mapping hostIP {value}: for every address leave hostIP out or empty"
+            )
+        if addr.is_multicast or addr.is_link_local:
+            raise CniError(Code.INVALID_CONFIG, f"port mapping hostIP {value} is not a global unicast address")
+        return str(addr)
     if addr.is_multicast or addr.is_reserved or str(addr) == "255.255.255.255":
         raise CniError(Code.INVALID_CONFIG, f"port mapping hostIP {value} is not a unicast address")
     return str(addr)

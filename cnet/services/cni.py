@@ -146,6 +146,8 @@ def add(ctx: Context, env: Env, conf: NetConf) -> dict:
             )
         if conf.port_mappings and net.internal:
             raise ValidationError(f"network {net.name} is internal: it cannot publish ports")
+        if any(":" in p.host_ip for p in conf.port_mappings) and not net.subnet6:
+            raise ValidationError(f"network {net.name} has no IPv6: it cannot publish on an IPv6 host address")
         static, static6 = _static_ips(net, conf)
         # The runtime (podman, conmon) may hold a published port's socket itself to reserve it:
         # only cnet's own mappings count as taken, as with the reference portmap plugin.

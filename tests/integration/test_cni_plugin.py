@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .cni_support import Plugin, attachments, ns_addrs, ns_default_gw
-from .conftest import add_client, answers, del_client, run_server, settled
+from .conftest import add_client, answers, del_client, probe, run_server, settled
 
 pytestmark = pytest.mark.root
 
@@ -297,8 +297,6 @@ def test_port_mappings_reach_the_attachment(sandbox, cni, tools):
         assert ext["tcp:127.0.0.1:8080"] is None  # a 127.0.0.1 mapping stays local
         ctr = run_server(sb, tools, "c1", "--net", "blue", port=90)
         ctr_ip = ctr["networks"][0]["ip"]
-        from .conftest import probe
-
         (reply,) = probe(sb, tools, [f"tcp:{ctr_ip}:90"], netns="rt1")
         assert reply.split()[:2] == ["c1", att_ip]  # no NAT between them
         (reply,) = probe(sb, tools, [f"tcp:{att_ip}:80"], netns=ctr["netns"])
@@ -312,6 +310,37 @@ def test_port_mappings_reach_the_attachment(sandbox, cni, tools):
     sb.sh("ip netns del rt1")
     del_client(sb, client)
     sb.cnet("net", "rm", "blue")
+    assert sb.snapshot() == sb.baseline
+
+
+def test_port_mapping_on_one_ipv6_host_address(sandbox, cni, tools):
+    # As `run -p [IPV6]:8081:80`: published on that IPv6 address only; refused on an IPv4-only
+    # network; DEL takes the ip6tables rules away.
+    sb = sandbox
+    ext = add_client(sb, ipv6=True)
+    sb.cnet("net", "create", "dual", "--ipv6", "--subnet", "10.77.0.0/24", "--subnet", "fd00:77::/64")
+    sb.cnet("net", "create", "v4", "--subnet", "10.78.0.0/24")
+    sb.sh("ip netns add rt1 && ip -n rt1 link set lo up")
+    mapping = {"portMappings": [{"hostPort": 8081, "containerPort": 80, "protocol": "tcp", "hostIP": ext.host_ip6}]}
+    refused = cni.add(cni.conf("v4", runtime=mapping), cid(2), "rt1")
+    assert refused.rc == 1 and "network v4 has no IPv6" in refused.doc["msg"], refused
+    conf = cni.conf("dual", runtime=mapping)
+    r = cni.add(conf, cid(1), "rt1")
+    assert r.rc == 0, r
+    server = sb.popen(["nsenter", "--net=/run/netns/rt1", "python3", str(tools.server), "80", "dual"])
+    try:
+        assert sb.wait_for(
+            lambda: probe(sb, tools, [f"tcp:[{ext.host_ip6}]:8081"], netns=ext.netns, timeout=0.5)[0], timeout=10
+        )
+        assert probe(sb, tools, [f"tcp:{ext.host_ip}:8081"], netns=ext.netns, timeout=1) == [None]  # IPv6 only
+    finally:
+        server.kill()
+        server.wait()
+    assert f"-d {ext.host_ip6}/128 -p tcp -m tcp --dport 8081" in sb.ip6tables_save()
+    assert cni.delete(conf, cid(1), "rt1").rc == 0
+    sb.sh("ip netns del rt1")
+    del_client(sb, ext)
+    sb.cnet("net", "rm", "dual", "v4")
     assert sb.snapshot() == sb.baseline
 
 

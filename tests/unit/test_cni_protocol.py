@@ -337,15 +337,18 @@ def test_dns_from_runtime_config():
         assert code_of(p.parse_config, rc(dns=bad), "ADD") == Code.INVALID_CONFIG
 
 
-def test_static_addresses_one_per_family_and_ipv6_host_ips_refused():
+def test_static_addresses_one_per_family_and_ipv6_host_ips():
     """runtimeConfig.ips: at most one address of each family (ADD checks an IPv6 one against the
-    network's IPv6 subnet); an IPv6 hostIP is refused with what the plugin does take."""
+    network's IPv6 subnet); an IPv6 hostIP as `run -p [IPV6]:...` takes it."""
     ips = p.parse_config(rc(ips=["10.0.0.5/24", "fd00::5/64"]), "ADD").ips
     assert ips == (p.StaticIP("10.0.0.5", 24, 4), p.StaticIP("fd00::5", 64, 6))
     assert p.parse_config(rc(ips=["fd00::5"]), "ADD").ips == (p.StaticIP("fd00::5", None, 6),)
     for two in (["fd00::5", "fd00::6"], ["10.0.0.5", "10.0.0.6"]):
         with pytest.raises(CniError, match="addresses requested: a cnet attachment has one"):
             p.parse_config(rc(ips=two), "ADD")
-    v6_host = [{"hostPort": 80, "containerPort": 80, "hostIP": "::1"}]
-    with pytest.raises(CniError, match="maps IPv4 host addresses only"):
-        p.parse_config(rc(portMappings=v6_host), "ADD")
+    v6_host = [{"hostPort": 80, "containerPort": 80, "hostIP": "2001:DB8::1"}]
+    (m,) = p.parse_config(rc(portMappings=v6_host), "ADD").port_mappings
+    assert (m.host_ip, m.host_port) == ("2001:db8::1", 80)
+    for bad, why in (("::1", "cannot DNAT to ::1"), ("::", "leave hostIP out"), ("fe80::1", "not a global unicast")):
+        with pytest.raises(CniError, match=why):
+            p.parse_config(rc(portMappings=[{"hostPort": 80, "containerPort": 80, "hostIP": bad}]), "ADD")
