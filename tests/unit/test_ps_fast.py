@@ -76,14 +76,25 @@ def state(tmp_path_factory):
     return d
 
 
-def both(*args: str, stdout=subprocess.PIPE) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+@pytest.fixture(scope="module")
+def no_tools(tmp_path_factory):
+    """An empty PATH: `ps` run as root reaps a running container whose process is gone, and its
+    release plan runs ip/iptables; these rows are alive (this test's pid), and should that ever
+    fail, the commands are not found rather than run on this machine."""
+    return str(tmp_path_factory.mktemp("empty-path"))
+
+
+def both(*args: str, stdout=subprocess.PIPE, path: str) -> tuple[subprocess.CompletedProcess, ...]:
     assert ps_args.parse(list(args)) is not None, "a case the fast path declines proves nothing here"
     env = {k: v for k, v in os.environ.items() if k not in ("CNET_STATE_DIR", "CNET_DEBUG", "_CNET_COMPLETE")}
+    env["PATH"] = path
 
     def run(code: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
+        r = subprocess.run(
             [sys.executable, "-c", code, *args], stdout=stdout, stderr=subprocess.PIPE, env=env, timeout=120
         )
+        assert b"marked exited" not in r.stderr, r.stderr  # nothing reaped: the state stays as built
+        return r
 
     return run(FAST), run(TYPER)
 
@@ -111,8 +122,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("ps", CASES, ids=lambda a: " ".join(a) or "plain")
-def test_same_output_as_typer(state, ps):
-    fast, slow = both("--state-dir", str(state), "ps", *ps)
+def test_same_output_as_typer(state, no_tools, ps):
+    fast, slow = both("--state-dir", str(state), "ps", *ps, path=no_tools)
     assert slow.returncode == 0 and slow.stdout, slow.stderr
     same(fast, slow)
 
@@ -129,34 +140,36 @@ def test_same_output_as_typer(state, ps):
     ],
     ids=" ".join,
 )
-def test_same_errors_as_typer(state, ps):
-    fast, slow = both("--state-dir", str(state), "ps", *ps)
+def test_same_errors_as_typer(state, no_tools, ps):
+    fast, slow = both("--state-dir", str(state), "ps", *ps, path=no_tools)
     assert slow.returncode != 0 and slow.stderr.startswith(b"cnet: "), slow
     same(fast, slow)
 
 
-def test_same_on_broken_states(tmp_path):
+def test_same_on_broken_states(tmp_path, no_tools):
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     damaged = tmp_path / "damaged"
     damaged.mkdir(mode=0o700)
     (damaged / "cnet.db").write_bytes(b"not a database" * 100)
     for d in (not_a_dir, damaged):
-        fast, slow = both(f"--state-dir={d}", "ps", "-a")
+        fast, slow = both(f"--state-dir={d}", "ps", "-a", path=no_tools)
         assert slow.returncode == 1 and slow.stderr.startswith(b"cnet: error: "), slow
         same(fast, slow)
-    fast, slow = both("--state-dir", str(tmp_path / "missing"), "-v", "ps", "--json")  # no database: empty
+    fast, slow = both(
+        "--state-dir", str(tmp_path / "missing"), "-v", "ps", "--json", path=no_tools
+    )  # no database: empty
     assert slow.returncode == 0 and slow.stdout == b"[]\n", slow
     same(fast, slow)
     assert not (tmp_path / "missing").exists()
 
 
-def test_same_with_global_flags_and_a_closed_pipe(state):
-    same(*both("--dry-run", "-v", "--state-dir", str(state), "ps", "-a"))
+def test_same_with_global_flags_and_a_closed_pipe(state, no_tools):
+    same(*both("--dry-run", "-v", "--state-dir", str(state), "ps", "-a", path=no_tools))
     read, write = os.pipe()
     os.close(read)  # every write to stdout fails: EPIPE
     try:
-        fast, slow = both("--state-dir", str(state), "ps", "-a", stdout=write)
+        fast, slow = both("--state-dir", str(state), "ps", "-a", stdout=write, path=no_tools)
     finally:
         os.close(write)
     assert slow.returncode == 1, slow
