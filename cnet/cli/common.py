@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: the per-command context, output helpers, and error-to-exit mapping.
+"""Shared CLI plumbing of the typer commands: the per-command context and output helpers.
 
 The global options build one services Context per invocation and hang it on click's context
 object (`typer.Context.obj`, public API); every command takes `cli: typer.Context` and asks for
