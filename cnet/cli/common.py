@@ -1,16 +1,21 @@
-"""Shared CLI plumbing: the per-command context, output helpers, and error-to-exit mapping.
+"""Shared CLI plumbing of the typer commands: the per-command context and output helpers.
 
 The global options build one services Context per invocation and hang it on click's context
 object (`typer.Context.obj`, public API); every command takes `cli: typer.Context` and asks for
 it through `context()`, `mutating()` or `reading()`. The root click context closes it on exit.
+What needs no typer is in cli/invocation.py and cli/printing.py (named here too), so `ps`'s
+typer-free path shares it.
 """
 
-import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
+
+from . import invocation
+from .printing import print_json as print_json  # the commands print through common
+from .printing import print_table as print_table
 
 if TYPE_CHECKING:  # loaded by the commands, not by `cnet --help`
     from ..commands import Plan
@@ -39,18 +44,10 @@ def mutating(cli: typer.Context) -> "Context":
 
 def reading(cli: typer.Context) -> "Context":
     """Context for a read-only command; recovers only when it can (root), else just reads."""
-    ctx = context(cli)
-    ctx.readonly = True
-    if not ctx.dry_run and os.geteuid() == 0:
-        recover(ctx)
-    return ctx
+    return invocation.reading(context(cli))
 
 
-def recover(ctx: "Context") -> None:
-    from ..services import recovery
-
-    for line in recovery.recover_all(ctx):
-        print(line, file=sys.stderr)
+recover = invocation.recover
 
 
 def load_container(ctx: "Context", ref: str) -> "Container":
@@ -84,35 +81,6 @@ def for_each(
             print(name)
     if failed:
         raise typer.Exit(1)
-
-
-def print_json(data: Any) -> None:
-    import json
-
-    print(json.dumps(data, indent=2, default=str))
-
-
-def print_table(rows: list[dict], headers: list[str]) -> None:
-    """tabulate's "simple" layout (numeric columns right-aligned, two spaces between columns),
-    written out: importing tabulate and its per-cell number parsing would dominate what `cnet ps`
-    spends beyond its imports for a few hundred rows (scripts/bench)."""
-    cells = [[r.get(h, "") for h in headers] for r in rows]
-    numeric = [
-        any(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in cells)
-        and all(isinstance(row[i], (int, float)) or row[i] in ("", None) for row in cells)
-        for i in range(len(headers))
-    ]
-    text = [["" if v is None else str(v) for v in row] for row in cells]
-    titles = [h.upper() for h in headers]
-    widths = [max([len(titles[i]) + 2] + [len(row[i]) for row in text]) for i in range(len(headers))]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(
-            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
-        ).rstrip()
-
-    out = [line(titles), "  ".join("-" * w for w in widths)] + [line(row) for row in text]
-    print("\n".join(out))
 
 
 def print_plan(plan: "Plan", title: str) -> None:

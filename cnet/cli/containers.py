@@ -1,6 +1,5 @@
 """Container commands: run, ps, inspect, exec, logs, stop, rm."""
 
-import shlex
 import sys
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -185,47 +184,9 @@ def ps(
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON list (typed values).")] = False,
 ) -> None:
     """List running containers (-a: all)."""
-    from ..services import containers
+    from . import listing  # the body `ps`'s typer-free path runs too (cli/entry.py)
 
-    filters = []
-    if filter_:
-        from .. import validate  # the checks of every other input too: only with a filter
-
-        filters = [validate.ps_filter(f) for f in filter_]
-    # A status filter looks at every container (as Docker's does), whatever -a says.
-    every = all_ or any(k == "status" for k, _ in filters)
-    details = bool(filters or format_ or json_)
-    ctx = common.reading(cli)
-    with ctx.store.read() as conn:
-        rows = containers.list_containers(conn, every, details=details)
-    if filters:
-        rows = [r for r in rows if containers.matches(r, filters)]
-    if quiet:
-        for r in rows:
-            print(r["id"])
-        return
-    if format_ is not None:
-        from . import output
-
-        for line in output.format_rows(rows, format_):
-            print(line)
-        return
-    if json_:
-        common.print_json(rows)
-        return
-    table = []
-    for r in rows:  # the table shortens long commands; --json keeps them whole
-        command = shlex.join(r["command"])
-        table.append(
-            r
-            | {
-                "pid": r["pid"] or "",
-                "ips": ",".join(r["ips"]),
-                "ports": ",".join(r["ports"]),
-                "command": command if len(command) <= 40 else command[:39] + "…",
-            }
-        )
-    common.print_table(table, ["name", "id", "state", "pid", "ips", "ports", "command"])
+    listing.ps(common.context(cli), all_, quiet, list(filter_ or ()), format_, json_)
 
 
 def inspect(

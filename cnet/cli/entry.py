@@ -1,17 +1,27 @@
-"""The `cnet` command's entry point. `cnet --help` (or `-h`, after global flags only) prints the
-help typer renders for the whole command line from cnet/cli/help_text.py, without importing typer
-(whose import costs more than everything else `--help` does: scripts/bench). scripts/help-text
-writes that text from typer's own rendering, and tests/unit/test_cli_help.py checks that it is
-byte for byte what typer prints, so it cannot drift. Typer wraps help to the terminal, at most 80
-columns: on a narrower terminal typer renders it. Everything else goes to cnet.cli.main."""
+"""The `cnet` command's entry point. Two command lines skip typer, whose import costs more than
+everything else they do (scripts/bench):
 
+- `cnet --help` (or `-h`, after global flags only) prints the help typer renders for the whole
+  command line from cnet/cli/help_text.py. scripts/help-text writes that text from typer's own
+  rendering, and tests/unit/test_cli_help.py checks that it is byte for byte what typer prints,
+  so it cannot drift. Typer wraps help to the terminal, at most 80 columns: on a narrower
+  terminal typer renders it.
+- `cnet ps` in the forms cli/ps_args.py is sure to read as typer does runs cli/listing.py (the
+  body typer's `ps` runs too), with cli/invocation.py's context and error mapping (typer's path
+  uses the same). tests/unit/test_ps_args.py proves the parsing equal, tests/unit/test_ps_fast.py
+  the output and exit codes.
+
+Everything else goes to cnet.cli.main."""
+
+import os
 import sys
 
 from .argv import command_word
 
 
 def main() -> None:
-    if command_word(sys.argv[1:]) in ("--help", "-h"):
+    args = sys.argv[1:]
+    if command_word(args) in ("--help", "-h"):
         import shutil
 
         # click's help formatter: min(columns, 80) - 2, so every width from 80 on renders alike.
@@ -22,6 +32,38 @@ def main() -> None:
             if sys.stdout is not None:  # fd 1 closed: nothing to print to, as typer's echo
                 sys.stdout.write(HELP)
             end_process(0)
+    if "ps" in args and not completing(args):
+        from .ps_args import parse
+
+        parsed = parse(args)
+        if parsed is not None:
+            ps(*parsed)
     from .main import main as run
 
     run()
+
+
+def completing(args: list[str]) -> bool:
+    """Shell completion is typer's (cli/main.py's COMPLETING, the same test)."""
+    return "_CNET_COMPLETE" in os.environ or any(
+        a.startswith(("--install-completion", "--show-completion")) for a in args
+    )
+
+
+def ps(global_options: dict, options: dict) -> None:
+    """`cnet ps` as typer's path runs it (cli/main.py's main and global options, cli/containers.py's
+    ps): the same Context, body, closing, error mapping and end of the process."""
+    from . import invocation, listing
+    from .process_end import end_process
+
+    os.umask(invocation.UMASK)
+    code = 0
+    try:
+        ctx = invocation.new_context(**global_options)
+        try:
+            listing.ps(ctx, **options)
+        finally:  # as click closes its root context, on success and on every error
+            ctx.close()
+    except (KeyboardInterrupt, Exception) as exc:
+        code = invocation.command_failed(exc)
+    end_process(code)

@@ -73,17 +73,9 @@ def global_options(
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    from ..services.context import Context, state_dir_from_env
+    from .invocation import new_context  # the Context `ps`'s typer-free path builds too
 
-    ctx = Context(
-        state_dir=state_dir_from_env(state_dir),
-        dry_run=dry_run,
-        verbose=verbose,
-        say=lambda line: print(line, file=sys.stderr, flush=True),
-        echo=lambda line: print(f"+ {line}", file=sys.stderr, flush=True),
-        etcd=etcd or os.environ.get("CNET_ETCD") or None,
-        etcd_tls=(etcd_cacert, etcd_cert, etcd_key),
-    )
+    ctx = new_context(state_dir, dry_run, verbose, etcd, etcd_cacert, etcd_cert, etcd_key)
     cli.obj = ctx  # subcommands' contexts inherit it
     cli.call_on_close(ctx.close)  # the root context closes last, on success and on every error
 
@@ -186,9 +178,9 @@ def register(word: str | None = None) -> typer.Typer:
 
 def main() -> None:
 
-    os.umask(0o077)  # state, logs and journal are private to root
-    from ..errors import CnetError
+    from . import invocation
 
+    os.umask(invocation.UMASK)
     code = 0
     try:
         args = sys.argv[1:]
@@ -205,25 +197,8 @@ def main() -> None:
         else:
             print(f"cnet: error: {exc.format_message()}", file=sys.stderr)
         code = exc.exit_code
-    except KeyboardInterrupt:
-        code = 130
-    except CnetError as exc:
-        print(f"cnet: error: {exc}", file=sys.stderr)
-        code = 1
-    except BrokenPipeError:
-        code = 1
-    except Exception as exc:
-        state = _state_error(exc)
-        if state is not None:
-            print(f"cnet: error: {state}", file=sys.stderr)
-            code = 1
-        else:  # a bug: one line, full traceback only on request
-            if os.environ.get("CNET_DEBUG"):
-                raise
-            print(
-                f"cnet: internal error: {type(exc).__name__}: {exc} (set CNET_DEBUG=1 for a traceback)", file=sys.stderr
-            )
-            code = 70
+    except (KeyboardInterrupt, Exception) as exc:  # cnet's own mapping, shared with `ps`'s own path
+        code = invocation.failed(exc)
     exit_now(code)
 
 
@@ -262,19 +237,6 @@ def exit_now(code: int) -> None:
     from .process_end import end_process
 
     end_process(code)
-
-
-def _state_error(exc: Exception) -> str | None:
-    """A full disk, a read-only or damaged state database met after start-up (a write in the
-    middle of a command): one line, as when the database is opened (services/context.py)."""
-    import errno
-
-    full_or_readonly = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
-    if type(exc).__module__ == "sqlite3" or full_or_readonly:
-        from ..db.connection import state_error
-
-        return state_error(exc, None)
-    return None
 
 
 if __name__ == "__main__":

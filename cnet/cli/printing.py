@@ -1,0 +1,33 @@
+"""Tables and JSON on stdout, without typer: `ps`'s typer-free path (cli/entry.py) prints with
+these as every other command does (through cli/common.py)."""
+
+from typing import Any
+
+
+def print_json(data: Any) -> None:
+    import json
+
+    print(json.dumps(data, indent=2, default=str))
+
+
+def print_table(rows: list[dict], headers: list[str]) -> None:
+    """tabulate's "simple" layout (numeric columns right-aligned, two spaces between columns),
+    written out: importing tabulate and its per-cell number parsing would dominate what `cnet ps`
+    spends beyond its imports for a few hundred rows (scripts/bench)."""
+    cells = [[r.get(h, "") for h in headers] for r in rows]
+    numeric = [
+        any(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in cells)
+        and all(isinstance(row[i], (int, float)) or row[i] in ("", None) for row in cells)
+        for i in range(len(headers))
+    ]
+    text = [["" if v is None else str(v) for v in row] for row in cells]
+    titles = [h.upper() for h in headers]
+    widths = [max([len(titles[i]) + 2] + [len(row[i]) for row in text]) for i in range(len(headers))]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [line(titles), "  ".join("-" * w for w in widths)] + [line(row) for row in text]
+    print("\n".join(out))
