@@ -132,13 +132,24 @@ def endpoint_container_side(
     loopback: bool,
     ip6: str | None = None,
     gateway6: str | None = None,
+    ipv6_host: bool = False,
 ) -> Step:
     """`ip6` ("ADDR/LEN", dual stack) is added `nodad`: no duplicate address detection delay, the
     address works as soon as `run` returns (IPAM guarantees it is unique on the bridge); the IPv6
-    default route goes via `gateway6`."""
+    default route goes via `gateway6`.
+
+    Without `ip6` the interface gets no IPv6 address at all (addrgenmode none), as Docker leaves
+    IPv4-only interfaces without IPv6 since CVE-2024-32473: the link-local address the kernel
+    would make sends duplicate address detection and MLD reports when the link comes up, which
+    the bridge floods to every other port, so each start would cost work in every container
+    already on the network and a stack's start would grow with the square of its size
+    (scripts/bench, stack growth). `ipv6_host`: the kernel has IPv6 (the setting is IPv6's: `ip`
+    fails on it under ipv6.disable=1, where there is nothing to turn off)."""
     lines = []
     if loopback:
         lines.append("link set lo up")
+    if ip6 is None and ipv6_host:
+        lines.append(f"link set dev {interface} addrgenmode none")
     lines += [
         f"addr add {ip}/{prefix_len} dev {interface}",
         f"link set {interface} up",

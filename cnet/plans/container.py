@@ -102,7 +102,10 @@ def udp_conntrack_flushes(ports: Sequence[PortMapping]) -> list[Step]:
     return steps
 
 
-def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool) -> list[Step]:
+def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool, ipv6_host: bool = False) -> list[Step]:
+    """`ipv6_host`: the kernel has IPv6, and an IPv4-only endpoint gets none (see
+    kernel.ip.endpoint_container_side). Left False by the CNI plugin, whose runtime owns the
+    namespace's IPv6 settings."""
     return [
         ipk.endpoint_host_side(
             netns=netns,
@@ -123,6 +126,7 @@ def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool)
             loopback=first,
             ip6=f"{ep.ip6}/{ep.prefix6_len}" if ep.ip6 else None,
             gateway6=ep.gateway6 if ep.is_default_route and ep.ip6 else None,
+            ipv6_host=ipv6_host,
         ),
     ]
 
@@ -134,6 +138,7 @@ def wiring(
     *,
     before: Sequence[Step] = (),
     after: Sequence[Step] = (),
+    ipv6_host: bool = False,
 ) -> Plan:
     """`run`, up to the process: its namespace with every endpoint (the first creates the netns
     and brings lo up), then its published ports. `before`: steps that must come first (a network
@@ -142,7 +147,7 @@ def wiring(
     if not endpoints:
         plan.extend(ipk.loopback_only(container.netns))
     for i, ep in enumerate(endpoints):
-        plan.extend(endpoint_steps(container.netns, ep, first=(i == 0), create_netns=(i == 0)))
+        plan.extend(endpoint_steps(container.netns, ep, first=(i == 0), create_netns=(i == 0), ipv6_host=ipv6_host))
     if endpoints:
         plan.add(spoof_add(endpoints))
     if ports:
@@ -162,9 +167,9 @@ def log_writer_step(argv: Sequence[str]) -> Step:
     return Step(summary=LOG_WRITER_SUMMARY, do=cmd(*argv))
 
 
-def connect(netns: str, ep: Endpoint, *, first: bool, before: Sequence[Step] = ()) -> Plan:
+def connect(netns: str, ep: Endpoint, *, first: bool, before: Sequence[Step] = (), ipv6_host: bool = False) -> Plan:
     plan = Plan(list(before))
-    plan.extend(endpoint_steps(netns, ep, first=first, create_netns=False))
+    plan.extend(endpoint_steps(netns, ep, first=first, create_netns=False, ipv6_host=ipv6_host))
     plan.add(spoof_add([ep]))
     return plan
 

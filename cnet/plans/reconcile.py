@@ -41,7 +41,11 @@ class Kernel:
     live_containers: set[str] = field(default_factory=set)  # ids whose PID 1 is alive
     live_watchers: set[str] = field(default_factory=set)  # ids whose watcher is alive
     rules6: parse.Ruleset = field(default_factory=parse.Ruleset)  # ip6tables-save
-    ip6_forward: str | None = None
+    ip6_forward: str | None = None  # None: no IPv6 on this host (ipv6.disable=1)
+
+    @property
+    def ipv6(self) -> bool:
+        return self.ip6_forward is not None
 
 
 @dataclass
@@ -328,7 +332,9 @@ def plan_reconcile(k: Kernel, d: Desired, *, clean: bool, force: bool = False) -
                 continue
             link = k.links.get(ep.host_veth)
             if link is None:
-                plan.extend(endpoint_steps(c.netns, ep, first=ep.is_default_route, create_netns=False))
+                plan.extend(
+                    endpoint_steps(c.netns, ep, first=ep.is_default_route, create_netns=False, ipv6_host=k.ipv6)
+                )
                 notes.append(f"container {c.name}: endpoint on {ep.network} re-created (its veth was gone)")
                 continue
             fixes = attachment_fixes(link, ep_net.bridge)

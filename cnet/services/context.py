@@ -57,6 +57,11 @@ class Context:
     _network_locked: bool = field(default=False, init=False, repr=False)
 
     @property
+    def ipv6_host(self) -> bool:
+        """The kernel has IPv6 (not booted with ipv6.disable=1): what the wiring plans ask."""
+        return os.path.isdir("/proc/sys/net/ipv6")
+
+    @property
     def runner(self) -> ShellRunner:
         if self._runner is None:
             if self.light_runner:

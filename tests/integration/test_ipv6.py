@@ -4,10 +4,12 @@ isolation between networks, the IPv6 anti-spoofing pin, and nothing left behind 
 fixture compares ip6tables and IPv6 forwarding with the baseline too)."""
 
 import json
+import subprocess
+import time
 
 import pytest
 
-from .conftest import add_client, answers, del_client, in_netns, probe, run_server
+from .conftest import add_client, answers, del_client, in_netns, inspect, probe, run_server
 
 pytestmark = pytest.mark.root
 
@@ -311,3 +313,60 @@ def test_hosts_files_list_ipv6_addresses_on_dual_stack_networks(sandbox):
     assert own.count(f"{h2[1]['ip']}\t") == 1
     sb.cnet("rm", "-f", "h1", "h2")
     sb.cnet("net", "rm", "d1", "v4")
+
+
+def _ipv6_addrs(sb, netns: str, dev: str) -> list[str]:
+    out = sb.run(in_netns(netns, ["ip", "-j", "-6", "addr", "show", "dev", dev]), check=True).stdout
+    return [f"{a['local']}/{a['prefixlen']}" for link in json.loads(out) for a in link.get("addr_info", [])]
+
+
+# Counts the frames from containers (MACs 02:42:..., ip.mac_for_ip) that reach eth0, until stdin
+# closes: not the bridge's own, nor those of the host's end of the veth.
+SNIFF = """
+import select, socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind(("eth0", 0))
+print("ready", flush=True)
+n = 0
+while sys.stdin not in select.select([s, sys.stdin], [], [])[0]:
+    frame, addr = s.recvfrom(65535)
+    n += addr[2] != socket.PACKET_OUTGOING and frame[6:8] == bytes([2, 0x42])
+print(n)
+"""
+
+
+def test_ipv4_only_interfaces_get_no_ipv6_and_a_start_sends_nothing_to_the_others(sandbox, tmp_path):
+    """An interface on an IPv4-only network has no IPv6 address (no link-local one either), by
+    `run`, `up` and `net connect`: the kernel's link-local address would send duplicate address
+    detection and MLD reports at link up, which the bridge floods to every container on it. So
+    starting containers costs nothing in the ones already running: their eth0 receives nothing.
+    A dual-stack interface keeps its link-local address."""
+    sb = sandbox
+    sb.cnet("net", "create", "v4", "--subnet", "10.30.5.0/24")
+    sb.cnet("net", "create", "v4b", "--subnet", "10.30.6.0/24")
+    sb.cnet("net", "create", "d1", *N1)
+    sb.cnet("run", "-d", "--name", "first", "--net", "v4", "--", "sleep", "600")
+    first = inspect(sb, "first")["netns"]
+    assert _ipv6_addrs(sb, first, "eth0") == []
+    sniffer = sb.popen(
+        in_netns(first, ["python3", "-c", SNIFF]), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert sniffer.stdout.readline() == "ready\n"
+    stack = tmp_path / "s.toml"
+    stack.write_text('name = "q"\n[containers.s]\ncommand = ["sleep", "600"]\nnetworks = ["v4"]\nscale = 4\n')
+    sb.cnet("up", str(stack))
+    sb.cnet("run", "-d", "--name", "more", "--net", "v4", "--", "sleep", "600")
+    sb.cnet("net", "connect", "v4b", "more")
+    more = inspect(sb, "more")["netns"]
+    assert _ipv6_addrs(sb, more, "eth0") == [] and _ipv6_addrs(sb, more, "eth1") == []
+    assert _ipv6_addrs(sb, inspect(sb, "s-1")["netns"], "eth0") == []
+    time.sleep(1.5)  # what the starts would have sent (each link-local address: a report, then a second)
+    heard, _ = sniffer.communicate(timeout=10)
+    assert int(heard) == 0  # with link-local addresses: several frames from each of the six
+    sb.cnet("run", "-d", "--name", "dual", "--net", "d1", "--", "sleep", "600")
+    addrs = _ipv6_addrs(sb, inspect(sb, "dual")["netns"], "eth0")
+    assert "fd00:30:1::2/64" in addrs and any(a.startswith("fe80::") for a in addrs), addrs
+    sb.cnet("down", str(stack))
+    sb.cnet("rm", "-f", "first", "more", "dual")
+    for net in ("v4", "v4b", "d1"):
+        sb.cnet("net", "rm", net)

@@ -225,6 +225,10 @@ def test_reconcile_reattaches_a_detached_down_or_hairpinless_veth():
     assert [s for s in plan.steps if "re-attach" in s.summary or "endpoint" in s.summary] == []
     plan, notes = plan_reconcile(_kernel(None), _desired(), clean=True)
     assert any("re-created" in n for n in notes)
+    # Re-created as `run` makes it: without IPv6 on an IPv4-only network where the host has IPv6.
+    assert "addrgenmode" not in plan.as_shell_script()  # ip6_forward unread: no IPv6 here
+    plan, _ = plan_reconcile(dataclasses.replace(_kernel(None), ip6_forward="0"), _desired(), clean=True)
+    assert "link set dev eth0 addrgenmode none" in plan.as_shell_script()
 
 
 def test_gc_keeps_orphans_with_live_processes_unless_forced():

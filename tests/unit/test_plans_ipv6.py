@@ -72,6 +72,30 @@ def test_ipv4_only_plans_are_unchanged():
     assert "ip6tables" not in net.as_shell_script() and "ipv6" not in net.as_shell_script()
 
 
+def test_ipv4_only_interfaces_get_no_ipv6_address_where_the_host_has_ipv6():
+    # Its link-local address would send DAD and MLD multicasts at link up, flooded by the bridge
+    # to every other container: turned off before the link comes up, in the same process.
+    inside = cplans.wiring(CTR, [EP], [TCP], ipv6_host=True).steps[1]
+    assert inside.do.argv == ("nsenter", "--net=/run/netns/cnet-cccccccccccc", "ip", "-batch", "-")
+    assert inside.do.stdin.splitlines() == [
+        "link set lo up",
+        "link set dev eth0 addrgenmode none",
+        "addr add 10.5.0.2/24 dev eth0",
+        "link set eth0 up",
+        "route add default via 10.5.0.1 dev eth0",
+    ]
+    on = cplans.connect(CTR.netns, EP, first=False, ipv6_host=True).steps[1]
+    assert on.do.stdin.splitlines()[0] == "link set dev eth0 addrgenmode none"
+    # A host without IPv6 (ipv6.disable=1) has nothing to turn off, and `ip` would refuse it.
+    assert "addrgenmode" not in cplans.wiring(CTR, [EP], [TCP], ipv6_host=False).as_shell_script()
+    # A dual-stack interface keeps its link-local address (neighbour discovery, the pin allows it).
+    assert "addrgenmode" not in cplans.wiring(CTR, [EP6], [TCP6], ipv6_host=True).as_shell_script()
+    # The CNI plugin's attachments: the runtime's namespace, its settings (the default).
+    assert "addrgenmode" not in "".join(
+        s.do.stdin or "" for s in cplans.endpoint_steps("ns", EP, first=True, create_netns=False)
+    )
+
+
 def test_dual_stack_wiring_adds_one_ip6tables_restore_for_ports_only():
     plan = cplans.wiring(CTR, [EP6], [TCP6])
     assert [s.do.argv[0] for s in plan] == [

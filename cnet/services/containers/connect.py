@@ -41,7 +41,7 @@ def connect(
             default_route=not has_default and not net.internal,
             aliases=tuple(dict.fromkeys(aliases)),
         )
-        plan = plans.connect(c.netns, ep, first=not has_default, before=restore_steps)
+        plan = plans.connect(c.netns, ep, first=not has_default, before=restore_steps, ipv6_host=ctx.ipv6_host)
         return Change(OpKind.NET_CONNECT, f"{c.id}/{net.id}", plan, ep)
 
     out = apply(ctx, prepare)

@@ -190,7 +190,9 @@ def allocate(
     store.set_spec(conn, cid, container.spec)
     if not ctx.dry_run:
         held.append(hold_ports(req.ports, ipv6=bool(nets and nets[0].subnet6)))  # last: everything else is checked
-    wiring = plans.wiring(container, eps, ports, before=before, after=mount_template_steps(ctx))
+    wiring = plans.wiring(
+        container, eps, ports, before=before, after=mount_template_steps(ctx), ipv6_host=ctx.ipv6_host
+    )
     launch = launch_argv(ctx, cid, hostname, req.command, init=req.init, tty=req.tty, template=True)
     return Wired(container, eps, ports, held[-1] if held else None), wiring, launch
 

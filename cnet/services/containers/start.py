@@ -88,7 +88,9 @@ def wire_again(ctx: Context, ref: str) -> Outcome[Wired]:
         store.set_spec(conn, c.id, fresh.spec)
         if not ctx.dry_run:
             held.append(ports.hold(specs, ipv6=bool(nets and nets[0].subnet6)))
-        wiring = plans.wiring(fresh, eps, mapped, before=restore_steps, after=mount_template_steps(ctx))
+        wiring = plans.wiring(
+            fresh, eps, mapped, before=restore_steps, after=mount_template_steps(ctx), ipv6_host=ctx.ipv6_host
+        )
         shown = Plan([*wiring.steps, *launch_steps(fresh, container_launch_argv(ctx, fresh, template=True))])
 
         def mark_running(cn: Connection) -> None:
