@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # loaded by the commands that build one, not by main's error path
     from ..db.connection import Connection
     from ..services.context import Context

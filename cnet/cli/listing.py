@@ -5,10 +5,11 @@ the values they parsed, so the two paths share one body."""
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
 
 from . import printing
 
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -18,11 +18,12 @@ import os
 import sqlite3
 import stat
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from ..errors import CnetError, StateError
 
-if TYPE_CHECKING:  # `cnet ps` loads this module, not pathlib (tests/unit/test_startup_imports.py)
+# Neither typing nor pathlib is imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
     from typing import Any

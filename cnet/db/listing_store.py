@@ -5,11 +5,12 @@ spec are JSON documents that only inspect and the use cases need), into plain tu
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from ..states import ContainerKind, ContainerState
 from . import queries as q
 
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .connection import Connection
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import sqlite3
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # `cnet ps` reads HEAD_REVISION without loading pathlib (tests/unit/test_startup_imports.py)
+# `cnet ps` reads HEAD_REVISION without loading typing or pathlib (tests/unit/test_startup_imports.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 

@@ -124,7 +124,8 @@ FORBIDDEN: dict[tuple[str, ...], set[str]] = {
     # The database opened directly (cnet/db/reading.py): no Context, store, records or recovery
     # while there is nothing to recover, and none of the modules they need.
     | {"cnet.services.context", "cnet.services.recovery", "cnet.db.store", "cnet.records", "cnet.db.names_store"}
-    | {"cnet.services.containers.views", "cnet.services.containers.reaping", "dataclasses", "inspect", "pathlib"},
+    | {"cnet.services.containers.views", "cnet.services.containers.reaping", "dataclasses", "inspect", "pathlib"}
+    | {"typing"},
     # --net none: the same path as a run on an existing network, without the first-use creation
     # of the default network (a network create, which does load the runner).
     ("--dry-run", "run", "--net", "none", "--", "true"): RUNNER

@@ -15,9 +15,11 @@ when first used (PEP 562), so `cnet ps` loads listing.py alone and `cnet run` no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .connect import connect, disconnect
     from .lifecycle import (
         claim_and_release,

@@ -4,13 +4,15 @@ records or the store: `ps` loads this, cnet/db/listing_store.py and the formats 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ...db import listing_store
 from ...states import ContainerState
 from ..formats import iso
 
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ...db.connection import Connection
 
 
