@@ -168,7 +168,7 @@ CNET_MODULES: dict[tuple[str, ...], set[str]] = {
     ("ps",): PS_CLI
     | STORE
     | LISTING
-    | {"cnet.procs", "cnet.db.recovery_store", "cnet.services", "cnet.services.formats", "cnet.services.containers"},
+    | {"cnet.procs", "cnet.db.recovery_store", "cnet.services", "cnet.services.containers"},
 }
 
 

@@ -1,12 +1,11 @@
 """What `cnet ps` shows of containers (plain dicts for the CLI) and its --filter rules, without
-records or the store: `ps` loads this, cnet/db/listing_store.py and the formats only
+records or the store: `ps` loads this and cnet/db/listing_store.py only (and the formats for details)
 (tests/unit/test_startup_imports.py)."""
 
 from __future__ import annotations
 
 from ...db import listing_store
 from ...states import ContainerState
-from ..formats import iso
 
 # typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
 TYPE_CHECKING = False
@@ -25,6 +24,8 @@ def list_containers(conn: Connection, all_: bool, *, details: bool = False) -> l
     ports = listing_store.port_lines(conn)
     nets = listing_store.endpoint_networks(conn) if details else {}
     labels = listing_store.all_container_labels(conn) if details else {}
+    if details:
+        from ..formats import iso  # the plain table shows no dates
     out = []
     for cid, name, status, pid, exit_code, last_exit_code, command, kind, hostname, created_at in rows:
         state = str(status)
