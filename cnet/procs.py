@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 
 def start_time(pid: int) -> int | None:
@@ -30,10 +29,29 @@ def self_identity() -> tuple[int, int | None]:
 
 
 def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown"
+    data = _read_proc("/proc/sys/kernel/random/boot_id")
+    return "unknown" if data is None else data.decode().strip()
+
+
+def release_reason(
+    pid: int | None,
+    pid_start: int | None,
+    watcher_pid: int | None,
+    watcher_start: int | None,
+    recorded_boot: str | None,
+    boot: str,
+) -> str | None:
+    """Why a container marked running must be released now ("the host rebooted", "its process is
+    gone"), or None while its process lives or its watcher does (which releases it within
+    moments). Recovery (services/containers/reaping.py) releases on it, and `ps`'s check for
+    work (cnet/db/recovery_store.py) asks the same question."""
+    if recorded_boot is not None and recorded_boot != boot:
+        return "the host rebooted"
+    if pid and alive(pid, pid_start):
+        return None
+    if watcher_pid and alive(watcher_pid, watcher_start):
+        return None
+    return "its process is gone"
 
 
 def children(pid: int) -> list[int]:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .states import ContainerKind as ContainerKind  # defined apart for `cnet ps` (cnet/states.py)
+from .states import ContainerState as ContainerState
+
 
 class OpKind(StrEnum):
     """Kinds of journaled operations (operations.kind)."""
@@ -57,22 +60,6 @@ class StepStatus(StrEnum):
     UNDONE = "undone"
     UNDO_FAILED = "undo_failed"
     SKIPPED = "skipped"
-
-
-class ContainerState(StrEnum):
-    CREATING = "creating"
-    RUNNING = "running"
-    RESTARTING = "restarting"  # the watcher is restarting the program (netns, address, ports kept)
-    EXITED = "exited"
-    REMOVING = "removing"
-    ATTACHED = "attached"  # kind cni: wired by the runtime's ADD, until its DEL
-
-
-class ContainerKind(StrEnum):
-    """containers.kind: what a row stands for."""
-
-    CNET = "cnet"  # a process `cnet run` started, with its own namespaces and watcher
-    CNI = "cni"  # an attachment a CNI runtime made in its own namespace (no process of cnet's)
 
 
 # States in which a container holds its network (netns, addresses, ports) and a watcher.

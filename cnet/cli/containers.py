@@ -186,7 +186,7 @@ def ps(
     """List running containers (-a: all)."""
     from . import listing  # the body `ps`'s typer-free path runs too (cli/entry.py)
 
-    listing.ps(common.context(cli), all_, quiet, list(filter_ or ()), format_, json_)
+    listing.ps(lambda: common.reading(cli).store, all_, quiet, list(filter_ or ()), format_, json_)
 
 
 def inspect(

@@ -59,11 +59,11 @@ def ps(global_options: dict, options: dict) -> None:
     os.umask(invocation.UMASK)
     code = 0
     try:
-        ctx = invocation.new_context(**global_options)
+        state = invocation.ReadOnlyState(global_options)
         try:
-            listing.ps(ctx, **options)
+            listing.ps(state.store, **options)
         finally:  # as click closes its root context, on success and on every error
-            ctx.close()
+            state.close()
     except (KeyboardInterrupt, Exception) as exc:
         code = invocation.command_failed(exc)
     end_process(code)

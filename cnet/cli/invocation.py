@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # loaded by the commands that build one, not by main's error path
+    from ..db.connection import Connection
     from ..services.context import Context
 
 # State, logs and journal are private to root.
@@ -38,6 +40,37 @@ def new_context(
         etcd=etcd or os.environ.get("CNET_ETCD") or None,
         etcd_tls=(etcd_cacert, etcd_cert, etcd_key),
     )
+
+
+class ReadOnlyState:
+    """The state database of a read-only command run without typer (`ps`, cli/entry.py): opened
+    directly (cnet/db/reading.py) when a Context would only open it, else through the Context the
+    global options describe, prepared by reading() (its recovery, migration and one-line errors).
+    Opened when the command first asks for it, so its input errors come first, as on typer's path."""
+
+    def __init__(self, global_options: dict) -> None:
+        self.options = global_options
+        self.ctx: Context | None = None
+        self.conn: Connection | None = None
+
+    def store(self) -> Connection:
+        if self.conn is None:
+            if not self.options["dry_run"]:
+                from ..db import reading as direct
+
+                state_dir = direct.state_dir_name(self.options["state_dir"])
+                self.conn = direct.open_current(state_dir, root=os.geteuid() == 0)
+            if self.conn is None:
+                self.ctx = new_context(**self.options)
+                self.conn = reading(self.ctx).store
+        return self.conn
+
+    def close(self) -> None:
+        """As the Context closes (click closes typer's on success and on every error)."""
+        if self.ctx is not None:
+            self.ctx.close()
+        elif self.conn is not None:
+            self.conn.close()
 
 
 def reading(ctx: Context) -> Context:

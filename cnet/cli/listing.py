@@ -5,19 +5,27 @@ the values they parsed, so the two paths share one body."""
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
 
-from . import invocation, printing
+from . import printing
 
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..services.context import Context
+    from collections.abc import Callable
+
+    from ..db.connection import Connection
 
 TABLE = ["name", "id", "state", "pid", "ips", "ports", "command"]
 
 
-def ps(ctx: Context, all_: bool, quiet: bool, filters: list[str], format_: str | None, json_: bool) -> None:
-    """List the containers (running ones, every one with `all_`) as a table, ids, JSON or `format_`."""
-    from ..services import containers
+def ps(
+    store: Callable[[], Connection], all_: bool, quiet: bool, filters: list[str], format_: str | None, json_: bool
+) -> None:
+    """List the containers (running ones, every one with `all_`) as a table, ids, JSON or `format_`.
+    `store` opens the state database, prepared for reading (recovered first when run as root),
+    once the input is checked: typer's path through its Context, cli/entry.py's through
+    invocation.ReadOnlyState."""
+    from ..services.containers import listing
 
     checked = []
     if filters:
@@ -27,11 +35,10 @@ def ps(ctx: Context, all_: bool, quiet: bool, filters: list[str], format_: str |
     # A status filter looks at every container (as Docker's does), whatever -a says.
     every = all_ or any(k == "status" for k, _ in checked)
     details = bool(checked or format_ or json_)
-    invocation.reading(ctx)
-    with ctx.store.read() as conn:
-        rows = containers.list_containers(conn, every, details=details)
+    with store().read() as conn:
+        rows = listing.list_containers(conn, every, details=details)
     if checked:
-        rows = [r for r in rows if containers.matches(r, checked)]
+        rows = [r for r in rows if listing.matches(r, checked)]
     if quiet:
         for r in rows:
             print(r["id"])

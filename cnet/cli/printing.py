@@ -1,7 +1,12 @@
 """Tables and JSON on stdout, without typer: `ps`'s typer-free path (cli/entry.py) prints with
 these as every other command does (through cli/common.py)."""
 
-from typing import Any
+from __future__ import annotations
+
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def print_json(data: Any) -> None:

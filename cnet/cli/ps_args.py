@@ -14,7 +14,12 @@ generated corpus of command lines through both parsers and checks that whatever 
 accepts, typer passes the very same values to the same body.
 """
 
-from typing import Any
+from __future__ import annotations
+
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Global options (cli/main.py's callback): each name -> the parameter of invocation.new_context.
 GLOBAL_FLAGS = {"--dry-run": "dry_run", "-v": "verbose", "--verbose": "verbose"}

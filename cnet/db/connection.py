@@ -17,16 +17,20 @@ import errno
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 from ..errors import CnetError, StateError
 
-BUSY_TIMEOUT_MS = 60_000
+# Neither typing nor pathlib is imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from pathlib import Path
+    from typing import Any
 
-Params = Sequence[Any] | Mapping[str, Any]
+    Params = Sequence[Any] | Mapping[str, Any]
+
+BUSY_TIMEOUT_MS = 60_000
 
 
 def db_path(state_dir: Path) -> Path:
@@ -43,18 +47,26 @@ def check_state_dir(state_dir: Path) -> None:
         return
     except OSError as exc:
         raise StateError(state_error(exc, state_dir)) from None
+    problem = state_dir_problem(st, state_dir)
+    if problem is not None:
+        raise StateError(problem)
+
+
+def state_dir_problem(st: os.stat_result, state_dir: Path | str) -> str | None:
+    """What is wrong with an existing state dir (its os.stat), as check_state_dir says it."""
     if not stat.S_ISDIR(st.st_mode):
-        raise StateError(f"the state dir {state_dir} is not a directory")
+        return f"the state dir {state_dir} is not a directory"
     if st.st_uid not in (0, os.geteuid()):
-        raise StateError(
+        return (
             f"the state dir {state_dir} is owned by uid {st.st_uid}, not root: "
             f"check who made it, then `chown root:root {state_dir}` (or use another --state-dir)"
         )
     if st.st_mode & 0o022:
-        raise StateError(
+        return (
             f"the state dir {state_dir} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
             f"`chmod 0700 {state_dir}`"
         )
+    return None
 
 
 def ensure_state_dir(state_dir: Path) -> None:
@@ -201,9 +213,12 @@ def _pragmas(raw: sqlite3.Connection) -> None:
 
 def open_state(state_dir: Path) -> Connection:
     """The state database, read-write (the caller has run ensure_state_dir and migrates it)."""
-    raw = sqlite3.connect(
-        db_path(state_dir), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-    )
+    return open_database(db_path(state_dir))
+
+
+def open_database(path: Path | str) -> Connection:
+    """open_state() given the database file: `cnet ps` opens it by name (cnet/db/reading.py)."""
+    raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     _pragmas(raw)
     return Connection(raw)
 
@@ -228,13 +243,19 @@ def open_snapshot(state_dir: Path) -> Connection:
     """An in-memory copy of the state (empty if there is none), for --dry-run: the very same code
     path as a real run (same validation, same allocation), and nothing it does can reach the real
     database. The caller migrates it (a missing or older database pays for Alembic there)."""
-    mem = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    mem = open_memory()
     path = db_path(state_dir)
     if path.exists():
         try:
-            _copy_readonly(path, mem)
+            _copy_readonly(path, mem.raw)
         except sqlite3.Error as exc:
             raise CnetError(f"cannot read the state database {path}: {exc}") from None
+    return mem
+
+
+def open_memory() -> Connection:
+    """An empty in-memory database (open_snapshot's, or the empty state cnet/db/reading.py builds)."""
+    mem = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
     mem.execute("PRAGMA foreign_keys = ON")
     return Connection(mem)
 
@@ -245,6 +266,8 @@ def _copy_readonly(path: Path, dest: sqlite3.Connection) -> None:
     state dir, a non-root --dry-run, cannot create them at all). When no -wal file exists, no
     connection is open and every commit is in the main file, so reading it as immutable is exact
     and leaves no trace; otherwise the files exist already and a plain read-only open works."""
+    from pathlib import Path
+
     mode = "ro" if Path(f"{path}-wal").exists() else "ro&immutable=1"
     src = sqlite3.connect(f"file:{path}?mode={mode}", uri=True)
     try:

@@ -1,30 +1,24 @@
 """Narrow reads for listings: `cnet ps` decodes only the columns it shows (a container's env and
-spec are JSON documents that only inspect and the use cases need)."""
+spec are JSON documents that only inspect and the use cases need), into plain tuples: no records
+(tests/unit/test_startup_imports.py pins what `ps` loads)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
-from ..records import ContainerKind, ContainerState
+from ..states import ContainerKind, ContainerState
 from . import queries as q
-from .connection import Connection
 
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .connection import Connection
 
-@dataclass(frozen=True, slots=True)
-class ContainerLine:
-    """What `cnet ps` shows of a container: its command decoded, not its env and spec."""
-
-    id: str
-    name: str
-    state: ContainerState
-    pid: int | None
-    exit_code: int | None
-    last_exit_code: int | None
-    command: list[str]
-    kind: ContainerKind
-    hostname: str
-    created_at: float
+# What `cnet ps` shows of a container: its command decoded, not its env and spec.
+# (id, name, state, pid, exit_code, last_exit_code, command, kind, hostname, created_at)
+ContainerLine = tuple[
+    str, str, ContainerState, int | None, int | None, int | None, list[str], ContainerKind, str, float
+]
 
 
 def container_lines(conn: Connection, *, all_: bool = True) -> list[ContainerLine]:
@@ -32,6 +26,36 @@ def container_lines(conn: Connection, *, all_: bool = True) -> list[ContainerLin
     rows = conn.execute(q.CONTAINER_LINES_ALL if all_ else q.CONTAINER_LINES_RUNNING).fetchall()
     loads = json.loads
     return [
-        ContainerLine(i, n, ContainerState(s), p, e, le, loads(c), ContainerKind(k), h, t)
-        for i, n, s, p, e, le, c, k, h, t in rows
+        (i, n, ContainerState(s), p, e, le, loads(c), ContainerKind(k), h, t) for i, n, s, p, e, le, c, k, h, t in rows
     ]
+
+
+def endpoint_ips(conn: Connection) -> dict[str, list[str]]:
+    """container id -> its addresses, by interface."""
+    out: dict[str, list[str]] = {}
+    for cid, ip, ip6 in conn.execute(q.ENDPOINT_IPS):
+        out.setdefault(cid, []).extend([ip, ip6] if ip6 else [ip])
+    return out
+
+
+def endpoint_networks(conn: Connection) -> dict[str, list[str]]:
+    """container id -> the names of its networks, by interface."""
+    out: dict[str, list[str]] = {}
+    for cid, net in conn.execute(q.ENDPOINT_NETWORK_NAMES):
+        out.setdefault(cid, []).append(net)
+    return out
+
+
+def port_lines(conn: Connection) -> dict[str, list[str]]:
+    """container id -> its mappings as `HOST_IP:PORT->PORT/PROTO`, by host port."""
+    out: dict[str, list[str]] = {}
+    for cid, hip, hp, cp, pr in conn.execute(q.PORT_LIST):
+        out.setdefault(cid, []).append(f"{hip}:{hp}->{cp}/{pr}")
+    return out
+
+
+def all_container_labels(conn: Connection) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for cid, k, v in conn.execute(q.CONTAINER_LABELS_ALL):
+        out.setdefault(cid, {})[k] = v
+    return out

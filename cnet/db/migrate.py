@@ -9,17 +9,20 @@ same on a file and on --dry-run's in-memory copy.
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .connection import Connection
-
+# `cnet ps` reads HEAD_REVISION without loading typing or pathlib (tests/unit/test_startup_imports.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
     import sqlalchemy as sa
     from alembic.config import Config
+
+    from .connection import Connection
 
 HEAD_REVISION = "0009_overlay"
 
@@ -30,6 +33,7 @@ def migrations_dir() -> Path:
     checkout (a second git worktree) maps cnet.migrations to *its* folder, whose revisions are
     not this code's."""
     import importlib.util
+    from pathlib import Path
 
     checkout = Path(__file__).resolve().parents[2] / "migrations"
     if (checkout / "versions" / "0001_initial.py").exists():
@@ -44,7 +48,7 @@ CURRENT_REVISION = "SELECT version_num FROM alembic_version"
 
 # The schema at HEAD_REVISION as SQL (written by `scripts/schema-doc --write` from a database the
 # migrations built; tests/unit/test_schema_doc.py checks that it builds the very same schema).
-EMPTY_STATE = Path(__file__).with_name("empty_state.sql")
+EMPTY_STATE = os.path.join(os.path.dirname(__file__), "empty_state.sql")
 
 
 def empty_state_sql(conn: Connection) -> str:
@@ -69,7 +73,8 @@ def schema_objects(conn: Connection) -> set[tuple[str, str, str, tuple[str, ...]
 
 def create_empty(conn: Connection) -> None:
     """Build the empty state at HEAD_REVISION on a fresh connection, as `upgrade head` would."""
-    conn.raw.executescript(EMPTY_STATE.read_text())
+    with open(EMPTY_STATE) as f:
+        conn.raw.executescript(f.read())
 
 
 def current_revision(conn: Connection) -> str | None:

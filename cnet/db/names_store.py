@@ -41,13 +41,6 @@ def container_labels(conn: Connection, container_id: str) -> dict[str, str]:
     return {k: v for k, v in conn.all(q.CONTAINER_LABELS_OF, (container_id,))}
 
 
-def all_container_labels(conn: Connection) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for cid, k, v in conn.execute(q.CONTAINER_LABELS_ALL):
-        out.setdefault(cid, {})[k] = v
-    return out
-
-
 def network_labels(conn: Connection, network_id: str) -> dict[str, str]:
     return {k: v for k, v in conn.all(q.NETWORK_LABELS_OF, (network_id,))}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
 
 from ..errors import NotFound
 from ..records import Container, ContainerKind, ContainerState, Endpoint, Network, NetworkState, PortMapping, PortSpec
@@ -219,36 +218,6 @@ def finish_release(conn: Connection, container_id: str) -> None:
     conn.execute(q.CONTAINER_DELETE_IF_REMOVING, (container_id,))
 
 
-def running_operation_owners(conn: Connection) -> list[tuple[int, int | None, int | None]]:
-    """(operation id, owner pid, owner start time) of every operation still marked running."""
-    return [(r[0], r[1], r[2]) for r in conn.all(q.OPS_RUNNING_OWNERS)]
-
-
-def has_orphan_removing(conn: Connection) -> bool:
-    return conn.one(q.CONTAINER_ORPHAN_REMOVING_EXISTS) is not None
-
-
-def delete_orphan_removing(conn: Connection) -> None:
-    conn.execute(q.CONTAINER_ORPHAN_REMOVING_DELETE)
-
-
-@dataclass(frozen=True, slots=True)
-class RunningProcess:
-    """What liveness checks need of a running container (no JSON columns decoded)."""
-
-    id: str
-    name: str
-    pid: int | None
-    pid_start_time: int | None
-    watcher_pid: int | None
-    watcher_start_time: int | None
-    boot_id: str | None
-
-
-def running_processes(conn: Connection) -> list[RunningProcess]:
-    return [RunningProcess(*r) for r in conn.all(q.CONTAINERS_RUNNING_PROCESSES)]
-
-
 def containers(conn: Connection, *, all_: bool = True) -> list[Container]:
     """Containers in creation order (all, or only the running ones)."""
     return [Container.from_row(r) for r in conn.all(q.CONTAINERS_ALL if all_ else q.CONTAINERS_RUNNING)]
@@ -381,22 +350,6 @@ def forget_endpoint(conn: Connection, container_id: str, network_id: str) -> Non
     conn.execute(q.ENDPOINT_DELETE, (container_id, network_id))
 
 
-def endpoint_ips(conn: Connection) -> dict[str, list[str]]:
-    """container id -> its addresses, by interface."""
-    out: dict[str, list[str]] = {}
-    for cid, ip, ip6 in conn.execute(q.ENDPOINT_IPS):
-        out.setdefault(cid, []).extend([ip, ip6] if ip6 else [ip])
-    return out
-
-
-def endpoint_networks(conn: Connection) -> dict[str, list[str]]:
-    """container id -> the names of its networks, by interface."""
-    out: dict[str, list[str]] = {}
-    for cid, net in conn.execute(q.ENDPOINT_NETWORK_NAMES):
-        out.setdefault(cid, []).append(net)
-    return out
-
-
 # --- port mappings -------------------------------------------------------------------------------------
 def ports_of(conn: Connection, container_id: str) -> list[PortMapping]:
     return [PortMapping.from_row(r) for r in conn.all(q.PORTS_OF, (container_id,))]
@@ -440,11 +393,3 @@ def insert_port(conn: Connection, container_id: str, endpoint: Endpoint, spec: P
         container_ip=endpoint.ip,
         container_ip6=endpoint.ip6,
     )
-
-
-def port_lines(conn: Connection) -> dict[str, list[str]]:
-    """container id -> its mappings as `HOST_IP:PORT->PORT/PROTO`, by host port."""
-    out: dict[str, list[str]] = {}
-    for cid, hip, hp, cp, pr in conn.execute(q.PORT_LIST):
-        out.setdefault(cid, []).append(f"{hip}:{hp}->{cp}/{pr}")
-    return out

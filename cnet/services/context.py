@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING
 
 from ..db import connection
 from ..db.connection import Connection
+from ..db.reading import DEFAULT_STATE_DIR as DEFAULT_STATE_DIR  # where cni*.py look it up
+from ..db.reading import state_dir_name
 from ..errors import PermissionDenied, StateError
 
 if TYPE_CHECKING:  # each import paid only by the commands that use it
     from ..journal import Journal
     from ..runner import ShellRunner
 
-DEFAULT_STATE_DIR = "/var/lib/cnet"
-
 
 def state_dir_from_env(option: str | None) -> Path:
-    return Path(option or os.environ.get("CNET_STATE_DIR") or DEFAULT_STATE_DIR)
+    return Path(state_dir_name(option))
 
 
 def container_dir(ctx: Context, container_id: str) -> Path:

@@ -2,7 +2,8 @@
 declines it. A generated corpus of command lines goes through both: typer's app (every command
 registered, as `cnet` builds it) with the two functions both paths call replaced by recorders
 (cli/invocation.new_context, the global options' Context; cli/listing.ps, the body), and the
-typer-free path (cli/entry.ps with what ps_args.parse found). Whatever the typer-free path
+typer-free path (cli/entry.ps with what ps_args.parse found: the global options go to
+invocation.ReadOnlyState, which passes them on to new_context). Whatever the typer-free path
 accepts, typer must have called the same functions with the same values."""
 
 import contextlib
@@ -163,7 +164,7 @@ def recorder(real, log: list, result=None):
     def record(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        log.append({k: v for k, v in bound.arguments.items() if k != "ctx"})
+        log.append({k: v for k, v in bound.arguments.items() if k not in ("ctx", "store")})
         return result
 
     return record
@@ -176,6 +177,21 @@ def calls(monkeypatch):
     ctx = Context(state_dir=Path("/nonexistent/cnet-test-ps-args"))
     monkeypatch.setattr(invocation, "new_context", recorder(invocation.new_context, log["context"], ctx))
     monkeypatch.setattr(listing, "ps", recorder(listing.ps, log["ps"]))
+
+    class State:
+        """The typer-free path hands the global options to invocation.ReadOnlyState, which builds
+        the Context from them (new_context(**options)) unless it opens the database directly."""
+
+        def __init__(self, global_options: dict) -> None:
+            log["context"].append(dict(global_options))
+
+        def store(self):
+            raise AssertionError("the recorded body opens nothing")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(invocation, "ReadOnlyState", State)
     monkeypatch.setattr(process_end, "end_process", lambda code: log["end"].append(code))
     return log
 

@@ -152,7 +152,16 @@ def test_same_on_broken_states(tmp_path, no_tools):
     damaged = tmp_path / "damaged"
     damaged.mkdir(mode=0o700)
     (damaged / "cnet.db").write_bytes(b"not a database" * 100)
-    for d in (not_a_dir, damaged):
+    wide = tmp_path / "wide"  # writable by others: refused before anything is read
+    wide.mkdir()
+    os.chmod(wide, 0o777)
+    newer = tmp_path / "newer"  # from a newer cnet: the fast path leaves it to the Context's check
+    connection.ensure_state_dir(newer)
+    conn = connection.open_state(newer)
+    migrate.create_empty(conn)
+    conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    conn.close()
+    for d in (not_a_dir, damaged, wide, newer, not_a_dir / "below"):
         fast, slow = both(f"--state-dir={d}", "ps", "-a", path=no_tools)
         assert slow.returncode == 1 and slow.stderr.startswith(b"cnet: error: "), slow
         same(fast, slow)

@@ -60,10 +60,10 @@ def test_empty_state_sql_builds_what_the_migrations_build():
 
 def test_a_stale_empty_state_is_found(tmp_path, monkeypatch):
     """The comparison sees a missing column (the test above can fail)."""
-    sql = migrate.EMPTY_STATE.read_text().replace("\tmanually_stopped INTEGER DEFAULT '0' NOT NULL, \n", "", 1)
-    assert sql != migrate.EMPTY_STATE.read_text()
+    sql = Path(migrate.EMPTY_STATE).read_text().replace("\tmanually_stopped INTEGER DEFAULT '0' NOT NULL, \n", "", 1)
+    assert sql != Path(migrate.EMPTY_STATE).read_text()
     (tmp_path / "empty_state.sql").write_text(sql)
-    monkeypatch.setattr(migrate, "EMPTY_STATE", tmp_path / "empty_state.sql")
+    monkeypatch.setattr(migrate, "EMPTY_STATE", str(tmp_path / "empty_state.sql"))
     empty = connection.open_snapshot(tmp_path)
     migrate.create_empty(empty)
     migrated = connection.open_snapshot(tmp_path)

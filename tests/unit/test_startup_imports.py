@@ -120,7 +120,12 @@ FORBIDDEN: dict[tuple[str, ...], set[str]] = {
     | CLUSTER
     | {"hashlib", "cnet.services.containers.run", "cnet.services.containers.connect", "cnet.services.networks"}
     | {"cnet.services.containers.lifecycle", "cnet.plans", "cnet.validate", "cnet.cli.networks", "socket"}
-    | {"typer", "click", "cnet.cli.main", "cnet.cli.common", "cnet.cli.containers"},
+    | {"typer", "click", "cnet.cli.main", "cnet.cli.common", "cnet.cli.containers"}
+    # The database opened directly (cnet/db/reading.py): no Context, store, records or recovery
+    # while there is nothing to recover, and none of the modules they need.
+    | {"cnet.services.context", "cnet.services.recovery", "cnet.db.store", "cnet.records", "cnet.db.names_store"}
+    | {"cnet.services.containers.views", "cnet.services.containers.reaping", "dataclasses", "inspect", "pathlib"}
+    | {"typing"},
     # --net none: the same path as a run on an existing network, without the first-use creation
     # of the default network (a network create, which does load the runner).
     ("--dry-run", "run", "--net", "none", "--", "true"): RUNNER
@@ -140,8 +145,9 @@ def test_hot_commands_load_only_what_they_use(state_dir, args):
 
 # cnet's own modules each hot command loads, exactly: one more is a deliberate change (start-up is a
 # target, scripts/bench). `--help` is pre-rendered and loads nothing else; `ps` is parsed and run
-# without typer (cli/ps_args.py, cli/listing.py) and loads the views and the liveness check of
-# running containers (the rest of the container use cases load only when one is found dead).
+# without typer (cli/ps_args.py, cli/listing.py), opens the database directly (cnet/db/reading.py)
+# after the liveness check of running containers, and loads its listing only (the Context, the
+# recovery and the rest of the container use cases load only when there is something to recover).
 PS_CLI = {
     "cnet",
     "cnet.cli",
@@ -154,17 +160,15 @@ PS_CLI = {
     "cnet.cli.process_end",
     "cnet.errors",
 }
-STORE = {"cnet.db", "cnet.db.connection", "cnet.db.migrate", "cnet.db.queries", "cnet.db.store", "cnet.db.names_store"}
-LISTING = {"cnet.db.listing_store"}
+STORE = {"cnet.db", "cnet.db.connection", "cnet.db.migrate", "cnet.db.queries", "cnet.db.reading"}
+LISTING = {"cnet.db.listing_store", "cnet.states", "cnet.services.containers.listing"}
 CNET_MODULES: dict[tuple[str, ...], set[str]] = {
     # Pre-rendered (cli/entry.py, cli/help_text.py): not even typer.
     ("--help",): {"cnet", "cnet.cli", "cnet.cli.entry", "cnet.cli.argv", "cnet.cli.help_text", "cnet.cli.process_end"},
     ("ps",): PS_CLI
     | STORE
     | LISTING
-    | {"cnet.records", "cnet.procs", "cnet.naming", "cnet.kernel", "cnet.kernel.netns", "cnet.services"}
-    | {"cnet.services.context", "cnet.services.recovery", "cnet.services.formats", "cnet.services.containers"}
-    | {"cnet.services.containers.reaping", "cnet.services.containers.views"},
+    | {"cnet.procs", "cnet.db.recovery_store", "cnet.services", "cnet.services.containers"},
 }
 
 
@@ -302,7 +306,7 @@ def test_container_use_cases_load_lazily_with_the_same_names():
         "c.disconnect; assert callable(c.connect), c.connect; "
         "from cnet.services.containers import connect; assert callable(connect); "
         "import cnet.services.containers.connect; assert callable(c.connect); "
-        "assert c.list_containers.__module__ == 'cnet.services.containers.views'; print('ok')"
+        "assert c.list_containers.__module__ == 'cnet.services.containers.listing'; print('ok')"
     )
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "ok", r.stderr

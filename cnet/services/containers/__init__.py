@@ -5,18 +5,21 @@
     lifecycle.py  release when the process ends (watcher, stop, rm, recovery), stop, rm
     reaping.py    find the running containers whose process is gone (every command's recovery)
     connect.py    net connect / disconnect
-    views.py      inspect, ps
+    views.py      inspect
+    listing.py    ps (without records: start-up)
 
 The CLI imports this package; the names below are its surface. Each is loaded from its module
-when first used (PEP 562), so `cnet ps` loads views.py alone and `cnet run` not connect.py
+when first used (PEP 562), so `cnet ps` loads listing.py alone and `cnet run` not connect.py
 (start-up: tests/unit/test_startup_imports.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .connect import connect, disconnect
     from .lifecycle import (
         claim_and_release,
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
         stop_container,
         stop_containers,
     )
+    from .listing import list_containers, matches
     from .ports import release as release_ports
     from .process import (
         cnet_env,
@@ -42,7 +46,7 @@ if TYPE_CHECKING:
     from .restart import started
     from .run import Wired, parse_run_request, run_container
     from .start import restart_container, restore_containers, start_container
-    from .views import describe, exit_code, exited_ids, get_container, is_running, list_containers, matches
+    from .views import describe, exit_code, exited_ids, get_container, is_running
 
 # Names bound under another name than the module's own.
 _ALIAS = {"release_ports": "release"}
@@ -77,10 +81,10 @@ _HOME = {
     "describe": "views",
     "exit_code": "views",
     "exited_ids": "views",
-    "matches": "views",
+    "matches": "listing",
     "get_container": "views",
     "is_running": "views",
-    "list_containers": "views",
+    "list_containers": "listing",
 }
 
 

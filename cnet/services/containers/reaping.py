@@ -5,7 +5,7 @@ the database and /proc only; releasing, rare, loads the rest of the container us
 from __future__ import annotations
 
 from ... import procs
-from ...db import store
+from ...db import recovery_store
 from ..context import Context
 
 
@@ -15,23 +15,19 @@ def reap_dead(ctx: Context) -> list[str]:
     lines: list[str] = []
     # An `rm -f` killed between releasing the network and deleting the record leaves a row in
     # 'removing' that no operation owns: finish the removal.
-    if store.has_orphan_removing(ctx.store):
+    if recovery_store.has_orphan_removing(ctx.store):
         with ctx.store.write() as conn:
-            store.delete_orphan_removing(conn)
-    running = store.running_processes(ctx.store)
+            recovery_store.delete_orphan_removing(conn)
+    running = recovery_store.running_processes(ctx.store)
     if not running:
         return lines
     boot = procs.boot_id()
     for r in running:
-        rebooted = r.boot_id is not None and r.boot_id != boot
-        if not rebooted:
-            if r.pid and procs.alive(r.pid, r.pid_start_time):
-                continue
-            if r.watcher_pid and procs.alive(r.watcher_pid, r.watcher_start_time):
-                continue  # the watcher will release it within moments
+        why = recovery_store.release_reason(r, boot)
+        if why is None:
+            continue
         from .lifecycle import claim_and_release  # only now: it loads the plans, kernel builders, apply
 
         if claim_and_release(ctx, r.id, None):
-            why = "the host rebooted" if rebooted else "its process is gone"
             lines.append(f"cnet: container {r.name} marked exited ({why}); network released")
     return lines

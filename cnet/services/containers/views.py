@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...db import listing_store, names_store, store
+from ...db import names_store, store
 from ...db.connection import Connection
 from ...kernel import netns as nsk
-from ...records import DEFAULT_LOG_MAX_SIZE, LIVE_STATES, Container, ContainerState, RestartPolicy
+from ...records import DEFAULT_LOG_MAX_SIZE, LIVE_STATES, Container, RestartPolicy
 from ..formats import iso
 
 
@@ -82,78 +82,5 @@ def restart_policy(c: Container) -> str:
     return str(c.restart_policy)
 
 
-def list_containers(conn: Connection, all_: bool, *, details: bool = False) -> list[dict[str, Any]]:
-    """One typed row per container for `ps` (numbers as numbers, lists as lists). `state` reads
-    as the table shows it ("exited (3)"); `details` adds networks and labels (filters, --format,
-    --json), which the plain table does not pay for."""
-    rows = listing_store.container_lines(conn, all_=all_)
-    ips = store.endpoint_ips(conn)
-    ports = store.port_lines(conn)
-    nets = store.endpoint_networks(conn) if details else {}
-    labels = names_store.all_container_labels(conn) if details else {}
-    out = []
-    for c in rows:
-        state = str(c.state)
-        if c.state == ContainerState.EXITED:
-            state = f"exited ({c.exit_code})"
-        elif c.state == ContainerState.RESTARTING:
-            state = f"restarting ({c.last_exit_code})"
-        row: dict[str, Any] = {
-            "name": c.name,
-            "id": c.id,
-            "state": state,
-            "pid": c.pid,
-            "ips": ips.get(c.id, []),
-            "ports": ports.get(c.id, []),
-            "command": list(c.command),
-            "kind": str(c.kind),
-        }
-        if details:
-            row |= {
-                "status": str(c.state),
-                "exit_code": c.exit_code,
-                "hostname": c.hostname,
-                "networks": nets.get(c.id, []),
-                "labels": labels.get(c.id, {}),
-                "created": iso(c.created_at),
-            }
-        out.append(row)
-    return out
-
-
 def exited_ids(conn: Connection) -> list[str]:
     return names_store.exited_container_ids(conn)
-
-
-def matches(row: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
-    """Docker's `ps --filter` rules: values of one key are alternatives (OR), different keys must
-    all match (AND); every `label` filter must match. name: a substring of the name; label: KEY or
-    KEY=VALUE; status: creating|running|exited|removing; network: a network name; id: an id prefix;
-    stack: a stack name (`cnet up`)."""
-    by_key: dict[str, list[str]] = {}
-    for key, value in filters:
-        by_key.setdefault(key, []).append(value)
-    for key, values in by_key.items():
-        if key == "label":
-            if not all(_label_matches(row["labels"], v) for v in values):
-                return False
-        elif not any(_one(row, key, v) for v in values):
-            return False
-    return True
-
-
-def _label_matches(labels: dict[str, str], want: str) -> bool:
-    key, eq, value = want.partition("=")
-    return key in labels and (not eq or labels[key] == value)
-
-
-def _one(row: dict[str, Any], key: str, value: str) -> bool:
-    if key == "name":
-        return value in row["name"]
-    if key == "status":
-        return bool(row["status"] == value)
-    if key == "network":
-        return value in row["networks"]
-    if key == "stack":  # `cnet up`'s stack label (services/stack/spec.py STACK_LABEL)
-        return bool(row["labels"].get("cnet.stack") == value)
-    return bool(row["id"].startswith(value))  # id
