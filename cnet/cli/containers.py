@@ -65,7 +65,8 @@ def run(
             "-p",
             "--publish",
             metavar="SPEC",
-            help="Publish a port: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END], then /tcp (default) or /udp (repeatable).",
+            help="Publish a port: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END], "
+            "then /tcp (default) or /udp (repeatable).",
         ),
     ] = None,
     ip: Annotated[
