@@ -33,32 +33,54 @@ def register(app: typer.Typer) -> None:
 
 def run(
     cli: typer.Context,
-    command: Annotated[Optional[list[str]], typer.Argument(help="Command and arguments (default: /bin/sh).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Container name (default: its 12-hex id).")] = None,
+    command: Annotated[
+        Optional[list[str]], typer.Argument(metavar="[COMMAND]...", help="Command and arguments (default: /bin/sh).")
+    ] = None,
+    name: Annotated[
+        Optional[str], typer.Option("--name", metavar="NAME", help="Container name (default: its 12-hex id).")
+    ] = None,
     net: Annotated[
         Optional[list[str]],
         typer.Option(
             "--net",
             "--network",
             autocompletion=common.complete_run_networks,
+            metavar="NETWORK",
             help="Network to attach (repeatable; the first one gets the default route). Default: the network "
             "'cnet', created on first use; 'none': loopback only.",
         ),
     ] = None,
     network_alias: Annotated[
         Optional[list[str]],
-        typer.Option("--network-alias", help="One more name the container has on its networks (repeatable)."),
+        typer.Option(
+            "--network-alias", metavar="NAME", help="One more name the container has on its networks (repeatable)."
+        ),
     ] = None,
-    label: Annotated[Optional[list[str]], typer.Option("-l", "--label", help="KEY=VALUE label (repeatable).")] = None,
+    label: Annotated[
+        Optional[list[str]], typer.Option("-l", "--label", metavar="KEY=VALUE", help="KEY=VALUE label (repeatable).")
+    ] = None,
     publish: Annotated[
         Optional[list[str]],
-        typer.Option("-p", "--publish", help="[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeatable)."),
+        typer.Option(
+            "-p",
+            "--publish",
+            metavar="SPEC",
+            help="Publish a port: [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END], "
+            "then /tcp (default) or /udp (repeatable).",
+        ),
     ] = None,
-    ip: Annotated[Optional[str], typer.Option("--ip", help="Static address on the first network.")] = None,
-    ip6: Annotated[Optional[str], typer.Option("--ip6", help="Static IPv6 address (dual-stack first network).")] = None,
-    hostname: Annotated[Optional[str], typer.Option("--hostname", help="Hostname (default: the name).")] = None,
+    ip: Annotated[
+        Optional[str], typer.Option("--ip", metavar="IP", help="Static address on the first network.")
+    ] = None,
+    ip6: Annotated[
+        Optional[str], typer.Option("--ip6", metavar="IP6", help="Static IPv6 address (dual-stack first network).")
+    ] = None,
+    hostname: Annotated[
+        Optional[str], typer.Option("--hostname", metavar="NAME", help="Hostname (default: the name).")
+    ] = None,
     env: Annotated[
-        Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE environment variable (repeatable).")
+        Optional[list[str]],
+        typer.Option("-e", "--env", metavar="KEY=VALUE", help="KEY=VALUE environment variable (repeatable)."),
     ] = None,
     detach: Annotated[
         bool, typer.Option("-d", "--detach", help="Run in the background; output goes to `cnet logs`.")
@@ -68,6 +90,7 @@ def run(
         float,
         typer.Option(
             "--stop-timeout",
+            metavar="SECONDS",
             help="Foreground: seconds after Ctrl-C (passed on to the program) before cnet's stop "
             "takes over (SIGTERM, then SIGKILL after as long again); a second Ctrl-C does it at once.",
         ),
@@ -76,6 +99,7 @@ def run(
         str,
         typer.Option(
             "--restart",
+            metavar="POLICY",
             help="no | on-failure[:N] | always | unless-stopped: the watcher restarts the program on the "
             "same address and ports, with a growing back-off (100 ms, doubled, reset after 10 s up).",
         ),
@@ -87,7 +111,9 @@ def run(
     tty: Annotated[
         bool, typer.Option("-t", "--tty", help="A pseudo-terminal: Ctrl-C and job control act inside (with -i).")
     ] = False,
-    log_max_size: Annotated[Optional[str], typer.Option("--log-max-size", help=LOG_MAX_SIZE_HELP)] = None,
+    log_max_size: Annotated[
+        Optional[str], typer.Option("--log-max-size", metavar="SIZE", help=LOG_MAX_SIZE_HELP)
+    ] = None,
 ) -> None:
     """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings.
     In the foreground, the first Ctrl-C goes to the program; cnet exits with its status."""
@@ -171,6 +197,7 @@ def ps(
         typer.Option(
             "-f",
             "--filter",
+            metavar="KEY=VALUE",
             help="KEY=VALUE, KEY one of name (substring), label (KEY or KEY=VALUE), status, network, id "
             "(prefix), stack (cnet up); repeatable: one key's values are alternatives, different keys must all match.",
         ),
@@ -178,7 +205,9 @@ def ps(
     format_: Annotated[
         Optional[str],
         typer.Option(
-            "--format", help="'json' (one typed object per line) or a Go template, e.g. '{{.Name}} {{.State}}'."
+            "--format",
+            metavar="FORMAT",
+            help="'json' (one typed object per line) or a Go template, e.g. '{{.Name}} {{.State}}'.",
         ),
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON list (typed values).")] = False,
@@ -193,13 +222,16 @@ def inspect(
     cli: typer.Context,
     refs: Annotated[
         list[str],
-        typer.Argument(help="Container (or network) names or ids.", autocompletion=common.complete_refs),
+        typer.Argument(
+            metavar="NAME...", help="Container (or network) names or ids.", autocompletion=common.complete_refs
+        ),
     ],
     format_: Annotated[
         Optional[str],
         typer.Option(
             "-f",
             "--format",
+            metavar="FORMAT",
             help="'json', or a Go template applied to each, e.g. '{{.State.Pid}}' or "
             "'{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}'.",
         ),
@@ -244,7 +276,9 @@ def stop(
             metavar="CONTAINER...", help="Container names or ids.", autocompletion=common.complete_containers
         ),
     ],
-    time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
+    time_: Annotated[
+        float, typer.Option("-t", "--time", metavar="SECONDS", help="Seconds to wait after SIGTERM before SIGKILL.")
+    ] = 10.0,
 ) -> None:
     """Stop containers: SIGTERM to all of them at once, wait for them together, then SIGKILL (PID 1
     ignores SIGTERM without a handler; --init gives it one). Their restart policies leave them stopped."""
@@ -292,7 +326,9 @@ def start(
 def restart(
     cli: typer.Context,
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")],
-    time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait after SIGTERM before SIGKILL.")] = 10.0,
+    time_: Annotated[
+        float, typer.Option("-t", "--time", metavar="SECONDS", help="Seconds to wait after SIGTERM before SIGKILL.")
+    ] = 10.0,
 ) -> None:
     """Stop (if running) and start containers again, detached."""
     from ..services import containers

@@ -50,6 +50,7 @@ def global_options(
         Optional[str],
         typer.Option(
             "--state-dir",
+            metavar="DIR",
             help="State directory holding cnet.db and container logs [env: CNET_STATE_DIR; default: /var/lib/cnet]",
         ),
     ] = None,
@@ -61,14 +62,19 @@ def global_options(
         Optional[str],
         typer.Option(
             "--etcd",
+            metavar="URL,...",
             help="etcd endpoints for overlay networks, comma-separated (http(s)://HOST:PORT) [env: CNET_ETCD]",
         ),
     ] = None,
     etcd_cacert: Annotated[
-        Optional[str], typer.Option("--etcd-cacert", help="CA bundle to verify etcd (https).")
+        Optional[str], typer.Option("--etcd-cacert", metavar="FILE", help="CA bundle to verify etcd (https).")
     ] = None,
-    etcd_cert: Annotated[Optional[str], typer.Option("--etcd-cert", help="Client certificate for etcd.")] = None,
-    etcd_key: Annotated[Optional[str], typer.Option("--etcd-key", help="Client certificate key for etcd.")] = None,
+    etcd_cert: Annotated[
+        Optional[str], typer.Option("--etcd-cert", metavar="FILE", help="Client certificate for etcd.")
+    ] = None,
+    etcd_key: Annotated[
+        Optional[str], typer.Option("--etcd-key", metavar="FILE", help="Client certificate key for etcd.")
+    ] = None,
     _version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version.")
     ] = False,

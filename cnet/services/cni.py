@@ -104,7 +104,8 @@ def _static_ips(net: Network, conf: NetConf) -> tuple[str | None, str | None]:
 
             if not net.subnet6:
                 raise ValidationError(
-                    f"requested IP {want.address} is IPv6: network {net.name} has no IPv6 subnet (create it with --ipv6)"
+                    f"requested IP {want.address} is IPv6: network {net.name} has no IPv6 subnet "
+                    "(create it with --ipv6)"
                 )
             ipam6.check_static(net, want.address)
             subnet, prefix_len, v6 = net.subnet6, net.prefix6_len, want.address
