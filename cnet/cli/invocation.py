@@ -91,9 +91,9 @@ def recover(ctx: Context) -> None:
 def command_failed(exc: BaseException) -> int:
     """Report a command's exception the way typer's main reports it, then cnet's main: the exit code.
 
-    Raised inside typer's command, EOFError and Ctrl-C are typer's (a blank line and an abort;
-    exit 130), a closed pipe on output is typer's too (exit 1, nothing printed): the typer-free
-    path must end the same way for the same exception."""
+    Raised inside typer's command, EOFError and Ctrl-C are typer's (EOFError: a blank line and an
+    abort; both exit 130), a closed pipe on output is typer's too (exit 1, nothing printed): the
+    typer-free path must end the same way for the same exception."""
     import errno
 
     if isinstance(exc, EOFError):

@@ -219,7 +219,11 @@ def open_state(state_dir: Path) -> Connection:
 def open_database(path: Path | str) -> Connection:
     """open_state() given the database file: `cnet ps` opens it by name (cnet/db/reading.py)."""
     raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-    _pragmas(raw)
+    try:
+        _pragmas(raw)
+    except BaseException:
+        raw.close()
+        raise
     return Connection(raw)
 
 

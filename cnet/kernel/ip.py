@@ -122,6 +122,9 @@ def endpoint_host_side(
     )
 
 
+IPV6_MIN_MTU = 1280  # RFC 8200: below it the kernel gives an interface no IPv6 at all
+
+
 def endpoint_container_side(
     *,
     netns: str,

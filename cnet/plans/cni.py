@@ -29,8 +29,8 @@ def attach(att: Container, ep: Endpoint, ports: Sequence[PortMapping], *, before
     plan = Plan(list(before))
     plan.extend(endpoint_steps(att.netns, ep, first=False, create_netns=False))
     plan.add(spoof_add([ep]))  # pinned to its address and MAC, as a `cnet run` endpoint is
-    if ports:
-        plan.add(ipt.rules_add(port_rules(att.id, ports), f"publish {len(ports)} port(s) of CNI attachment {att.name}"))
+    if rules := port_rules(att.id, ports):  # none when every mapping names an IPv6 host address
+        plan.add(ipt.rules_add(rules, f"publish {len(ports)} port(s) of CNI attachment {att.name}"))
     if rules6 := port_rules6(att.id, ports):  # a dual-stack network: the IPv6 side as well
         plan.add(ip6t.rules_add(rules6, f"publish {len(ports)} port(s) of CNI attachment {att.name} on IPv6"))
     return plan

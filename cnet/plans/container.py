@@ -126,7 +126,9 @@ def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool,
             loopback=first,
             ip6=f"{ep.ip6}/{ep.prefix6_len}" if ep.ip6 else None,
             gateway6=ep.gateway6 if ep.is_default_route and ep.ip6 else None,
-            ipv6_host=ipv6_host,
+            # Born with an MTU below IPv6's minimum, an interface has no IPv6 to turn off, and the
+            # kernel refuses the setting on it.
+            ipv6_host=ipv6_host and ep.mtu >= ipk.IPV6_MIN_MTU,
         ),
     ]
 

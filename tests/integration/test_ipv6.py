@@ -370,3 +370,13 @@ def test_ipv4_only_interfaces_get_no_ipv6_and_a_start_sends_nothing_to_the_other
     sb.cnet("rm", "-f", "first", "more", "dual")
     for net in ("v4", "v4b", "d1"):
         sb.cnet("net", "rm", net)
+
+
+def test_a_network_below_ipv6s_minimum_mtu_still_starts_containers(sandbox):
+    # Born with an MTU under 1280 an interface has no IPv6, and the kernel refuses `addrgenmode`
+    # on it: cnet leaves the setting out there (every start on such a network failed with it).
+    sb = sandbox
+    sb.cnet("net", "create", "small", "--subnet", "10.79.0.0/24", "--mtu", "1200")
+    res = sb.cnet("run", "--rm", "--net", "small", "--", "ip", "-o", "link", "show", "dev", "eth0")
+    assert " mtu 1200 " in res.stdout, res.stdout
+    sb.cnet("net", "rm", "small")

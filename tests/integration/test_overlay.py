@@ -351,6 +351,7 @@ def test_dry_run_of_a_run_on_a_host_that_has_not_joined_shows_the_join(world, tm
     assert "type vxlan id 1 dstport 4789 local 192.0.2.1 dev eth0 nolearning" in out
     assert "10.244.1.1/24" in out, out  # the next free host subnet's gateway (h2 has 10.244.0.0/24)
     assert out.index("type vxlan") < out.index("veth")  # joined first, then wired
+    assert out.count("type vxlan ") == 1 and out.count(" type bridge\n") == 1, out  # made once
     assert etcd.keys() == keys
     assert left_behind(h1) == []
     cnet(h2, etcd, "net", "rm", "ov")

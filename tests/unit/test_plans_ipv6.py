@@ -88,6 +88,11 @@ def test_ipv4_only_interfaces_get_no_ipv6_address_where_the_host_has_ipv6():
     assert on.do.stdin.splitlines()[0] == "link set dev eth0 addrgenmode none"
     # A host without IPv6 (ipv6.disable=1) has nothing to turn off, and `ip` would refuse it.
     assert "addrgenmode" not in cplans.wiring(CTR, [EP], [TCP], ipv6_host=False).as_shell_script()
+    # Born with an MTU below 1280 the interface has no IPv6, and the kernel refuses the setting.
+    small = dataclasses.replace(EP, mtu=1279)
+    assert "addrgenmode" not in cplans.wiring(CTR, [small], [TCP], ipv6_host=True).as_shell_script()
+    at_min = dataclasses.replace(EP, mtu=1280)
+    assert "addrgenmode none" in cplans.wiring(CTR, [at_min], [TCP], ipv6_host=True).as_shell_script()
     # A dual-stack interface keeps its link-local address (neighbour discovery, the pin allows it).
     assert "addrgenmode" not in cplans.wiring(CTR, [EP6], [TCP6], ipv6_host=True).as_shell_script()
     # The CNI plugin's attachments: the runtime's namespace, its settings (the default).

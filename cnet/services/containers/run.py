@@ -197,6 +197,14 @@ def allocate(
     return Wired(container, eps, ports, held[-1] if held else None), wiring, launch
 
 
+def _existing_networks(ctx: Context, names: Sequence[str]) -> list[str]:
+    names = [n for n in names if n != validate.NO_NETWORK]
+    if not names:
+        return []
+    with ctx.store.read() as conn:
+        return [n for n in names if store.find_network(conn, n) is not None]
+
+
 def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool = False) -> Outcome[Wired]:
     """Validate, allocate and wire; the caller then starts the process with start_process()
     and hands it `result.held` (then closes it: ports.release)."""
@@ -206,9 +214,12 @@ def run_container(ctx: Context, req: RunRequest, *, detached: bool, remove: bool
         if req.init:
             init_program()  # missing: one clear line now, not exit 127 from the container
     check_host_ips(ctx, req.ports)
+    # A dry run plans a join or the default network's creation in its in-memory state only: the
+    # kernel has none of it, and a restore of those networks would print them a second time.
+    existing = _existing_networks(ctx, req.networks) if ctx.dry_run else list(req.networks)
     overlays, joins = overlays_first(ctx, req.networks)
     default_steps = joins + ensure_default_network(ctx, req.networks)
-    restore_steps = restore_missing_networks(ctx, req.networks)
+    restore_steps = restore_missing_networks(ctx, existing)
     held: list[int | None] = []
     try:
         out = _run(ctx, req, detached, remove, restore_steps, held, shown_before=default_steps)
