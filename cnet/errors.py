@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-
 
 class CnetError(Exception):
     """Base of every error a user can cause or see; never shown with a traceback."""
@@ -38,6 +36,8 @@ class CommandFailed(CnetError):
     """A generated kernel command exited non-zero."""
 
     def __init__(self, argv: tuple[str, ...], code: int, stderr: str):
+        import shlex  # here: `cnet ps` loads this module, and shlex imports re (cli/shell_quote.py)
+
         self.argv = tuple(argv)
         self.code = code
         self.stderr = stderr.strip()

@@ -14,8 +14,25 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .states import ContainerKind as ContainerKind  # defined apart for `cnet ps` (cnet/states.py)
-from .states import ContainerState as ContainerState
+from . import states
+
+
+class ContainerState(StrEnum):
+    """containers.state (the texts are cnet/states.py's, which `cnet ps` reads without enum)."""
+
+    CREATING = states.CREATING
+    RUNNING = states.RUNNING
+    RESTARTING = states.RESTARTING  # the watcher is restarting the program (netns, address, ports kept)
+    EXITED = states.EXITED
+    REMOVING = states.REMOVING
+    ATTACHED = states.ATTACHED  # kind cni: wired by the runtime's ADD, until its DEL
+
+
+class ContainerKind(StrEnum):
+    """containers.kind: what a row stands for."""
+
+    CNET = states.CNET  # a process `cnet run` started, with its own namespaces and watcher
+    CNI = states.CNI  # an attachment a CNI runtime made in its own namespace (no process of cnet's)
 
 
 class OpKind(StrEnum):

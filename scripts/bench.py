@@ -1187,12 +1187,11 @@ def install_copy(where: Path) -> list[str]:
         text=True,
     )
     Path(site, "cnet-bench-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    script = venv / "bin" / "cnet"  # what pip writes for [project.scripts]
-    script.write_text(
-        f"#!{vpy}\nimport re\nimport sys\nfrom cnet.cli.entry import main\n"
-        "if __name__ == '__main__':\n    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
-        "    sys.exit(main())\n"
-    )
+    # The `cnet` script pip wrote (cnet/cli/script/cnet), with the copy's interpreter: pip put the
+    # one running it (the checkout's venv's, whose editable install's finder every start would pay).
+    written = Path(site, "bin", "cnet").read_text()
+    script = venv / "bin" / "cnet"
+    script.write_text(f"#!{vpy}\n" + written.split("\n", 1)[1])
     script.chmod(0o755)
     subprocess.run([str(script), "--version"], check=True, capture_output=True)
     return [str(script)]

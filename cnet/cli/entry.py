@@ -22,10 +22,8 @@ from .argv import command_word
 def main() -> None:
     args = sys.argv[1:]
     if command_word(args) in ("--help", "-h"):
-        import shutil
-
         # click's help formatter: min(columns, 80) - 2, so every width from 80 on renders alike.
-        if shutil.get_terminal_size().columns >= 80:
+        if terminal_columns() >= 80:
             from .help_text import HELP
             from .process_end import end_process
 
@@ -41,6 +39,22 @@ def main() -> None:
     from .main import main as run
 
     run()
+
+
+def terminal_columns() -> int:
+    """shutil.get_terminal_size().columns, the width click renders help for, without shutil (it
+    imports re, which `--help` and `ps` never load otherwise): COLUMNS when it is a positive
+    number, else the width of the terminal on stdout, else 80 (tests/unit/test_cli_help.py)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def completing(args: list[str]) -> bool:

@@ -4,9 +4,7 @@ the values they parsed, so the two paths share one body."""
 
 from __future__ import annotations
 
-import shlex
-
-from . import printing
+from . import printing, shell_quote
 
 # typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
 TYPE_CHECKING = False
@@ -54,7 +52,7 @@ def ps(
         return
     table = []
     for r in rows:  # the table shortens long commands; --json keeps them whole
-        command = shlex.join(r["command"])
+        command = shell_quote.join(r["command"])
         table.append(
             r
             | {

@@ -17,14 +17,13 @@ import errno
 import os
 import sqlite3
 import stat
-from contextlib import contextmanager
 
 from ..errors import CnetError, StateError
 
 # Neither typing nor pathlib is imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
     from typing import Any
 
@@ -173,24 +172,14 @@ class Connection:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        self.raw.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            self.raw.execute("ROLLBACK")
-            raise
-        else:
-            self.raw.execute("COMMIT")
+    def write(self) -> Transaction:
+        """`with conn.write():` one write transaction (BEGIN IMMEDIATE), committed when the block
+        ends, rolled back when it raises (any exception, Ctrl-C included)."""
+        return Transaction(self, "BEGIN IMMEDIATE", rollback=True)
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        self.raw.execute("BEGIN")
-        try:
-            yield self
-        finally:
-            self.raw.execute("COMMIT")
+    def read(self) -> Transaction:
+        """`with conn.read():` one read snapshot (BEGIN ... COMMIT)."""
+        return Transaction(self, "BEGIN", rollback=False)
 
     def close(self) -> None:
         self.raw.close()
@@ -200,6 +189,24 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Transaction:
+    """Connection.write() and read(). A class rather than contextlib.contextmanager: `cnet ps`
+    loads this module, and contextlib (with the functools it imports) is not on its path
+    (tests/unit/test_startup_imports.py)."""
+
+    __slots__ = ("begin", "conn", "rollback")
+
+    def __init__(self, conn: Connection, begin: str, *, rollback: bool):
+        self.conn, self.begin, self.rollback = conn, begin, rollback
+
+    def __enter__(self) -> Connection:
+        self.conn.raw.execute(self.begin)
+        return self.conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.conn.raw.execute("ROLLBACK" if exc_type is not None and self.rollback else "COMMIT")
 
 
 def _pragmas(raw: sqlite3.Connection) -> None:

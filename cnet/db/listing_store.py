@@ -1,12 +1,11 @@
 """Narrow reads for listings: `cnet ps` decodes only the columns it shows (a container's env and
-spec are JSON documents that only inspect and the use cases need), into plain tuples: no records
+spec are JSON documents that only inspect and the use cases need), into plain tuples: no records,
+states as their stored texts (cnet/states.py), and the command's words read by SQLite's json_each
+rather than the json module, which with the `re` it imports is a large share of `ps`'s start-up
 (tests/unit/test_startup_imports.py pins what `ps` loads)."""
 
 from __future__ import annotations
 
-import json
-
-from ..states import ContainerKind, ContainerState
 from . import queries as q
 
 # typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
@@ -14,20 +13,19 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .connection import Connection
 
-# What `cnet ps` shows of a container: its command decoded, not its env and spec.
+# What `cnet ps` shows of a container: its command's words, not its env and spec; state and kind
+# are the stored texts (cnet/states.py).
 # (id, name, state, pid, exit_code, last_exit_code, command, kind, hostname, created_at)
-ContainerLine = tuple[
-    str, str, ContainerState, int | None, int | None, int | None, list[str], ContainerKind, str, float
-]
+ContainerLine = tuple[str, str, str, int | None, int | None, int | None, list[str], str, str, float]
 
 
 def container_lines(conn: Connection, *, all_: bool = True) -> list[ContainerLine]:
     """Containers in creation order (all, or the ones `ps` lists without -a)."""
     rows = conn.execute(q.CONTAINER_LINES_ALL if all_ else q.CONTAINER_LINES_RUNNING).fetchall()
-    loads = json.loads
-    return [
-        (i, n, ContainerState(s), p, e, le, loads(c), ContainerKind(k), h, t) for i, n, s, p, e, le, c, k, h, t in rows
-    ]
+    words: dict[str, list[str]] = {}
+    for cid, word in conn.execute(q.COMMAND_WORDS_ALL if all_ else q.COMMAND_WORDS_RUNNING):
+        words.setdefault(cid, []).append(word)
+    return [(i, n, s, p, e, le, words.get(i, []), k, h, t) for i, n, s, p, e, le, k, h, t in rows]
 
 
 def endpoint_ips(conn: Connection) -> dict[str, list[str]]:

@@ -3,7 +3,7 @@
 HEAD_REVISION must name the newest migration in migrations/versions (a unit test checks it), so a
 command on an up-to-date database pays one SELECT, not the import of Alembic and SQLAlchemy
 (tests/unit/test_startup_imports.py). Upgrading and checking wrap the very sqlite3 connection of a
-cnet.db.connection.Connection in a SQLAlchemy connection (sqlalchemy_connection), so they work the
+cnet.db.connection.Connection in a SQLAlchemy connection (SqlalchemyConnection), so they work the
 same on a file and on --dry-run's in-memory copy.
 """
 
@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import contextmanager
 
 # `cnet ps` reads HEAD_REVISION without loading typing or pathlib (tests/unit/test_startup_imports.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     import sqlalchemy as sa
@@ -85,26 +83,44 @@ def current_revision(conn: Connection) -> str | None:
     return rev
 
 
-@contextmanager
-def sqlalchemy_connection(conn: Connection) -> Iterator[sa.Connection]:
-    """A SQLAlchemy connection over the Connection's own sqlite3 connection (one connection: no
-    lock waits against ourselves, and an in-memory database stays the same database). AUTOCOMMIT,
-    as cnet's: Alembic's transaction_per_migration controls the transactions (migrations/env.py)."""
-    import sqlalchemy as sa
-    from sqlalchemy.pool import StaticPool
+class SqlalchemyConnection:
+    """`with SqlalchemyConnection(conn) as sa_conn:` a SQLAlchemy connection over the Connection's
+    own sqlite3 connection (one connection: no lock waits against ourselves, and an in-memory
+    database stays the same database). AUTOCOMMIT, as cnet's: Alembic's
+    transaction_per_migration controls the transactions (migrations/env.py). A class rather than
+    contextlib.contextmanager: `cnet ps` loads this module, and contextlib is not on its path."""
 
-    raw = conn.raw
-    raw.row_factory = None  # SQLAlchemy expects plain tuples
-    engine = sa.create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
-    try:
-        with engine.connect() as sa_conn:
-            yield sa_conn.execution_options(isolation_level="AUTOCOMMIT")
-    finally:
+    def __init__(self, conn: Connection):
+        self.raw = conn.raw
+        self.connected: sa.Connection | None = None
+
+    def __enter__(self) -> sa.Connection:
+        import sqlalchemy as sa
+        from sqlalchemy.pool import StaticPool
+
+        raw = self.raw
+        raw.row_factory = None  # SQLAlchemy expects plain tuples
+        try:
+            engine = sa.create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
+            self.connected = engine.connect()
+            return self.connected.execution_options(isolation_level="AUTOCOMMIT")
+        except BaseException:
+            self.restore()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.connected is not None:
+                self.connected.close()
+        finally:
+            self.restore()
+
+    def restore(self) -> None:
         # Returning the connection to the pool resets it to SQLAlchemy's default isolation
         # (sqlite3's implicit BEGINs); cnet needs autocommit back, and sqlite3.Row rows. No
         # engine.dispose(): it would close the connection, which the Connection still owns.
-        raw.isolation_level = None
-        raw.row_factory = sqlite3.Row
+        self.raw.isolation_level = None
+        self.raw.row_factory = sqlite3.Row
 
 
 def alembic_config(conn: sa.Connection | None = None) -> Config:
@@ -120,7 +136,7 @@ def alembic_config(conn: sa.Connection | None = None) -> Config:
 def upgrade(conn: Connection, revision: str = "head") -> None:
     from alembic import command
 
-    with sqlalchemy_connection(conn) as sa_conn:
+    with SqlalchemyConnection(conn) as sa_conn:
         command.upgrade(alembic_config(sa_conn), revision)
 
 
@@ -170,6 +186,6 @@ def check(conn: Connection) -> list[str]:
 
     from .schema import metadata
 
-    with sqlalchemy_connection(conn) as sa_conn:
+    with SqlalchemyConnection(conn) as sa_conn:
         ctx = MigrationContext.configure(sa_conn, opts={"compare_type": True, "render_as_batch": True})
         return [repr(d) for d in compare_metadata(ctx, metadata)]

@@ -114,13 +114,15 @@ CONTAINERS_RUNNING = (
     "SELECT * FROM containers WHERE state IN ('running', 'restarting', 'attached') ORDER BY created_at, id"
 )
 # `cnet ps`: the columns it shows, without the JSON ones it does not (env, spec).
-CONTAINER_LINE = (
-    "SELECT id, name, state, pid, exit_code, last_exit_code, command, kind, hostname, created_at FROM containers"
-)
+CONTAINER_LINE = "SELECT id, name, state, pid, exit_code, last_exit_code, kind, hostname, created_at FROM containers"
 CONTAINER_LINES_ALL = CONTAINER_LINE + " ORDER BY created_at, id"
 CONTAINER_LINES_RUNNING = (
     CONTAINER_LINE + " WHERE state IN ('running', 'restarting', 'attached') ORDER BY created_at, id"
 )
+# containers.command (a JSON array of strings) word by word, in order, for the same containers.
+COMMAND_WORDS = "SELECT c.id, w.value FROM containers c, json_each(c.command) w"
+COMMAND_WORDS_ALL = COMMAND_WORDS + " ORDER BY c.id, w.key"
+COMMAND_WORDS_RUNNING = COMMAND_WORDS + " WHERE c.state IN ('running', 'restarting', 'attached') ORDER BY c.id, w.key"
 CONTAINER_IDS = "SELECT id FROM containers"
 CONTAINER_EXIT_CODE = "SELECT exit_code FROM containers WHERE id = ?"
 CONTAINER_STATE = "SELECT state FROM containers WHERE id = ?"

@@ -216,3 +216,40 @@ def test_command_word(args, word):
     from cnet.cli.argv import command_word
 
     assert command_word(args) == word
+
+
+@pytest.mark.parametrize("columns", [None, "", "abc", "0", "-5", "79", "80", "120"])
+def test_terminal_columns_are_shutils(monkeypatch, columns):
+    """The width `cnet --help` decides with is shutil.get_terminal_size()'s (click's), computed
+    without importing shutil."""
+    import shutil
+
+    from cnet.cli.entry import terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
+
+
+@pytest.mark.parametrize("width", [60, 100])
+def test_terminal_columns_read_the_terminal_as_shutil_does(monkeypatch, width):
+    import fcntl
+    import pty
+    import shutil
+    import struct
+    import termios
+
+    from cnet.cli.entry import terminal_columns
+
+    leader, follower = pty.openpty()
+    try:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, width, 0, 0))
+        with os.fdopen(os.dup(follower), "w") as tty:
+            monkeypatch.setattr(sys, "__stdout__", tty)
+            monkeypatch.delenv("COLUMNS", raising=False)
+            assert terminal_columns() == shutil.get_terminal_size().columns == width
+    finally:
+        os.close(leader)
+        os.close(follower)

@@ -88,7 +88,7 @@ def test_downgrade_drops_only_cni_attachments(conn):
         "INSERT INTO endpoints (container_id, network_id, interface, host_veth, ip, ip_int, mac, is_default_route, created_at) "
         "VALUES ('a1', 'n1', 'eth0', 'v2', '10.5.0.3', 3, 'm', 1, 0)"
     )
-    with migrate.sqlalchemy_connection(conn) as sa_conn:
+    with migrate.SqlalchemyConnection(conn) as sa_conn:
         command.downgrade(migrate.alembic_config(sa_conn), previous_revision())
     assert counts(conn) == {"containers": 1, "endpoints": 1, "ip_allocations": 1, "port_mappings": 1}
     assert conn.scalar("PRAGMA foreign_keys") == 1

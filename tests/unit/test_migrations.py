@@ -58,7 +58,7 @@ def test_every_table_and_column_has_a_comment():
 
 def test_migrated_columns_match_models(store):
     migrate.upgrade(store)
-    with migrate.sqlalchemy_connection(store) as conn:
+    with migrate.SqlalchemyConnection(store) as conn:
         insp = sa.inspect(conn)
         for name, table in schema.metadata.tables.items():
             assert [c["name"] for c in insp.get_columns(name)] == list(table.columns.keys())
@@ -83,7 +83,7 @@ def test_downgrade_to_base_and_upgrade_again(store):
     from alembic import command
 
     migrate.upgrade(store)
-    with migrate.sqlalchemy_connection(store) as conn:
+    with migrate.SqlalchemyConnection(store) as conn:
         command.downgrade(migrate.alembic_config(conn), "base")
     assert tables(store) <= {"alembic_version"}
     assert views(store) == set()

@@ -111,13 +111,19 @@ def modules(stderr: str) -> set[str]:
 RUNNER = {"sh", "asyncio", "importlib.metadata", "ssl", "cnet.runner", "cnet.journal"}
 # Overlay networks' etcd client (requests, urllib3, ...): only commands that touch an overlay.
 CLUSTER = {"etcd3gw", "requests", "urllib3", "cnet.cluster", "cnet.services.overlay", "cnet.services.overlay_use"}
+# `re` (and the enum it loads) comes with json, shlex and shutil: `ps` and `--help` load none of them
+# (their installed script neither, tests/unit/test_packaging.py; an editable install's import
+# finder loads re before any command starts, so this test alone would not see it there).
+RE = {"re", "enum", "json", "shlex", "shutil"}
 FORBIDDEN: dict[tuple[str, ...], set[str]] = {
     ("--help",): RUNNER
     | CLUSTER
+    | RE
     | {"sqlite3", "json", "cnet.db", "cnet.services", "cnet.records", "hashlib", "typer", "cnet.cli.main"},
     # Parsed without typer (cli/ps_args.py): typer (and the click it carries) is never imported.
     ("ps",): RUNNER
     | CLUSTER
+    | RE
     | {"hashlib", "cnet.services.containers.run", "cnet.services.containers.connect", "cnet.services.networks"}
     | {"cnet.services.containers.lifecycle", "cnet.plans", "cnet.validate", "cnet.cli.networks", "socket"}
     | {"typer", "click", "cnet.cli.main", "cnet.cli.common", "cnet.cli.containers"}
@@ -157,6 +163,7 @@ PS_CLI = {
     "cnet.cli.invocation",
     "cnet.cli.listing",
     "cnet.cli.printing",
+    "cnet.cli.shell_quote",
     "cnet.cli.process_end",
     "cnet.errors",
 }

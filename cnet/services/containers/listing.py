@@ -4,8 +4,8 @@ records or the store: `ps` loads this and cnet/db/listing_store.py only (and the
 
 from __future__ import annotations
 
+from ... import states
 from ...db import listing_store
-from ...states import ContainerState
 
 # typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
 TYPE_CHECKING = False
@@ -28,10 +28,10 @@ def list_containers(conn: Connection, all_: bool, *, details: bool = False) -> l
         from ..formats import iso  # the plain table shows no dates
     out = []
     for cid, name, status, pid, exit_code, last_exit_code, command, kind, hostname, created_at in rows:
-        state = str(status)
-        if status == ContainerState.EXITED:
+        state = status
+        if status == states.EXITED:
             state = f"exited ({exit_code})"
-        elif status == ContainerState.RESTARTING:
+        elif status == states.RESTARTING:
             state = f"restarting ({last_exit_code})"
         row: dict[str, Any] = {
             "name": name,
@@ -41,11 +41,11 @@ def list_containers(conn: Connection, all_: bool, *, details: bool = False) -> l
             "ips": ips.get(cid, []),
             "ports": ports.get(cid, []),
             "command": list(command),
-            "kind": str(kind),
+            "kind": kind,
         }
         if details:
             row |= {
-                "status": str(status),
+                "status": status,
                 "exit_code": exit_code,
                 "hostname": hostname,
                 "networks": nets.get(cid, []),
