@@ -512,11 +512,14 @@ class Bench:
         self.import_samples: list[float] = []
         self.pass_samples: list[float] = []
         self.argv = [PYTHON, "-m", "cnet"]
+        # The interpreter of the cnet under test: the import floors are measured with it.
+        self.python = PYTHON
         self.r["cnet_under_test"] = "the checkout (python -m cnet, editable install)"
         if installed:
             try:
                 self.argv = install_copy(self.tmp / "install")
                 self.env.pop("PYTHONPATH")
+                self.python = str(Path(self.argv[0]).with_name("python"))
                 self.r["cnet_under_test"] = "an installed copy (wheel of the checkout in a venv, its `cnet` script)"
             except (OSError, subprocess.CalledProcessError) as exc:
                 self.r["cnet_under_test"] += f" (installing a copy failed: {exc})"
@@ -525,8 +528,8 @@ class Bench:
         return [*self.argv, *args]
 
     def sample_import_floor(self) -> None:
-        self.import_samples.append(timed([PYTHON, "-c", "import sqlalchemy, sh"], env=self.env))
-        self.pass_samples.append(timed([PYTHON, "-c", "pass"], env=self.env))
+        self.import_samples.append(timed([self.python, "-c", "import sqlalchemy, sh"], env=self.env))
+        self.pass_samples.append(timed([self.python, "-c", "pass"], env=self.env))
 
     # --- phases ---------------------------------------------------------------------------------
     def setup(self) -> None:
