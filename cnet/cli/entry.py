@@ -21,15 +21,14 @@ from .argv import command_word
 
 def main() -> None:
     args = sys.argv[1:]
-    if command_word(args) in ("--help", "-h"):
-        # click's help formatter: min(columns, 80) - 2, so every width from 80 on renders alike.
-        if terminal_columns() >= 80:
-            from .help_text import HELP
-            from .process_end import end_process
+    # click's help formatter: min(columns, 80) - 2, so every width from 80 on renders alike.
+    if command_word(args) in ("--help", "-h") and terminal_columns() >= 80:
+        from .help_text import HELP
+        from .process_end import end_process
 
-            if sys.stdout is not None:  # fd 1 closed: nothing to print to, as typer's echo
-                sys.stdout.write(HELP)
-            end_process(0)
+        if sys.stdout is not None:  # fd 1 closed: nothing to print to, as typer's echo
+            sys.stdout.write(HELP)
+        end_process(0)
     if "ps" in args and not completing(args):
         from .ps_args import parse
 
