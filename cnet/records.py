@@ -348,6 +348,7 @@ class Endpoint:
     ip6: str | None = None  # dual stack: the IPv6 address, with the network's gateway and prefix
     gateway6: str | None = None
     prefix6_len: int | None = None
+    bridge_mac: str = ""  # the bridge's own MAC: the gateway's, as the container sees it
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Endpoint:
@@ -371,6 +372,7 @@ class Endpoint:
             ip6=row["ip6"],
             gateway6=row["gateway6"],
             prefix6_len=int(row["subnet6"].rsplit("/", 1)[1]) if row["subnet6"] else None,
+            bridge_mac=row["bridge_mac"],
         )
 
 

@@ -105,7 +105,8 @@ def floor_commands(
 ) -> list[tuple[list[str], str]]:
     """The wiring of container i written by hand, batched: the same kernel objects cnet makes
     (netns, veth pair born with its peer inside, bridge port with hairpin, address, lo, default
-    route, one DNAT rule; no IPv6 address on eth0 where the host has IPv6), in three processes.
+    route, one DNAT rule; no IPv6 address on eth0 where the host has IPv6; the host's neighbour
+    entry seeded), in three processes.
     Returns [(argv, stdin)]."""
     base, prefix = subnet.split("/")
     ip = int_to_ip(ip_to_int(base) + 2 + i)
@@ -119,6 +120,7 @@ def floor_commands(
                 f"link set {veth} master {bridge}",
                 f"link set dev {veth} type bridge_slave hairpin on",
                 f"link set {veth} up",
+                f"neigh replace {ip} lladdr {mac} dev {bridge} nud stale",
             ]
         )
         + "\n"

@@ -144,8 +144,8 @@ ATTACHMENT_HAS_DEFAULT_ROUTE = (
 
 # --- endpoints (always with the network facts their wiring needs) ---------------------------------
 _ENDPOINTS = (
-    "SELECT e.*, n.name AS network, n.bridge, n.gateway, n.prefix_len, n.mtu, n.gateway6, n.subnet6 FROM endpoints e "
-    "JOIN networks n ON n.id = e.network_id "
+    "SELECT e.*, n.name AS network, n.bridge, n.gateway, n.prefix_len, n.mtu, n.gateway6, n.subnet6, n.bridge_mac "
+    "FROM endpoints e JOIN networks n ON n.id = e.network_id "
 )
 ENDPOINTS_OF = _ENDPOINTS + "WHERE e.container_id = ? ORDER BY e.interface"
 ENDPOINTS_ALL = _ENDPOINTS + "ORDER BY e.container_id, e.interface"

@@ -343,6 +343,7 @@ def insert_endpoint(
         ip6=ip6,
         gateway6=network.gateway6 if ip6 else None,
         prefix6_len=network.prefix6_len if ip6 else None,
+        bridge_mac=network.bridge_mac,
     )
 
 

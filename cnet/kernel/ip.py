@@ -6,6 +6,8 @@ container's namespace): one process spawn per phase instead of one per change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..commands import Command, Step, cmd
 
 
@@ -100,9 +102,22 @@ def endpoint_host_side(
     mtu: int,
     mac: str,
     create_netns: bool,
+    ip: str | None = None,
+    ip6: str | None = None,
 ) -> Step:
     """One `ip -batch -`: (netns,) veth pair with its peer born inside the netns, host end on the
-    bridge with hairpin on (so a container can reach itself through a published port)."""
+    bridge with hairpin on (so a container can reach itself through a published port).
+
+    `ip` (and `ip6`, the endpoint's addresses): the host's neighbour entry for the endpoint, made
+    STALE, as if the host had already talked to it. Without it the host's first packet to a new
+    container (a published port's first connection) waits for an ARP request broadcast, which the
+    bridge floods to every port, so reaching each of N new containers costs work in all N and a
+    stack's start grows with the square of its size (scripts/bench, stack growth). STALE is the
+    kernel's own state for an entry it learnt and has not confirmed lately: the first packet goes
+    out at once, and the kernel confirms the entry by unicast (never a broadcast) if no reply
+    does. It is cache, not configuration, so it has no undo, like the entries the kernel learns
+    itself: the kernel ages it out when it goes unused, and the next endpoint with that address
+    replaces it (MACs follow addresses, mac_for_ip)."""
     lines = []
     if create_netns:
         lines.append(f"netns add {netns}")
@@ -112,6 +127,7 @@ def endpoint_host_side(
         f"link set dev {host_veth} type bridge_slave hairpin on",
         f"link set {host_veth} up",
     ]
+    lines += [f"neigh replace {a} lladdr {mac} dev {bridge} nud stale" for a in (ip, ip6) if a]
     undo = [link_del(host_veth)]
     if create_netns:
         undo.append(netns_del(netns))
@@ -136,6 +152,7 @@ def endpoint_container_side(
     ip6: str | None = None,
     gateway6: str | None = None,
     ipv6_host: bool = False,
+    neighbours: Sequence[tuple[str, str]] = (),
 ) -> Step:
     """`ip6` ("ADDR/LEN", dual stack) is added `nodad`: no duplicate address detection delay, the
     address works as soon as `run` returns (IPAM guarantees it is unique on the bridge); the IPv6
@@ -147,7 +164,12 @@ def endpoint_container_side(
     the bridge floods to every other port, so each start would cost work in every container
     already on the network and a stack's start would grow with the square of its size
     (scripts/bench, stack growth). `ipv6_host`: the kernel has IPv6 (the setting is IPv6's: `ip`
-    fails on it under ipv6.disable=1, where there is nothing to turn off)."""
+    fails on it under ipv6.disable=1, where there is nothing to turn off).
+
+    `neighbours` ((address, MAC): the gateway's, on the bridge): the container's neighbour entries
+    for them, STALE, for the reason endpoint_host_side seeds the host's: a container answering the
+    host would otherwise broadcast an ARP request for the gateway, flooded to every port. They
+    live in the namespace and go with it."""
     lines = []
     if loopback:
         lines.append("link set lo up")
@@ -159,6 +181,7 @@ def endpoint_container_side(
     ]
     if ip6:
         lines.append(f"addr add {ip6} dev {interface} nodad")
+    lines += [f"neigh replace {a} lladdr {m} dev {interface} nud stale" for a, m in neighbours]
     if gateway:
         lines.append(f"route add default via {gateway} dev {interface}")
     if gateway6:

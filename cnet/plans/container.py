@@ -115,6 +115,8 @@ def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool,
             mtu=ep.mtu,
             mac=ep.mac,
             create_netns=create_netns,
+            ip=ep.ip,
+            ip6=ep.ip6,
         ),
         ipk.endpoint_container_side(
             netns=netns,
@@ -129,8 +131,16 @@ def endpoint_steps(netns: str, ep: Endpoint, *, first: bool, create_netns: bool,
             # Born with an MTU below IPv6's minimum, an interface has no IPv6 to turn off, and the
             # kernel refuses the setting on it.
             ipv6_host=ipv6_host and ep.mtu >= ipk.IPV6_MIN_MTU,
+            neighbours=gateway_neighbours(ep),
         ),
     ]
+
+
+def gateway_neighbours(ep: Endpoint) -> list[tuple[str, str]]:
+    """The gateway's addresses on this network with the bridge's MAC (none when it is unknown)."""
+    if not ep.bridge_mac:
+        return []
+    return [(ep.gateway, ep.bridge_mac)] + ([(ep.gateway6, ep.bridge_mac)] if ep.ip6 and ep.gateway6 else [])
 
 
 def wiring(

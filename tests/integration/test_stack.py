@@ -281,3 +281,71 @@ def test_two_ups_of_one_file_at_once_both_succeed_and_make_each_thing_once(sandb
     assert sb.cnet("sql", "SELECT count(*) FROM networks WHERE name = 'front'").stdout.split()[-1] == "1"
     sb.cnet("down", str(f))
     no_cnet_leftovers(sb)
+
+
+# Counts the ARP requests broadcast on eth0 (ethertype 0x0806 to ff:ff:ff:ff:ff:ff), until stdin closes.
+ARP_BROADCASTS = """
+import select, socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind(("eth0", 0))
+print("ready", flush=True)
+n = 0
+while sys.stdin not in select.select([s, sys.stdin], [], [])[0]:
+    frame, addr = s.recvfrom(65535)
+    n += addr[2] != socket.PACKET_OUTGOING and frame[:6] == b"\\xff" * 6 and frame[12:14] == b"\\x08\\x06"
+print(n)
+"""
+
+
+CONNECT_EACH = """
+import socket, sys
+for ip in sys.argv[1:]:
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET) as s:
+        s.settimeout(3)
+        print(s.connect_ex((ip, 9)))
+"""
+
+
+def test_the_host_reaches_new_containers_without_an_arp_broadcast(sandbox, tmp_path):
+    """Each endpoint's MAC is in the host's neighbour table from the start (STALE, as if learnt),
+    so the host's first packet to a new container is unicast: no ARP request flooded by the bridge
+    to every other container, which made reaching N new containers cost N*N (stack growth)."""
+    from tests.integration.conftest import in_netns, inspect
+
+    sb = sandbox
+    sb.cnet("net", "create", "flat", "--subnet", "10.72.0.0/24")
+    sb.cnet("net", "create", "dual", "--ipv6", "--subnet", "10.72.1.0/24", "--subnet", "fd00:72:1::/64")
+    sb.cnet("run", "-d", "--name", "listener", "--net", "flat", "--", "sleep", "600")
+    sniffer = sb.popen(
+        in_netns(inspect(sb, "listener")["netns"], ["python3", "-c", ARP_BROADCASTS]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sniffer.stdout.readline() == "ready\n"
+    stack = tmp_path / "s.toml"
+    stack.write_text('name = "q"\n[containers.s]\ncommand = ["sleep", "600"]\nnetworks = ["flat"]\nscale = 3\n')
+    sb.cnet("up", str(stack))
+    sb.cnet("run", "-d", "--name", "two", "--net", "dual", "--", "sleep", "600")
+    sb.cnet("net", "connect", "flat", "two")
+    bridge = json.loads(sb.cnet("net", "inspect", "flat").stdout)["bridge"]
+    dual_bridge = json.loads(sb.cnet("net", "inspect", "dual").stdout)["bridge"]
+    wanted = {}
+    for name in ("s-1", "s-2", "s-3", "two"):
+        for ep in inspect(sb, name)["networks"]:
+            wanted[(ep["ip"], bridge if ep["network"] == "flat" else dual_bridge)] = ep["mac"]
+            if ep["ip6"]:
+                wanted[(ep["ip6"], dual_bridge)] = ep["mac"]
+    assert len(wanted) == 6
+    for (ip, dev), mac in wanted.items():
+        out = sb.run(["ip", "-j", "neigh", "show", ip, "dev", dev], check=True).stdout
+        (entry,) = json.loads(out)
+        assert entry["lladdr"] == mac and entry["state"] == ["STALE"], entry
+    # The sandbox host's first packet to each address: a TCP connection the container refuses.
+    refused = sb.run(["python3", "-c", CONNECT_EACH, *(ip for ip, _ in wanted)], check=True).stdout.split()
+    assert refused == ["111"] * 6  # ECONNREFUSED: each container answered
+    heard, _ = sniffer.communicate(timeout=10)
+    assert int(heard) == 0  # without the seeded entries: one broadcast per address on "flat"
+    sb.cnet("down", str(stack))
+    sb.cnet("rm", "-f", "listener", "two")
+    sb.cnet("net", "rm", "flat", "dual")

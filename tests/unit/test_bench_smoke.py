@@ -58,6 +58,7 @@ def test_floor_is_three_batched_processes_with_the_same_wiring_as_cnet(bench):
         "link set bflv7 master bflbr0",
         "link set dev bflv7 type bridge_slave hairpin on",
         "link set bflv7 up",
+        "neigh replace 10.89.0.9 lladdr 02:42:0a:59:00:09 dev bflbr0 nud stale",  # as cnet
     ]
     assert inside.splitlines() == [
         "link set lo up",

@@ -117,6 +117,20 @@ def test_endpoint_host_side_batch():
     assert [u.argv for u in again.undo] == [("ip", "link", "del", "cnetvabc")]
 
 
+def test_endpoint_host_side_seeds_the_hosts_neighbour_entries():
+    """The host knows a new endpoint's MAC at once (STALE, as if learnt): its first packet to it
+    needs no ARP broadcast flooded to every port. Cache, not configuration: no undo of its own."""
+    step = ipk.endpoint_host_side(
+        netns="cnet-c1", host_veth="cnetvabc", interface="eth0", bridge="cnet-b", mtu=1500,
+        mac="02:42:0a:05:00:02", create_netns=False, ip="10.5.0.2", ip6="fd00:5::2",
+    )  # fmt: skip
+    assert step.do.stdin.splitlines()[-2:] == [
+        "neigh replace 10.5.0.2 lladdr 02:42:0a:05:00:02 dev cnet-b nud stale",
+        "neigh replace fd00:5::2 lladdr 02:42:0a:05:00:02 dev cnet-b nud stale",
+    ]
+    assert [u.argv for u in step.undo] == [("ip", "link", "del", "cnetvabc")]
+
+
 def test_endpoint_container_side_batch():
     step = ipk.endpoint_container_side(
         netns="cnet-c1", interface="eth0", ip="10.5.0.2", prefix_len=24, gateway="10.5.0.1", loopback=True
