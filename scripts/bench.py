@@ -36,6 +36,7 @@ PEERS_RM = {"podman": 320.0, "docker": 145.0}
 
 NET_SUBNET = "10.88.0.0/16"
 FLOOR_SUBNET, FLOOR_GW, FLOOR_BRIDGE, FLOOR_CHAIN = "10.89.0.0/16", "10.89.0.1", "bflbr0", "BENCH-DNAT"
+FLOOR_BRIDGE_MAC = "0a:62:66:6c:62:72"  # the floor's bridge has a MAC of its own, as cnet's
 # cnet gives an IPv4-only eth0 no IPv6 address where the host has IPv6: the hand-made wiring too.
 IPV6_HOST = os.path.isdir("/proc/sys/net/ipv6")
 CNI_SUBNET, CNI_BRIDGE = "10.90.0.0/16", "bcnibr0"
@@ -106,7 +107,7 @@ def floor_commands(
     """The wiring of container i written by hand, batched: the same kernel objects cnet makes
     (netns, veth pair born with its peer inside, bridge port with hairpin, address, lo, default
     route, one DNAT rule; no IPv6 address on eth0 where the host has IPv6; the host's neighbour
-    entry seeded), in three processes.
+    entry seeded, and the container's for the gateway), in three processes.
     Returns [(argv, stdin)]."""
     base, prefix = subnet.split("/")
     ip = int_to_ip(ip_to_int(base) + 2 + i)
@@ -132,6 +133,7 @@ def floor_commands(
                 *(["link set dev eth0 addrgenmode none"] if ipv6_host else []),
                 f"addr add {ip}/{prefix} dev eth0",
                 "link set eth0 up",
+                f"neigh replace {gateway} lladdr {FLOOR_BRIDGE_MAC} dev eth0 nud stale",
                 f"route add default via {gateway} dev eth0",
             ]
         )
@@ -157,7 +159,8 @@ def floor_setup_commands(
     return [
         (
             ["ip", "-batch", "-"],
-            f"link add name {bridge} type bridge\naddr add {gateway}/{prefix} dev {bridge}\nlink set {bridge} up\n",
+            f"link add name {bridge} address {FLOOR_BRIDGE_MAC} type bridge\n"
+            f"addr add {gateway}/{prefix} dev {bridge}\nlink set {bridge} up\n",
         ),
         (["iptables-restore", "-w", "--noflush"], f"*nat\n:{chain} - [0:0]\n-A OUTPUT -j {chain}\nCOMMIT\n"),
     ]

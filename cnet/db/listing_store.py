@@ -24,7 +24,8 @@ def container_lines(conn: Connection, *, all_: bool = True) -> list[ContainerLin
     rows = conn.execute(q.CONTAINER_LINES_ALL if all_ else q.CONTAINER_LINES_RUNNING).fetchall()
     words: dict[str, list[str]] = {}
     for cid, word in conn.execute(q.COMMAND_WORDS_ALL if all_ else q.COMMAND_WORDS_RUNNING):
-        words.setdefault(cid, []).append(word)
+        # surrogatepass: the lone surrogates json.loads would give back (queries.COMMAND_WORDS)
+        words.setdefault(cid, []).append(word.decode("utf-8", "surrogatepass"))
     return [(i, n, s, p, e, le, words.get(i, []), k, h, t) for i, n, s, p, e, le, k, h, t in rows]
 
 

@@ -30,7 +30,7 @@ NETWORKS_BY_NAME_WITH_COUNTS = (
     "FROM networks n ORDER BY n.name"
 )
 NETWORKS_ALL = "SELECT * FROM networks ORDER BY created_at, id"
-NETWORK_READY_BRIDGE_BY_REF = "SELECT bridge FROM networks WHERE (name = ?1 OR id = ?1) AND state = 'ready'"
+NETWORK_READY_BRIDGE_BY_REF = "SELECT bridge, bridge_mac FROM networks WHERE (name = ?1 OR id = ?1) AND state = 'ready'"
 NETWORK_CURSOR = "SELECT alloc_cursor_int FROM networks WHERE id = ?"
 NETWORK_SET_CURSOR = "UPDATE networks SET alloc_cursor_int = ? WHERE id = ?"
 
@@ -120,7 +120,9 @@ CONTAINER_LINES_RUNNING = (
     CONTAINER_LINE + " WHERE state IN ('running', 'restarting', 'attached') ORDER BY created_at, id"
 )
 # containers.command (a JSON array of strings) word by word, in order, for the same containers.
-COMMAND_WORDS = "SELECT c.id, w.value FROM containers c, json_each(c.command) w"
+# As bytes: a word may hold a lone surrogate (an argument that was not UTF-8, which json.dumps
+# wrote as \udcXX), and json_each gives it back as UTF-8 that sqlite3 would refuse to decode.
+COMMAND_WORDS = "SELECT c.id, CAST(w.value AS BLOB) FROM containers c, json_each(c.command) w"
 COMMAND_WORDS_ALL = COMMAND_WORDS + " ORDER BY c.id, w.key"
 COMMAND_WORDS_RUNNING = COMMAND_WORDS + " WHERE c.state IN ('running', 'restarting', 'attached') ORDER BY c.id, w.key"
 CONTAINER_IDS = "SELECT id FROM containers"

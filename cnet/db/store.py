@@ -90,9 +90,10 @@ def all_networks(conn: Connection) -> list[Network]:
     return [Network.from_row(r) for r in conn.all(q.NETWORKS_ALL)]
 
 
-def ready_bridge(conn: Connection, ref: str) -> str | None:
-    bridge: str | None = conn.scalar(q.NETWORK_READY_BRIDGE_BY_REF, (ref,))
-    return bridge
+def ready_bridge(conn: Connection, ref: str) -> tuple[str, str] | None:
+    """(bridge, its MAC) of a ready network."""
+    row = conn.one(q.NETWORK_READY_BRIDGE_BY_REF, (ref,))
+    return None if row is None else (row[0], row[1])
 
 
 def get_setting(conn: Connection, key: str) -> str | None:

@@ -132,7 +132,8 @@ def endpoint_host_side(
     if create_netns:
         undo.append(netns_del(netns))
     return Step(
-        summary=f"create veth {host_veth} on {bridge}, peer {interface} in {netns}",
+        summary=f"create veth {host_veth} on {bridge}, peer {interface} in {netns}"
+        + (", the host's neighbour entry for it" if ip or ip6 else ""),
         do=batch(lines),
         undo=tuple(undo),
     )

@@ -4,14 +4,13 @@ endpoint gets its address from IPAM."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .. import ipam, ipam6, naming, validate
 from ..commands import Step
 from ..db import overlay_store, store
 from ..db.connection import Connection
 from ..errors import Conflict, ValidationError
 from ..kernel import ip as ipk
+from ..netdev import bridge_ready
 from ..records import ALL_ADDRESSES, Endpoint, Network, NetworkState, PortSpec
 from .context import Context
 
@@ -134,13 +133,14 @@ def kept_addresses(eps: list[Endpoint]) -> dict[str, list[str | None]]:
 
 
 def restore_missing_networks(ctx: Context, names: tuple[str, ...] | list[str]) -> list[Step]:
-    """A network whose bridge is gone (the host rebooted) is re-created before it is used. The
-    check is one stat() per network; the reconciler is imported only when a bridge is really
-    missing (start-up time of every run: tests/unit/test_startup_imports.py, scripts/bench)."""
+    """A network whose bridge is gone (the host rebooted), or does not carry the MAC cnet gave it,
+    is repaired before it is used. The check is one ioctl per network; the reconciler is imported
+    only when a bridge really needs it (start-up time of every run:
+    tests/unit/test_startup_imports.py, scripts/bench)."""
     # No transaction: each network is checked on its own, and `run` checks them all again under
     # its write lock.
     bridges = [b for b in (store.ready_bridge(ctx.store, n) for n in names) if b is not None]
-    if all(Path("/proc/sys/net/ipv4/conf", b).exists() for b in bridges):
+    if all(bridge_ready(bridge, mac) for bridge, mac in bridges):
         return []
     from .reconcile import ensure_networks
 

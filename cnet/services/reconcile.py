@@ -17,7 +17,6 @@ touched. The plans themselves are pure (cnet.plans.reconcile).
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from .. import procs
 from ..commands import Step, cmd
@@ -26,6 +25,7 @@ from ..db.connection import Connection
 from ..errors import CommandFailed
 from ..kernel import ebtables as eb
 from ..kernel import parse
+from ..netdev import bridge_ready
 from ..plans.reconcile import NETNS_PREFIX, Desired, Kernel, busy, dead_release_steps, plan_reconcile
 from ..records import NetworkState, OpKind
 from .apply import Change, Outcome, apply
@@ -154,13 +154,7 @@ def _orphan_container_dirs(ctx: Context, known: set[str]) -> list[str]:
     return notes
 
 
-# --- the cheap check on the run/connect path --------------------------------------------------------
-def bridge_present(bridge: str) -> bool:
-    # No process spawn: run and connect pay one stat() per network. /proc/sys/net follows the
-    # caller's network namespace (/sys/class/net follows the one /sys was mounted in).
-    return Path("/proc/sys/net/ipv4/conf", bridge).exists()
-
-
+# --- the repair on the run/connect path ----------------------------------------------------------
 def ensure_networks(ctx: Context, names: tuple[str, ...] | list[str]) -> list[Step]:
     """Before a run/connect: re-create the kernel objects of any named network whose bridge is gone
     (the host rebooted, someone deleted it). A real run does it as its own journaled operation
@@ -168,18 +162,23 @@ def ensure_networks(ctx: Context, names: tuple[str, ...] | list[str]) -> list[St
     printed plan shows them. Unknown names are left to the caller's own error."""
     with ctx.store.read() as conn:
         nets = [store.find_network(conn, n) for n in names]
-    missing = [n for n in nets if n is not None and n.state == NetworkState.READY and not bridge_present(n.bridge)]
+    missing = [
+        n for n in nets if n is not None and n.state == NetworkState.READY and not bridge_ready(n.bridge, n.bridge_mac)
+    ]
     if not missing:
         return []
     if ctx.dry_run:
         k, d = _state(ctx, clean=False)
         return plan_reconcile(k, d, clean=False)[0].steps
     with ctx.network_lock():
-        if all(bridge_present(n.bridge) for n in missing):
+        if all(bridge_ready(n.bridge, n.bridge_mac) for n in missing):
             return []  # someone else restored them while we waited for the lock
         out = _reconcile_locked(ctx, clean=False)
         listed = ", ".join(n.name for n in missing)
-        ctx.say(f"cnet: network {listed} restored (its kernel objects were gone): {len(out.plan.steps)} repair step(s)")
+        ctx.say(
+            f"cnet: network {listed} restored (its kernel objects were gone or not as recorded): "
+            f"{len(out.plan.steps)} repair step(s)"
+        )
         for note in out.result:  # a restore repairs everything it finds, not only these networks
             ctx.say(f"cnet: {note}")
     return []

@@ -341,11 +341,54 @@ def test_the_host_reaches_new_containers_without_an_arp_broadcast(sandbox, tmp_p
         out = sb.run(["ip", "-j", "neigh", "show", ip, "dev", dev], check=True).stdout
         (entry,) = json.loads(out)
         assert entry["lladdr"] == mac and entry["state"] == ["STALE"], entry
+    # Inside: the gateway's addresses with the bridge's MAC.
+    for name, dev, gateways in (("s-1", "eth0", ["10.72.0.1"]), ("two", "eth0", ["10.72.1.1", "fd00:72:1::1"])):
+        netns, br = inspect(sb, name)["netns"], bridge if name == "s-1" else dual_bridge
+        br_mac = json.loads(sb.run(["ip", "-j", "link", "show", "dev", br], check=True).stdout)[0]["address"]
+        inside = json.loads(sb.run(in_netns(netns, ["ip", "-j", "neigh", "show", "dev", dev]), check=True).stdout)
+        assert {e["dst"]: e["lladdr"] for e in inside} == {g: br_mac for g in gateways}, inside
     # The sandbox host's first packet to each address: a TCP connection the container refuses.
     refused = sb.run(["python3", "-c", CONNECT_EACH, *(ip for ip, _ in wanted)], check=True).stdout.split()
     assert refused == ["111"] * 6  # ECONNREFUSED: each container answered
     heard, _ = sniffer.communicate(timeout=10)
-    assert int(heard) == 0  # without the seeded entries: one broadcast per address on "flat"
+    assert int(heard) == 0  # without the seeded entries: two broadcasts per address on "flat"
+    # The control: without its entry on either side, reaching s-2 is heard by the listener.
+    sniffer = sb.popen(
+        in_netns(inspect(sb, "listener")["netns"], ["python3", "-c", ARP_BROADCASTS]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sniffer.stdout.readline() == "ready\n"
+    s2 = inspect(sb, "s-2")
+    sb.run(["ip", "neigh", "del", s2["networks"][0]["ip"], "dev", bridge], check=True)
+    sb.run(in_netns(s2["netns"], ["ip", "neigh", "del", "10.72.0.1", "dev", "eth0"]), check=True)
+    assert sb.run(["python3", "-c", CONNECT_EACH, s2["networks"][0]["ip"]], check=True).stdout.split() == ["111"]
+    heard, _ = sniffer.communicate(timeout=10)
+    assert int(heard) >= 1
     sb.cnet("down", str(stack))
     sb.cnet("rm", "-f", "listener", "two")
     sb.cnet("net", "rm", "flat", "dual")
+    no_cnet_leftovers(sb)
+
+
+def test_a_bridge_without_its_own_mac_gets_it_before_a_container_joins(sandbox):
+    """A bridge made before networks had a MAC of their own has its lowest port's: a new
+    container's neighbour entry for the gateway names the network's MAC, so `run` first gives the
+    bridge its MAC (as gc and net restore do)."""
+    from tests.integration.conftest import in_netns, inspect
+
+    sb = sandbox
+    sb.cnet("net", "create", "old", "--subnet", "10.72.2.0/24")
+    net = json.loads(sb.cnet("net", "inspect", "old").stdout)
+    sb.run(["ip", "link", "set", "dev", net["bridge"], "address", "02:00:00:00:00:01"], check=True)
+    res = sb.cnet("run", "-d", "--name", "m", "--net", "old", "--", "sleep", "600")
+    assert "restored" in res.stderr and net["bridge_mac"] in res.stderr, res.stderr
+    link = json.loads(sb.run(["ip", "-j", "link", "show", "dev", net["bridge"]], check=True).stdout)[0]
+    assert link["address"] == net["bridge_mac"]
+    inside = sb.run(in_netns(inspect(sb, "m")["netns"], ["ip", "-j", "neigh", "show", "dev", "eth0"]), check=True)
+    assert [(e["dst"], e["lladdr"]) for e in json.loads(inside.stdout)] == [("10.72.2.1", net["bridge_mac"])]
+    assert "restored" not in sb.cnet("run", "-d", "--name", "n", "--net", "old", "--", "sleep", "600").stderr
+    sb.cnet("rm", "-f", "m", "n")
+    sb.cnet("net", "rm", "old")
+    no_cnet_leftovers(sb)

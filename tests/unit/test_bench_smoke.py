@@ -65,6 +65,7 @@ def test_floor_is_three_batched_processes_with_the_same_wiring_as_cnet(bench):
         "link set dev eth0 addrgenmode none",  # as cnet, on a host with IPv6
         "addr add 10.89.0.9/16 dev eth0",
         "link set eth0 up",
+        f"neigh replace 10.89.0.1 lladdr {bench.FLOOR_BRIDGE_MAC} dev eth0 nud stale",  # as cnet
         "route add default via 10.89.0.1 dev eth0",
     ]
     assert rules.splitlines() == [

@@ -696,3 +696,21 @@ def test_base_create_adopts_leftover_jumps_without_duplicating_them():
     assert lines.index("-I FORWARD 1 -m comment --comment cnet:base -j CNET-FORWARD") > lines.index("-D FORWARD x")
     # The nat jumps were not there: inserted as on a fresh host.
     assert "-I POSTROUTING 1 -m comment --comment cnet:base -j CNET-POSTROUTING" in lines
+
+
+def test_endpoint_container_side_seeds_the_gateways_neighbour_entries():
+    step = ipk.endpoint_container_side(
+        netns="cnet-c1", interface="eth0", ip="10.5.0.2", prefix_len=24, gateway="10.5.0.1", loopback=False,
+        ip6="fd00:5::2/64", gateway6="fd00:5::1",
+        neighbours=[("10.5.0.1", "0a:01:23:45:67:89"), ("fd00:5::1", "0a:01:23:45:67:89")],
+    )  # fmt: skip
+    assert step.do.stdin.splitlines() == [
+        "addr add 10.5.0.2/24 dev eth0",
+        "link set eth0 up",
+        "addr add fd00:5::2/64 dev eth0 nodad",
+        "neigh replace 10.5.0.1 lladdr 0a:01:23:45:67:89 dev eth0 nud stale",
+        "neigh replace fd00:5::1 lladdr 0a:01:23:45:67:89 dev eth0 nud stale",
+        "route add default via 10.5.0.1 dev eth0",
+        "route add default via fd00:5::1 dev eth0",
+    ]
+    assert step.undo == ()  # they live in the namespace

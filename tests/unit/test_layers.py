@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cnet.naming",
             "cnet.errors",
             "cnet.procs",
+            "cnet.netdev",
             "cnet.exec_args",
             "cnet.tty",
             "cnet.validate",

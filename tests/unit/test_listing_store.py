@@ -11,12 +11,14 @@ COMMANDS = {
     "b2" * 6: tuple(f"w{i}" for i in range(13)),  # array indexes past 9 sort as numbers
     "c3" * 6: ("sh", "-c", "echo \"a\\tb\" 'c'\n", "é中😀", "\x01\x7f", "", "[1, 2]", "null"),
     "d4" * 6: (),
+    "e5" * 6: ("printf", "\udcff", "a\udcffb\udc80"),  # arguments that were not UTF-8 (os.fsdecode)
 }
 STATES = {
     "a1" * 6: ContainerState.RUNNING,
     "b2" * 6: ContainerState.EXITED,
     "c3" * 6: ContainerState.RESTARTING,
     "d4" * 6: ContainerState.RUNNING,
+    "e5" * 6: ContainerState.RUNNING,
 }
 
 

@@ -54,7 +54,9 @@ def test_the_cnet_command_is_our_script_not_an_entry_point(wheel):
     """pip's wrapper for an entry point imports `re`; `cnet` is cnet/cli/script/cnet, whose `#!python`
     pip replaces with the environment's interpreter."""
     with zipfile.ZipFile(wheel) as z:
-        script = z.read("cnet-0.1.0.data/scripts/cnet").decode()
+        (script_name,) = [n for n in z.namelist() if n.endswith(".data/scripts/cnet")]
+        script = z.read(script_name).decode()
+        assert "cnet/cli/script/cnet" not in z.namelist()  # a script, not package data too
         (entry_points,) = [n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt")]
         entries = z.read(entry_points).decode().splitlines()
     assert script.startswith("#!python\n")

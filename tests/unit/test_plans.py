@@ -118,7 +118,7 @@ def test_wiring_then_ports_and_launch_is_separate():
     plan = cplans.wiring(CTR, [EP], [TCP, UDP])
     assert plan.direction == Direction.CREATE
     assert [s.summary for s in plan] == [
-        "create veth cnetv0123456789 on cnet-aaaaaaaaaa, peer eth0 in cnet-cccccccccccc",
+        "create veth cnetv0123456789 on cnet-aaaaaaaaaa, peer eth0 in cnet-cccccccccccc, the host's neighbour entry for it",
         "configure eth0 10.5.0.2/24 in cnet-cccccccccccc",
         "pin cnetv0123456789 to 10.5.0.2 and 02:42:0a:05:00:02 (anti-spoofing)",
         "publish 2 port(s) of container c1",
@@ -247,3 +247,20 @@ def test_gc_keeps_orphans_with_live_processes_unless_forced():
     argvs = [s.do.argv for s in plan.steps]
     assert ("kill", "-KILL", "99") in argvs and ("ip", "netns", "del", "cnet-cccccccccccc") in argvs
     assert any(a[:3] == ("ip", "link", "del") for a in argvs) and any(a[0] == "iptables-restore" for a in argvs)
+
+
+def test_a_new_endpoint_seeds_both_neighbour_entries():
+    """Host side: the endpoint's addresses on the bridge; inside: the gateway's with the bridge's
+    MAC (none when the network has no MAC recorded), IPv6 ones only on a dual-stack endpoint."""
+    ep = dataclasses.replace(EP, bridge_mac=NET.bridge_mac)
+    host, inside = cplans.endpoint_steps(CTR.netns, ep, first=True, create_netns=True)
+    assert f"neigh replace 10.5.0.2 lladdr {EP.mac} dev {NET.bridge} nud stale" in host.do.stdin.splitlines()
+    assert [line for line in inside.do.stdin.splitlines() if line.startswith("neigh")] == [
+        f"neigh replace {NET.gateway} lladdr {NET.bridge_mac} dev eth0 nud stale"
+    ]
+    dual = dataclasses.replace(ep, ip6="fd00:5::2", gateway6="fd00:5::1", prefix6_len=64)
+    host, inside = cplans.endpoint_steps(CTR.netns, dual, first=True, create_netns=True)
+    assert f"neigh replace fd00:5::2 lladdr {EP.mac} dev {NET.bridge} nud stale" in host.do.stdin.splitlines()
+    assert f"neigh replace fd00:5::1 lladdr {NET.bridge_mac} dev eth0 nud stale" in inside.do.stdin.splitlines()
+    _, inside = cplans.endpoint_steps(CTR.netns, EP, first=True, create_netns=True)
+    assert "neigh" not in inside.do.stdin  # no MAC recorded for the bridge
