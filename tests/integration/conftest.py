@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,35 @@ def inspect(sb, ref: str) -> dict:
 
 def in_netns(netns: str | None, argv: list[str]) -> list[str]:
     return list(argv) if netns is None else ["nsenter", f"--net=/run/netns/{netns}", *argv]
+
+
+# Counts the frames eth0 receives for which the expression in argv[1] (over `frame`, its bytes)
+# holds, until stdin closes.
+FRAME_COUNTER = """
+import select, socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind(("eth0", 0))
+which = eval("lambda frame: " + sys.argv[1])
+print("ready", flush=True)
+n = 0
+while sys.stdin not in select.select([s, sys.stdin], [], [])[0]:
+    frame, addr = s.recvfrom(65535)
+    n += addr[2] != socket.PACKET_OUTGOING and bool(which(frame))
+print(n)
+"""
+
+
+def count_frames(sb, netns: str, which: str) -> subprocess.Popen:
+    """Start counting the frames eth0 of `netns` receives for which `which` holds (a Python
+    expression over `frame`); `.communicate()` ends the count and returns it."""
+    counter = sb.popen(
+        in_netns(netns, ["python3", "-c", FRAME_COUNTER, which]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert counter.stdout.readline() == "ready\n"
+    return counter
 
 
 def probe(sb, tools: Tools, targets: list[str], *, netns: str | None = None, timeout: float = 2.0) -> list:

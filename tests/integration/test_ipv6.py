@@ -4,12 +4,11 @@ isolation between networks, the IPv6 anti-spoofing pin, and nothing left behind 
 fixture compares ip6tables and IPv6 forwarding with the baseline too)."""
 
 import json
-import subprocess
 import time
 
 import pytest
 
-from .conftest import add_client, answers, del_client, in_netns, inspect, probe, run_server
+from .conftest import add_client, answers, count_frames, del_client, in_netns, inspect, probe, run_server
 
 pytestmark = pytest.mark.root
 
@@ -320,19 +319,9 @@ def _ipv6_addrs(sb, netns: str, dev: str) -> list[str]:
     return [f"{a['local']}/{a['prefixlen']}" for link in json.loads(out) for a in link.get("addr_info", [])]
 
 
-# Counts the frames from containers (MACs 02:42:..., ip.mac_for_ip) that reach eth0, until stdin
-# closes: not the bridge's own, nor those of the host's end of the veth.
-SNIFF = """
-import select, socket, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-s.bind(("eth0", 0))
-print("ready", flush=True)
-n = 0
-while sys.stdin not in select.select([s, sys.stdin], [], [])[0]:
-    frame, addr = s.recvfrom(65535)
-    n += addr[2] != socket.PACKET_OUTGOING and frame[6:8] == bytes([2, 0x42])
-print(n)
-"""
+# Frames from containers (MACs 02:42:..., ip.mac_for_ip): not the bridge's own, nor those of the
+# host's end of the veth.
+FROM_CONTAINERS = "frame[6:8] == bytes([2, 0x42])"
 
 
 def test_ipv4_only_interfaces_get_no_ipv6_and_a_start_sends_nothing_to_the_others(sandbox, tmp_path):
@@ -348,10 +337,7 @@ def test_ipv4_only_interfaces_get_no_ipv6_and_a_start_sends_nothing_to_the_other
     sb.cnet("run", "-d", "--name", "first", "--net", "v4", "--", "sleep", "600")
     first = inspect(sb, "first")["netns"]
     assert _ipv6_addrs(sb, first, "eth0") == []
-    sniffer = sb.popen(
-        in_netns(first, ["python3", "-c", SNIFF]), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert sniffer.stdout.readline() == "ready\n"
+    sniffer = count_frames(sb, first, FROM_CONTAINERS)
     stack = tmp_path / "s.toml"
     stack.write_text('name = "q"\n[containers.s]\ncommand = ["sleep", "600"]\nnetworks = ["v4"]\nscale = 4\n')
     sb.cnet("up", str(stack))

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.conftest import answers, no_cnet_leftovers
+from tests.integration.conftest import answers, count_frames, in_netns, inspect, no_cnet_leftovers
 from tests.integration.test_crash import Faults, db, kernel
 
 pytestmark = pytest.mark.root
@@ -283,18 +283,8 @@ def test_two_ups_of_one_file_at_once_both_succeed_and_make_each_thing_once(sandb
     no_cnet_leftovers(sb)
 
 
-# Counts the ARP requests broadcast on eth0 (ethertype 0x0806 to ff:ff:ff:ff:ff:ff), until stdin closes.
-ARP_BROADCASTS = """
-import select, socket, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-s.bind(("eth0", 0))
-print("ready", flush=True)
-n = 0
-while sys.stdin not in select.select([s, sys.stdin], [], [])[0]:
-    frame, addr = s.recvfrom(65535)
-    n += addr[2] != socket.PACKET_OUTGOING and frame[:6] == b"\\xff" * 6 and frame[12:14] == b"\\x08\\x06"
-print(n)
-"""
+# ARP requests broadcast (ethertype 0x0806 to ff:ff:ff:ff:ff:ff).
+ARP_BROADCAST = 'frame[:6] == b"\\xff" * 6 and frame[12:14] == b"\\x08\\x06"'
 
 
 CONNECT_EACH = """
@@ -310,19 +300,11 @@ def test_the_host_reaches_new_containers_without_an_arp_broadcast(sandbox, tmp_p
     """Each endpoint's MAC is in the host's neighbour table from the start (STALE, as if learnt),
     so the host's first packet to a new container is unicast: no ARP request flooded by the bridge
     to every other container, which made reaching N new containers cost N*N (stack growth)."""
-    from tests.integration.conftest import in_netns, inspect
-
     sb = sandbox
     sb.cnet("net", "create", "flat", "--subnet", "10.72.0.0/24")
     sb.cnet("net", "create", "dual", "--ipv6", "--subnet", "10.72.1.0/24", "--subnet", "fd00:72:1::/64")
     sb.cnet("run", "-d", "--name", "listener", "--net", "flat", "--", "sleep", "600")
-    sniffer = sb.popen(
-        in_netns(inspect(sb, "listener")["netns"], ["python3", "-c", ARP_BROADCASTS]),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sniffer.stdout.readline() == "ready\n"
+    sniffer = count_frames(sb, inspect(sb, "listener")["netns"], ARP_BROADCAST)
     stack = tmp_path / "s.toml"
     stack.write_text('name = "q"\n[containers.s]\ncommand = ["sleep", "600"]\nnetworks = ["flat"]\nscale = 3\n')
     sb.cnet("up", str(stack))
@@ -353,13 +335,7 @@ def test_the_host_reaches_new_containers_without_an_arp_broadcast(sandbox, tmp_p
     heard, _ = sniffer.communicate(timeout=10)
     assert int(heard) == 0  # without the seeded entries: two broadcasts per address on "flat"
     # The control: without its entry on either side, reaching s-2 is heard by the listener.
-    sniffer = sb.popen(
-        in_netns(inspect(sb, "listener")["netns"], ["python3", "-c", ARP_BROADCASTS]),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sniffer.stdout.readline() == "ready\n"
+    sniffer = count_frames(sb, inspect(sb, "listener")["netns"], ARP_BROADCAST)
     s2 = inspect(sb, "s-2")
     sb.run(["ip", "neigh", "del", s2["networks"][0]["ip"], "dev", bridge], check=True)
     sb.run(in_netns(s2["netns"], ["ip", "neigh", "del", "10.72.0.1", "dev", "eth0"]), check=True)
@@ -376,8 +352,6 @@ def test_a_bridge_without_its_own_mac_gets_it_before_a_container_joins(sandbox):
     """A bridge made before networks had a MAC of their own has its lowest port's: a new
     container's neighbour entry for the gateway names the network's MAC, so `run` first gives the
     bridge its MAC (as gc and net restore do)."""
-    from tests.integration.conftest import in_netns, inspect
-
     sb = sandbox
     sb.cnet("net", "create", "old", "--subnet", "10.72.2.0/24")
     net = json.loads(sb.cnet("net", "inspect", "old").stdout)
