@@ -18,21 +18,22 @@ from . import states
 
 
 class ContainerState(StrEnum):
-    """containers.state (the texts are cnet/states.py's, which `cnet ps` reads without enum)."""
+    """containers.state: cnet/states.py's texts (and what each means), which `cnet ps` reads
+    without enum."""
 
     CREATING = states.CREATING
     RUNNING = states.RUNNING
-    RESTARTING = states.RESTARTING  # the watcher is restarting the program (netns, address, ports kept)
+    RESTARTING = states.RESTARTING
     EXITED = states.EXITED
     REMOVING = states.REMOVING
-    ATTACHED = states.ATTACHED  # kind cni: wired by the runtime's ADD, until its DEL
+    ATTACHED = states.ATTACHED
 
 
 class ContainerKind(StrEnum):
-    """containers.kind: what a row stands for."""
+    """containers.kind: what a row stands for (cnet/states.py)."""
 
-    CNET = states.CNET  # a process `cnet run` started, with its own namespaces and watcher
-    CNI = states.CNI  # an attachment a CNI runtime made in its own namespace (no process of cnet's)
+    CNET = states.CNET
+    CNI = states.CNI
 
 
 class OpKind(StrEnum):

@@ -116,7 +116,8 @@ def endpoint_host_side(
     kernel's own state for an entry it learnt and has not confirmed lately: the first packet goes
     out at once, and the kernel confirms the entry by unicast (never a broadcast) if no reply
     does. It is cache, not configuration, so it has no undo, like the entries the kernel learns
-    itself: the kernel ages it out when it goes unused, and the next endpoint with that address
+    itself: the kernel's garbage collection drops it once unused (when the table holds more than
+    gc_thresh1 entries), deleting the bridge drops it, and the next endpoint with that address
     replaces it (MACs follow addresses, mac_for_ip)."""
     lines = []
     if create_netns:
