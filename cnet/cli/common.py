@@ -15,6 +15,7 @@ import typer
 
 from . import invocation
 from .printing import print_json as print_json  # the commands print through common
+from .printing import print_plan as print_plan
 from .printing import print_table as print_table
 
 if TYPE_CHECKING:  # loaded by the commands, not by `cnet --help`
@@ -35,11 +36,7 @@ def context(cli: typer.Context) -> "Context":
 
 def mutating(cli: typer.Context) -> "Context":
     """Context for a command that changes state: root check, then crash recovery first."""
-    ctx = context(cli)
-    ctx.require_root()
-    if not ctx.dry_run:
-        recover(ctx)
-    return ctx
+    return invocation.mutating(context(cli))
 
 
 def reading(cli: typer.Context) -> "Context":
@@ -81,10 +78,6 @@ def for_each(
             print(name)
     if failed:
         raise typer.Exit(1)
-
-
-def print_plan(plan: "Plan", title: str) -> None:
-    sys.stdout.write(plan.as_shell_script(title))
 
 
 # Shell completion callbacks (typer's `autocompletion=`): defined here, in a module every command

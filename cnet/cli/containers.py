@@ -117,75 +117,35 @@ def run(
 ) -> None:
     """Run a command in new net/uts/ipc/pid/mount namespaces, wired to networks, with port mappings.
     In the foreground, the first Ctrl-C goes to the program; cnet exits with its status."""
-    from ..services import containers
+    # The checks cli/plain_args.py leaves to this path, then the body both paths run.
+    from . import container_run
 
     common.not_negative(stop_timeout, "--stop-timeout")
     if tty and detach:
         raise typer.BadParameter("a detached container has no terminal", param_hint="'-t'")
-    req = containers.parse_run_request(
+    code = container_run.run(
+        lambda: common.mutating(cli),
+        command=command,
         name=name,
-        networks=net or [],
-        ports=publish or [],
+        net=net,
+        network_alias=network_alias,
+        label=label,
+        publish=publish,
         ip=ip,
         ip6=ip6,
         hostname=hostname,
-        env=env or [],
-        command=command or [],
-        labels=label or [],
-        aliases=network_alias or [],
+        env=env,
+        detach=detach,
+        remove=remove,
+        stop_timeout=stop_timeout,
         restart=restart,
         init=init,
         interactive=interactive,
         tty=tty,
-        remove=remove,
         log_max_size=log_max_size,
     )
-    ctx = common.mutating(cli)
-    out = containers.run_container(ctx, req, detached=detach, remove=remove)
-    if ctx.dry_run:
-        common.print_plan(out.plan, f"cnet run {out.result.container.name}")
-        return
-    wired = out.result
-    caught = None
-    if not detach:
-        from .foreground import Caught
-
-        caught = Caught()
-    master = slave = None
-    if tty:
-        from .. import tty as ttys
-
-        master, slave = ttys.open_pty(0)
-    try:
-        proc, pid = containers.start_process(
-            ctx,
-            wired.container,
-            foreground=not detach,
-            network_ids=[ep.network_id for ep in wired.endpoints],
-            held=wired.held,
-            stdio=slave,
-            stdin_open=interactive,
-        )
-    except OSError as exc:
-        # The network is wired but no process runs: release it now rather than leave a
-        # "running" container holding its veth, address and ports.
-        from ..errors import CnetError
-
-        containers.claim_and_release(ctx, wired.container.id, 127)
-        raise CnetError(f"cannot start container {wired.container.name}: {exc}") from None
-    finally:
-        containers.release_ports(wired.held)
-        if slave is not None:
-            import os
-
-            os.close(slave)
-    if detach:
-        print(wired.container.id)
-        return
-    assert caught is not None
-    from .foreground import attached
-
-    attached(ctx, containers, wired, pid, proc, stop_timeout, remove, caught, master)
+    if code is not None:  # the foreground container's status
+        raise typer.Exit(code)
 
 
 def ps(

@@ -6,10 +6,11 @@ everything else they do (scripts/bench):
   rendering, and tests/unit/test_cli_help.py checks that it is byte for byte what typer prints,
   so it cannot drift. Typer wraps help to the terminal, at most 80 columns: on a narrower
   terminal typer renders it.
-- `cnet ps` in the forms cli/ps_args.py is sure to read as typer does runs cli/listing.py (the
-  body typer's `ps` runs too), with cli/invocation.py's context and error mapping (typer's path
-  uses the same). tests/unit/test_ps_args.py proves the parsing equal, tests/unit/test_ps_fast.py
-  the output and exit codes.
+- `cnet ps` and `cnet run` in the forms cli/plain_args.py is sure to read as typer does run
+  cli/listing.py or cli/container_run.py (the bodies typer's `ps` and `run` run too), with
+  cli/invocation.py's context and error mapping (typer's path uses the same).
+  tests/unit/test_plain_args.py proves the parsing equal, tests/unit/test_ps_fast.py and
+  tests/unit/test_run_fast.py the output and exit codes.
 
 Everything else goes to cnet.cli.main."""
 
@@ -29,15 +30,18 @@ def main() -> None:
         if sys.stdout is not None:  # fd 1 closed: nothing to print to, as typer's echo
             sys.stdout.write(HELP)
         end_process(0)
-    if "ps" in args and not completing(args):
-        from .ps_args import parse
+    if ("ps" in args or "run" in args) and not completing(args):
+        from . import plain_args
 
-        parsed = parse(args)
+        parsed = plain_args.parse_ps(args)
         if parsed is not None:
             ps(*parsed)
-    from .main import main as run
+        parsed = plain_args.parse_run(args)
+        if parsed is not None:
+            run(*parsed)
+    from .main import main as typer_main
 
-    run()
+    typer_main()
 
 
 def terminal_columns() -> int:
@@ -77,6 +81,25 @@ def ps(global_options: dict, options: dict) -> None:
             listing.ps(state.store, **options)
         finally:  # as click closes its root context, on success and on every error
             state.close()
+    except (KeyboardInterrupt, Exception) as exc:
+        code = invocation.command_failed(exc)
+    end_process(code)
+
+
+def run(global_options: dict, options: dict) -> None:
+    """`cnet run` as typer's path runs it (cli/main.py's main and global options, cli/containers.py's
+    run): the same Context, body, closing, error mapping and end of the process."""
+    from . import container_run, invocation
+    from .process_end import end_process
+
+    os.umask(invocation.UMASK)
+    code = 0
+    try:
+        ctx = invocation.new_context(**global_options)
+        try:
+            code = container_run.run(lambda: invocation.mutating(ctx), **options) or 0
+        finally:  # as click closes its root context, on success and on every error
+            ctx.close()
     except (KeyboardInterrupt, Exception) as exc:
         code = invocation.command_failed(exc)
     end_process(code)

@@ -145,14 +145,12 @@ def attached(
     remove: bool,
     caught: Caught,
     master: int | None,
-) -> None:
+) -> int:
     """`cnet run` without -d: the container's lines on stderr, then wait for it, passing signals
-    on; --rm removes its record; cnet exits with the container's status."""
-    import typer
-
+    on; --rm removes its record. The container's status: cnet's exit code."""
     for line in info_lines(wired, pid):
         print(line, file=sys.stderr, flush=True)
     code = supervise(ctx, containers, wired, proc, stop_timeout, caught, master)
     if remove:
         containers.remove_record(ctx, wired.container.id)
-    raise typer.Exit(code)
+    return code

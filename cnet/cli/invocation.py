@@ -1,7 +1,8 @@
-"""One `cnet` invocation without typer: its services Context, the read-only preparation of it, and
-how a command's failure ends the process (one line on stderr and an exit code). Both entry paths
-use these: typer's (cli/main.py: the global options callback and main()) and `ps`'s own
-(cli/entry.py, cli/ps_args.py), so the two cannot differ in what they build or how they fail.
+"""One `cnet` invocation without typer: its services Context, the preparation of it for a read-only
+or a mutating command, and how a command's failure ends the process (one line on stderr and an
+exit code). Both entry paths use these: typer's (cli/main.py: the global options callback and
+main()) and the own one of `ps` and `run` (cli/entry.py, cli/plain_args.py), so the two cannot
+differ in what they build or how they fail.
 typer's own exceptions (usage errors, Exit, Abort) stay in cli/main.py: only typer raises them."""
 
 from __future__ import annotations
@@ -71,6 +72,14 @@ class ReadOnlyState:
             self.ctx.close()
         elif self.conn is not None:
             self.conn.close()
+
+
+def mutating(ctx: Context) -> Context:
+    """Prepare a Context for a command that changes state: root check, then crash recovery first."""
+    ctx.require_root()
+    if not ctx.dry_run:
+        recover(ctx)
+    return ctx
 
 
 def reading(ctx: Context) -> Context:

@@ -1,5 +1,5 @@
 """What `cnet ps` does once its command line is parsed, without typer: typer's `ps` command
-(cli/containers.py) and `ps`'s own parser (cli/entry.py, cli/ps_args.py) both call `ps` here with
+(cli/containers.py) and `ps`'s own parser (cli/entry.py, cli/plain_args.py) both call `ps` here with
 the values they parsed, so the two paths share one body."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Tables and JSON on stdout, without typer: `ps`'s typer-free path (cli/entry.py) prints with
-these as every other command does (through cli/common.py)."""
+"""Tables, JSON and dry-run plans on stdout, without typer: the typer-free paths of `ps` and `run`
+(cli/entry.py) print with these as every other command does (through cli/common.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from ..commands import Plan
 
 
 def print_json(data: Any) -> None:
@@ -36,3 +38,10 @@ def print_table(rows: list[dict], headers: list[str]) -> None:
 
     out = [line(titles), "  ".join("-" * w for w in widths)] + [line(row) for row in text]
     print("\n".join(out))
+
+
+def print_plan(plan: Plan, title: str) -> None:
+    """A dry run's plan, as the runnable shell script it is."""
+    import sys
+
+    sys.stdout.write(plan.as_shell_script(title))

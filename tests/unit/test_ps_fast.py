@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cnet.cli import ps_args
+from cnet.cli import plain_args
 from cnet.db import connection, migrate, names_store, store
 from cnet.records import Container, ContainerState, PortSpec
 
@@ -85,7 +85,7 @@ def no_tools(tmp_path_factory):
 
 
 def both(*args: str, stdout=subprocess.PIPE, path: str) -> tuple[subprocess.CompletedProcess, ...]:
-    assert ps_args.parse(list(args)) is not None, "a case the fast path declines proves nothing here"
+    assert plain_args.parse_ps(list(args)) is not None, "a case the fast path declines proves nothing here"
     env = {k: v for k, v in os.environ.items() if k not in ("CNET_STATE_DIR", "CNET_DEBUG", "_CNET_COMPLETE")}
     env["PATH"] = path
 

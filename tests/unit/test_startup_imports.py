@@ -120,7 +120,7 @@ FORBIDDEN: dict[tuple[str, ...], set[str]] = {
     | CLUSTER
     | RE
     | {"sqlite3", "json", "cnet.db", "cnet.services", "cnet.records", "hashlib", "typer", "cnet.cli.main"},
-    # Parsed without typer (cli/ps_args.py): typer (and the click it carries) is never imported.
+    # Parsed without typer (cli/plain_args.py): typer (and the click it carries) is never imported.
     ("ps",): RUNNER
     | CLUSTER
     | RE
@@ -133,10 +133,12 @@ FORBIDDEN: dict[tuple[str, ...], set[str]] = {
     | {"cnet.services.containers.views", "cnet.services.containers.reaping", "dataclasses", "inspect", "pathlib"}
     | {"typing"},
     # --net none: the same path as a run on an existing network, without the first-use creation
-    # of the default network (a network create, which does load the runner).
+    # of the default network (a network create, which does load the runner). Parsed without typer
+    # too (cli/plain_args.py, cli/container_run.py).
     ("--dry-run", "run", "--net", "none", "--", "true"): RUNNER
     | CLUSTER
-    | {"cnet.services.containers.connect", "cnet.services.networks", "cnet.kernel.parse", "secrets", "random"},
+    | {"cnet.services.containers.connect", "cnet.services.networks", "cnet.kernel.parse", "secrets", "random"}
+    | {"typer", "click", "cnet.cli.main", "cnet.cli.common", "cnet.cli.containers"},
 }
 
 
@@ -151,7 +153,7 @@ def test_hot_commands_load_only_what_they_use(state_dir, args):
 
 # cnet's own modules each hot command loads, exactly: one more is a deliberate change (start-up is a
 # target, scripts/bench). `--help` is pre-rendered and loads nothing else; `ps` is parsed and run
-# without typer (cli/ps_args.py, cli/listing.py), opens the database directly (cnet/db/reading.py)
+# without typer (cli/plain_args.py, cli/listing.py), opens the database directly (cnet/db/reading.py)
 # after the liveness check of running containers, and loads its listing only (the Context, the
 # recovery and the rest of the container use cases load only when there is something to recover).
 PS_CLI = {
@@ -159,7 +161,7 @@ PS_CLI = {
     "cnet.cli",
     "cnet.cli.entry",
     "cnet.cli.argv",
-    "cnet.cli.ps_args",
+    "cnet.cli.plain_args",
     "cnet.cli.invocation",
     "cnet.cli.listing",
     "cnet.cli.printing",
