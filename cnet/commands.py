@@ -14,13 +14,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .frozen_record import FrozenRecord
 from .records import Direction
 
 HEREDOC_END = "CNET_EOF"
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(FrozenRecord):
     argv: tuple[str, ...]
     stdin: str | None = None
 
@@ -52,8 +52,7 @@ def cmd(*argv: str, stdin: str | None = None) -> Command:
     return Command(tuple(argv), stdin)
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(FrozenRecord):
     """One journaled unit: run `do`; if anything later fails, run `undo` (in order)."""
 
     summary: str

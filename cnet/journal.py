@@ -32,13 +32,13 @@ from .commands import Command, Plan
 from .db import queries as q
 from .db.connection import Connection
 from .errors import CommandFailed, RollbackIncomplete, TeardownIncomplete
+from .frozen_record import FrozenRecord
 from .records import Direction, OpStatus, StepStatus
 
 Handler = Callable[[Connection, str], None]
 
 
-@dataclass(frozen=True)
-class Handlers:
+class Handlers(FrozenRecord):
     """What an operation kind does to the database once the kernel side is settled: after a
     rollback (remove the rows the operation added) or a completed teardown (remove the rows of
     what is gone). Called inside the transaction that finishes the operation."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from . import states
+from .frozen_record import FrozenRecord, field
 
 
 class ContainerState(StrEnum):
@@ -115,8 +115,7 @@ IPV6_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PortSpec:
+class PortSpec(FrozenRecord):
     """One published port as requested (`-p`), before it is stored."""
 
     host_ip: str  # ALL_ADDRESSES = every address
@@ -128,8 +127,7 @@ class PortSpec:
         return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.protocol}"
 
 
-@dataclass(frozen=True, slots=True)
-class Network:
+class Network(FrozenRecord):
     id: str
     name: str
     driver: str
@@ -233,8 +231,7 @@ class Network:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Container:
+class Container(FrozenRecord):
     id: str
     name: str
     state: ContainerState
@@ -326,8 +323,7 @@ class Container:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(FrozenRecord):
     """A container's attachment to a network, with the network facts its wiring needs."""
 
     id: int
@@ -377,8 +373,7 @@ class Endpoint:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PortMapping:
+class PortMapping(FrozenRecord):
     """A published port as stored, with the address of the endpoint it is sent to."""
 
     id: int
@@ -406,8 +401,7 @@ class PortMapping:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RunRequest:
+class RunRequest(FrozenRecord):
     """`cnet run` as the user typed it, validated (cnet.validate.run_request)."""
 
     name: str | None = None

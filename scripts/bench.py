@@ -1209,12 +1209,12 @@ def ipam_only(state_dir: str) -> dict:
     """Fill a /16 through cnet.ipam on a real, migrated file database: one write transaction per
     address, as `cnet run` does. Runs in its own process (fresh interpreter, no bench state)."""
     sys.path.insert(0, str(REPO))
-    from dataclasses import replace
 
     from cnet import ipam
     from cnet.db import connection, migrate
     from cnet.db import store as store_mod
     from cnet.errors import AllocationError
+    from cnet.frozen_record import replace
     from cnet.records import Network, NetworkState
 
     sd = Path(state_dir)

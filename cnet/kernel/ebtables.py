@@ -29,9 +29,9 @@ comments: a rule's owner is its `-i` veth, which cnet names.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from ..commands import Command, Step, cmd
+from ..frozen_record import FrozenRecord
 from ..naming import CHAIN_SPOOF
 
 EBTABLES = "ebtables-nft"
@@ -43,8 +43,7 @@ HOOKS = ("INPUT", "FORWARD")
 JUMP_SPEC = ("-j", CHAIN_SPOOF)
 
 
-@dataclass(frozen=True)
-class BridgeRule:
+class BridgeRule(FrozenRecord):
     chain: str
     spec: tuple[str, ...]
 
@@ -62,8 +61,7 @@ class BridgeRule:
         return (EBTABLES, "-t", "filter", action, self.chain) + self.spec
 
 
-@dataclass(frozen=True)
-class SpoofTarget:
+class SpoofTarget(FrozenRecord):
     """What one endpoint may send as: its host-side veth, MAC, IPv4 (and IPv6) address."""
 
     host_veth: str

@@ -13,9 +13,8 @@ Every rule carries `-m comment --comment cnet:...` so leftovers can always be fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..commands import Command, Step, cmd
+from ..frozen_record import FrozenRecord
 from ..naming import (
     BASE_COMMENT,
     CHAIN_DNAT,
@@ -37,8 +36,7 @@ BASE_CHAINS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(FrozenRecord):
     table: str
     chain: str
     spec: tuple[str, ...]

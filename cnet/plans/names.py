@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+
+from ..frozen_record import FrozenRecord
 
 # What Docker writes at the top of a container's /etc/hosts.
 HOSTS_HEADER = (
@@ -32,8 +33,7 @@ NO_NAMESERVER = (
 SYSTEMD_RESOLVED_UPSTREAM = "/run/systemd/resolve/resolv.conf"
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(FrozenRecord):
     """One container's endpoint on one network, as the hosts files list it."""
 
     network_id: str

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from .. import ipam, ipam6, naming, validate, validate6
 from ..db import names_store, overlay_store, store
 from ..db.connection import Connection
 from ..errors import CnetError, Conflict, ValidationError
+from ..frozen_record import replace
 from ..kernel.parse import proc_net_route
 from ..plans import network as plans
 from ..records import Network, NetworkState, OpKind

@@ -1,11 +1,10 @@
 """CNI attachment plans (cnet.plans.cni) and SpawnRunner (the plugin's runner), by value: no root."""
 
-from dataclasses import replace
-
 import pytest
 
 from cnet.commands import cmd
 from cnet.errors import CommandFailed
+from cnet.frozen_record import replace
 from cnet.kernel import iptables as ipt
 from cnet.kernel.parse import Link
 from cnet.plans import cni as plans

@@ -34,7 +34,7 @@ def make_dual(store, subnet6: str, *, ip_range6: str | None = None, gateway6: st
         sets = ", ".join(f"{k} = ?" for k in cols)
         conn.execute(f"UPDATE networks SET {sets} WHERE id = ?", (*cols.values(), net.id))
         ipam6.reserve_gateway(conn, net.id, gw)
-    from dataclasses import replace
+    from cnet.frozen_record import replace
 
     return replace(net, **cols)
 

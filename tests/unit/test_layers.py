@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cnet.kernel",
             "cnet.commands",
             "cnet.records",
+            "cnet.frozen_record",
             "cnet.states",
             "cnet.naming",
             "cnet.errors",

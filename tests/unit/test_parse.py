@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 from cnet import naming
+from cnet.frozen_record import replace
 from cnet.kernel import iptables as ipt
 from cnet.kernel import parse
 from cnet.plans import network as network_plans
@@ -97,7 +97,7 @@ def test_gc_diff_empty_when_kernel_matches():
 def test_gc_diff_moves_an_earlier_layout_to_the_current_one():
     """Isolation rules of an earlier cnet (the DNAT exception in stage 1, an internal network's
     drops in CNET-FORWARD) are removed and the current ones installed."""
-    internal = dataclasses.replace(NET, id="n2", name="in", bridge="cnet-n2", subnet="10.6.0.0/24", internal=True)
+    internal = replace(NET, id="n2", name="in", bridge="cnet-n2", subnet="10.6.0.0/24", internal=True)
     c = ("-m", "comment", "--comment")
     old = [
         ipt.Rule(

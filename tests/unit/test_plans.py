@@ -3,6 +3,7 @@
 import dataclasses
 
 from cnet.commands import cmd
+from cnet.frozen_record import replace
 from cnet.kernel import iptables as ipt
 from cnet.plans import container as cplans
 from cnet.plans import network as nplans
@@ -159,7 +160,7 @@ def test_teardown_for_stop_and_rm_and_disconnect():
     rm = cplans.teardown(CTR, [], timeout=None)
     assert next(s.summary for s in rm) == "kill PID 1 (the kernel then kills the whole PID namespace)"
     assert "|| true" in rm.as_shell_script()
-    assert len(cplans.teardown(Container(**{**_fields(CTR), "state": ContainerState.EXITED}), [], timeout=None)) == 0
+    assert len(cplans.teardown(replace(CTR, state=ContainerState.EXITED), [], timeout=None)) == 0
     off = cplans.disconnect(CTR.id, EP, [TCP])
     assert off.teardown and [s.summary for s in off] == [
         "remove published ports on this network",
@@ -168,10 +169,6 @@ def test_teardown_for_stop_and_rm_and_disconnect():
     ]
     on = cplans.connect(CTR.netns, EP, first=False)
     assert [s.summary for s in on][-1] == "pin cnetv0123456789 to 10.5.0.2 and 02:42:0a:05:00:02 (anti-spoofing)"
-
-
-def _fields(c: Container) -> dict:
-    return {f: getattr(c, f) for f in c.__dataclass_fields__}
 
 
 # --- reconcile: attachments and live orphans (issue 15 items 3, 7) ---------------------------------
@@ -252,13 +249,13 @@ def test_gc_keeps_orphans_with_live_processes_unless_forced():
 def test_a_new_endpoint_seeds_both_neighbour_entries():
     """Host side: the endpoint's addresses on the bridge; inside: the gateway's with the bridge's
     MAC (none when the network has no MAC recorded), IPv6 ones only on a dual-stack endpoint."""
-    ep = dataclasses.replace(EP, bridge_mac=NET.bridge_mac)
+    ep = replace(EP, bridge_mac=NET.bridge_mac)
     host, inside = cplans.endpoint_steps(CTR.netns, ep, first=True, create_netns=True)
     assert f"neigh replace 10.5.0.2 lladdr {EP.mac} dev {NET.bridge} nud stale" in host.do.stdin.splitlines()
     assert [line for line in inside.do.stdin.splitlines() if line.startswith("neigh")] == [
         f"neigh replace {NET.gateway} lladdr {NET.bridge_mac} dev eth0 nud stale"
     ]
-    dual = dataclasses.replace(ep, ip6="fd00:5::2", gateway6="fd00:5::1", prefix6_len=64)
+    dual = replace(ep, ip6="fd00:5::2", gateway6="fd00:5::1", prefix6_len=64)
     host, inside = cplans.endpoint_steps(CTR.netns, dual, first=True, create_netns=True)
     assert f"neigh replace fd00:5::2 lladdr {EP.mac} dev {NET.bridge} nud stale" in host.do.stdin.splitlines()
     assert f"neigh replace fd00:5::1 lladdr {NET.bridge_mac} dev eth0 nud stale" in inside.do.stdin.splitlines()

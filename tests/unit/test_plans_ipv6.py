@@ -2,8 +2,7 @@
 container's IPv6 addresses (nodad) and route, ip6tables rules, published ports on both families,
 the IPv6 anti-spoofing pins, and IPv4-only networks planned exactly as before."""
 
-import dataclasses
-
+from cnet.frozen_record import replace
 from cnet.kernel import ebtables as eb
 from cnet.kernel import ip as ipk
 from cnet.kernel import ip6tables as ip6t
@@ -12,9 +11,9 @@ from cnet.plans import network as nplans
 from cnet.records import Direction, PortMapping
 from tests.unit.test_plans import CTR, EP, NET, TCP
 
-DUAL = dataclasses.replace(NET, subnet6="fd00:5::/64", gateway6="fd00:5::1")
-EP6 = dataclasses.replace(EP, ip6="fd00:5::2", gateway6="fd00:5::1", prefix6_len=64)
-TCP6 = dataclasses.replace(TCP, container_ip6="fd00:5::2")  # -p 8080:80 on a dual-stack network
+DUAL = replace(NET, subnet6="fd00:5::/64", gateway6="fd00:5::1")
+EP6 = replace(EP, ip6="fd00:5::2", gateway6="fd00:5::1", prefix6_len=64)
+TCP6 = replace(TCP, container_ip6="fd00:5::2")  # -p 8080:80 on a dual-stack network
 ONE6 = PortMapping(3, CTR.id, 1, "2001:db8::1", 8443, 443, "tcp", "10.5.0.2", "fd00:5::2")
 FRESH = nplans.HostFacts(ip_forward="0", ip6_forward="0")
 C = ("-m", "comment", "--comment", "cnet:net:web")
@@ -89,9 +88,9 @@ def test_ipv4_only_interfaces_get_no_ipv6_address_where_the_host_has_ipv6():
     # A host without IPv6 (ipv6.disable=1) has nothing to turn off, and `ip` would refuse it.
     assert "addrgenmode" not in cplans.wiring(CTR, [EP], [TCP], ipv6_host=False).as_shell_script()
     # Born with an MTU below 1280 the interface has no IPv6, and the kernel refuses the setting.
-    small = dataclasses.replace(EP, mtu=1279)
+    small = replace(EP, mtu=1279)
     assert "addrgenmode" not in cplans.wiring(CTR, [small], [TCP], ipv6_host=True).as_shell_script()
-    at_min = dataclasses.replace(EP, mtu=1280)
+    at_min = replace(EP, mtu=1280)
     assert "addrgenmode none" in cplans.wiring(CTR, [at_min], [TCP], ipv6_host=True).as_shell_script()
     # A dual-stack interface keeps its link-local address (neighbour discovery, the pin allows it).
     assert "addrgenmode" not in cplans.wiring(CTR, [EP6], [TCP6], ipv6_host=True).as_shell_script()

@@ -1,7 +1,6 @@
 """`cnet up` / `down` without root: the stack file (validation, errors named by key), the diff
 against the recorded containers, and the batched plan (plans.batch) as argv equality."""
 
-import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pytest
 
 from cnet.commands import cmd
 from cnet.errors import ValidationError
+from cnet.frozen_record import replace
 from cnet.kernel import iptables as ipt
 from cnet.plans import batch
 from cnet.plans import container as cplans
@@ -186,7 +186,7 @@ NET = network(id="aaaaaaaaaaaa", name="web", bridge="cnet-aaaaaaaaaa")
 
 
 def wired(n: int, *, udp: bool = False) -> tuple[Container, Endpoint, list[PortMapping]]:
-    c = dataclasses.replace(ctr(f"c{n}"), id=f"{n:012d}", netns=f"cnet-{n:012d}")
+    c = replace(ctr(f"c{n}"), id=f"{n:012d}", netns=f"cnet-{n:012d}")
     ip = f"10.5.0.{n + 1}"
     ep = Endpoint(
         id=n, container_id=c.id, network_id=NET.id, interface="eth0", host_veth=f"cnetv{n:010d}", ip=ip, ip_int=0,

@@ -10,9 +10,9 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
+from ...frozen_record import FrozenRecord
 from ...kernel import logwriter as lw
 from ...records import Container
 from ..context import Context, container_dir
@@ -153,8 +153,7 @@ def wait_writer(log_path: str, timeout: float = 2.0) -> None:
         time.sleep(0.01)
 
 
-@dataclass(frozen=True)
-class Query:
+class Query(FrozenRecord):
     since: bytes | None = None  # record times, as the writer writes them (logwriter.stamp)
     until: bytes | None = None
     tail: int | None = None

@@ -6,13 +6,14 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ... import ipam, ipam6, naming, procs, validate
 from ...commands import Plan, Step
 from ...db import names_store, store
 from ...db.connection import Connection
 from ...errors import CnetError, Conflict, ValidationError
+from ...frozen_record import replace
 from ...plans import container as plans
 from ...records import (
     Container,

@@ -5,13 +5,13 @@ free, detached (its output goes to `cnet logs`)."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from ... import procs
 from ...commands import Plan
 from ...db import store
 from ...db.connection import Connection
 from ...errors import AllocationError, CnetError, Conflict, ValidationError
+from ...frozen_record import replace
 from ...plans import container as plans
 from ...records import Container, ContainerState, Endpoint, OpKind, PortSpec
 from ..apply import Change, Outcome, apply

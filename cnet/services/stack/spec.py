@@ -343,7 +343,7 @@ def _containers(stack: str, service: str, value: Any) -> list[ContainerDef]:
 
 
 def _with_labels(req: RunRequest, labels: dict[str, str]) -> RunRequest:
-    from dataclasses import replace
+    from ...frozen_record import replace
 
     return replace(req, labels=labels)
 
