@@ -3,8 +3,8 @@
 The global options build one services Context per invocation and hang it on click's context
 object (`typer.Context.obj`, public API); every command takes `cli: typer.Context` and asks for
 it through `context()`, `mutating()` or `reading()`. The root click context closes it on exit.
-What needs no typer is in cli/invocation.py and cli/printing.py (named here too), so `ps`'s
-typer-free path shares it.
+What needs no typer is in cli/invocation.py and cli/printing.py (named here too), so the
+typer-free paths of `ps` and `run` (cli/entry.py) share it.
 """
 
 import sys

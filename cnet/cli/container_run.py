@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def run(
-    mutating: Callable[[], Context],
+    mutating_context: Callable[[], Context],
     command: list[str] | None,
     name: str | None,
     net: list[str] | None,
@@ -34,9 +34,10 @@ def run(
     log_max_size: str | None,
 ) -> int | None:
     """Run the container: print its id (detached) or its plan (dry run) and return None, or, in
-    the foreground, wait for it and return its exit status (cnet's exit code). `mutating` gives
-    the Context, root-checked and recovered, once the input is checked. The callers have refused
-    a negative or endless `stop_timeout` and a terminal for a detached container."""
+    the foreground, wait for it and return its exit status (cnet's exit code). `mutating_context`
+    gives the Context, root-checked and recovered (cli/invocation.py), once the input is checked.
+    The callers have refused a negative or endless `stop_timeout` and a terminal for a detached
+    container."""
     from ..services import containers
     from .printing import print_plan
 
@@ -58,7 +59,7 @@ def run(
         remove=remove,
         log_max_size=log_max_size,
     )
-    ctx = mutating()
+    ctx = mutating_context()
     out = containers.run_container(ctx, req, detached=detach, remove=remove)
     if ctx.dry_run:
         print_plan(out.plan, f"cnet run {out.result.container.name}")

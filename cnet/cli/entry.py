@@ -1,5 +1,5 @@
-"""The `cnet` command's entry point. Two command lines skip typer, whose import costs more than
-everything else they do (scripts/bench):
+"""The `cnet` command's entry point. Three commands skip typer, whose import costs more than
+everything else `--help` and `ps` do, and was the largest share of a `run` (scripts/bench):
 
 - `cnet --help` (or `-h`, after global flags only) prints the help typer renders for the whole
   command line from cnet/cli/help_text.py. scripts/help-text writes that text from typer's own
@@ -14,10 +14,17 @@ everything else they do (scripts/bench):
 
 Everything else goes to cnet.cli.main."""
 
+from __future__ import annotations
+
 import os
 import sys
 
 from .argv import command_word
+
+# typing itself is not imported: `cnet ps` loads this module (tests/unit/test_startup_imports.py)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def main() -> None:
@@ -33,10 +40,10 @@ def main() -> None:
     if ("ps" in args or "run" in args) and not completing(args):
         from . import plain_args
 
-        parsed = plain_args.parse_ps(args)
+        parsed = plain_args.parse_ps(args) if "ps" in args else None
         if parsed is not None:
             ps(*parsed)
-        parsed = plain_args.parse_run(args)
+        parsed = plain_args.parse_run(args) if "run" in args else None
         if parsed is not None:
             run(*parsed)
     from .main import main as typer_main
@@ -71,35 +78,43 @@ def ps(global_options: dict, options: dict) -> None:
     """`cnet ps` as typer's path runs it (cli/main.py's main and global options, cli/containers.py's
     ps): the same Context, body, closing, error mapping and end of the process."""
     from . import invocation, listing
-    from .process_end import end_process
 
-    os.umask(invocation.UMASK)
-    code = 0
-    try:
+    def body() -> int:
         state = invocation.ReadOnlyState(global_options)
         try:
             listing.ps(state.store, **options)
         finally:  # as click closes its root context, on success and on every error
             state.close()
-    except (KeyboardInterrupt, Exception) as exc:
-        code = invocation.command_failed(exc)
-    end_process(code)
+        return 0
+
+    _command(body)
 
 
 def run(global_options: dict, options: dict) -> None:
     """`cnet run` as typer's path runs it (cli/main.py's main and global options, cli/containers.py's
-    run): the same Context, body, closing, error mapping and end of the process."""
+    run): the same Context, body, closing, error mapping and end of the process, whose exit code
+    is a foreground container's."""
     from . import container_run, invocation
+
+    def body() -> int:
+        ctx = invocation.new_context(**global_options)
+        try:
+            return container_run.run(lambda: invocation.mutating(ctx), **options) or 0
+        finally:  # as click closes its root context, on success and on every error
+            ctx.close()
+
+    _command(body)
+
+
+def _command(body: Callable[[], int]) -> None:
+    """Run a command's body as cli/main.py's main does (the umask, one line on stderr and an exit
+    code for a failure), then end the process with the body's exit code."""
+    from . import invocation
     from .process_end import end_process
 
     os.umask(invocation.UMASK)
-    code = 0
     try:
-        ctx = invocation.new_context(**global_options)
-        try:
-            code = container_run.run(lambda: invocation.mutating(ctx), **options) or 0
-        finally:  # as click closes its root context, on success and on every error
-            ctx.close()
+        code = body()
     except (KeyboardInterrupt, Exception) as exc:
         code = invocation.command_failed(exc)
     end_process(code)

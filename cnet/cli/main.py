@@ -79,7 +79,7 @@ def global_options(
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    from .invocation import new_context  # the Context `ps`'s typer-free path builds too
+    from .invocation import new_context  # the Context the typer-free paths build too (cli/entry.py)
 
     ctx = new_context(state_dir, dry_run, verbose, etcd, etcd_cacert, etcd_cert, etcd_key)
     cli.obj = ctx  # subcommands' contexts inherit it
@@ -203,7 +203,7 @@ def main() -> None:
         else:
             print(f"cnet: error: {exc.format_message()}", file=sys.stderr)
         code = exc.exit_code
-    except (KeyboardInterrupt, Exception) as exc:  # cnet's own mapping, shared with `ps`'s own path
+    except (KeyboardInterrupt, Exception) as exc:  # cnet's own mapping, shared with cli/entry.py's
         code = invocation.failed(exc)
     exit_now(code)
 

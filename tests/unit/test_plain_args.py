@@ -276,7 +276,7 @@ def recorder(real, log: list, result=None):
     def record(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        log.append({k: v for k, v in bound.arguments.items() if k not in ("ctx", "store", "mutating")})
+        log.append({k: v for k, v in bound.arguments.items() if k not in ("ctx", "store", "mutating_context")})
         return result
 
     return record
@@ -427,3 +427,19 @@ def test_it_declines_what_typer_must_answer(argv):
 )
 def test_it_declines_what_typer_must_answer_for_run(argv):
     assert plain_args.parse_run(argv) is None
+
+
+@pytest.mark.parametrize("status, code", [(None, 0), (0, 0), (3, 3), (130, 130)])
+def test_both_paths_exit_with_the_foreground_containers_status(calls, monkeypatch, status, code):
+    """The body returns a foreground container's exit status (None when detached or a dry run):
+    typer's path exits with it through typer.Exit, the typer-free one through end_process."""
+    monkeypatch.setattr(container_run, "run", recorder(container_run.run, calls["run"], status))
+    argv = ["run", "--rm", "--", "sh", "-c", "exit 3"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        rv = COMMAND.main(args=list(argv), prog_name="cnet", standalone_mode=False)
+    assert (rv or 0) == code
+    calls["end"].clear()
+    parsed = plain_args.parse_run(argv)
+    assert parsed is not None
+    entry.run(*parsed)
+    assert calls["end"] == [code]

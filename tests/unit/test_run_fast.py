@@ -3,8 +3,10 @@
 and on broken states (no kernel needed: a dry run changes nothing, and the errors come before
 any change). Each container's fresh random id, and the names made from it, are the only
 difference, so both outputs have them replaced by placeholders in order of appearance. The fast
-path runs with typer made unimportable, so a case that fell back to typer would fail.
-tests/integration/test_startup.py runs real containers through both paths."""
+path runs with typer made unimportable, so a case that fell back to typer would fail. Real
+containers run through the typer-free path in the integration tests (`cnet run` as a user types
+it); tests/unit/test_plain_args.py checks that both paths end with a foreground container's
+exit status."""
 
 import ipaddress
 import os
