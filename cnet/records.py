@@ -1,9 +1,9 @@
 """Typed records and state names: what the store hands to the plans and the use cases.
 
-Frozen dataclasses built from `sqlite3.Row`s with `from_row()` (one place knows the column names
-of each table), and `StrEnum` states. A `StrEnum` member is a `str` equal to the text stored in
-the database (`ContainerState.RUNNING == "running"`), so the schema needs no migration and SQL
-parameters take the members as they are. Pure: no I/O, standard library only.
+Frozen records (cnet/frozen_record.py) built from `sqlite3.Row`s with `from_row()` (one place
+knows the column names of each table), and `StrEnum` states. A `StrEnum` member is a `str` equal
+to the text stored in the database (`ContainerState.RUNNING == "running"`), so the schema needs no
+migration and SQL parameters take the members as they are. Pure: no I/O, standard library only.
 """
 
 from __future__ import annotations

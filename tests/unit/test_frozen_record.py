@@ -5,6 +5,8 @@ alike, and fail alike on bad arguments (the same exception type)."""
 import copy
 import dataclasses
 import pickle
+import typing
+from typing import ClassVar
 
 import pytest
 
@@ -144,3 +146,87 @@ def test_a_required_field_after_a_default_is_refused():
         class Wrong(FrozenRecord):
             a: int = 1
             b: int
+
+
+class RecordPortTwin(FrozenRecord):
+    """The same fields as RecordPort: still another class, never equal to it."""
+
+    host_ip: str
+    host_port: int
+    protocol: str = "tcp"
+    labels: dict = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+
+class OneField(FrozenRecord):
+    name: str
+
+
+def test_equality_needs_the_same_class():
+    assert RecordPort("h", 1) != RecordPortTwin("h", 1)
+    assert OneField("a") == OneField("a") != OneField("b")
+    assert hash(OneField("a")) == hash(OneField("a")) and repr(OneField("a")) == "OneField(name='a')"
+
+
+def test_class_variables_are_no_fields():
+    class WithClassVars(FrozenRecord):
+        kind: ClassVar[str] = "k"
+        other: typing.ClassVar[int] = 1
+        name: str
+
+    assert WithClassVars._fields == ("name",)
+    assert WithClassVars("x").kind == "k"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataBase:
+    a: int = 1
+    b: int = 2
+
+
+class RecordBase(FrozenRecord):
+    a: int = 1
+    b: int = 2
+
+
+@pytest.mark.parametrize(
+    "declare",
+    [
+        # A subclass adding a field without a default after its base's defaulted ones.
+        lambda base: type("Sub", (base,), {"__annotations__": {"c": "int"}}),
+        # A mutable default: a factory is required.
+        lambda base: type("Mutable", (base,), {"__annotations__": {"b": "list"}, "b": []}),
+    ],
+    ids=["required-after-default", "mutable-default"],
+)
+def test_declarations_a_dataclass_refuses_are_refused(declare):
+    with pytest.raises(Exception) as from_data:
+        dataclasses.dataclass(frozen=True)(declare(DataBase))
+    with pytest.raises(Exception) as from_record:
+        declare(RecordBase)
+    assert type(from_record.value) is type(from_data.value)
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    [{"__slots__": ("a",), "__annotations__": {"a": "int"}}, {"__annotations__": {"a": "InitVar[int]"}}],
+    ids=["slots", "initvar"],
+)
+def test_what_it_does_not_support_is_refused(namespace):
+    with pytest.raises(TypeError):
+        type("Unsupported", (FrozenRecord,), namespace)
+
+
+def test_match_by_position_and_copy_replace():
+    match RecordPort("h", 1, "udp"):
+        case RecordPort(ip, port, protocol):
+            assert (ip, port, protocol) == ("h", 1, "udp")
+        case _:
+            raise AssertionError("no match")
+    assert RecordPort("h", 1).__replace__(host_port=2) == RecordPort("h", 2)  # copy.replace, Python 3.13
+
+
+def test_a_field_declared_again_keeps_its_inherited_default():
+    data = dataclasses.dataclass(frozen=True)(type("Sub", (DataBase,), {"__annotations__": {"a": "int"}}))
+    record = type("Sub", (RecordBase,), {"__annotations__": {"a": "int"}})
+    assert (data().a, data(5).a, data(5).b) == (record().a, record(5).a, record(5).b) == (1, 5, 2)
