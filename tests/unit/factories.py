@@ -1,7 +1,9 @@
-"""Records for unit tests, built with every field set once here; a test names only what it means."""
+"""Records and state dirs for unit tests, built with every field set once here; a test names only what it means."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from cnet.records import Network, NetworkState
@@ -31,3 +33,17 @@ def network(**fields: Any) -> Network:
     }
     values.update(fields)
     return Network(**values)
+
+
+def broken_state_dirs(tmp_path: Path) -> list[Path]:
+    """State dirs every command must refuse in one line: a file, a damaged database, a directory
+    others may write to (refused before anything is read), a path below a file."""
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir(mode=0o700)
+    (damaged / "cnet.db").write_bytes(b"not a database" * 100)
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    os.chmod(wide, 0o777)
+    return [not_a_dir, damaged, wide, not_a_dir / "below"]

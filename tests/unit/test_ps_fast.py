@@ -13,7 +13,7 @@ from cnet.cli import plain_args
 from cnet.db import connection, migrate, names_store, store
 from cnet.records import Container, ContainerState, PortSpec
 
-from .factories import network
+from .factories import broken_state_dirs, network
 
 # The typer-free path as `cnet` runs it, with any import of typer failing.
 FAST = "import sys; sys.modules['typer'] = None; sys.argv = ['cnet', *sys.argv[1:]]; from cnet.cli.entry import main; main()"
@@ -147,21 +147,13 @@ def test_same_errors_as_typer(state, no_tools, ps):
 
 
 def test_same_on_broken_states(tmp_path, no_tools):
-    not_a_dir = tmp_path / "file"
-    not_a_dir.write_text("x")
-    damaged = tmp_path / "damaged"
-    damaged.mkdir(mode=0o700)
-    (damaged / "cnet.db").write_bytes(b"not a database" * 100)
-    wide = tmp_path / "wide"  # writable by others: refused before anything is read
-    wide.mkdir()
-    os.chmod(wide, 0o777)
     newer = tmp_path / "newer"  # from a newer cnet: the fast path leaves it to the Context's check
     connection.ensure_state_dir(newer)
     conn = connection.open_state(newer)
     migrate.create_empty(conn)
     conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
     conn.close()
-    for d in (not_a_dir, damaged, wide, newer, not_a_dir / "below"):
+    for d in [*broken_state_dirs(tmp_path), newer]:
         fast, slow = both(f"--state-dir={d}", "ps", "-a", path=no_tools)
         assert slow.returncode == 1 and slow.stderr.startswith(b"cnet: error: "), slow
         same(fast, slow)

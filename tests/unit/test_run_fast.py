@@ -21,7 +21,7 @@ from cnet.cli import plain_args
 from cnet.db import connection, migrate, store
 from cnet.records import Container, ContainerState
 
-from .factories import network
+from .factories import broken_state_dirs, network
 
 FAST = "import sys; sys.modules['typer'] = None; sys.argv = ['cnet', *sys.argv[1:]]; from cnet.cli.entry import main; main()"
 TYPER = "import sys; sys.argv = ['cnet', *sys.argv[1:]]; from cnet.cli.main import main; main()"
@@ -167,15 +167,7 @@ def test_same_errors_as_typer(state, no_tools, run, dry):
 
 
 def test_same_on_broken_states(tmp_path, no_tools):
-    not_a_dir = tmp_path / "file"
-    not_a_dir.write_text("x")
-    damaged = tmp_path / "damaged"
-    damaged.mkdir(mode=0o700)
-    (damaged / "cnet.db").write_bytes(b"not a database" * 100)
-    wide = tmp_path / "wide"  # writable by others: refused before anything is read
-    wide.mkdir()
-    os.chmod(wide, 0o777)
-    for d in (not_a_dir, damaged, wide, not_a_dir / "below"):
+    for d in broken_state_dirs(tmp_path):
         for dry in ([], ["--dry-run"]):
             path = TOOLS if dry else no_tools
             fast, slow = both(f"--state-dir={d}", *dry, "run", "-d", "--net", "none", "true", path=path)
