@@ -94,8 +94,10 @@ WATCH_SCRIPT = (
 )
 
 # A restart's back-off, before the watcher is exec()ed again: `sleep` is the only process added
-# meanwhile (a Python process would keep several MB for up to a minute).
-BACKOFF_SCRIPT = 'sleep "$1"; shift; exec "$@"'
+# meanwhile (a Python process would keep several MB for up to a minute). Only this shell holds the
+# published ports (HELD_FD), not its `sleep`: a watcher killed in its back-off must free them at
+# once, not when an orphaned `sleep` ends.
+BACKOFF_SCRIPT = 'sleep "$1" 4<&-; shift; exec "$@"'
 BACKOFF_NAME = "cnet-backoff"  # its $0
 
 

@@ -128,3 +128,41 @@ def test_a_restarting_container_counts_as_live_for_names(store):
     for cid, state in states.items():
         st.insert_container(store, _ctr(id=cid, name=cid, state=state, netns="cnet-" + cid))
     assert sorted(names_store.running_ids(store)) == ["a" * 12, "b" * 12]
+
+
+def test_a_watcher_killed_in_its_back_off_frees_the_held_ports_at_once():
+    """The back-off shell holds the published ports on HELD_FD; its `sleep` must not: killed with
+    SIGKILL, the watcher (this shell) frees them at once, not when an orphaned sleep ends. The
+    held descriptor here is a pipe's write end: its reader sees EOF once no process holds it."""
+    import os
+    import select
+    import signal
+    import subprocess
+
+    from cnet.kernel import netns as nsk
+
+    read, write = os.pipe()
+
+    def on_held_fd() -> None:  # in the child, before exec: the pipe on HELD_FD, as restart does
+        os.dup2(write, nsk.HELD_FD)  # `write` itself is close-on-exec
+
+    shell = subprocess.Popen(
+        nsk.backoff_argv(30, ["true"]),
+        preexec_fn=on_held_fd,
+        pass_fds=(nsk.HELD_FD,),
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the orphaned sleep is killed with it below
+    )
+    try:
+        os.close(write)
+        assert not select.select([read], [], [], 0.3)[0], "the held descriptor closed before the kill"
+        shell.send_signal(signal.SIGKILL)  # the watcher alone, as `kill -9 WATCHER_PID`
+        shell.wait()
+        assert select.select([read], [], [], 5)[0], "an orphaned sleep still holds the ports"
+        assert os.read(read, 1) == b""
+    finally:
+        os.close(read)
+        try:
+            os.killpg(shell.pid, signal.SIGKILL)  # the sleep left behind
+        except ProcessLookupError:
+            pass
