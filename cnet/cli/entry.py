@@ -9,8 +9,8 @@ everything else `--help` and `ps` do, and was the largest share of a `run` (scri
 - `cnet ps` and `cnet run` in the forms cli/plain_args.py is sure to read as typer does run
   cli/listing.py or cli/container_run.py (the bodies typer's `ps` and `run` run too), with
   cli/invocation.py's context and error mapping (typer's path uses the same).
-  tests/unit/test_plain_args.py proves the parsing equal, tests/unit/test_ps_fast.py and
-  tests/unit/test_run_fast.py the output and exit codes.
+  tests/unit/test_plain_args.py checks that typer reads alike every line this parser takes,
+  tests/unit/test_ps_fast.py and tests/unit/test_run_fast.py the output and exit codes.
 
 Everything else goes to cnet.cli.main."""
 
